@@ -1,0 +1,40 @@
+# TokenGate — one machine, two commands: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+DOTNET ?= dotnet
+CONFIG ?= Debug
+
+.PHONY: help build services services-stop run test bench crds clean
+
+help:
+	@echo "make run            build, start PostgreSQL+Redis, mock upstream, operator, proxy, portal"
+	@echo "make test           start services, build, run every test project"
+	@echo "make services       start local PostgreSQL (127.0.0.1:55432) and Redis (127.0.0.1:56379)"
+	@echo "make services-stop  stop them"
+	@echo "make bench          run the benchmark (see docs/benchmarks.md)"
+	@echo "make crds           regenerate CRDs into config/crd and charts/tokengate/crds"
+
+build:
+	$(DOTNET) build Gateway.sln -c $(CONFIG) -nologo -clp:NoSummary
+
+services:
+	@bash config/local/services.sh start
+
+services-stop:
+	@bash config/local/services.sh stop
+
+run: build services
+	@bash config/local/run.sh
+
+test: services
+	@bash config/local/test.sh
+
+bench: services
+	@bash config/local/bench.sh
+
+crds:
+	$(DOTNET) run --project operator/Gateway.Operator -- crds --out config/crd
+	cp config/crd/*.yaml charts/tokengate/crds/
+
+clean:
+	$(DOTNET) clean Gateway.sln -nologo -v q

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds the solution and runs every test project against the local PostgreSQL and Redis.
+# Prints one closing line "tests: N passed, N failed, N skipped"; exits non-zero on any failure.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+results="$root/.data/test-results"
+rm -rf "$results"; mkdir -p "$results"
+
+dotnet build Gateway.sln -c "${CONFIG:-Debug}" -nologo -clp:NoSummary || { echo "tests: 0 passed, 1 failed (build failed)"; exit 1; }
+
+status=0
+dotnet test Gateway.sln -c "${CONFIG:-Debug}" --no-build -nologo \
+  --logger "trx" --results-directory "$results" \
+  -- RunConfiguration.TestSessionTimeout=2400000 || status=$?
+
+passed=0; failed=0; skipped=0
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  c=$(grep -o '<Counters [^>]*>' "$trx" | head -1)
+  p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$c"); f=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$c")
+  n=$(sed -n 's/.* notExecuted="\([0-9]*\)".*/\1/p' <<<"$c")
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${n:-0}))
+done
+if [ "$passed" -eq 0 ]; then status=1; fi
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+exit "$status"

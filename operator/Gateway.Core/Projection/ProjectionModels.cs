@@ -1,0 +1,57 @@
+using Gateway.Core.Resources;
+
+namespace Gateway.Core.Projection;
+
+/// <summary>What the proxy needs to know about one key version, stored under its hash.</summary>
+public sealed record KeyProjection
+{
+    /// <summary>api_keys.id.</summary>
+    public required string KeyId { get; init; }
+    /// <summary>"namespace/name" of the ApiKey.</summary>
+    public required string Name { get; init; }
+    public required int Version { get; init; }
+    /// <summary>users.id of the owner.</summary>
+    public required string UserId { get; init; }
+    public string? KeyPrefix { get; init; }
+    public List<string> AllowedModels { get; init; } = [];
+    public KeyLimits? Limits { get; init; }
+    public decimal? DiscountRate { get; init; }
+    /// <summary>Spec expiry of the key.</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
+    /// <summary>For a superseded version: end of its grace period.</summary>
+    public DateTimeOffset? ValidUntil { get; init; }
+    public bool Disabled { get; init; }
+}
+
+/// <summary>What the proxy needs to know about a user.</summary>
+public sealed record UserProjection
+{
+    public required string UserId { get; init; }
+    /// <summary>"namespace/name" of the UserQuota.</summary>
+    public required string Name { get; init; }
+    public List<string> AllowedModels { get; init; } = [];
+    public RateLimits? Limits { get; init; }
+    public LabelSelector? UpstreamSelector { get; init; }
+    public decimal? DiscountRate { get; init; }
+    public Budget? Budget { get; init; }
+    public bool Suspended { get; init; }
+}
+
+/// <summary>An upstream account with its resolved credential.</summary>
+public sealed record UpstreamProjection
+{
+    /// <summary>"namespace/name" of the UpstreamAccount; also its metric label.</summary>
+    public required string Name { get; init; }
+    public required string Provider { get; init; }
+    public required string BaseUrl { get; init; }
+    /// <summary>The API key or OAuth access token sent upstream. Never logged.</summary>
+    public string? Credential { get; init; }
+    public List<UpstreamModel> Models { get; init; } = [];
+    public int Priority { get; init; }
+    public int Weight { get; init; } = 1;
+    public UpstreamLimits? Limits { get; init; }
+    public Dictionary<string, string> Labels { get; init; } = [];
+    public bool Disabled { get; init; }
+    /// <summary>Price version for model price overrides: "ua:namespace/name@generation".</summary>
+    public string? PriceVersion { get; init; }
+}

@@ -1,0 +1,7 @@
+namespace Gateway.Operator.Tests;
+
+public sealed class BuildSmokeTests
+{
+    [Fact]
+    public void Test_project_builds_and_runs() => Assert.True(typeof(BuildSmokeTests).Assembly.GetName().Name == "Gateway.Operator.Tests");
+}
