@@ -1,13 +1,14 @@
+using Gateway.Operator.Hosting;
+
 namespace Gateway.Operator;
 
 /// <summary>Process entry point.</summary>
 public static class Program
 {
-    public static void Main(string[] args)
+    public static async Task<int> Main(string[] args)
     {
-        var builder = WebApplication.CreateBuilder(args);
-        var app = builder.Build();
-        app.MapGet("/healthz", () => "ok");
-        app.Run();
+        var app = OperatorApp.Build(args);
+        await app.RunAsync();
+        return 0;
     }
 }

@@ -23,7 +23,7 @@ public sealed class LedgerOptions
 /// PostgreSQL is down the events wait in the stream and nothing is lost.
 /// </summary>
 public sealed partial class LedgerWriter(
-    IRedisClient blockingRedis,
+    Func<CancellationToken, Task<IRedisClient>> openBlockingClient,
     IRedisClient redis,
     NpgsqlDataSource dataSource,
     ProjectionKeys keys,
@@ -45,13 +45,16 @@ public sealed partial class LedgerWriter(
         var backoff = TimeSpan.FromMilliseconds(200);
         var groupReady = false;
         var drainOwnPending = true;
+        IRedisClient? blockingRedis = null;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
+                // Blocking reads get a connection of their own so they never stall other commands.
+                blockingRedis ??= await openBlockingClient(stoppingToken);
                 if (!groupReady) { await EnsureGroupAsync(stoppingToken); groupReady = true; }
 
-                IReadOnlyList<(string Id, Dictionary<string, string> Fields)> batch;
+                IReadOnlyList<StreamEntry> batch;
                 if (drainOwnPending)
                 {
                     // After a restart, first finish what this consumer read but never acknowledged.
@@ -60,24 +63,26 @@ public sealed partial class LedgerWriter(
                 }
                 else
                 {
-                    batch = await ReadAsync(blockingRedis, ">", block: true, stoppingToken);
+                    batch = await ReadAsync(blockingRedis!, ">", block: true, stoppingToken);
                     if (batch.Count == 0) batch = await ClaimAsync(stoppingToken);
                 }
                 if (batch.Count == 0) continue;
 
                 await PersistAsync(batch, stoppingToken);
-                var ids = new List<RedisArg>(batch.Count + 2) { keys.UsageStream, ProjectionKeys.UsageGroup };
+                var ids = new List<string>(batch.Count);
                 foreach (var e in batch) ids.Add(e.Id);
-                await redis.ExecuteAsync("XACK", ids, stoppingToken);
-                ids.RemoveAt(1);
-                await redis.ExecuteAsync("XDEL", ids, stoppingToken);
+                await redis.StreamAckAsync(keys.UsageStream, ProjectionKeys.UsageGroup, ids, stoppingToken);
+                // Persisted and acknowledged: drop them so the stream stays as long as the backlog.
+                var del = new List<RedisArg>(ids.Count + 1) { keys.UsageStream };
+                foreach (var id in ids) del.Add(id);
+                await redis.ExecuteAsync("XDEL", del, stoppingToken);
                 Interlocked.Add(ref _persisted, batch.Count);
                 EventsWritten.Add(batch.Count);
                 backoff = TimeSpan.FromMilliseconds(200);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
-                return;
+                break;
             }
             catch (Exception e)
             {
@@ -85,67 +90,27 @@ public sealed partial class LedgerWriter(
                 WriteFailures.Add(1);
                 LogBatchFailed(logger, e.GetType().Name, e.Message, backoff.TotalMilliseconds);
                 drainOwnPending = true;
-                if (e is RedisServerException rse && rse.Prefix == "NOGROUP") groupReady = false;
-                try { await Task.Delay(backoff, stoppingToken); } catch (OperationCanceledException) { return; }
+                if (e is RedisServerException rse && rse.HasPrefix("NOGROUP")) groupReady = false;
+                try { await Task.Delay(backoff, stoppingToken); } catch (OperationCanceledException) { break; }
                 backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 10_000));
             }
         }
+        if (blockingRedis is not null) await blockingRedis.DisposeAsync();
     }
 
-    private async Task EnsureGroupAsync(CancellationToken ct)
-    {
-        try
-        {
-            // From "0": events the proxy wrote before the group existed are not skipped.
-            await redis.ExecuteAsync("XGROUP", ["CREATE", keys.UsageStream, ProjectionKeys.UsageGroup, "0", "MKSTREAM"], ct);
-        }
-        catch (RedisServerException e) when (e.Prefix == "BUSYGROUP")
-        {
-            // Already there.
-        }
-    }
+    // From "0": events the proxy wrote before the group existed are not skipped.
+    private Task EnsureGroupAsync(CancellationToken ct) =>
+        redis.StreamCreateGroupAsync(keys.UsageStream, ProjectionKeys.UsageGroup, "0", ct);
 
-    private async Task<IReadOnlyList<(string, Dictionary<string, string>)>> ReadAsync(IRedisClient client, string from, bool block, CancellationToken ct)
-    {
-        var args = new List<RedisArg> { "GROUP", ProjectionKeys.UsageGroup, _options.ConsumerName, "COUNT", _options.BatchSize };
-        if (block) { args.Add("BLOCK"); args.Add((long)_options.Block.TotalMilliseconds); }
-        args.Add("STREAMS"); args.Add(keys.UsageStream); args.Add(from);
-        var reply = await client.ExecuteAsync("XREADGROUP", args, ct);
-        var result = new List<(string, Dictionary<string, string>)>();
-        if (reply.IsNull) return result;
-        foreach (var stream in reply.Items)
-        {
-            if (stream.Items.Count < 2) continue;
-            foreach (var entry in stream.Items[1].Items) AddEntry(result, entry);
-        }
-        return result;
-    }
+    private async Task<IReadOnlyList<StreamEntry>> ReadAsync(IRedisClient client, string from, bool block, CancellationToken ct) =>
+        await client.StreamReadGroupAsync(keys.UsageStream, ProjectionKeys.UsageGroup, _options.ConsumerName, _options.BatchSize,
+            block ? _options.Block : null, from, ct);
 
-    private async Task<IReadOnlyList<(string, Dictionary<string, string>)>> ClaimAsync(CancellationToken ct)
-    {
-        var reply = await redis.ExecuteAsync("XAUTOCLAIM",
-            [keys.UsageStream, ProjectionKeys.UsageGroup, _options.ConsumerName, (long)_options.ClaimIdle.TotalMilliseconds, "0-0", "COUNT", _options.BatchSize], ct);
-        var result = new List<(string, Dictionary<string, string>)>();
-        if (reply.Items.Count >= 2)
-        {
-            foreach (var entry in reply.Items[1].Items) AddEntry(result, entry);
-        }
-        return result;
-    }
-
-    private static void AddEntry(List<(string, Dictionary<string, string>)> into, RespValue entry)
-    {
-        // A deleted-but-pending entry comes back with a nil field list.
-        if (entry.Items.Count < 2) return;
-        var id = entry.Items[0].AsString()!;
-        var fields = new Dictionary<string, string>(StringComparer.Ordinal);
-        var f = entry.Items[1].Items;
-        for (var i = 0; i + 1 < f.Count; i += 2) fields[f[i].AsString() ?? ""] = f[i + 1].AsString() ?? "";
-        into.Add((id, fields));
-    }
+    private async Task<IReadOnlyList<StreamEntry>> ClaimAsync(CancellationToken ct) =>
+        (await redis.StreamAutoClaimAsync(keys.UsageStream, ProjectionKeys.UsageGroup, _options.ConsumerName, _options.ClaimIdle, "0-0", _options.BatchSize, ct)).Claimed;
 
     /// <summary>Writes a batch in one transaction; replays are no-ops thanks to the unique request_id.</summary>
-    internal async Task<int> PersistAsync(IReadOnlyList<(string Id, Dictionary<string, string> Fields)> batch, CancellationToken ct)
+    internal async Task<int> PersistAsync(IReadOnlyList<StreamEntry> batch, CancellationToken ct)
     {
         var events = new List<UsageEvent>(batch.Count);
         foreach (var (id, fields) in batch)

@@ -23,6 +23,11 @@ public static class YamlDocuments
         {
             throw new InvalidDataException($"{origin}: invalid YAML at line {e.Start.Line}, column {e.Start.Column}: {e.Message}", e);
         }
+        catch (InvalidOperationException e)
+        {
+            // YamlDotNet reports some truncated documents (e.g. an unclosed flow sequence) this way.
+            throw new InvalidDataException($"{origin}: invalid YAML (the document ends inside an unclosed structure).", e);
+        }
         var result = new List<JsonObject>();
         foreach (var doc in stream.Documents)
         {
