@@ -268,10 +268,12 @@ internal static class EnforcementScripts
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
         local lease = tonumber(ARGV[3])
         redis.call('HSET', KEYS[1], 'expires_at_ms', fmt(lease))
-        for z = 2, 4 do redis.call('ZADD', KEYS[z], 'XX', fmt(lease), ARGV[2]) end
+        -- Plain ZADD: a slot already swept as expired by another admission is taken again, since the
+        -- request is evidently alive.
+        for z = 2, 4 do redis.call('ZADD', KEYS[z], fmt(lease), ARGV[2]) end
         for z = 3, 4 do
           local ttl = redis.call('PTTL', KEYS[z])
-          if ttl >= 0 and ttl < lease - now then redis.call('PEXPIRE', KEYS[z], fmt(lease - now + MIN)) end
+          if ttl < lease - now then redis.call('PEXPIRE', KEYS[z], fmt(lease - now + MIN)) end
         end
         return 1
         """);

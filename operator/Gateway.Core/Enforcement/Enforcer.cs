@@ -43,6 +43,11 @@ public sealed class Enforcer
     public async Task<AdmissionResult> AdmitAsync(AdmissionRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
+        ArgumentOutOfRangeException.ThrowIfNegative(request.ReservedMicros, nameof(request));
+        ArgumentOutOfRangeException.ThrowIfNegative(request.EstimatedInputTokens, nameof(request));
+        ArgumentOutOfRangeException.ThrowIfNegative(request.MaxOutputTokens, nameof(request));
+        if (request.Lease is { } requested && requested <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(request), "The reservation lease must be positive.");
         var now = _time.GetUtcNow();
         var nowMs = now.ToUnixTimeMilliseconds();
         var lease = request.Lease ?? _options.DefaultLease;
@@ -132,6 +137,7 @@ public sealed class Enforcer
         if (!string.Equals(settlement.Usage.RequestId, reservation.RequestId, StringComparison.Ordinal))
             throw new ArgumentException("The usage event's request id differs from the reservation's.", nameof(settlement));
         var actual = settlement.ActualCostMicros ?? Money.ToMicrosCeiling(settlement.Usage.Cost);
+        ArgumentOutOfRangeException.ThrowIfNegative(actual, nameof(settlement));
         var fields = settlement.Usage.ToStreamFields();
         var args = new List<RedisArg>(5 + fields.Count)
         {
@@ -164,6 +170,7 @@ public sealed class Enforcer
     public async Task<bool> ExtendLeaseAsync(Reservation reservation, TimeSpan lease, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(reservation);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(lease, TimeSpan.Zero);
         var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
         RedisArg[] keys = [_keys.Reservation(reservation.RequestId), _keys.Reservations, _keys.KeyInflight(reservation.KeyId), _keys.UserInflight(reservation.UserId)];
         RedisArg[] args = [nowMs, reservation.RequestId, nowMs + (long)lease.TotalMilliseconds];
