@@ -46,6 +46,8 @@ public sealed record ProxyError(int Status, string Type, string Code, string Ant
         "Every upstream account serving this model is cooling down after failures, disabled or at its limits. Retry shortly.", "no_upstream");
     public static readonly ProxyError UpstreamConnectFailed = new(502, "server_error", "upstream_error", "api_error",
         "The upstream provider could not be reached. Retry shortly.", "upstream_failed");
+    public static readonly ProxyError UnknownRoute = new(404, "invalid_request_error", "unknown_url", "not_found_error",
+        "Unknown path. The gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /v1/models, /v1/messages, /v1/messages/count_tokens and /v1/usage.", "unknown_route");
     public static readonly ProxyError UpstreamTimeout = new(504, "server_error", "upstream_timeout", "api_error",
         "The upstream provider did not answer in time. Retry shortly or lower max tokens.", "upstream_timeout");
 

@@ -24,6 +24,18 @@ public static class UpstreamSelector
         }
     }
 
+    /// <summary>True when some target not yet tried could take a request now (no probe is claimed).</summary>
+    public static bool HasCandidate(UpstreamTarget[] targets, LabelSelector? selector, ulong tried)
+    {
+        var now = Stopwatch.GetTimestamp();
+        var count = Math.Min(targets.Length, 64);
+        for (var i = 0; i < count; i++)
+        {
+            if (IsEligible(targets[i], selector, tried, i, now)) return true;
+        }
+        return false;
+    }
+
     private static int PickOnce(UpstreamTarget[] targets, LabelSelector? selector, ulong tried, long now)
     {
         var count = Math.Min(targets.Length, 64);
