@@ -66,8 +66,15 @@ public sealed class Condition
     public string Message { get; set; } = "";
 }
 
+/// <summary>Any object with metadata (lets generic code reach metadata without knowing the spec type).</summary>
+public interface IResource
+{
+    string Kind { get; }
+    ObjectMeta Metadata { get; }
+}
+
 /// <summary>A namespaced custom resource with spec and status.</summary>
-public abstract class CustomResource<TSpec, TStatus>
+public abstract class CustomResource<TSpec, TStatus> : IResource
     where TSpec : new()
     where TStatus : new()
 {
