@@ -1,4 +1,5 @@
 using Gateway.Core.Keys;
+using Gateway.Core.Metrics;
 using Gateway.Core.Projection;
 using Gateway.Core.Redis;
 using Gateway.Core.Storage;
@@ -53,6 +54,7 @@ public static class OperatorApp
         s.AddSingleton<ProjectionWriter>();
         s.AddSingleton<TokenGateReconciler>();
         s.AddSingleton<MigrationState>();
+        s.AddPrometheusExporter();
 
         // Migrations first: hosted services start in registration order and this one blocks until done.
         s.AddHostedService(sp => new MigrationService(postgres, sp.GetRequiredService<MigrationState>(), sp.GetRequiredService<ILogger<MigrationService>>()));
@@ -81,6 +83,7 @@ public static class OperatorApp
 
         var app = builder.Build();
         app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapPrometheusMetrics();
         app.MapGet("/readyz", (MigrationState m, IRedisClient r) =>
             m.Done && r.IsConnected ? Results.Text("ready") : Results.Text(m.Done ? "redis unavailable" : "migrating", statusCode: 503));
         return app;

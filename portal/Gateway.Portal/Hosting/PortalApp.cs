@@ -1,3 +1,4 @@
+using Gateway.Core.Metrics;
 using Gateway.Core.Storage;
 
 namespace Gateway.Portal.Hosting;
@@ -17,6 +18,7 @@ public static class PortalApp
             ?? throw new InvalidOperationException("ConnectionStrings:Postgres is not set (e.g. Host=127.0.0.1;Port=55432;Username=postgres;Database=tokengate).");
         builder.Services.AddTokenGateStorage(postgres);
         builder.Services.AddRazorPages();
+        builder.Services.AddPrometheusExporter();
         builder.Services.AddAntiforgery(o => o.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest);
 
         var app = builder.Build();
@@ -24,6 +26,7 @@ public static class PortalApp
         app.UseRouting();
         app.UseAntiforgery();
         app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapPrometheusMetrics();
         app.MapRazorPages();
         return app;
     }
