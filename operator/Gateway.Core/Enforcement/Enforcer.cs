@@ -203,7 +203,18 @@ public sealed class Enforcer
     {
         var cacheKey = (period, zone ?? "");
         if (_periods.TryGetValue(cacheKey, out var cached) && cached.Start <= now && now < cached.End) return cached;
-        var computed = BudgetCalendar.CurrentPeriod(period, zone, now);
+        BudgetPeriod? computed;
+        try
+        {
+            computed = BudgetCalendar.CurrentPeriod(period, zone, now);
+        }
+        catch (Exception e) when (e is TimeZoneNotFoundException or InvalidTimeZoneException)
+        {
+            // A zone this host does not know (a typo, or an image without tzdata) must not fail every request
+            // of the user: keep enforcing the budget on UTC days and say so (once per period, thanks to the cache).
+            Log.UnknownBudgetTimeZone(_logger, zone ?? "");
+            computed = BudgetCalendar.CurrentPeriod(period, "UTC", now);
+        }
         if (computed is { } c) _periods[cacheKey] = c;
         return computed;
     }
@@ -284,4 +295,7 @@ internal static partial class Log
 {
     [LoggerMessage(EventId = 3101, Level = LogLevel.Information, Message = "Charged the reservation of request {RequestId} ({CostUsd} USD): its lease passed without settlement.")]
     public static partial void ReservationExpired(ILogger logger, string requestId, decimal costUsd);
+
+    [LoggerMessage(EventId = 3102, Level = LogLevel.Warning, Message = "Budget time zone '{Zone}' is unknown on this host; budget periods use UTC until it is fixed.")]
+    public static partial void UnknownBudgetTimeZone(ILogger logger, string zone);
 }
