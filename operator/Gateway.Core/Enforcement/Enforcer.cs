@@ -38,7 +38,9 @@ public sealed class Enforcer
         _logger = logger ?? (ILogger)NullLogger.Instance;
     }
 
-    /// <summary>Checks every limit and, only if all pass, counts the request and holds its reservation.</summary>
+    /// <summary>Checks every limit and, only if all pass, counts the request and holds its reservation.
+    /// <paramref name="cancellationToken"/> is observed only before the script is sent, so an admitted request's
+    /// reservation always reaches the caller (who must settle or release it).</summary>
     /// <exception cref="InvalidOperationException">A reservation with this request id already exists.</exception>
     public async Task<AdmissionResult> AdmitAsync(AdmissionRequest request, CancellationToken cancellationToken = default)
     {
@@ -98,7 +100,10 @@ public sealed class Enforcer
             (long)_options.ConcurrencyRetryAfter.TotalMilliseconds,
         ];
 
-        var reply = await _redis.EvalAsync(EnforcementScripts.Admit, keys, args, cancellationToken).ConfigureAwait(false);
+        // The token is honoured only before the script is sent: a cancelled wait for a script Redis still runs
+        // would leave a reservation nobody knows about, charged later as an orphan.
+        cancellationToken.ThrowIfCancellationRequested();
+        var reply = await _redis.EvalAsync(EnforcementScripts.Admit, keys, args, CancellationToken.None).ConfigureAwait(false);
         var r = reply.Items;
         if (r[0].AsInt64() == -1)
             throw new InvalidOperationException("A reservation for this request id already exists; request ids must be unique.");
