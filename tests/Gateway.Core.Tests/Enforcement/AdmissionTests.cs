@@ -151,6 +151,21 @@ public sealed class AdmissionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_settlement_in_the_next_minute_takes_the_estimate_out_of_the_previous_minute()
+    {
+        var key = Key(limits: new KeyLimits { TokensPerMinute = 1000 });
+        var user = User();
+        var a = (await _t.Enforcer.AdmitAsync(Request(key, user, inputTokens: 100, maxOutputTokens: 500))).Reservation!;
+        _t.Clock.Now = new DateTimeOffset(2026, 6, 10, 10, 1, 30, TimeSpan.Zero);
+        await _t.Enforcer.SettleAsync(Settlement(a, 10, new TokenCounts(60, 0, 0, 40)));
+
+        // The previous minute no longer holds the 600 estimate; the current one holds the 100 actual tokens.
+        var next = await _t.Enforcer.AdmitAsync(Request(key, user, inputTokens: 400, maxOutputTokens: 500));
+        Assert.True(next.Allowed);
+        Assert.Equal(0, next.Tokens!.Value.Remaining);
+    }
+
+    [Fact]
     public async Task A_request_larger_than_the_token_window_gets_no_retry_after()
     {
         var key = Key(limits: new KeyLimits { TokensPerMinute = 1000 });

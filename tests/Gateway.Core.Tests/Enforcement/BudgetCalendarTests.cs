@@ -109,6 +109,16 @@ public sealed class BudgetRolloverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_unknown_budget_time_zone_falls_back_to_utc_periods_instead_of_failing_requests()
+    {
+        var user = User(budget: new Budget { Amount = 1m, Period = BudgetPeriods.Daily, Timezone = "Mars/Olympus_Mons" });
+        var result = await _t.Enforcer.AdmitAsync(Request(Key(), user, 1_000_000));
+        Assert.True(result.Allowed);
+        Assert.Equal(_t.Keys.BudgetSpent("u1", new DateTimeOffset(2026, 3, 29, 0, 0, 0, TimeSpan.Zero).ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture)), result.Reservation!.BudgetKey);
+        Assert.Equal(RejectionReason.BudgetExhausted, (await _t.Enforcer.AdmitAsync(Request(Key(), user, 1))).Reason);
+    }
+
+    [Fact]
     public async Task A_weekly_budget_in_New_York_resets_on_Monday_local_midnight()
     {
         var user = User(budget: new Budget { Amount = 1m, Period = BudgetPeriods.Weekly, Timezone = "America/New_York" });
