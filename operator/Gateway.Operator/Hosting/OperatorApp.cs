@@ -1,3 +1,4 @@
+using Gateway.Core.Enforcement;
 using Gateway.Core.Keys;
 using Gateway.Core.Metrics;
 using Gateway.Core.Projection;
@@ -80,6 +81,9 @@ public static class OperatorApp
             sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<LedgerOptions>>(),
             sp.GetRequiredService<ILogger<LedgerWriter>>()));
         s.AddHostedService(sp => sp.GetRequiredService<LedgerWriter>());
+        s.AddSingleton(sp => new Enforcer(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(),
+            sp.GetRequiredService<TimeProvider>(), null, sp.GetRequiredService<ILogger<Enforcer>>()));
+        s.AddHostedService<ReservationSweeper>();
 
         var app = builder.Build();
         app.MapGet("/healthz", () => Results.Text("ok"));

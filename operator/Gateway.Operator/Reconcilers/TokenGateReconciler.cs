@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Gateway.Core.Enforcement;
 using Gateway.Core.Json;
 using Gateway.Core.Keys;
 using Gateway.Core.Pricing;
@@ -247,7 +248,10 @@ public sealed class TokenGateReconciler(
             }
         }
 
-        var (periodStart, periodEnd) = BudgetPeriod(spec.Budget, now);
+        // The same calendar the proxy's enforcement uses, so status and limits agree on the period.
+        var period = BudgetCalendar.CurrentPeriod(spec.Budget, now);
+        var periodStart = period?.Start ?? DateTimeOffset.MinValue;
+        DateTimeOffset? periodEnd = period?.End;
         var spent = -(await db.LedgerEntries
             .Where(e => e.UserId == row.Id && (e.Kind == LedgerKinds.Consume || e.Kind == LedgerKinds.Expire) && e.CreatedAt >= periodStart)
             .SumAsync(e => (decimal?)e.Amount, ct) ?? 0m);
@@ -516,28 +520,4 @@ public sealed class TokenGateReconciler(
     private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     private static TimeSpan Clamp(TimeSpan t) => t < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : t > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : t;
-
-    /// <summary>The current calendar-aligned budget period in the budget's time zone.</summary>
-    internal static (DateTimeOffset Start, DateTimeOffset? End) BudgetPeriod(Budget? budget, DateTimeOffset now)
-    {
-        if (budget is null || budget.Period == BudgetPeriods.None) return (DateTimeOffset.MinValue, null);
-        var tz = TimeZoneInfo.TryFindSystemTimeZoneById(budget.Timezone, out var z) ? z : TimeZoneInfo.Utc;
-        var local = TimeZoneInfo.ConvertTime(now, tz);
-        var day = local.Date;
-        var (start, end) = budget.Period switch
-        {
-            BudgetPeriods.Daily => (day, day.AddDays(1)),
-            BudgetPeriods.Weekly => (day.AddDays(-(((int)day.DayOfWeek + 6) % 7)), day.AddDays(-(((int)day.DayOfWeek + 6) % 7) + 7)),
-            _ => (new DateTime(day.Year, day.Month, 1), new DateTime(day.Year, day.Month, 1).AddMonths(1)),
-        };
-        return (ToInstant(start, tz), ToInstant(end, tz));
-    }
-
-    private static DateTimeOffset ToInstant(DateTime localMidnight, TimeZoneInfo tz)
-    {
-        // A midnight skipped by a DST jump resolves to the first valid instant after it.
-        var t = localMidnight;
-        while (tz.IsInvalidTime(t)) t = t.AddMinutes(30);
-        return new DateTimeOffset(t, tz.GetUtcOffset(t)).ToUniversalTime();
-    }
 }
