@@ -252,6 +252,9 @@ public sealed class RespClient : IRedisClient
 
     private async Task OnSubscriberConnectedAsync(RespConnection connection, bool isReconnect, CancellationToken cancellationToken)
     {
+        // The first connection is made while the SubscribeAsync that created the subscriber holds the
+        // gate (waiting for this very connection), and no channel can be registered before it exists.
+        if (!isReconnect) return;
         int count;
         await _subscriptionGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -274,7 +277,6 @@ public sealed class RespClient : IRedisClient
         {
             _subscriptionGate.Release();
         }
-        if (!isReconnect) return;
         Log.Resubscribed(_logger, count);
         var handlers = Reconnected;
         if (handlers is null) return;
