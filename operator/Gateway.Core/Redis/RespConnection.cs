@@ -315,7 +315,7 @@ internal sealed class RespConnection
 
         public void Complete(RespValue value)
         {
-            if (value.Type == RespType.Error) TrySetException(new RedisServerException(value.AsString()!));
+            if (value.Type == RespType.Error) TrySetException(new RedisServerException(WithoutArguments(value.AsString()!)));
             else TrySetResult(value);
             _registration.Dispose();
         }
@@ -324,6 +324,14 @@ internal sealed class RespConnection
         {
             TrySetException(exception);
             _registration.Dispose();
+        }
+
+        // "ERR unknown command 'X', with args beginning with: 'key' ..." echoes arguments, which may be
+        // keys; exception messages must not carry them.
+        private static string WithoutArguments(string error)
+        {
+            var at = error.IndexOf(", with args beginning with:", StringComparison.Ordinal);
+            return at < 0 ? error : error[..at];
         }
     }
 }

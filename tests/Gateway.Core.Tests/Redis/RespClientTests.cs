@@ -126,6 +126,15 @@ public sealed class RespClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Server_errors_do_not_echo_command_arguments()
+    {
+        var error = await Assert.ThrowsAsync<RedisServerException>(() => _client.ExecuteAsync("NOSUCHCOMMAND", ["secret-arg-123"]));
+        Assert.Equal("ERR", error.Prefix);
+        Assert.DoesNotContain("secret-arg-123", error.Message, StringComparison.Ordinal);
+        Assert.True(_client.IsConnected);
+    }
+
+    [Fact]
     public async Task Eval_loads_an_unknown_script_with_eval_then_uses_evalsha()
     {
         // A unique comment gives a SHA the server has never seen, without flushing the shared script cache.
