@@ -144,7 +144,11 @@ internal sealed class RespConnection
 
         lock (_writeLock)
         {
-            if (_failed) return Task.FromException<RespValue>(BrokenException());
+            if (_failed)
+            {
+                pending.Fail(BrokenException()); // also drops the cancellation registration
+                return pending.Task;
+            }
             try
             {
                 RespWriter.WriteCommand(_output.Writer, command, head, first, second);

@@ -24,11 +24,14 @@ public sealed class RespClientReconnectTests
         Assert.Equal(1, await client.PublishAsync("invalidate", "before"));
         await Eventually.TrueAsync(() => Task.FromResult(received.Contains("before")), "the message before the outage");
         var inFlight = blocking.ExecuteBlockingAsync("BLPOP", ["never", 50], TimeSpan.FromSeconds(50));
+        // Queued on the server behind the BLPOP, so still unanswered when the server dies.
+        var queued = Enumerable.Range(0, 100).Select(_ => blocking.ExecuteAsync("PING", [])).ToArray();
 
         server.Kill();
 
-        // A command in flight when the connection breaks fails (it does not wait for its 60 s timeout).
+        // Commands in flight when the connection breaks fail (they do not wait for their 60 s timeout).
         await Assert.ThrowsAsync<RedisConnectionException>(() => inFlight.WaitAsync(Deadline));
+        foreach (var command in queued) await Assert.ThrowsAsync<RedisConnectionException>(() => command.WaitAsync(Deadline));
         await Eventually.TrueAsync(() => Task.FromResult(!client.IsConnected), "the client to notice the outage");
         var whileDown = client.ExecuteAsync("PING", []);
         Assert.True(whileDown.IsFaulted, "a command while disconnected must fail immediately, not queue");
