@@ -34,7 +34,7 @@ bench: services
 
 crds:
 	$(DOTNET) run --project operator/Gateway.Operator -- crds --out config/crd
-	cp config/crd/*.yaml charts/tokengate/crds/
+	cp config/crd/tokengate.io_*.yaml charts/tokengate/crds/
 
 clean:
 	$(DOTNET) clean Gateway.sln -nologo -v q
