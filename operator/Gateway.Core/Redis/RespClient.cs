@@ -264,8 +264,8 @@ public sealed class RespClient : IRedisClient
 
     private async Task OnSubscriberConnectedAsync(RespConnection connection, bool isReconnect, CancellationToken cancellationToken)
     {
-        // The first connection is made while the SubscribeAsync that created the subscriber holds the
-        // gate (waiting for this very connection), and no channel can be registered before it exists.
+        // Channels are registered only on an established subscriber connection, so a first connection
+        // has nothing to restore (and nobody to tell that it "re"-connected).
         if (!isReconnect) return;
         int count;
         await _subscriptionGate.WaitAsync(cancellationToken).ConfigureAwait(false);
