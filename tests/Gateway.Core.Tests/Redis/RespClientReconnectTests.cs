@@ -97,5 +97,10 @@ public sealed class RespClientReconnectTests
         await using var subscription = await client.SubscribeAsync("c", (_, _) => { });
         Assert.Equal(1, await client.PublishAsync("c", "x"));
         Assert.DoesNotContain(password, client.Options.ToString(), StringComparison.Ordinal);
+
+        // ACL user: AUTH user password.
+        await client.ExecuteAsync("ACL", ["SETUSER", "proxy", "on", ">proxy-pw-1", "~*", "&*", "+@all"]);
+        await using var asUser = await RespClient.ConnectAsync(server.Address + ",user=proxy,password=proxy-pw-1");
+        Assert.Equal("proxy", (await asUser.ExecuteAsync("ACL", ["WHOAMI"])).AsString());
     }
 }
