@@ -264,6 +264,9 @@ public sealed class RespClient : IRedisClient
 
     private async Task OnSubscriberConnectedAsync(RespConnection connection, bool isReconnect, CancellationToken cancellationToken)
     {
+        // Channels are registered only on an established subscriber connection, so a first connection
+        // has nothing to restore (and nobody to tell that it "re"-connected).
+        if (!isReconnect) return;
         int count;
         await _subscriptionGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -286,7 +289,6 @@ public sealed class RespClient : IRedisClient
         {
             _subscriptionGate.Release();
         }
-        if (!isReconnect) return;
         Log.Resubscribed(_logger, count);
         var handlers = Reconnected;
         if (handlers is null) return;
