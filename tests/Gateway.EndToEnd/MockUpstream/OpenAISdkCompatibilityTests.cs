@@ -4,6 +4,7 @@ using Gateway.MockUpstream.Tokens;
 using OpenAI;
 using OpenAI.Chat;
 using OpenAI.Embeddings;
+using OpenAI.Responses;
 
 namespace Gateway.EndToEnd.MockUpstream;
 
@@ -71,4 +72,39 @@ public sealed class OpenAISdkCompatibilityTests(MockUpstreamFixture mock) : ICla
         var ex = await Assert.ThrowsAsync<ClientResultException>(() => client.CompleteChatAsync([new UserChatMessage("hi")]));
         Assert.Equal(401, ex.Status);
     }
+
+    // The Responses client is marked experimental (OPENAI001) in this SDK version.
+#pragma warning disable OPENAI001
+    [Fact]
+    public async Task Sdk_responses_reads_output_text_and_usage()
+    {
+        var client = new ResponsesClient(new ApiKeyCredential(mock.Server.ApiKey), new ResponsesClientOptions { Endpoint = mock.Server.OpenAIBaseUrl });
+
+        ResponseResult response = await client.CreateResponseAsync("gpt-4o", "Summarise the gateway", null, default);
+
+        Assert.Equal(ResponseStatus.Completed, response.Status);
+        Assert.Equal(MockReply.Text(MockReply.DefaultOutputTokens), response.GetOutputText());
+        Assert.Equal(MockTokenizer.Count("Summarise the gateway"), response.Usage.InputTokenCount);
+        Assert.Equal(MockReply.DefaultOutputTokens, response.Usage.OutputTokenCount);
+    }
+
+    [Fact]
+    public async Task Sdk_streaming_responses_receive_deltas_and_the_completed_response()
+    {
+        var client = new ResponsesClient(new ApiKeyCredential(mock.Server.ApiKey), new ResponsesClientOptions { Endpoint = mock.Server.OpenAIBaseUrl });
+        var text = new StringBuilder();
+        ResponseResult? completed = null;
+
+        await foreach (var update in await client.CreateResponseStreamingAsync("gpt-4o", "Stream it", null, default))
+        {
+            if (update is StreamingResponseOutputTextDeltaUpdate delta) text.Append(delta.Delta);
+            if (update is StreamingResponseCompletedUpdate done) completed = done.Response;
+        }
+
+        Assert.Equal(MockReply.Text(MockReply.DefaultOutputTokens), text.ToString());
+        Assert.NotNull(completed);
+        Assert.Equal(MockTokenizer.Count("Stream it"), completed.Usage.InputTokenCount);
+        Assert.Equal(MockReply.DefaultOutputTokens, completed.Usage.OutputTokenCount);
+    }
+#pragma warning restore OPENAI001
 }
