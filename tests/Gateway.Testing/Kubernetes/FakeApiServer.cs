@@ -234,6 +234,11 @@ public sealed class FakeApiServer : IAsyncDisposable
         {
             await WriteStatus(ctx, 400, "BadRequest", "the request body is not valid JSON", null, null);
         }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or InvalidCastException)
+        {
+            // A bug in the fake must be visible in the failing test, not hidden as a bare 500.
+            await WriteStatus(ctx, 500, "InternalError", "fake API server error: " + e, null, null);
+        }
     }
 
     private RequestTarget? Route(string path)
@@ -387,7 +392,7 @@ public sealed class FakeApiServer : IAsyncDisposable
             if (store.ContainsKey(key)) goto exists;
             meta["uid"] = Guid.NewGuid().ToString();
             meta["creationTimestamp"] = DateTimeOffset.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
-            meta["generation"] = 1;
+            meta["generation"] = 1L;
             meta.Remove("deletionTimestamp");
             meta["resourceVersion"] = NextRv();
             store[key] = body;
