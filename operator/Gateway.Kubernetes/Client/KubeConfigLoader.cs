@@ -123,7 +123,7 @@ public static class KubeConfigLoader
     internal sealed class KubeUser
     {
         public string? Token { get; set; }
-        [YamlMember(Alias = "tokenFile")]
+        [YamlMember(Alias = "tokenFile", ApplyNamingConventions = false)]
         public string? TokenFile { get; set; }
         public string? ClientCertificate { get; set; }
         public string? ClientCertificateData { get; set; }
@@ -139,7 +139,7 @@ public static class KubeConfigLoader
         public string? Command { get; set; }
         public List<string>? Args { get; set; }
         public List<KubeExecEnv>? Env { get; set; }
-        [YamlMember(Alias = "apiVersion")]
+        [YamlMember(Alias = "apiVersion", ApplyNamingConventions = false)]
         public string? ApiVersion { get; set; }
     }
 
@@ -159,7 +159,7 @@ public static class KubeConfigLoader
     {
         public string? Cluster { get; set; }
         public string? User { get; set; }
-        [YamlMember(Alias = "namespace")]
+        [YamlMember(Alias = "namespace", ApplyNamingConventions = false)]
         public string? Namespace { get; set; }
     }
 

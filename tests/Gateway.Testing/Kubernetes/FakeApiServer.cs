@@ -128,6 +128,11 @@ public sealed class FakeApiServer : IAsyncDisposable
         lock (_gate) _failures.Add(new InjectedFailure(statusCode, method, pathContains, watch) { Remaining = times });
     }
 
+    public void ClearInjectedFailures()
+    {
+        lock (_gate) _failures.Clear();
+    }
+
     public int CountRequests(string? method = null, string? pathContains = null, bool? watch = null) =>
         _requests.Count(r => (method is null || string.Equals(r.Method, method, StringComparison.OrdinalIgnoreCase))
             && (pathContains is null || r.Path.Contains(pathContains, StringComparison.Ordinal))
