@@ -573,6 +573,8 @@ public sealed class FakeApiServer : IAsyncDisposable
                 {
                     meta["deletionTimestamp"] = DateTimeOffset.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
                     meta["deletionGracePeriodSeconds"] = 0;
+                    // As the real server does, starting a graceful deletion bumps the generation.
+                    if (meta["generation"] is { } g) meta["generation"] = g.GetValue<long>() + 1;
                     meta["resourceVersion"] = NextRv();
                     Emit(t, "MODIFIED", current);
                 }
