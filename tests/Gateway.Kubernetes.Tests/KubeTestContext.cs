@@ -45,7 +45,7 @@ public sealed class WidgetCondition
 /// <summary>A fake API server plus a client connected to it over loopback HTTP.</summary>
 public sealed class KubeTestContext : IAsyncDisposable
 {
-    public static readonly FakeResourceType WidgetType = new("test.tokengate.io", "v1", "widgets", "Widget", HasStatus: true);
+    public static readonly FakeResourceType WidgetType = new("test.tokengate.io", "v1", "widgets", "Widget", HasStatus: true) { AllowUnconditionalUpdate = false };
     public static readonly ResourceDefinition WidgetDefinition = new("test.tokengate.io", "v1", "widgets", "Widget");
     public static readonly JsonSerializerOptions Json = CreateJson();
 

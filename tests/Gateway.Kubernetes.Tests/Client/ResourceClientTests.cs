@@ -60,6 +60,18 @@ public sealed class ResourceClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Custom_resources_reject_updates_without_a_resource_version_like_the_real_server()
+    {
+        await _k.Widgets.CreateAsync(Widget.Named("u1"));
+        var blind = Widget.Named("u1", size: 3);
+
+        var e = await Assert.ThrowsAsync<KubernetesInvalidException>(() => _k.Widgets.UpdateAsync(blind));
+        Assert.Equal("metadata.resourceVersion", Assert.Single(e.Causes).Field);
+        // A merge patch without a resourceVersion applies to whatever is current.
+        Assert.Equal(3, (await _k.Widgets.PatchAsync("default", "u1", new { spec = new { size = 3 } })).Spec.Size);
+    }
+
+    [Fact]
     public async Task Generation_is_bumped_only_by_spec_changes()
     {
         var w = await _k.Widgets.CreateAsync(Widget.Named("g1"));

@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -9,6 +11,8 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -18,6 +22,12 @@ namespace Gateway.Testing.Kubernetes;
 public sealed record FakeResourceType(string Group, string Version, string Plural, string Kind, bool Namespaced = true, bool HasStatus = false)
 {
     public string ApiVersion => Group.Length == 0 ? Version : Group + "/" + Version;
+
+    /// <summary>
+    /// Whether a PUT without metadata.resourceVersion is accepted. Built-in types allow it; custom resources
+    /// do not (the real server answers 422 "must be specified for an update").
+    /// </summary>
+    public bool AllowUnconditionalUpdate { get; init; } = true;
 }
 
 /// <summary>One validation failure reported as a cause of a 422 Invalid.</summary>
@@ -54,6 +64,15 @@ public sealed class FakeApiServer : IAsyncDisposable
 
     public Uri BaseAddress { get; private set; } = null!;
 
+    /// <summary>When set before start, the fake serves HTTPS with this certificate (and asks for a client certificate).</summary>
+    public X509Certificate2? ServerCertificate { get; set; }
+
+    /// <summary>Subject of the client certificate of the last request over HTTPS, if any.</summary>
+    public string? LastClientCertificateSubject { get; private set; }
+
+    /// <summary>The Authorization header of the last request (tests assert that tokens are sent; never logged).</summary>
+    public string? LastAuthorization { get; private set; }
+
     public IReadOnlyCollection<FakeRequest> Requests => _requests.ToArray();
 
     public long CurrentResourceVersion { get { lock (_gate) return _resourceVersion; } }
@@ -62,9 +81,9 @@ public sealed class FakeApiServer : IAsyncDisposable
     public static FakeResourceType Events { get; } = new("", "v1", "events", "Event");
     public static FakeResourceType ConfigMaps { get; } = new("", "v1", "configmaps", "ConfigMap");
     public static FakeResourceType Leases { get; } = new("coordination.k8s.io", "v1", "leases", "Lease");
-    public static FakeResourceType ApiKeys { get; } = new("tokengate.io", "v1alpha1", "apikeys", "ApiKey", HasStatus: true);
-    public static FakeResourceType UserQuotas { get; } = new("tokengate.io", "v1alpha1", "userquotas", "UserQuota", HasStatus: true);
-    public static FakeResourceType UpstreamAccounts { get; } = new("tokengate.io", "v1alpha1", "upstreamaccounts", "UpstreamAccount", HasStatus: true);
+    public static FakeResourceType ApiKeys { get; } = new("tokengate.io", "v1alpha1", "apikeys", "ApiKey", HasStatus: true) { AllowUnconditionalUpdate = false };
+    public static FakeResourceType UserQuotas { get; } = new("tokengate.io", "v1alpha1", "userquotas", "UserQuota", HasStatus: true) { AllowUnconditionalUpdate = false };
+    public static FakeResourceType UpstreamAccounts { get; } = new("tokengate.io", "v1alpha1", "upstreamaccounts", "UpstreamAccount", HasStatus: true) { AllowUnconditionalUpdate = false };
 
     /// <summary>Starts a fake on 127.0.0.1 with a free port and the default resource types registered.</summary>
     public static async Task<FakeApiServer> StartAsync(Action<FakeApiServer>? configure = null)
@@ -74,7 +93,20 @@ public sealed class FakeApiServer : IAsyncDisposable
         configure?.Invoke(server);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        if (server.ServerCertificate is { } cert)
+        {
+            builder.WebHost.UseKestrelHttpsConfiguration();
+            builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.UseHttps(h =>
+            {
+                h.ServerCertificate = cert;
+                h.ClientCertificateMode = ClientCertificateMode.AllowCertificate;
+                h.AllowAnyClientCertificate();
+            })));
+        }
+        else
+        {
+            builder.WebHost.UseUrls("http://127.0.0.1:0");
+        }
         var app = builder.Build();
         app.Run(server.HandleAsync);
         await app.StartAsync();
@@ -180,6 +212,8 @@ public sealed class FakeApiServer : IAsyncDisposable
         var path = req.Path.Value ?? "/";
         var query = req.QueryString.Value ?? "";
         _requests.Enqueue(new FakeRequest(req.Method, path, query));
+        LastAuthorization = req.Headers.Authorization.Count > 0 ? req.Headers.Authorization.ToString() : null;
+        if (ctx.Connection.ClientCertificate is { } clientCert) LastClientCertificateSubject = clientCert.Subject;
 
         InjectedFailure? failure = null;
         lock (_gate)
@@ -302,6 +336,8 @@ public sealed class FakeApiServer : IAsyncDisposable
         string? continueToken = q["continue"];
         string? rvParam = q["resourceVersion"];
         string? rvMatch = q["resourceVersionMatch"];
+        var fieldSelector = (string?)q["fieldSelector"];
+        var nameField = fieldSelector is not null && fieldSelector.StartsWith("metadata.name=", StringComparison.Ordinal) ? fieldSelector["metadata.name=".Length..] : null;
 
         JsonObject list;
         lock (_gate)
@@ -329,6 +365,7 @@ public sealed class FakeApiServer : IAsyncDisposable
             {
                 if (afterKey is not null && string.CompareOrdinal(k, afterKey) <= 0) continue;
                 if (!InScope(o, t.Namespace) || !selector.Matches(Labels(o))) continue;
+                if (nameField is not null && o["metadata"]?["name"]?.GetValue<string>() != nameField) continue;
                 if (items.Count >= limit) { more = true; break; }
                 items.Add(o.DeepClone());
                 lastKey = k;
@@ -444,6 +481,12 @@ public sealed class FakeApiServer : IAsyncDisposable
                 if (mergePatch["metadata"]?["resourceVersion"] is null) meta["resourceVersion"] = currentMeta["resourceVersion"]!.DeepClone();
             }
             var sentRv = meta["resourceVersion"]?.GetValue<string>();
+            if (string.IsNullOrEmpty(sentRv) && !t.Type.AllowUnconditionalUpdate)
+            {
+                invalid = [new FakeValidationCause("metadata.resourceVersion", "Invalid value: 0x0: must be specified for an update")];
+                code = 422;
+                goto done;
+            }
             if (!string.IsNullOrEmpty(sentRv) && sentRv != currentMeta["resourceVersion"]!.GetValue<string>())
             {
                 code = 409;
