@@ -132,4 +132,39 @@ public sealed class TlsConnectionTests : IAsyncLifetime
         Assert.Empty(list.Entries);
         Assert.Null(_server.LastClientCertificateSubject);
     }
+
+    [Fact]
+    public async Task In_cluster_config_uses_the_service_account_token_ca_and_namespace_and_picks_up_a_rotated_token()
+    {
+        var sa = Directory.CreateDirectory(Path.Combine(_dir, "serviceaccount")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(sa, "token"), "sa-token-1");
+        await File.WriteAllTextAsync(Path.Combine(sa, "ca.crt"), _ca.ExportCertificatePem());
+        await File.WriteAllTextAsync(Path.Combine(sa, "namespace"), "tokengate-system");
+        var oldHost = Environment.GetEnvironmentVariable("KUBERNETES_SERVICE_HOST");
+        var oldPort = Environment.GetEnvironmentVariable("KUBERNETES_SERVICE_PORT");
+        Environment.SetEnvironmentVariable("KUBERNETES_SERVICE_HOST", "127.0.0.1");
+        Environment.SetEnvironmentVariable("KUBERNETES_SERVICE_PORT", _server.BaseAddress.Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        KubernetesClientConfiguration config;
+        try
+        {
+            config = KubernetesClientConfiguration.InCluster(sa);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("KUBERNETES_SERVICE_HOST", oldHost);
+            Environment.SetEnvironmentVariable("KUBERNETES_SERVICE_PORT", oldPort);
+        }
+        Assert.Equal("tokengate-system", config.Namespace);
+        using var client = new KubernetesClient(config);
+        var widgets = client.Resource<Widget>(KubeTestContext.WidgetDefinition, KubeTestContext.Json);
+
+        await widgets.ListAsync("default");
+        Assert.Equal("Bearer sa-token-1", _server.LastAuthorization);
+
+        // The kubelet rotates the projected token by replacing the file.
+        await File.WriteAllTextAsync(Path.Combine(sa, "token"), "sa-token-2");
+        File.SetLastWriteTimeUtc(Path.Combine(sa, "token"), DateTime.UtcNow.AddSeconds(10));
+        await widgets.ListAsync("default");
+        Assert.Equal("Bearer sa-token-2", _server.LastAuthorization);
+    }
 }
