@@ -44,6 +44,12 @@ public sealed class KubernetesClient : IDisposable
             BaseAddress = configuration.Server,
             Timeout = Timeout.InfiniteTimeSpan,
         };
+        if (configuration.Server.Scheme == Uri.UriSchemeHttps)
+        {
+            // Like client-go: HTTP/2 over TLS multiplexes the watches on one connection and its pings detect dead peers.
+            _http.DefaultRequestVersion = System.Net.HttpVersion.Version20;
+            _http.DefaultVersionPolicy = HttpVersionPolicy.RequestVersionOrLower;
+        }
         _http.DefaultRequestHeaders.UserAgent.ParseAdd("tokengate-operator/1.0");
         _http.DefaultRequestHeaders.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
     }
@@ -61,7 +67,7 @@ public sealed class KubernetesClient : IDisposable
         timeout?.CancelAfter(Configuration.RequestTimeout);
         var ct = timeout?.Token ?? cancellationToken;
 
-        using var request = new HttpRequestMessage(method, pathAndQuery) { Content = content };
+        using var request = new HttpRequestMessage(method, pathAndQuery) { Content = content, Version = _http.DefaultRequestVersion, VersionPolicy = _http.DefaultVersionPolicy };
         if (Configuration.Token is { } tokenSource && await tokenSource.GetTokenAsync(ct) is { Length: > 0 } token)
         {
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);

@@ -177,11 +177,21 @@ public sealed partial class Informer<T> : IInformer where T : class
             TimeoutSeconds = minSeconds + Random.Shared.Next(minSeconds),
         };
         var count = 0;
-        await foreach (var ev in _client.WatchAsync(_options.Namespace, options, cancellationToken))
+        // A connection that died without a FIN would never end the stream; bound it by the server timeout plus slack.
+        using var watchdog = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        watchdog.CancelAfter(TimeSpan.FromSeconds(options.TimeoutSeconds.Value + 30));
+        try
         {
-            count++;
-            Apply(ev);
-            if (ev.Metadata.ResourceVersion is { Length: > 0 } rv) Volatile.Write(ref _lastResourceVersion, rv);
+            await foreach (var ev in _client.WatchAsync(_options.Namespace, options, watchdog.Token))
+            {
+                count++;
+                Apply(ev);
+                if (ev.Metadata.ResourceVersion is { Length: > 0 } rv) Volatile.Write(ref _lastResourceVersion, rv);
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The watchdog fired: resume from the last version like any ended watch.
         }
         return count;
     }

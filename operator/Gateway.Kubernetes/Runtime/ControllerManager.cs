@@ -75,7 +75,17 @@ public sealed partial class ControllerManager
                 while (!cancellationToken.IsCancellationRequested)
                 {
                     await elector.RunAsync(RunControllersAsync, cancellationToken: cancellationToken);
-                    if (!cancellationToken.IsCancellationRequested) Log.Recampaign(_logger, _leaderElection.Identity);
+                    if (cancellationToken.IsCancellationRequested) break;
+                    Log.Recampaign(_logger, _leaderElection.Identity);
+                    try
+                    {
+                        // Don't hammer the API server if leading keeps failing.
+                        await Task.Delay(_leaderElection.RetryPeriod, _leaderElection.TimeProvider, cancellationToken);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        break;
+                    }
                 }
             }
         }
@@ -100,6 +110,8 @@ public sealed partial class ControllerManager
                 {
                 }
             }, CancellationToken.None)));
+            // Controllers that return on their own (or none at all) still hold leadership until asked to stop.
+            await Task.Delay(Timeout.Infinite, cancellationToken).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         }
         finally
         {

@@ -106,6 +106,7 @@ public sealed class TlsConnectionTests : IAsyncLifetime
         Assert.Equal("red", (await widgets.GetAsync("default", "tls")).Spec.Color);
 
         Assert.Equal("Bearer operator-token", _server.LastAuthorization);
+        Assert.Equal("HTTP/2", _server.LastProtocol);
         Assert.Contains("CN=tokengate-operator", _server.LastClientCertificateSubject, StringComparison.Ordinal);
     }
 
@@ -166,5 +167,28 @@ public sealed class TlsConnectionTests : IAsyncLifetime
         File.SetLastWriteTimeUtc(Path.Combine(sa, "token"), DateTime.UtcNow.AddSeconds(10));
         await widgets.ListAsync("default");
         Assert.Equal("Bearer sa-token-2", _server.LastAuthorization);
+    }
+
+    [Fact]
+    public async Task Informer_watches_over_http2_and_survives_dropped_streams()
+    {
+        var path = WriteKubeconfig($"    certificate-authority-data: {B64(_ca.ExportCertificatePem())}");
+        using var client = new KubernetesClient(KubernetesClientConfiguration.Load(path));
+        var widgets = client.Resource<Widget>(KubeTestContext.WidgetDefinition, KubeTestContext.Json);
+        var informer = new Gateway.Kubernetes.Informers.Informer<Widget>(widgets, new Gateway.Kubernetes.Informers.InformerOptions { InitialBackoff = TimeSpan.FromMilliseconds(20), BackoffJitter = 0 });
+        using var cts = new CancellationTokenSource();
+        var run = informer.RunAsync(cts.Token);
+        await informer.WaitForSyncAsync(cts.Token).WaitAsync(TimeSpan.FromSeconds(10));
+
+        for (var i = 0; i < 6; i++)
+        {
+            await widgets.CreateAsync(Widget.Named($"h{i}"));
+            if (i % 2 == 0) _server.DropAllWatches();
+        }
+
+        await Gateway.Testing.Eventually.TrueAsync(() => Task.FromResult(informer.Store.Count == 6), "all objects over HTTP/2");
+        Assert.Equal(1, informer.ListCount);
+        await cts.CancelAsync();
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
     }
 }

@@ -70,6 +70,9 @@ public sealed class FakeApiServer : IAsyncDisposable
     /// <summary>Subject of the client certificate of the last request over HTTPS, if any.</summary>
     public string? LastClientCertificateSubject { get; private set; }
 
+    /// <summary>HTTP version of the last request (e.g. "HTTP/2").</summary>
+    public string? LastProtocol { get; private set; }
+
     /// <summary>The Authorization header of the last request (tests assert that tokens are sent; never logged).</summary>
     public string? LastAuthorization { get; private set; }
 
@@ -214,6 +217,7 @@ public sealed class FakeApiServer : IAsyncDisposable
         _requests.Enqueue(new FakeRequest(req.Method, path, query));
         LastAuthorization = req.Headers.Authorization.Count > 0 ? req.Headers.Authorization.ToString() : null;
         if (ctx.Connection.ClientCertificate is { } clientCert) LastClientCertificateSubject = clientCert.Subject;
+        LastProtocol = req.Protocol;
 
         InjectedFailure? failure = null;
         lock (_gate)
