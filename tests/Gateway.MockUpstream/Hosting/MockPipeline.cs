@@ -95,6 +95,10 @@ internal sealed partial class MockPipeline(RequestRecorder recorder, RequestStat
         {
             // The client went away (or a fault aborted the connection); nothing left to answer.
         }
+        catch (IOException) when (ct.IsCancellationRequested)
+        {
+            // Same, noticed while reading the body or writing the reply.
+        }
     }
 
     private async Task<MockRequest> ReadBodyAsync(HttpRequest httpRequest, BodyKind bodyKind, CancellationToken ct)
