@@ -57,7 +57,7 @@ start proxy "$(bin proxy/Gateway.Proxy)" --urls http://127.0.0.1:8080
 start portal "$(bin portal/Gateway.Portal)" --urls http://127.0.0.1:8081
 wait_http http://127.0.0.1:8089/healthz mock
 wait_http http://127.0.0.1:8082/readyz operator
-wait_http http://127.0.0.1:8080/healthz proxy
+wait_http http://127.0.0.1:8080/readyz proxy
 wait_http http://127.0.0.1:8081/healthz portal
 
 secret_value() { # file key
