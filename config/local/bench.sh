@@ -1,0 +1,370 @@
+#!/usr/bin/env bash
+# `make bench`: TokenGate's proxy against the mock upstream directly and behind nginx, at a fixed
+# 1,000 requests/s (open loop, tests/Gateway.Benchmarks) and at maximum rate (wrk), streaming and
+# non-streaming. Prints the comparison table and writes docs/benchmarks.md.
+#
+# Everything runs on 127.0.0.1 with its own state (own Redis key prefix, own PostgreSQL database
+# tokengate_bench, own nginx config under .data/bench/), so it never disturbs `make run`; whatever it
+# starts is stopped on exit. About 4-5 minutes on 2 cores. Knobs (environment):
+#   BENCH_RATE=1000 BENCH_FIXED_SECONDS=10 BENCH_WARMUP_SECONDS=3 BENCH_MAX_SECONDS=10
+#   BENCH_WRK_THREADS=2 BENCH_WRK_CONNECTIONS=64 BENCH_DOC=docs/benchmarks.md (empty: do not write)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+
+rate="${BENCH_RATE:-1000}"
+fixed_seconds="${BENCH_FIXED_SECONDS:-10}"
+warmup_seconds="${BENCH_WARMUP_SECONDS:-3}"
+max_seconds="${BENCH_MAX_SECONDS:-10}"
+wrk_threads="${BENCH_WRK_THREADS:-2}"
+wrk_connections="${BENCH_WRK_CONNECTIONS:-64}"
+doc="${BENCH_DOC-docs/benchmarks.md}"
+pg_port=55432
+redis_port=56379
+database=tokengate_bench
+prefix="tgbench-$$-$(date +%s):"
+
+bench="$root/.data/bench"
+logs="$bench/logs"
+log() { printf '[bench] %s\n' "$*" >&2; }
+
+# --- tools ------------------------------------------------------------------------------------
+need_package() { # command package
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" != 0 ]; then log "$1 is missing; install it with: sudo apt-get install $2"; exit 1; fi
+  log "installing $2 with apt-get"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+}
+need_package wrk wrk
+need_package nginx nginx
+for c in curl psql redis-cli dotnet; do command -v "$c" >/dev/null || { log "$c is required"; exit 1; }; done
+
+# --- build ------------------------------------------------------------------------------------
+log "building Release"
+for p in tests/Gateway.MockUpstream proxy/Gateway.Proxy operator/Gateway.Operator tests/Gateway.Benchmarks; do
+  dotnet build "$p" -c Release -nologo -v q -clp:NoSummary >/dev/null || { log "build of $p failed"; dotnet build "$p" -c Release -nologo -v q -clp:NoSummary | tail -20 >&2; exit 1; }
+done
+bin() { echo "$root/$1/bin/Release/net10.0/$(basename "$1").dll"; }
+tool() { dotnet "$(bin tests/Gateway.Benchmarks)" "$@"; }
+
+# --- state and clean-up -----------------------------------------------------------------------
+rm -rf "$bench"
+mkdir -p "$logs" "$bench/samples" "$bench/state" "$bench/nginx/tmp"
+results="$bench/results.tsv"
+: >"$results"
+
+pids=()
+db_created=0
+cleanup() {
+  local status=$?
+  trap - INT TERM EXIT
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "$db_created" = 1 ]; then
+    psql -h 127.0.0.1 -p "$pg_port" -U postgres -qAtc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || log "could not drop database $database"
+  fi
+  redis-cli -h 127.0.0.1 -p "$redis_port" --scan --pattern "${prefix}*" 2>/dev/null | xargs -r -n 500 redis-cli -h 127.0.0.1 -p "$redis_port" del >/dev/null 2>&1 || true
+  [ "$status" = 0 ] || log "failed (exit $status); logs in $logs/"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { # a loopback TCP port nobody listens on (racy but good enough for a local run)
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+mock_port=$(free_port); nginx_port=$(free_port); operator_port=$(free_port); proxy_port=$(free_port)
+while [ "$nginx_port" = "$mock_port" ]; do nginx_port=$(free_port); done
+while [ "$proxy_port" = "$mock_port" ] || [ "$proxy_port" = "$nginx_port" ]; do proxy_port=$(free_port); done
+while [ "$operator_port" = "$proxy_port" ] || [ "$operator_port" = "$mock_port" ] || [ "$operator_port" = "$nginx_port" ]; do operator_port=$(free_port); done
+
+psql -h 127.0.0.1 -p "$pg_port" -U postgres -qAtc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null
+psql -h 127.0.0.1 -p "$pg_port" -U postgres -qAtc "CREATE DATABASE $database" >/dev/null
+db_created=1
+
+head -c 32 /dev/urandom | base64 | tr -d '\n' >"$bench/pepper"
+chmod 600 "$bench/pepper"
+
+# A user who can never run out: every check runs, none rejects.
+cat >"$bench/samples/bench.yaml" <<YAML
+apiVersion: v1
+kind: Secret
+metadata:
+  name: bench-upstream-credentials
+  namespace: default
+type: Opaque
+stringData:
+  apiKey: mock-upstream-key
+---
+apiVersion: tokengate.io/v1alpha1
+kind: UpstreamAccount
+metadata:
+  name: bench-mock
+  namespace: default
+spec:
+  provider: openai-compatible
+  baseUrl: http://127.0.0.1:$mock_port/v1
+  credentials:
+    apiKeySecretRef:
+      name: bench-upstream-credentials
+      key: apiKey
+  models:
+    - name: gpt-4o-mini
+  priority: 0
+  weight: 1
+---
+apiVersion: tokengate.io/v1alpha1
+kind: UserQuota
+metadata:
+  name: bench
+  namespace: default
+spec:
+  user:
+    name: bench
+    email: bench@example.com
+  budget:
+    amount: 100000000
+    period: monthly
+    timezone: UTC
+  grants:
+    - id: bench-credit
+      amount: 100000000
+      reason: Benchmark
+  limits:
+    requestsPerMinute: 1000000000
+    requestsPerDay: 2000000000
+    tokensPerMinute: 1000000000000
+    tokensPerDay: 1000000000000
+    maxConcurrent: 100000
+  allowedModels: ["gpt-4o-*"]
+---
+apiVersion: tokengate.io/v1alpha1
+kind: ApiKey
+metadata:
+  name: bench
+  namespace: default
+spec:
+  owner: bench
+  description: Benchmark key
+  allowedModels: ["gpt-4o-mini"]
+  limits:
+    requestsPerMinute: 1000000000
+    tokensPerMinute: 1000000000000
+    maxConcurrent: 100000
+    tokenLimit: 1000000000000
+    spendLimit: 100000000
+YAML
+
+# --- start everything -------------------------------------------------------------------------
+export DOTNET_ENVIRONMENT=Production ASPNETCORE_ENVIRONMENT=Production
+export Logging__LogLevel__Default=Warning Logging__LogLevel__Microsoft=Warning
+export DOTNET_gcServer=1 DOTNET_TieredPGO=1
+
+start() { # name command...
+  local name=$1; shift
+  "$@" >"$logs/$name.log" 2>&1 &
+  pids+=($!)
+}
+wait_http() { # url name
+  local i
+  for i in $(seq 1 300); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { log "$2 exited; see $logs/$2.log"; tail -20 "$logs/$2.log" >&2; exit 1; }; done
+    sleep 0.2
+  done
+  log "$2 did not become ready at $1; see $logs/$2.log"; exit 1
+}
+
+start mock env Mock__Record=false dotnet "$(bin tests/Gateway.MockUpstream)" --urls "http://127.0.0.1:$mock_port"
+
+ngx="$bench/nginx"
+cat >"$ngx/nginx.conf" <<NGINX
+# Written by config/local/bench.sh; a plain reverse proxy with upstream keepalive, the fair floor.
+worker_processes auto;
+daemon off;
+pid $ngx/nginx.pid;
+error_log $ngx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $ngx/tmp/client_body;
+  proxy_temp_path $ngx/tmp/proxy;
+  fastcgi_temp_path $ngx/tmp/fastcgi;
+  uwsgi_temp_path $ngx/tmp/uwsgi;
+  scgi_temp_path $ngx/tmp/scgi;
+  keepalive_requests 1000000;
+  upstream mock {
+    server 127.0.0.1:$mock_port;
+    keepalive 128;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    client_body_buffer_size 64k;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }
+  }
+}
+NGINX
+start nginx nginx -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log"
+
+start operator env \
+  ConnectionStrings__Postgres="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=$database" \
+  ConnectionStrings__Redis="127.0.0.1:$redis_port" \
+  TokenGate__Redis__KeyPrefix="$prefix" TokenGate__PepperFile="$bench/pepper" \
+  TokenGate__PricesDirectory="$root/config/prices" \
+  dotnet "$(bin operator/Gateway.Operator)" --source "dir:$bench/samples" --state-dir "$bench/state" --urls "http://127.0.0.1:$operator_port"
+
+start proxy env \
+  ConnectionStrings__Redis="127.0.0.1:$redis_port" \
+  TokenGate__Redis__KeyPrefix="$prefix" TokenGate__PepperFile="$bench/pepper" \
+  TokenGate__PricesDirectory="$root/config/prices" \
+  dotnet "$(bin proxy/Gateway.Proxy)" --urls "http://127.0.0.1:$proxy_port"
+
+wait_http "http://127.0.0.1:$mock_port/healthz" mock
+wait_http "http://127.0.0.1:$nginx_port/healthz" nginx
+wait_http "http://127.0.0.1:$operator_port/readyz" operator
+wait_http "http://127.0.0.1:$proxy_port/readyz" proxy
+
+keyfile="$bench/state/secrets/default/bench-apikey.yaml"
+for _ in $(seq 1 150); do [ -s "$keyfile" ] && break; sleep 0.2; done
+[ -s "$keyfile" ] || { log "the operator did not issue the bench key; see $logs/operator.log"; exit 1; }
+proxy_key=$(sed -n "s/^  OPENAI_API_KEY: //p" "$keyfile" | head -1 | base64 -d)
+export BENCH_PROXY_KEY="$proxy_key" BENCH_MOCK_KEY=mock-upstream-key
+
+body_json="$bench/chat.json"
+body_stream="$bench/chat-stream.json"
+printf '%s' '{"model":"gpt-4o-mini","max_tokens":64,"messages":[{"role":"user","content":"Summarise the benefits of an API gateway for language models in one sentence."}]}' >"$body_json"
+printf '%s' '{"model":"gpt-4o-mini","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Summarise the benefits of an API gateway for language models in one sentence."}]}' >"$body_stream"
+
+url() { # target
+  case $1 in
+    direct) echo "http://127.0.0.1:$mock_port/v1/chat/completions" ;;
+    nginx) echo "http://127.0.0.1:$nginx_port/v1/chat/completions" ;;
+    proxy) echo "http://127.0.0.1:$proxy_port/v1/chat/completions" ;;
+  esac
+}
+key_env() { [ "$1" = proxy ] && echo BENCH_PROXY_KEY || echo BENCH_MOCK_KEY; }
+
+# Every target must answer 200 before anything is measured; the proxy may need a moment for the
+# projection of the freshly issued key to reach Redis.
+for target in direct nginx proxy; do
+  ok=0
+  for _ in $(seq 1 100); do
+    k=$(key_env "$target")
+    code=$(curl -s -o "$bench/smoke-$target.json" -w '%{http_code}' "$(url "$target")" \
+      -H "Authorization: Bearer ${!k}" -H 'Content-Type: application/json' --data-binary "@$body_json" || true)
+    [ "$code" = 200 ] && { ok=1; break; }
+    sleep 0.2
+  done
+  [ "$ok" = 1 ] || { log "$target answered $code instead of 200 (see $bench/smoke-$target.json and $logs/)"; exit 1; }
+done
+log "mock :$mock_port, nginx :$nginx_port, proxy :$proxy_port, operator :$operator_port — all answer 200"
+
+# --- measurements -----------------------------------------------------------------------------
+metrics() { curl -fsS "http://127.0.0.1:$proxy_port/metrics"; }
+# Sum of every sample of a metric family member (e.g. all label sets of a counter).
+metric_sum() { # text name
+  awk -v n="$2" '{ split($1, a, "{"); if (a[1] == n) s += $2 } END { printf "%.0f", s }' <<<"$1"
+}
+metric_sum_f() { # text name (floating point)
+  awk -v n="$2" '{ split($1, a, "{"); if (a[1] == n) s += $2 } END { printf "%.9f", s }' <<<"$1"
+}
+
+fixed() { # mode target
+  local mode=$1 target=$2 body
+  body=$([ "$mode" = stream ] && echo "$body_stream" || echo "$body_json")
+  tool load --url "$(url "$target")" --rate "$rate" --duration "$fixed_seconds" --warmup "$warmup_seconds" \
+    --body-file "$body" --bearer-env "$(key_env "$target")" --connections 64 --timeout 10 \
+    --label "fixed/$mode/$target" >>"$results" 2>>"$logs/load.log"
+  tail -1 "$logs/load.log" >&2
+}
+
+cat >"$bench/wrk.lua" <<'LUA'
+-- POST body and credential from the environment (never on the command line); one RESULT line at the end.
+local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv(os.getenv("BENCH_KEY_ENV"))
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  local errors = e.connect + e.read + e.write + e.status + e.timeout
+  local seconds = summary.duration / 1e6
+  io.write(string.format("RESULT\t%s\t%.1f\t%.3f\t%.3f\t%.3f\t%d\t%d\t%.3f\n", os.getenv("BENCH_LABEL"),
+    summary.requests / seconds, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    latency.mean / 1000, errors, summary.requests, latency.max / 1000))
+end
+LUA
+
+max_rate() { # mode target
+  local mode=$1 target=$2 body
+  body=$([ "$mode" = stream ] && echo "$body_stream" || echo "$body_json")
+  local args=(-t "$wrk_threads" -c "$wrk_connections" --timeout 5s -s "$bench/wrk.lua" "$(url "$target")")
+  BENCH_BODY="$body" BENCH_KEY_ENV="$(key_env "$target")" BENCH_LABEL="warmup" \
+    wrk -d "${warmup_seconds}s" "${args[@]}" >/dev/null 2>>"$logs/wrk.log"
+  BENCH_BODY="$body" BENCH_KEY_ENV="$(key_env "$target")" BENCH_LABEL="max/$mode/$target" \
+    wrk -d "${max_seconds}s" "${args[@]}" >"$bench/wrk-$mode-$target.txt" 2>>"$logs/wrk.log"
+  grep '^RESULT' "$bench/wrk-$mode-$target.txt" >>"$results"
+  grep '^RESULT' "$bench/wrk-$mode-$target.txt" | awk -F'\t' '{ printf "  %s: %.0f req/s, p50 %s ms, p99 %s ms, errors %s/%s\n", $2, $3, $4, $5, $7, $8 }' >&2
+}
+
+{
+  printf 'INFO\tdate\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+  printf 'INFO\tcpu\t%s\n' "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+  printf 'INFO\tnproc\t%s\n' "$(nproc)"
+  printf 'INFO\tmemory\t%s\n' "$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+  printf 'INFO\tkernel\t%s\n' "$(uname -sr)"
+  printf 'INFO\tdotnet\t%s\n' "$(dotnet --version) SDK, runtime $(dotnet --list-runtimes | awk '/Microsoft.NETCore.App/ { v = $2 } END { print v }')"
+  printf 'INFO\tnginx\t%s\n' "$(nginx -v 2>&1 | sed 's/^nginx version: nginx\///')"
+  printf 'INFO\twrk_version\t%s\n' "$(wrk -v 2>&1 | head -1 | awk '{ print $2 }')"
+  printf 'INFO\tload_before\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+  printf 'INFO\tfixed_rate\t%s\n' "$rate"
+  printf 'INFO\tfixed_duration\t%s\n' "$fixed_seconds"
+  printf 'INFO\tfixed_warmup\t%s\n' "$warmup_seconds"
+  printf 'INFO\tmax_warmup\t%s\n' "$warmup_seconds"
+  printf 'INFO\tmax_tool\t%s\n' "wrk -t$wrk_threads -c$wrk_connections -d${max_seconds}s"
+} >>"$results"
+
+for mode in json stream; do
+  log "fixed $rate req/s, $mode (${warmup_seconds}s warm-up + ${fixed_seconds}s each)"
+  fixed "$mode" direct
+  fixed "$mode" nginx
+  before=$(metrics)
+  fixed "$mode" proxy
+  after=$(metrics)
+  bytes=$(( $(metric_sum "$after" dotnet_gc_allocated_bytes_total) - $(metric_sum "$before" dotnet_gc_allocated_bytes_total) ))
+  requests=$(( $(metric_sum "$after" tokengate_proxy_requests_total) - $(metric_sum "$before" tokengate_proxy_requests_total) ))
+  if [ "$requests" -gt 0 ]; then
+    printf 'ALLOC\t%s\t%s\t%s\n' "$mode" "$(awk -v b="$bytes" -v r="$requests" 'BEGIN { printf "%.0f", b / r }')" "$requests" >>"$results"
+  fi
+  osum=$(awk -v a="$(metric_sum_f "$after" tokengate_proxy_overhead_seconds_sum)" -v b="$(metric_sum_f "$before" tokengate_proxy_overhead_seconds_sum)" 'BEGIN { print a - b }')
+  ocount=$(( $(metric_sum "$after" tokengate_proxy_overhead_seconds_count) - $(metric_sum "$before" tokengate_proxy_overhead_seconds_count) ))
+  if [ "$ocount" -gt 0 ]; then
+    printf 'OVERHEAD\t%s\t%s\n' "$mode" "$(awk -v s="$osum" -v c="$ocount" 'BEGIN { printf "%.4f", s * 1000 / c }')" >>"$results"
+  fi
+done
+
+for mode in json stream; do
+  log "maximum rate, $mode (wrk -t$wrk_threads -c$wrk_connections, ${warmup_seconds}s warm-up + ${max_seconds}s each)"
+  max_rate "$mode" direct
+  max_rate "$mode" nginx
+  max_rate "$mode" proxy
+done
+
+printf 'INFO\tload_after\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"
+if [ -n "${BENCH_NOTE:-}" ]; then printf 'INFO\tnote\t%s\n' "$BENCH_NOTE" >>"$results"; fi
+
+echo
+if [ -n "$doc" ]; then tool report --results "$results" --out "$doc"; else tool report --results "$results"; fi

@@ -1,0 +1,37 @@
+using Gateway.Benchmarks.Load;
+using Gateway.Benchmarks.Report;
+
+namespace Gateway.Benchmarks;
+
+/// <summary>Entry point of the benchmark tools that config/local/bench.sh drives.</summary>
+/// <remarks>
+/// <c>load</c>: open-loop (fixed-rate) load generator, one result line on stdout.
+/// <c>report</c>: turns the collected result lines into the comparison table and docs/benchmarks.md.
+/// </remarks>
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        if (args.Length == 0)
+        {
+            await Console.Error.WriteLineAsync("usage: Gateway.Benchmarks load --url URL --rate N --duration S [--warmup S] [--body-file F] [--header 'Name: value']... [--connections N] [--label L]\n" +
+                "       Gateway.Benchmarks report --results FILE --machine FILE [--out docs/benchmarks.md]");
+            return 2;
+        }
+        var options = CommandLine.Parse(args.AsSpan(1));
+        try
+        {
+            return args[0] switch
+            {
+                "load" => await OpenLoopCommand.RunAsync(options),
+                "report" => ReportCommand.Run(options),
+                _ => throw new ArgumentException($"Unknown command '{args[0]}'; use load or report."),
+            };
+        }
+        catch (ArgumentException e)
+        {
+            await Console.Error.WriteLineAsync(e.Message);
+            return 2;
+        }
+    }
+}

@@ -1,0 +1,59 @@
+using System.Globalization;
+
+namespace Gateway.Benchmarks.Report;
+
+/// <summary>One measured run: kind (fixed or max), mode (json or stream), target (direct, nginx or proxy).</summary>
+public sealed record RunFigures(string Kind, string Mode, string Target, double RequestsPerSecond, double P50, double P99, double Mean, long Errors, long Requests, double Max);
+
+/// <summary>The lines config/local/bench.sh collected: RESULT, ALLOC, OVERHEAD and INFO (tab-separated).</summary>
+public sealed class BenchResults
+{
+    public List<RunFigures> Runs { get; } = [];
+    /// <summary>mode → (bytes allocated per request, requests counted).</summary>
+    public Dictionary<string, (double BytesPerRequest, long Requests)> Allocation { get; } = new(StringComparer.Ordinal);
+    /// <summary>mode → the proxy's own mean overhead (tokengate_proxy_overhead_seconds) in ms.</summary>
+    public Dictionary<string, double> ProxyOverheadMs { get; } = new(StringComparer.Ordinal);
+    /// <summary>Ordered machine and parameter facts.</summary>
+    public List<KeyValuePair<string, string>> Info { get; } = [];
+
+    public string InfoValue(string key, string fallback = "?")
+    {
+        foreach (var (k, v) in Info) if (k == key) return v;
+        return fallback;
+    }
+
+    public RunFigures? Find(string kind, string mode, string target)
+    {
+        foreach (var r in Runs) if (r.Kind == kind && r.Mode == mode && r.Target == target) return r;
+        return null;
+    }
+
+    public static BenchResults Load(string path)
+    {
+        var results = new BenchResults();
+        foreach (var line in File.ReadLines(path))
+        {
+            var f = line.Split('\t');
+            switch (f[0])
+            {
+                case "RESULT" when f.Length >= 9:
+                    var label = f[1].Split('/');
+                    if (label.Length != 3) continue;
+                    results.Runs.Add(new RunFigures(label[0], label[1], label[2], D(f[2]), D(f[3]), D(f[4]), D(f[5]), (long)D(f[6]), (long)D(f[7]), D(f[8])));
+                    break;
+                case "ALLOC" when f.Length >= 4:
+                    results.Allocation[f[1]] = (D(f[2]), (long)D(f[3]));
+                    break;
+                case "OVERHEAD" when f.Length >= 3:
+                    results.ProxyOverheadMs[f[1]] = D(f[2]);
+                    break;
+                case "INFO" when f.Length >= 3:
+                    results.Info.Add(new(f[1], string.Join('\t', f[2..])));
+                    break;
+            }
+        }
+        return results;
+    }
+
+    private static double D(string s) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : double.NaN;
+}

@@ -1,0 +1,189 @@
+using System.Globalization;
+using System.Text;
+
+namespace Gateway.Benchmarks.Report;
+
+/// <summary><c>report</c>: prints the comparison table and writes docs/benchmarks.md.</summary>
+public static class ReportCommand
+{
+    private static readonly string[] Modes = ["json", "stream"];
+    private static readonly string[] Targets = ["direct", "nginx", "proxy"];
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    public static int Run(CommandLine args)
+    {
+        var results = BenchResults.Load(args.Required("results"));
+        var tables = Tables(results);
+        Console.WriteLine(tables);
+        var output = args.Optional("out");
+        if (output is not null)
+        {
+            File.WriteAllText(output, Document(results, tables));
+            Console.WriteLine($"written to {output}");
+        }
+        return 0;
+    }
+
+    private static string ModeName(string mode) => mode == "stream" ? "streaming" : "non-streaming";
+
+    /// <summary>The comparison tables (also printed to stdout).</summary>
+    public static string Tables(BenchResults r)
+    {
+        var sb = new StringBuilder();
+        var rate = r.InfoValue("fixed_rate", "1000");
+        sb.AppendLine(Inv, $"### Fixed rate: {rate} requests/s (open loop, latency from the scheduled send time)").AppendLine();
+        sb.AppendLine("| mode | target | req/s | p50 ms | p99 ms | mean ms | max ms | errors |");
+        sb.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var mode in Modes)
+        {
+            foreach (var target in Targets)
+            {
+                var f = r.Find("fixed", mode, target);
+                if (f is null) continue;
+                sb.AppendLine(Inv, $"| {ModeName(mode)} | {target} | {f.RequestsPerSecond:F0} | {f.P50:F3} | {f.P99:F3} | {f.Mean:F3} | {f.Max:F2} | {f.Errors}/{f.Requests} |");
+            }
+            var d = r.Find("fixed", mode, "direct");
+            var n = r.Find("fixed", mode, "nginx");
+            var p = r.Find("fixed", mode, "proxy");
+            if (d is not null && p is not null)
+                sb.AppendLine(Inv, $"| {ModeName(mode)} | **proxy − direct** | | **{p.P50 - d.P50:+0.000;-0.000}** | **{p.P99 - d.P99:+0.000;-0.000}** | {p.Mean - d.Mean:+0.000;-0.000} | | |");
+            if (d is not null && n is not null)
+                sb.AppendLine(Inv, $"| {ModeName(mode)} | nginx − direct | | {n.P50 - d.P50:+0.000;-0.000} | {n.P99 - d.P99:+0.000;-0.000} | {n.Mean - d.Mean:+0.000;-0.000} | | |");
+        }
+        sb.AppendLine();
+
+        sb.AppendLine(Inv, $"### Maximum rate: {r.InfoValue("max_tool", "wrk")} (closed loop)").AppendLine();
+        sb.AppendLine("| mode | target | req/s | p50 ms | p99 ms | mean ms | errors | proxy/this req/s |");
+        sb.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var mode in Modes)
+        {
+            var p = r.Find("max", mode, "proxy");
+            foreach (var target in Targets)
+            {
+                var f = r.Find("max", mode, target);
+                if (f is null) continue;
+                var ratio = p is not null && target != "proxy" && f.RequestsPerSecond > 0 ? (p.RequestsPerSecond / f.RequestsPerSecond).ToString("P0", Inv) : "";
+                sb.AppendLine(Inv, $"| {ModeName(mode)} | {target} | {f.RequestsPerSecond:F0} | {f.P50:F3} | {f.P99:F3} | {f.Mean:F3} | {f.Errors}/{f.Requests} | {ratio} |");
+            }
+        }
+        sb.AppendLine();
+
+        if (r.Allocation.Count > 0 || r.ProxyOverheadMs.Count > 0)
+        {
+            sb.AppendLine("### Proxy allocation and self-measured overhead").AppendLine();
+            sb.AppendLine("| mode | allocated bytes/request | requests measured | proxy's own mean overhead ms (`tokengate_proxy_overhead_seconds`) |");
+            sb.AppendLine("| --- | ---: | ---: | ---: |");
+            foreach (var mode in Modes)
+            {
+                var hasAlloc = r.Allocation.TryGetValue(mode, out var a);
+                var hasOverhead = r.ProxyOverheadMs.TryGetValue(mode, out var o);
+                if (!hasAlloc && !hasOverhead) continue;
+                sb.AppendLine(Inv, $"| {ModeName(mode)} | {(hasAlloc ? a.BytesPerRequest.ToString("N0", Inv) : "")} | {(hasAlloc ? a.Requests.ToString(Inv) : "")} | {(hasOverhead ? o.ToString("F3", Inv) : "")} |");
+            }
+            sb.AppendLine();
+        }
+
+        sb.AppendLine("### Goals (measured, not asserted)").AppendLine();
+        sb.AppendLine("| goal | mode | measured | met |");
+        sb.AppendLine("| --- | --- | ---: | :---: |");
+        foreach (var mode in Modes)
+        {
+            var d = r.Find("fixed", mode, "direct");
+            var p = r.Find("fixed", mode, "proxy");
+            if (d is not null && p is not null)
+            {
+                var added = p.P99 - d.P99;
+                sb.AppendLine(Inv, $"| added p99 latency ≤ 1 ms at {rate} req/s | {ModeName(mode)} | {added:+0.000;-0.000} ms | {(added <= 1.0 && p.Errors == 0 ? "yes" : "no")} |");
+            }
+        }
+        foreach (var mode in Modes)
+        {
+            var n = r.Find("max", mode, "nginx");
+            var p = r.Find("max", mode, "proxy");
+            if (n is not null && p is not null && n.RequestsPerSecond > 0)
+            {
+                var ratio = p.RequestsPerSecond / n.RequestsPerSecond;
+                sb.AppendLine(Inv, $"| max throughput ≥ 50 % of nginx | {ModeName(mode)} | {ratio:P0} | {(ratio >= 0.5 && p.Errors == 0 ? "yes" : "no")} |");
+            }
+        }
+        return sb.ToString();
+    }
+
+    private static string Document(BenchResults r, string tables)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("# Benchmarks").AppendLine();
+        sb.AppendLine(Inv, $"Generated by `make bench` (config/local/bench.sh) on {r.InfoValue("date")}. Re-run it to refresh this page; figures from a shared or busy machine are noisy, so compare runs on the same machine and read the load average below.").AppendLine();
+
+        sb.AppendLine("## Machine").AppendLine();
+        sb.AppendLine("| | |").AppendLine("| --- | --- |");
+        foreach (var key in (string[])["cpu", "nproc", "memory", "kernel", "dotnet", "nginx", "load_before", "load_after"])
+        {
+            var label = key switch
+            {
+                "nproc" => "cores (nproc)",
+                "load_before" => "load average before the run (1/5/15 min)",
+                "load_after" => "load average after the run",
+                "dotnet" => ".NET",
+                _ => key,
+            };
+            sb.AppendLine(Inv, $"| {label} | {r.InfoValue(key)} |");
+        }
+        sb.AppendLine();
+
+        sb.AppendLine("## Results").AppendLine();
+        sb.Append(tables).AppendLine();
+        var note = r.InfoValue("note", "");
+        if (note.Length > 0) sb.AppendLine(note).AppendLine();
+
+        sb.AppendLine("## Method").AppendLine();
+        sb.AppendLine(Inv, $"""
+            Everything runs on one machine over loopback (127.0.0.1), started and stopped by the script:
+
+            - **direct**: the mock upstream (`tests/Gateway.MockUpstream`, Release, Server GC, `Mock:Record=false`),
+              a deterministic OpenAI-compatible server; each reply is 12 tokens (`x-mock-output-tokens` default),
+              a stream is 12 content chunks plus the usage chunk and `data: [DONE]`.
+            - **nginx**: Debian nginx {r.InfoValue("nginx")} with `worker_processes auto`, `proxy_pass` to the mock through an
+              `upstream` block with `keepalive 128`, `proxy_http_version 1.1`, `proxy_buffering off`, access log off —
+              a reverse proxy doing no work per request, the floor for any proxy.
+            - **proxy**: TokenGate's proxy (`proxy/Gateway.Proxy`, Release, Server GC) with full enforcement: the key
+              is authenticated (peppered hash, in-process policy cache), and every request runs the reservation
+              script in Redis before forwarding and the settlement script after, whose usage event the operator's
+              ledger writer persists to PostgreSQL. The bench user has a huge balance and very high limits so every
+              check runs but none rejects. The operator runs on a generated samples folder with its own Redis key
+              prefix and its own PostgreSQL database (`tokengate_bench`, dropped at the end).
+            - Request: `POST /v1/chat/completions`, model `gpt-4o-mini`, one short user message, `max_tokens` 64;
+              `"stream": true` for the streaming rows. Every response must be 200; others count as errors.
+            - **Fixed rate**: {r.InfoValue("fixed_rate", "1000")} requests/s for {r.InfoValue("fixed_duration", "?")} s after a {r.InfoValue("fixed_warmup", "?")} s warm-up, by the open-loop
+              generator in `tests/Gateway.Benchmarks` (wrk2 is not packaged in Debian): request *i* is sent at
+              *start + i/rate* whether or not earlier ones have finished, over a keep-alive connection pool (≤ 64
+              connections), and its latency runs from its *scheduled* send time to the last byte of the response, so
+              stalls are not hidden (no coordinated omission). Percentiles are exact over all samples. The scheduler
+              sleeps with `usleep` and spins the last 100 µs; its own lag is part of every figure alike, so the
+              differences between rows are what matters.
+            - **Maximum rate**: wrk {r.InfoValue("wrk_version", "")} `{r.InfoValue("max_tool", "")}` with a Lua script for the POST body and headers,
+              after a {r.InfoValue("max_warmup", "?")} s warm-up at the same settings. The load generator shares the CPU with the server under
+              test, so these are figures for this machine, not for the software alone.
+            - **Allocation per request**: the proxy's `dotnet_gc_allocated_bytes_total` (GC.GetTotalAllocatedBytes,
+              all threads, including the Redis client and background work) and `tokengate_proxy_requests_total`
+              are read from `/metrics` before and after the fixed-rate run; the ratio of the deltas is shown.
+            - Added latency = proxy − direct at the same percentile; the nginx − direct row shows what a minimal
+              reverse proxy costs on the same path.
+
+            """);
+
+        sb.AppendLine("## Published reference figures").AppendLine();
+        sb.AppendLine("""
+            These come from other projects' own published benchmarks on their hardware, not from this machine:
+
+            | gateway | load | added latency |
+            | --- | --- | --- |
+            | TensorZero | 10,000 QPS on 4 vCPU | 0.37 ms mean, 0.94 ms p99 |
+            | LiteLLM | 100 QPS | 4.91 ms mean (fails at 1,000 QPS) |
+
+            TokenGate's goals: added p99 ≤ 1 ms at 1,000 requests/s, and maximum throughput ≥ 50 % of nginx's on
+            the same machine.
+            """);
+        return sb.ToString();
+    }
+}
