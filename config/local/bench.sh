@@ -8,6 +8,7 @@
 # starts is stopped on exit. About 4-5 minutes on 2 cores. Knobs (environment):
 #   BENCH_RATE=1000 BENCH_FIXED_SECONDS=10 BENCH_WARMUP_SECONDS=3 BENCH_MAX_SECONDS=10
 #   BENCH_WRK_THREADS=2 BENCH_WRK_CONNECTIONS=64 BENCH_DOC=docs/benchmarks.md (empty: do not write)
+#   BENCH_NOTE='text for the doc'  BENCH_SERVE=1 (start everything, measure nothing, keep serving)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -77,11 +78,15 @@ free_port() { # a loopback TCP port nobody listens on (racy but good enough for 
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
   done
 }
-mock_port=$(free_port); nginx_port=$(free_port); operator_port=$(free_port); proxy_port=$(free_port)
-while [ "$nginx_port" = "$mock_port" ]; do nginx_port=$(free_port); done
-while [ "$proxy_port" = "$mock_port" ] || [ "$proxy_port" = "$nginx_port" ]; do proxy_port=$(free_port); done
-while [ "$operator_port" = "$proxy_port" ] || [ "$operator_port" = "$mock_port" ] || [ "$operator_port" = "$nginx_port" ]; do operator_port=$(free_port); done
+taken=" "
+pick_port() { local p; p=$(free_port); while [[ "$taken" == *" $p "* ]]; do p=$(free_port); done; echo "$p"; }
+mock_port=$(pick_port); taken+="$mock_port "
+nginx_port=$(pick_port); taken+="$nginx_port "
+forwarder_port=$(pick_port); taken+="$forwarder_port "
+operator_port=$(pick_port); taken+="$operator_port "
+proxy_port=$(pick_port)
 
+export PGOPTIONS='-c client_min_messages=warning'
 psql -h 127.0.0.1 -p "$pg_port" -U postgres -qAtc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null
 psql -h 127.0.0.1 -p "$pg_port" -U postgres -qAtc "CREATE DATABASE $database" >/dev/null
 db_created=1
@@ -164,10 +169,12 @@ export DOTNET_ENVIRONMENT=Production ASPNETCORE_ENVIRONMENT=Production
 export Logging__LogLevel__Default=Warning Logging__LogLevel__Microsoft=Warning
 export DOTNET_gcServer=1 DOTNET_TieredPGO=1
 
-start() { # name command...
+declare -A pid_of
+start() { # name command... (env execs the program, so $! is the program itself)
   local name=$1; shift
   "$@" >"$logs/$name.log" 2>&1 &
   pids+=($!)
+  pid_of[$name]=$!
 }
 wait_http() { # url name
   local i
@@ -217,6 +224,9 @@ http {
 NGINX
 start nginx nginx -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log"
 
+# The .NET floor: bare Kestrel + SocketsHttpHandler forwarding, no TokenGate logic.
+start forwarder dotnet "$(bin tests/Gateway.Benchmarks)" forward --urls "http://127.0.0.1:$forwarder_port" --upstream "http://127.0.0.1:$mock_port"
+
 start operator env \
   ConnectionStrings__Postgres="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=$database" \
   ConnectionStrings__Redis="127.0.0.1:$redis_port" \
@@ -232,6 +242,7 @@ start proxy env \
 
 wait_http "http://127.0.0.1:$mock_port/healthz" mock
 wait_http "http://127.0.0.1:$nginx_port/healthz" nginx
+wait_http "http://127.0.0.1:$forwarder_port/healthz" forwarder
 wait_http "http://127.0.0.1:$operator_port/readyz" operator
 wait_http "http://127.0.0.1:$proxy_port/readyz" proxy
 
@@ -250,6 +261,7 @@ url() { # target
   case $1 in
     direct) echo "http://127.0.0.1:$mock_port/v1/chat/completions" ;;
     nginx) echo "http://127.0.0.1:$nginx_port/v1/chat/completions" ;;
+    dotnet) echo "http://127.0.0.1:$forwarder_port/v1/chat/completions" ;;
     proxy) echo "http://127.0.0.1:$proxy_port/v1/chat/completions" ;;
   esac
 }
@@ -257,7 +269,7 @@ key_env() { [ "$1" = proxy ] && echo BENCH_PROXY_KEY || echo BENCH_MOCK_KEY; }
 
 # Every target must answer 200 before anything is measured; the proxy may need a moment for the
 # projection of the freshly issued key to reach Redis.
-for target in direct nginx proxy; do
+for target in direct nginx dotnet proxy; do
   ok=0
   for _ in $(seq 1 100); do
     k=$(key_env "$target")
@@ -268,7 +280,17 @@ for target in direct nginx proxy; do
   done
   [ "$ok" = 1 ] || { log "$target answered $code instead of 200 (see $bench/smoke-$target.json and $logs/)"; exit 1; }
 done
-log "mock :$mock_port, nginx :$nginx_port, proxy :$proxy_port, operator :$operator_port — all answer 200"
+log "mock :$mock_port, nginx :$nginx_port, bare .NET forwarder :$forwarder_port, proxy :$proxy_port, operator :$operator_port — all answer 200"
+
+# BENCH_SERVE=1: keep everything running for manual experiments (ports and key in .data/bench/env).
+if [ "${BENCH_SERVE:-}" = 1 ]; then
+  printf 'mock_port=%s\nnginx_port=%s\nforwarder_port=%s\nproxy_port=%s\noperator_port=%s\nprefix=%s\nBENCH_PROXY_KEY=%s\n' \
+    "$mock_port" "$nginx_port" "$forwarder_port" "$proxy_port" "$operator_port" "$prefix" "$proxy_key" >"$bench/env"
+  chmod 600 "$bench/env"
+  log "serving until interrupted; ports and key in $bench/env"
+  wait -n "${pids[@]}" || true
+  exit 0
+fi
 
 # --- measurements -----------------------------------------------------------------------------
 metrics() { curl -fsS "http://127.0.0.1:$proxy_port/metrics"; }
@@ -308,15 +330,45 @@ function done(summary, latency, requests)
 end
 LUA
 
+# CPU time (clock ticks) used so far by each part: proxy mock nginx forwarder operator redis postgres (wrk apart).
+# Redis and PostgreSQL are shared with anything else on the machine, so theirs is an upper bound.
+ticks() { # pids...
+  local p t=0
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+  done
+  echo "$t"
+}
+nginx_pids() { echo "${pid_of[nginx]} $(pgrep -P "${pid_of[nginx]}" | tr '\n' ' ')"; }
+redis_pids() { pgrep -x redis-server | tr '\n' ' '; }
+postgres_pids() { pgrep -u postgres -x postgres | tr '\n' ' '; }
+cpu_snapshot() {
+  # shellcheck disable=SC2046
+  echo "$(ticks "${pid_of[proxy]}") $(ticks "${pid_of[mock]}") $(ticks $(nginx_pids)) $(ticks "${pid_of[forwarder]}") $(ticks "${pid_of[operator]}") $(ticks $(redis_pids)) $(ticks $(postgres_pids))"
+}
+clk_tck=$(getconf CLK_TCK)
+
 max_rate() { # mode target
   local mode=$1 target=$2 body
   body=$([ "$mode" = stream ] && echo "$body_stream" || echo "$body_json")
   local args=(-t "$wrk_threads" -c "$wrk_connections" --timeout 5s -s "$bench/wrk.lua" "$(url "$target")")
   BENCH_BODY="$body" BENCH_KEY_ENV="$(key_env "$target")" BENCH_LABEL="warmup" \
     wrk -d "${warmup_seconds}s" "${args[@]}" >/dev/null 2>>"$logs/wrk.log"
-  BENCH_BODY="$body" BENCH_KEY_ENV="$(key_env "$target")" BENCH_LABEL="max/$mode/$target" \
-    wrk -d "${max_seconds}s" "${args[@]}" >"$bench/wrk-$mode-$target.txt" 2>>"$logs/wrk.log"
+  local before after wrk_ticks
+  before=$(cpu_snapshot)
+  wrk_ticks=$( { BENCH_BODY="$body" BENCH_KEY_ENV="$(key_env "$target")" BENCH_LABEL="max/$mode/$target" \
+    bash -c 'wrk "$@" >"$0"; awk "{ print \$14 + \$15 + \$16 + \$17 }" /proc/$$/stat' "$bench/wrk-$mode-$target.txt" \
+    -d "${max_seconds}s" "${args[@]}"; } 2>>"$logs/wrk.log")
+  after=$(cpu_snapshot)
   grep '^RESULT' "$bench/wrk-$mode-$target.txt" >>"$results"
+  local n
+  n=$(grep '^RESULT' "$bench/wrk-$mode-$target.txt" | cut -f8)
+  if [ -n "$n" ] && [ "$n" -gt 0 ]; then
+    printf 'CPU\t%s\t%s\t%s\n' "$mode" "$target" "$(awk -v b="$before" -v a="$after" -v w="$wrk_ticks" -v n="$n" -v hz="$clk_tck" 'BEGIN {
+      split(b, x, " "); split(a, y, " "); out = ""
+      for (i = 1; i <= 7; i++) out = out sprintf("%.0f\t", (y[i] - x[i]) * 1e6 / hz / n)
+      printf "%s%.0f", out, w * 1e6 / hz / n }')" >>"$results"
+  fi
   grep '^RESULT' "$bench/wrk-$mode-$target.txt" | awk -F'\t' '{ printf "  %s: %.0f req/s, p50 %s ms, p99 %s ms, errors %s/%s\n", $2, $3, $4, $5, $7, $8 }' >&2
 }
 
@@ -341,6 +393,7 @@ for mode in json stream; do
   log "fixed $rate req/s, $mode (${warmup_seconds}s warm-up + ${fixed_seconds}s each)"
   fixed "$mode" direct
   fixed "$mode" nginx
+  fixed "$mode" dotnet
   before=$(metrics)
   fixed "$mode" proxy
   after=$(metrics)
@@ -360,6 +413,7 @@ for mode in json stream; do
   log "maximum rate, $mode (wrk -t$wrk_threads -c$wrk_connections, ${warmup_seconds}s warm-up + ${max_seconds}s each)"
   max_rate "$mode" direct
   max_rate "$mode" nginx
+  max_rate "$mode" dotnet
   max_rate "$mode" proxy
 done
 

@@ -1,3 +1,4 @@
+using Gateway.Benchmarks.Baseline;
 using Gateway.Benchmarks.Load;
 using Gateway.Benchmarks.Report;
 
@@ -6,6 +7,7 @@ namespace Gateway.Benchmarks;
 /// <summary>Entry point of the benchmark tools that config/local/bench.sh drives.</summary>
 /// <remarks>
 /// <c>load</c>: open-loop (fixed-rate) load generator, one result line on stdout.
+/// <c>forward</c>: a bare Kestrel + HttpClient forwarder, the .NET floor for a reverse proxy.
 /// <c>report</c>: turns the collected result lines into the comparison table and docs/benchmarks.md.
 /// </remarks>
 public static class Program
@@ -15,6 +17,7 @@ public static class Program
         if (args.Length == 0)
         {
             await Console.Error.WriteLineAsync("usage: Gateway.Benchmarks load --url URL --rate N --duration S [--warmup S] [--body-file F] [--header 'Name: value']... [--connections N] [--label L]\n" +
+                "       Gateway.Benchmarks forward --urls http://127.0.0.1:PORT --upstream http://127.0.0.1:PORT\n" +
                 "       Gateway.Benchmarks report --results FILE --machine FILE [--out docs/benchmarks.md]");
             return 2;
         }
@@ -25,6 +28,7 @@ public static class Program
             {
                 "load" => await OpenLoopCommand.RunAsync(options),
                 "report" => ReportCommand.Run(options),
+                "forward" => await BareForwarder.RunAsync(options),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'; use load or report."),
             };
         }

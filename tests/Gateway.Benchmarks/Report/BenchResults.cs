@@ -13,6 +13,9 @@ public sealed class BenchResults
     public Dictionary<string, (double BytesPerRequest, long Requests)> Allocation { get; } = new(StringComparer.Ordinal);
     /// <summary>mode → the proxy's own mean overhead (tokengate_proxy_overhead_seconds) in ms.</summary>
     public Dictionary<string, double> ProxyOverheadMs { get; } = new(StringComparer.Ordinal);
+    /// <summary>(mode, target) → CPU µs per request during the maximum-rate run, by process (see <see cref="CpuParts"/>).</summary>
+    public Dictionary<(string Mode, string Target), double[]> CpuPerRequest { get; } = [];
+    public static readonly string[] CpuParts = ["proxy", "mock", "nginx", "forwarder", "operator", "redis", "postgres", "wrk"];
     /// <summary>Ordered machine and parameter facts.</summary>
     public List<KeyValuePair<string, string>> Info { get; } = [];
 
@@ -46,6 +49,9 @@ public sealed class BenchResults
                     break;
                 case "OVERHEAD" when f.Length >= 3:
                     results.ProxyOverheadMs[f[1]] = D(f[2]);
+                    break;
+                case "CPU" when f.Length >= 3 + CpuParts.Length:
+                    results.CpuPerRequest[(f[1], f[2])] = [.. f[3..(3 + CpuParts.Length)].Select(D)];
                     break;
                 case "INFO" when f.Length >= 3:
                     results.Info.Add(new(f[1], string.Join('\t', f[2..])));

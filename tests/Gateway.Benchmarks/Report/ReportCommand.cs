@@ -7,7 +7,7 @@ namespace Gateway.Benchmarks.Report;
 public static class ReportCommand
 {
     private static readonly string[] Modes = ["json", "stream"];
-    private static readonly string[] Targets = ["direct", "nginx", "proxy"];
+    private static readonly string[] Targets = ["direct", "nginx", "dotnet", "proxy"];
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     public static int Run(CommandLine args)
@@ -18,6 +18,8 @@ public static class ReportCommand
         var output = args.Optional("out");
         if (output is not null)
         {
+            var folder = Path.GetDirectoryName(Path.GetFullPath(output));
+            if (folder is not null) Directory.CreateDirectory(folder);
             File.WriteAllText(output, Document(results, tables));
             Console.WriteLine($"written to {output}");
         }
@@ -43,12 +45,13 @@ public static class ReportCommand
                 sb.AppendLine(Inv, $"| {ModeName(mode)} | {target} | {f.RequestsPerSecond:F0} | {f.P50:F3} | {f.P99:F3} | {f.Mean:F3} | {f.Max:F2} | {f.Errors}/{f.Requests} |");
             }
             var d = r.Find("fixed", mode, "direct");
-            var n = r.Find("fixed", mode, "nginx");
-            var p = r.Find("fixed", mode, "proxy");
-            if (d is not null && p is not null)
-                sb.AppendLine(Inv, $"| {ModeName(mode)} | **proxy − direct** | | **{p.P50 - d.P50:+0.000;-0.000}** | **{p.P99 - d.P99:+0.000;-0.000}** | {p.Mean - d.Mean:+0.000;-0.000} | | |");
-            if (d is not null && n is not null)
-                sb.AppendLine(Inv, $"| {ModeName(mode)} | nginx − direct | | {n.P50 - d.P50:+0.000;-0.000} | {n.P99 - d.P99:+0.000;-0.000} | {n.Mean - d.Mean:+0.000;-0.000} | | |");
+            foreach (var target in Targets)
+            {
+                var t = r.Find("fixed", mode, target);
+                if (d is null || t is null || target == "direct") continue;
+                var b = target == "proxy" ? "**" : "";
+                sb.AppendLine(Inv, $"| {ModeName(mode)} | {b}{target} − direct{b} | | {b}{t.P50 - d.P50:+0.000;-0.000}{b} | {b}{t.P99 - d.P99:+0.000;-0.000}{b} | {t.Mean - d.Mean:+0.000;-0.000} | | |");
+            }
         }
         sb.AppendLine();
 
@@ -67,6 +70,34 @@ public static class ReportCommand
             }
         }
         sb.AppendLine();
+
+        if (r.CpuPerRequest.Count > 0)
+        {
+            sb.AppendLine("### CPU time per request during the maximum-rate runs (µs)").AppendLine();
+            sb.AppendLine("Process CPU time (utime + stime) over the measured run divided by the requests served; less sensitive to a busy machine than req/s. Redis and PostgreSQL are shared with other users of the machine, so theirs is an upper bound; the total counts only the processes a request passes through (direct: mock; nginx: nginx + mock; dotnet: forwarder + mock; proxy: proxy + mock + operator's ledger writer + Redis + PostgreSQL), not the load generator.").AppendLine();
+            sb.Append("| mode | target |");
+            foreach (var part in BenchResults.CpuParts) sb.Append(Inv, $" {part} |");
+            sb.AppendLine(" total on the path |");
+            sb.Append("| --- | --- |");
+            foreach (var _ in BenchResults.CpuParts) sb.Append(" ---: |");
+            sb.AppendLine(" ---: |");
+            foreach (var mode in Modes)
+            {
+                foreach (var target in Targets)
+                {
+                    if (!r.CpuPerRequest.TryGetValue((mode, target), out var cpu)) continue;
+                    sb.Append(Inv, $"| {ModeName(mode)} | {target} |");
+                    double total = 0;
+                    for (var i = 0; i < cpu.Length; i++)
+                    {
+                        sb.Append(Inv, $" {cpu[i]:F0} |");
+                        if (OnPath(target, BenchResults.CpuParts[i])) total += cpu[i];
+                    }
+                    sb.AppendLine(Inv, $" {total:F0} |");
+                }
+            }
+            sb.AppendLine();
+        }
 
         if (r.Allocation.Count > 0 || r.ProxyOverheadMs.Count > 0)
         {
@@ -108,6 +139,14 @@ public static class ReportCommand
         }
         return sb.ToString();
     }
+
+    private static bool OnPath(string target, string part) => target switch
+    {
+        "direct" => part == "mock",
+        "nginx" => part is "mock" or "nginx",
+        "dotnet" => part is "mock" or "forwarder",
+        _ => part is not ("wrk" or "nginx" or "forwarder"),
+    };
 
     private static string Document(BenchResults r, string tables)
     {
@@ -152,6 +191,10 @@ public static class ReportCommand
               ledger writer persists to PostgreSQL. The bench user has a huge balance and very high limits so every
               check runs but none rejects. The operator runs on a generated samples folder with its own Redis key
               prefix and its own PostgreSQL database (`tokengate_bench`, dropped at the end).
+            - **dotnet**: a bare .NET forwarder (`Gateway.Benchmarks forward`: Kestrel in, `SocketsHttpHandler` out
+              with the proxy's handler settings, body buffered, response copied with a 16 KiB buffer, Server GC)
+              and nothing else — no keys, Redis or metering. nginx − dotnet is the platform's cost; proxy − dotnet
+              is what TokenGate's own work costs.
             - Request: `POST /v1/chat/completions`, model `gpt-4o-mini`, one short user message, `max_tokens` 64;
               `"stream": true` for the streaming rows. Every response must be 200; others count as errors.
             - **Fixed rate**: {r.InfoValue("fixed_rate", "1000")} requests/s for {r.InfoValue("fixed_duration", "?")} s after a {r.InfoValue("fixed_warmup", "?")} s warm-up, by the open-loop
