@@ -71,11 +71,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { # a loopback TCP port nobody listens on (racy but good enough for a local run)
-  local p
+free_port() { # a TCP port no socket uses, below the ephemeral range (racy but good enough locally)
+  local p low
+  low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "$low" -gt 20100 ] || low=61000
   while :; do
-    p=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    p=$((20000 + RANDOM % (low - 20000)))
+    [ -z "$(ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null)" ] && { echo "$p"; return; }
   done
 }
 taken=" "
@@ -227,12 +229,15 @@ start nginx nginx -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log"
 # The .NET floor: bare Kestrel + SocketsHttpHandler forwarding, no TokenGate logic.
 start forwarder dotnet "$(bin tests/Gateway.Benchmarks)" forward --urls "http://127.0.0.1:$forwarder_port" --upstream "http://127.0.0.1:$mock_port"
 
-start operator env \
-  ConnectionStrings__Postgres="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=$database" \
-  ConnectionStrings__Redis="127.0.0.1:$redis_port" \
-  TokenGate__Redis__KeyPrefix="$prefix" TokenGate__PepperFile="$bench/pepper" \
-  TokenGate__PricesDirectory="$root/config/prices" \
-  dotnet "$(bin operator/Gateway.Operator)" --source "dir:$bench/samples" --state-dir "$bench/state" --urls "http://127.0.0.1:$operator_port"
+start_operator() {
+  start operator env \
+    ConnectionStrings__Postgres="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=$database" \
+    ConnectionStrings__Redis="127.0.0.1:$redis_port" \
+    TokenGate__Redis__KeyPrefix="$prefix" TokenGate__PepperFile="$bench/pepper" \
+    TokenGate__PricesDirectory="$root/config/prices" \
+    dotnet "$(bin operator/Gateway.Operator)" --source "dir:$bench/samples" --state-dir "$bench/state" --urls "http://127.0.0.1:$operator_port"
+}
+start_operator
 
 start proxy env \
   ConnectionStrings__Redis="127.0.0.1:$redis_port" \
@@ -243,6 +248,23 @@ start proxy env \
 wait_http "http://127.0.0.1:$mock_port/healthz" mock
 wait_http "http://127.0.0.1:$nginx_port/healthz" nginx
 wait_http "http://127.0.0.1:$forwarder_port/healthz" forwarder
+# On a machine this busy the operator's first PostgreSQL connection can time out at start and end the
+# process; one more try is cheaper than failing the whole run.
+for attempt in 1 2 3; do
+  for _ in $(seq 1 300); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$operator_port/readyz" 2>/dev/null && break 2
+    kill -0 "${pid_of[operator]}" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "${pid_of[operator]}" 2>/dev/null; then break; fi
+  [ "$attempt" = 3 ] && { log "the operator exited 3 times; see $logs/operator.log"; tail -5 "$logs/operator.log" >&2; exit 1; }
+  log "the operator exited during start-up (attempt $attempt); starting it again"
+  cp "$logs/operator.log" "$logs/operator.$attempt.log"
+  alive=()
+  for p in "${pids[@]}"; do [ "$p" = "${pid_of[operator]}" ] || alive+=("$p"); done
+  pids=("${alive[@]}")
+  start_operator
+done
 wait_http "http://127.0.0.1:$operator_port/readyz" operator
 wait_http "http://127.0.0.1:$proxy_port/readyz" proxy
 
@@ -388,6 +410,17 @@ max_rate() { # mode target
   printf 'INFO\tmax_warmup\t%s\n' "$warmup_seconds"
   printf 'INFO\tmax_tool\t%s\n' "wrk -t$wrk_threads -c$wrk_connections -d${max_seconds}s"
 } >>"$results"
+
+# The .NET processes start cold (tiered JIT, connection pools, the ledger writer's first batches): one
+# short burst each through the forwarder and the proxy, before any figure is taken, so that the first
+# measured runs do not pay for it.
+log "warming up the .NET targets (${warmup_seconds}s per target and mode)"
+for mode in json stream; do
+  for target in dotnet proxy; do
+    BENCH_BODY=$([ "$mode" = stream ] && echo "$body_stream" || echo "$body_json") BENCH_KEY_ENV="$(key_env "$target")" BENCH_LABEL=warmup \
+      wrk -t "$wrk_threads" -c "$wrk_connections" -d "${warmup_seconds}s" --timeout 5s -s "$bench/wrk.lua" "$(url "$target")" >/dev/null 2>>"$logs/wrk.log"
+  done
+done
 
 for mode in json stream; do
   log "fixed $rate req/s, $mode (${warmup_seconds}s warm-up + ${fixed_seconds}s each)"

@@ -97,6 +97,8 @@ public static class ReportCommand
                 }
             }
             sb.AppendLine();
+            foreach (var mode in Modes) AppendCpuReading(sb, r, mode);
+            sb.AppendLine();
         }
 
         if (r.Allocation.Count > 0 || r.ProxyOverheadMs.Count > 0)
@@ -138,6 +140,24 @@ public static class ReportCommand
             }
         }
         return sb.ToString();
+    }
+
+    /// <summary>Where a proxied request's CPU goes, in words, from the CPU table.</summary>
+    private static void AppendCpuReading(StringBuilder sb, BenchResults r, string mode)
+    {
+        if (!r.CpuPerRequest.TryGetValue((mode, "proxy"), out var p)) return;
+        double Part(double[] row, string name) => row[Array.IndexOf(BenchResults.CpuParts, name)];
+        var proxy = Part(p, "proxy");
+        var redis = Part(p, "redis");
+        var ledger = Part(p, "operator") + Part(p, "postgres");
+        var mock = Part(p, "mock");
+        var total = proxy + redis + ledger + mock;
+        sb.Append(Inv, $"- {char.ToUpperInvariant(ModeName(mode)[0])}{ModeName(mode)[1..]}: a proxied request cost {total:F0} µs of CPU — the proxy process {proxy:F0}, Redis {redis:F0} (the admission and settlement scripts), the ledger writer {ledger:F0} (operator + PostgreSQL), the mock {mock:F0}.");
+        if (r.CpuPerRequest.TryGetValue((mode, "dotnet"), out var d)) sb.Append(Inv, $" A bare .NET forwarder process takes {Part(d, "forwarder"):F0} µs");
+        if (r.CpuPerRequest.TryGetValue((mode, "nginx"), out var n)) sb.Append(Inv, $", nginx {Part(n, "nginx"):F0} µs (its whole path {Part(n, "nginx") + Part(n, "mock"):F0} µs)");
+        if (d is not null || n is not null) sb.Append('.');
+        if (total > 0) sb.Append(Inv, $" On {r.InfoValue("nproc")} cores the enforced path alone caps throughput near {1e6 * double.Parse(r.InfoValue("nproc", "2"), Inv) / total:F0} requests/s before the load generator takes its share.");
+        sb.AppendLine();
     }
 
     private static bool OnPath(string target, string part) => target switch
@@ -210,8 +230,9 @@ public static class ReportCommand
             - **Allocation per request**: the proxy's `dotnet_gc_allocated_bytes_total` (GC.GetTotalAllocatedBytes,
               all threads, including the Redis client and background work) and `tokengate_proxy_requests_total`
               are read from `/metrics` before and after the fixed-rate run; the ratio of the deltas is shown.
-            - Added latency = proxy − direct at the same percentile; the nginx − direct row shows what a minimal
-              reverse proxy costs on the same path.
+            - Added latency = proxy − direct at the same percentile; the nginx − direct and dotnet − direct rows
+              show what a minimal reverse proxy costs on the same path. Before any figure is taken, the forwarder
+              and the proxy get a {r.InfoValue("fixed_warmup", "?")} s wrk burst per mode (JIT tiering, connection pools).
 
             """);
 
