@@ -324,8 +324,21 @@ metric_sum_f() { # text name (floating point)
   awk -v n="$2" '{ split($1, a, "{"); if (a[1] == n) s += $2 } END { printf "%.9f", s }' <<<"$1"
 }
 
+# The ledger writer persists usage events in the background; a backlog left by an earlier run would
+# compete for the CPU with the next one, so wait (bounded) until it has drained.
+settle_ledger() {
+  local i len
+  for i in $(seq 1 150); do
+    len=$(redis-cli -h 127.0.0.1 -p "$redis_port" XLEN "${prefix}usage" 2>/dev/null || echo 0)
+    [ "${len:-0}" -le 100 ] && return 0
+    sleep 0.2
+  done
+  log "the ledger writer still has $len usage events to persist; measuring anyway"
+}
+
 fixed() { # mode target
   local mode=$1 target=$2 body
+  settle_ledger
   body=$([ "$mode" = stream ] && echo "$body_stream" || echo "$body_json")
   tool load --url "$(url "$target")" --rate "$rate" --duration "$fixed_seconds" --warmup "$warmup_seconds" \
     --body-file "$body" --bearer-env "$(key_env "$target")" --connections 64 --timeout 10 \
@@ -372,6 +385,7 @@ clk_tck=$(getconf CLK_TCK)
 
 max_rate() { # mode target
   local mode=$1 target=$2 body
+  settle_ledger
   body=$([ "$mode" = stream ] && echo "$body_stream" || echo "$body_json")
   local args=(-t "$wrk_threads" -c "$wrk_connections" --timeout 5s -s "$bench/wrk.lua" "$(url "$target")")
   BENCH_BODY="$body" BENCH_KEY_ENV="$(key_env "$target")" BENCH_LABEL="warmup" \
