@@ -440,7 +440,11 @@ for mode in json stream; do
   log "fixed $rate req/s, $mode (${warmup_seconds}s warm-up + ${fixed_seconds}s each)"
   fixed "$mode" direct
   fixed "$mode" nginx
+  fwd_before=$(curl -fsS "http://127.0.0.1:$forwarder_port/_stats")
   fixed "$mode" dotnet
+  fwd_after=$(curl -fsS "http://127.0.0.1:$forwarder_port/_stats")
+  awk -v m="$mode" -v b="$fwd_before" -v a="$fwd_after" 'BEGIN { split(b, x, " "); split(a, y, " "); n = y[2] - x[2]
+    if (n > 0) printf "ALLOC_FORWARDER\t%s\t%.0f\t%d\n", m, (y[1] - x[1]) / n, n }' >>"$results"
   before=$(metrics)
   fixed "$mode" proxy
   after=$(metrics)

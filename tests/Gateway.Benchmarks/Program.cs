@@ -8,6 +8,7 @@ namespace Gateway.Benchmarks;
 /// <remarks>
 /// <c>load</c>: open-loop (fixed-rate) load generator, one result line on stdout.
 /// <c>forward</c>: a bare Kestrel + HttpClient forwarder, the .NET floor for a reverse proxy.
+/// <c>micro</c>: BenchmarkDotNet micro-benchmarks of hot-path pieces (Micro/).
 /// <c>report</c>: turns the collected result lines into the comparison table and docs/benchmarks.md.
 /// </remarks>
 public static class Program
@@ -18,8 +19,15 @@ public static class Program
         {
             await Console.Error.WriteLineAsync("usage: Gateway.Benchmarks load --url URL --rate N --duration S [--warmup S] [--body-file F] [--header 'Name: value']... [--connections N] [--label L]\n" +
                 "       Gateway.Benchmarks forward --urls http://127.0.0.1:PORT --upstream http://127.0.0.1:PORT\n" +
+                "       Gateway.Benchmarks micro [BenchmarkDotNet arguments, e.g. --filter '*Sse*']\n" +
                 "       Gateway.Benchmarks report --results FILE --machine FILE [--out docs/benchmarks.md]");
             return 2;
+        }
+        if (args[0] == "micro")
+        {
+            // BenchmarkDotNet's own arguments, e.g. --filter '*Sse*' --job short.
+            BenchmarkDotNet.Running.BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args[1..]);
+            return 0;
         }
         var options = CommandLine.Parse(args.AsSpan(1));
         try

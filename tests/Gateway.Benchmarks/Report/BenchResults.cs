@@ -11,6 +11,8 @@ public sealed class BenchResults
     public List<RunFigures> Runs { get; } = [];
     /// <summary>mode → (bytes allocated per request, requests counted).</summary>
     public Dictionary<string, (double BytesPerRequest, long Requests)> Allocation { get; } = new(StringComparer.Ordinal);
+    /// <summary>mode → the same for the bare .NET forwarder.</summary>
+    public Dictionary<string, (double BytesPerRequest, long Requests)> ForwarderAllocation { get; } = new(StringComparer.Ordinal);
     /// <summary>mode → the proxy's own mean overhead (tokengate_proxy_overhead_seconds) in ms.</summary>
     public Dictionary<string, double> ProxyOverheadMs { get; } = new(StringComparer.Ordinal);
     /// <summary>(mode, target) → CPU µs per request during the maximum-rate run, by process (see <see cref="CpuParts"/>).</summary>
@@ -46,6 +48,9 @@ public sealed class BenchResults
                     break;
                 case "ALLOC" when f.Length >= 4:
                     results.Allocation[f[1]] = (D(f[2]), (long)D(f[3]));
+                    break;
+                case "ALLOC_FORWARDER" when f.Length >= 4:
+                    results.ForwarderAllocation[f[1]] = (D(f[2]), (long)D(f[3]));
                     break;
                 case "OVERHEAD" when f.Length >= 3:
                     results.ProxyOverheadMs[f[1]] = D(f[2]);

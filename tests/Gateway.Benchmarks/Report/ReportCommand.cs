@@ -104,14 +104,15 @@ public static class ReportCommand
         if (r.Allocation.Count > 0 || r.ProxyOverheadMs.Count > 0)
         {
             sb.AppendLine("### Proxy allocation and self-measured overhead").AppendLine();
-            sb.AppendLine("| mode | allocated bytes/request | requests measured | proxy's own mean overhead ms (`tokengate_proxy_overhead_seconds`) |");
-            sb.AppendLine("| --- | ---: | ---: | ---: |");
+            sb.AppendLine("| mode | proxy allocated bytes/request | requests measured | bare .NET forwarder bytes/request | proxy's own mean overhead ms (`tokengate_proxy_overhead_seconds`) |");
+            sb.AppendLine("| --- | ---: | ---: | ---: | ---: |");
             foreach (var mode in Modes)
             {
                 var hasAlloc = r.Allocation.TryGetValue(mode, out var a);
                 var hasOverhead = r.ProxyOverheadMs.TryGetValue(mode, out var o);
                 if (!hasAlloc && !hasOverhead) continue;
-                sb.AppendLine(Inv, $"| {ModeName(mode)} | {(hasAlloc ? a.BytesPerRequest.ToString("N0", Inv) : "")} | {(hasAlloc ? a.Requests.ToString(Inv) : "")} | {(hasOverhead ? o.ToString("F3", Inv) : "")} |");
+                var fwd = r.ForwarderAllocation.TryGetValue(mode, out var fa) ? fa.BytesPerRequest.ToString("N0", Inv) : "";
+                sb.AppendLine(Inv, $"| {ModeName(mode)} | {(hasAlloc ? a.BytesPerRequest.ToString("N0", Inv) : "")} | {(hasAlloc ? a.Requests.ToString(Inv) : "")} | {fwd} | {(hasOverhead ? o.ToString("F3", Inv) : "")} |");
             }
             sb.AppendLine();
         }
@@ -229,7 +230,10 @@ public static class ReportCommand
               test, so these are figures for this machine, not for the software alone.
             - **Allocation per request**: the proxy's `dotnet_gc_allocated_bytes_total` (GC.GetTotalAllocatedBytes,
               all threads, including the Redis client and background work) and `tokengate_proxy_requests_total`
-              are read from `/metrics` before and after the fixed-rate run; the ratio of the deltas is shown.
+              are read from `/metrics` before and after the fixed-rate run; the ratio of the deltas is shown. The
+              bare forwarder's figure comes the same way from its `/_stats` (GC.GetTotalAllocatedBytes).
+            - **Micro-benchmarks** (not part of `make bench`): `dotnet tests/Gateway.Benchmarks/bin/Release/net10.0/Gateway.Benchmarks.dll micro --filter '*' --job short --inProcess`
+              runs BenchmarkDotNet on the SSE usage parser and the request body reader.
             - Added latency = proxy − direct at the same percentile; the nginx − direct and dotnet − direct rows
               show what a minimal reverse proxy costs on the same path. Before any figure is taken, the forwarder
               and the proxy get a {r.InfoValue("fixed_warmup", "?")} s wrk burst per mode (JIT tiering, connection pools).
