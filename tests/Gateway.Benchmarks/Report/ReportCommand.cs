@@ -239,7 +239,9 @@ public static class ReportCommand
               runs BenchmarkDotNet on the SSE usage parser and the request body reader.
             - Added latency = proxy − direct at the same percentile; the nginx − direct and dotnet − direct rows
               show what a minimal reverse proxy costs on the same path. Before any figure is taken, the forwarder
-              and the proxy get a {r.InfoValue("fixed_warmup", "?")} s wrk burst per mode (JIT tiering, connection pools).
+              and the proxy get a {r.InfoValue("fixed_warmup", "?")} s wrk burst per mode (JIT tiering, connection pools), and before
+              each run the script waits (bounded) until the ledger writer has persisted the usage events of the
+              previous one, so that a backlog does not compete with the next measurement.
 
             """);
 
