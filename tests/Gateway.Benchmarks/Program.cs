@@ -1,4 +1,5 @@
 using Gateway.Benchmarks.Baseline;
+using Gateway.Benchmarks.Diagnostics;
 using Gateway.Benchmarks.Load;
 using Gateway.Benchmarks.Report;
 
@@ -37,6 +38,7 @@ public static class Program
                 "load" => await OpenLoopCommand.RunAsync(options),
                 "report" => ReportCommand.Run(options),
                 "forward" => await BareForwarder.RunAsync(options),
+                "alloc-types" => AllocationTypes.Run(options),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'; use load or report."),
             };
         }
