@@ -34,6 +34,41 @@ public sealed class ProjectionKeys(string prefix = ProjectionKeys.DefaultPrefix)
 
     /// <summary>Consumer group of the ledger writer on <see cref="UsageStream"/>.</summary>
     public const string UsageGroup = "ledger";
+
+    // Enforcement counters (written by the proxy's Enforcer scripts; see Gateway.Core/Enforcement).
+
+    /// <summary>HASH of the key's rate windows (requests and tokens, per minute and per UTC day), by api_keys.id.
+    /// Fields rm_i/rm_c/rm_p (requests, minute index, current and previous minute), tm_* (tokens per minute),
+    /// rd_i/rd_c and td_i/td_c (requests and tokens, UTC day index and count). Expires two days after its last write.</summary>
+    public string KeyRateCounters(string keyId) => Prefix + "rl:key:" + keyId;
+
+    /// <summary>HASH of the user's rate windows, same fields as <see cref="KeyRateCounters"/>, by users.id.</summary>
+    public string UserRateCounters(string userId) => Prefix + "rl:user:" + userId;
+
+    /// <summary>ZSET of the key's in-flight request ids scored by lease expiry (unix ms); expired members are
+    /// orphans of a killed pod and stop counting against maxConcurrent.</summary>
+    public string KeyInflight(string keyId) => Prefix + "inflight:key:" + keyId;
+
+    /// <summary>ZSET of the user's in-flight request ids scored by lease expiry (unix ms).</summary>
+    public string UserInflight(string userId) => Prefix + "inflight:user:" + userId;
+
+    /// <summary>HASH {tokens, spend}: the key's lifetime tokens and spend in micro-dollars, including reservations in
+    /// flight; checked against tokenLimit and spendLimit. Never expires; the operator seeds it from the ledger on rebuild.</summary>
+    public string KeyLifetime(string keyId) => Prefix + "life:key:" + keyId;
+
+    /// <summary>Integer micro-dollars the user spent in one budget period, including reservations in flight.
+    /// <paramref name="periodId"/> is the period start as unix seconds (UTC), or "none" for a budget that never resets.
+    /// Expires a week after the period ends.</summary>
+    public string BudgetSpent(string userId, string periodId) => Prefix + "budget:" + userId + ":" + periodId;
+
+    /// <summary>ZSET of open reservations (request ids) scored by lease expiry (unix ms); the ledger writer charges
+    /// the ones whose lease passed (Enforcer.ExpireReservationsAsync).</summary>
+    public string Reservations => Prefix + "reservations";
+
+    /// <summary>HASH of one open reservation: key_id, key_version, user_id, reserved (micros), est_in, est_out,
+    /// model, route, upstream, price_version, started_at_ms, expires_at_ms, budget_key, min_idx, day_idx.
+    /// Deleted by settlement, release or expiry; its absence makes those idempotent.</summary>
+    public string Reservation(string requestId) => Prefix + "resv:" + requestId;
 }
 
 /// <summary>Invalidation messages on the invalidation channel.</summary>

@@ -34,6 +34,25 @@ public sealed class RespValue
     public static RespValue Bulk(byte[] bytes) => new(RespType.BulkString, bytes, 0, null);
     public static RespValue Array(RespValue[] items) => new(RespType.Array, null, 0, items);
 
+    // The parser builds replies straight from wire bytes; "+OK" and small integers are shared so the
+    // most common replies on the hot path allocate nothing.
+    internal static readonly RespValue Ok = new(RespType.SimpleString, "OK"u8.ToArray(), 0, null);
+    internal static readonly RespValue EmptyArray = new(RespType.Array, null, 0, []);
+    private static readonly RespValue[] SmallIntegers = CreateSmallIntegers();
+
+    internal static RespValue SimpleFromBytes(byte[] bytes) => new(RespType.SimpleString, bytes, 0, null);
+    internal static RespValue ErrorFromBytes(byte[] bytes) => new(RespType.Error, bytes, 0, null);
+
+    internal static RespValue IntegerCached(long value) =>
+        value is >= -1 and < 255 ? SmallIntegers[value + 1] : new(RespType.Integer, null, value, null);
+
+    private static RespValue[] CreateSmallIntegers()
+    {
+        var values = new RespValue[256];
+        for (var i = 0; i < values.Length; i++) values[i] = new(RespType.Integer, null, i - 1, null);
+        return values;
+    }
+
     public RespType Type { get; }
     public bool IsNull => Type == RespType.Null;
 
@@ -60,6 +79,10 @@ public sealed class RespValue
         _ => throw new InvalidOperationException($"A {Type} reply is not an integer."),
     };
 
+    /// <summary>True when this is a simple or bulk string whose bytes equal <paramref name="text"/> (ASCII/UTF-8).</summary>
+    public bool BytesEqual(ReadOnlySpan<byte> text) =>
+        Type is RespType.SimpleString or RespType.BulkString or RespType.Error && _bytes.AsSpan().SequenceEqual(text);
+
     public override string ToString() => Type switch
     {
         RespType.Array => "[" + string.Join(", ", Items.Select(i => i.ToString())) + "]",
@@ -73,6 +96,10 @@ public sealed class RedisServerException(string message) : Exception(message)
 {
     /// <summary>The error prefix, e.g. "ERR", "NOSCRIPT", "WRONGTYPE".</summary>
     public string Prefix => Message.Split(' ', 2)[0];
+
+    /// <summary>True when the error starts with <paramref name="prefix"/> (e.g. "NOSCRIPT", "BUSYGROUP").</summary>
+    public bool HasPrefix(string prefix) =>
+        Message.StartsWith(prefix, StringComparison.Ordinal) && (Message.Length == prefix.Length || Message[prefix.Length] == ' ');
 }
 
 /// <summary>The server cannot be reached or the connection broke before a reply arrived.</summary>

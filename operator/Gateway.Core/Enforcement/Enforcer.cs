@@ -1,0 +1,306 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Gateway.Core.Pricing;
+using Gateway.Core.Projection;
+using Gateway.Core.Redis;
+using Gateway.Core.Usage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Gateway.Core.Enforcement;
+
+/// <summary>
+/// Admission, settlement and reservation expiry against Redis, each one atomic Lua call. Integer
+/// micro-dollars in Redis; decimals only here. Thread-safe; one instance per process.
+/// </summary>
+/// <remarks>
+/// Money flow: admission moves the reservation out of the balance and into the period budget and the
+/// key's lifetime spend; settlement replaces it with the actual cost; expiry (a pod died) keeps the
+/// reservation as the charge; release (nothing reached an upstream) returns all of it and writes no usage
+/// event, so a rejected request is never charged (its request still counts against requests-per-minute/day).
+/// Whichever of settle, release and expire runs first wins; the others find the reservation gone and do nothing.
+/// </remarks>
+public sealed class Enforcer
+{
+    private readonly IRedisClient _redis;
+    private readonly ProjectionKeys _keys;
+    private readonly TimeProvider _time;
+    private readonly EnforcerOptions _options;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<(string Period, string Zone), BudgetPeriod> _periods = new();
+
+    public Enforcer(IRedisClient redis, ProjectionKeys keys, TimeProvider? time = null, EnforcerOptions? options = null, ILogger<Enforcer>? logger = null)
+    {
+        _redis = redis;
+        _keys = keys;
+        _time = time ?? TimeProvider.System;
+        _options = options ?? new EnforcerOptions();
+        _logger = logger ?? (ILogger)NullLogger.Instance;
+    }
+
+    /// <summary>Checks every limit and, only if all pass, counts the request and holds its reservation.
+    /// <paramref name="cancellationToken"/> is observed only before the script is sent, so an admitted request's
+    /// reservation always reaches the caller (who must settle or release it).</summary>
+    /// <exception cref="InvalidOperationException">A reservation with this request id already exists.</exception>
+    public async Task<AdmissionResult> AdmitAsync(AdmissionRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentOutOfRangeException.ThrowIfNegative(request.ReservedMicros, nameof(request));
+        ArgumentOutOfRangeException.ThrowIfNegative(request.EstimatedInputTokens, nameof(request));
+        ArgumentOutOfRangeException.ThrowIfNegative(request.MaxOutputTokens, nameof(request));
+        if (request.Lease is { } requested && requested <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(request), "The reservation lease must be positive.");
+        var now = _time.GetUtcNow();
+        var nowMs = now.ToUnixTimeMilliseconds();
+        var lease = request.Lease ?? _options.DefaultLease;
+        var leaseExpiresMs = nowMs + (long)lease.TotalMilliseconds;
+        var keyId = request.Key.KeyId;
+        var userId = request.User.UserId;
+        var kl = request.Key.Limits;
+        var ul = request.User.Limits;
+
+        var budget = request.User.Budget;
+        string budgetKey;
+        long budgetMicros = -1, periodEndMs = 0;
+        if (budget is null)
+        {
+            budgetKey = _keys.BudgetSpent(userId, "none");
+        }
+        else
+        {
+            budgetMicros = Money.ToMicrosFloor(budget.Amount);
+            var period = CurrentPeriod(budget.Period, budget.Timezone, now);
+            if (period is { } p)
+            {
+                budgetKey = _keys.BudgetSpent(userId, p.Id);
+                periodEndMs = p.End.ToUnixTimeMilliseconds();
+            }
+            else
+            {
+                budgetKey = _keys.BudgetSpent(userId, "none");
+            }
+        }
+
+        RedisArg[] keys =
+        [
+            _keys.KeyRateCounters(keyId), _keys.UserRateCounters(userId),
+            _keys.KeyInflight(keyId), _keys.UserInflight(userId),
+            _keys.KeyLifetime(keyId), _keys.Balance(userId), budgetKey,
+            _keys.Reservations, _keys.Reservation(request.RequestId),
+        ];
+        RedisArg[] args =
+        [
+            nowMs, request.RequestId, keyId, request.Key.Version, userId, leaseExpiresMs, request.ReservedMicros,
+            request.EstimatedInputTokens, request.MaxOutputTokens,
+            Limit(kl?.RequestsPerMinute), Limit(kl?.RequestsPerDay), Limit(kl?.TokensPerMinute), Limit(kl?.TokensPerDay), Limit(kl?.MaxConcurrent),
+            Limit(ul?.RequestsPerMinute), Limit(ul?.RequestsPerDay), Limit(ul?.TokensPerMinute), Limit(ul?.TokensPerDay), Limit(ul?.MaxConcurrent),
+            Limit(kl?.TokenLimit), kl?.SpendLimit is { } spend ? Money.ToMicrosFloor(spend) : -1L,
+            budgetMicros, periodEndMs,
+            request.Model, request.Route, request.Upstream, request.PriceVersion,
+            (long)_options.ConcurrencyRetryAfter.TotalMilliseconds,
+        ];
+
+        // The token is honoured only before the script is sent: a cancelled wait for a script Redis still runs
+        // would leave a reservation nobody knows about, charged later as an orphan.
+        cancellationToken.ThrowIfCancellationRequested();
+        var reply = await _redis.EvalAsync(EnforcementScripts.Admit, keys, args, CancellationToken.None).ConfigureAwait(false);
+        var r = reply.Items;
+        if (r[0].AsInt64() == -1)
+            throw new InvalidOperationException("A reservation for this request id already exists; request ids must be unique.");
+
+        var reason = (RejectionReason)r[1].AsInt64();
+        var retryMs = r[2].AsInt64();
+        return new AdmissionResult
+        {
+            Reason = reason,
+            RetryAfter = reason == RejectionReason.None || retryMs < 0 ? null : TimeSpan.FromMilliseconds(retryMs),
+            Requests = Status(r[3], r[4], r[5]),
+            Tokens = Status(r[6], r[7], r[8]),
+            Reservation = reason != RejectionReason.None ? null : new Reservation
+            {
+                RequestId = request.RequestId,
+                KeyId = keyId,
+                KeyVersion = request.Key.Version,
+                UserId = userId,
+                ReservedMicros = request.ReservedMicros,
+                EstimatedTokens = request.EstimatedTokens,
+                BudgetKey = budgetKey,
+                StartedAt = DateTimeOffset.FromUnixTimeMilliseconds(nowMs),
+                LeaseExpiresAt = DateTimeOffset.FromUnixTimeMilliseconds(leaseExpiresMs),
+            },
+        };
+    }
+
+    /// <summary>
+    /// Replaces the reservation with the actual cost and tokens, frees the concurrency slots and appends the
+    /// usage event to the usage stream, atomically. Settling an ended reservation changes nothing.
+    /// </summary>
+    public async Task<SettleOutcome> SettleAsync(Settlement settlement, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(settlement);
+        var reservation = settlement.Reservation;
+        if (!string.Equals(settlement.Usage.RequestId, reservation.RequestId, StringComparison.Ordinal))
+            throw new ArgumentException("The usage event's request id differs from the reservation's.", nameof(settlement));
+        var actual = settlement.ActualCostMicros ?? Money.ToMicrosCeiling(settlement.Usage.Cost);
+        ArgumentOutOfRangeException.ThrowIfNegative(actual, nameof(settlement));
+        var fields = settlement.Usage.ToStreamFields();
+        var args = new List<RedisArg>(5 + fields.Count)
+        {
+            _time.GetUtcNow().ToUnixTimeMilliseconds(), reservation.RequestId, "settle", actual, settlement.Usage.Tokens.Total,
+        };
+        args.AddRange(fields);
+        var reply = await _redis.EvalAsync(EnforcementScripts.Finish, FinishKeys(reservation.RequestId, reservation.KeyId, reservation.UserId, reservation.BudgetKey), args, cancellationToken).ConfigureAwait(false);
+        return reply.AsInt64() == 1 ? SettleOutcome.Settled : SettleOutcome.AlreadySettled;
+    }
+
+    /// <summary>Frees the slots and returns the whole reservation, writing no usage event: for requests that never
+    /// reached an upstream. Their request still counts against the request windows.</summary>
+    public async Task<SettleOutcome> ReleaseAsync(Reservation reservation, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(reservation);
+        return await ReleaseAsync(reservation.RequestId, reservation.KeyId, reservation.UserId, reservation.BudgetKey, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Like <see cref="ReleaseAsync(Reservation, CancellationToken)"/> when only the request id is at hand
+    /// (one extra round trip to read the reservation).</summary>
+    public async Task<SettleOutcome> ReleaseAsync(string requestId, CancellationToken cancellationToken = default)
+    {
+        var fields = await ReadReservationAsync(requestId, cancellationToken).ConfigureAwait(false);
+        if (fields is null) return SettleOutcome.AlreadySettled;
+        return await ReleaseAsync(requestId, fields["key_id"], fields["user_id"], fields["budget_key"], cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Moves a live reservation's lease (and its concurrency slots) to now + <paramref name="lease"/>, for
+    /// streams that outlive the original lease. False when the reservation already ended.</summary>
+    public async Task<bool> ExtendLeaseAsync(Reservation reservation, TimeSpan lease, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(reservation);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(lease, TimeSpan.Zero);
+        var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        RedisArg[] keys = [_keys.Reservation(reservation.RequestId), _keys.Reservations, _keys.KeyInflight(reservation.KeyId), _keys.UserInflight(reservation.UserId)];
+        RedisArg[] args = [nowMs, reservation.RequestId, nowMs + (long)lease.TotalMilliseconds];
+        var reply = await _redis.EvalAsync(EnforcementScripts.Extend, keys, args, cancellationToken).ConfigureAwait(false);
+        return reply.AsInt64() == 1;
+    }
+
+    /// <summary>
+    /// For the ledger writer: charges up to <paramref name="max"/> reservations whose lease passed at
+    /// <paramref name="now"/> at their reserved amount, frees their slots and appends a usage event for each
+    /// (status 0, estimated, cost = reservation, same request id). Each reservation is ended by one atomic
+    /// script, so a settlement racing with it either wins (expiry does nothing) or finds it gone.
+    /// Returns the request ids charged.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> ExpireReservationsAsync(DateTimeOffset now, int max, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(max);
+        var nowMs = now.ToUnixTimeMilliseconds();
+        var due = await _redis.ExecuteAsync("ZRANGEBYSCORE", [_keys.Reservations, "-inf", nowMs, "LIMIT", 0, max], cancellationToken).ConfigureAwait(false);
+        var ids = due.Items.Select(i => i.AsString()!).ToArray();
+        var results = await Task.WhenAll(ids.Select(id => ExpireOneAsync(id, nowMs, cancellationToken))).ConfigureAwait(false);
+        var expired = new List<string>();
+        for (var i = 0; i < ids.Length; i++)
+            if (results[i]) expired.Add(ids[i]);
+        return expired;
+    }
+
+    /// <summary>The budget period containing <paramref name="now"/>, cached per (period, zone) until it ends.</summary>
+    private BudgetPeriod? CurrentPeriod(string period, string? zone, DateTimeOffset now)
+    {
+        var cacheKey = (period, zone ?? "");
+        if (_periods.TryGetValue(cacheKey, out var cached) && cached.Start <= now && now < cached.End) return cached;
+        BudgetPeriod? computed;
+        try
+        {
+            computed = BudgetCalendar.CurrentPeriod(period, zone, now);
+        }
+        catch (Exception e) when (e is TimeZoneNotFoundException or InvalidTimeZoneException)
+        {
+            // A zone this host does not know (a typo, or an image without tzdata) must not fail every request
+            // of the user: keep enforcing the budget on UTC days and say so (once per period, thanks to the cache).
+            Log.UnknownBudgetTimeZone(_logger, zone ?? "");
+            computed = BudgetCalendar.CurrentPeriod(period, "UTC", now);
+        }
+        if (computed is { } c) _periods[cacheKey] = c;
+        return computed;
+    }
+
+    private async Task<bool> ExpireOneAsync(string requestId, long nowMs, CancellationToken cancellationToken)
+    {
+        var f = await ReadReservationAsync(requestId, cancellationToken).ConfigureAwait(false);
+        if (f is null)
+        {
+            // Settlement removes the hash and the zset member together, so this is only a leftover member.
+            await _redis.ExecuteAsync("ZREM", [_keys.Reservations, requestId], cancellationToken).ConfigureAwait(false);
+            return false;
+        }
+        long L(string name) => f.TryGetValue(name, out var v) && long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : 0;
+        string S(string name) => f.TryGetValue(name, out var v) ? v : "";
+        var startedMs = L("started_at_ms");
+        var usage = new UsageEvent
+        {
+            RequestId = requestId,
+            KeyId = S("key_id"),
+            KeyVersion = (int)L("key_version"),
+            UserId = S("user_id"),
+            Upstream = S("upstream"),
+            Model = S("model"),
+            Route = S("route"),
+            Tokens = new TokenCounts(L("est_in"), 0, 0, L("est_out")),
+            Cost = Money.FromMicros(L("reserved")),
+            PriceVersion = S("price_version"),
+            StartedAt = DateTimeOffset.FromUnixTimeMilliseconds(startedMs),
+            DurationMs = (int)Math.Clamp(nowMs - startedMs, 0, int.MaxValue),
+            Status = 0,
+            Estimated = true,
+        };
+        var fields = usage.ToStreamFields();
+        var args = new List<RedisArg>(5 + fields.Count) { nowMs, requestId, "expire", 0, 0 };
+        args.AddRange(fields);
+        var reply = await _redis.EvalAsync(EnforcementScripts.Finish, FinishKeys(requestId, usage.KeyId, usage.UserId, S("budget_key")), args, cancellationToken).ConfigureAwait(false);
+        if (reply.AsInt64() != 1) return false;
+        Log.ReservationExpired(_logger, requestId, usage.Cost);
+        return true;
+    }
+
+    private async Task<SettleOutcome> ReleaseAsync(string requestId, string keyId, string userId, string budgetKey, CancellationToken cancellationToken)
+    {
+        RedisArg[] args = [_time.GetUtcNow().ToUnixTimeMilliseconds(), requestId, "release", 0, 0];
+        var reply = await _redis.EvalAsync(EnforcementScripts.Finish, FinishKeys(requestId, keyId, userId, budgetKey), args, cancellationToken).ConfigureAwait(false);
+        return reply.AsInt64() == 1 ? SettleOutcome.Settled : SettleOutcome.AlreadySettled;
+    }
+
+    private async Task<Dictionary<string, string>?> ReadReservationAsync(string requestId, CancellationToken cancellationToken)
+    {
+        var reply = await _redis.ExecuteAsync("HGETALL", [_keys.Reservation(requestId)], cancellationToken).ConfigureAwait(false);
+        var items = reply.Items;
+        if (items.Count == 0) return null;
+        var fields = new Dictionary<string, string>(items.Count / 2, StringComparer.Ordinal);
+        for (var i = 0; i + 1 < items.Count; i += 2) fields[items[i].AsString()!] = items[i + 1].AsString() ?? "";
+        return fields;
+    }
+
+    private RedisArg[] FinishKeys(string requestId, string keyId, string userId, string budgetKey) =>
+    [
+        _keys.Reservation(requestId), _keys.Reservations,
+        _keys.KeyInflight(keyId), _keys.UserInflight(userId),
+        _keys.KeyRateCounters(keyId), _keys.UserRateCounters(userId),
+        _keys.KeyLifetime(keyId), _keys.Balance(userId), budgetKey, _keys.UsageStream,
+    ];
+
+    private static long Limit(long? value) => value ?? -1;
+
+    private static RateLimitStatus? Status(RespValue limit, RespValue remaining, RespValue reset)
+    {
+        var l = limit.AsInt64();
+        return l < 0 ? null : new RateLimitStatus(l, remaining.AsInt64(), TimeSpan.FromMilliseconds(reset.AsInt64()));
+    }
+}
+
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 3101, Level = LogLevel.Information, Message = "Charged the reservation of request {RequestId} ({CostUsd} USD): its lease passed without settlement.")]
+    public static partial void ReservationExpired(ILogger logger, string requestId, decimal costUsd);
+
+    [LoggerMessage(EventId = 3102, Level = LogLevel.Warning, Message = "Budget time zone '{Zone}' is unknown on this host; budget periods use UTC until it is fixed.")]
+    public static partial void UnknownBudgetTimeZone(ILogger logger, string zone);
+}

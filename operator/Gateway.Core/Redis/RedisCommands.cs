@@ -1,0 +1,55 @@
+namespace Gateway.Core.Redis;
+
+/// <summary>Convenience wrappers over <see cref="IRedisClient.ExecuteAsync"/> for common string, key and pub/sub commands.</summary>
+public static class RedisCommands
+{
+    /// <summary>GET key; null when the key does not exist.</summary>
+    public static async Task<string?> GetAsync(this IRedisClient client, string key, CancellationToken cancellationToken = default) =>
+        (await client.ExecuteAsync("GET", [key], cancellationToken).ConfigureAwait(false)).AsString();
+
+    /// <summary>SET key value [PX ms]. With <paramref name="onlyIfAbsent"/> (NX), returns false when the key existed.</summary>
+    public static async Task<bool> SetAsync(
+        this IRedisClient client, string key, RedisArg value, TimeSpan? expiry = null, bool onlyIfAbsent = false, CancellationToken cancellationToken = default)
+    {
+        RespValue reply;
+        if (expiry is { } ttl)
+        {
+            var ms = (long)Math.Ceiling(ttl.TotalMilliseconds);
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(ms, nameof(expiry));
+            reply = onlyIfAbsent
+                ? await client.ExecuteAsync("SET", [key, value, "PX", ms, "NX"], cancellationToken).ConfigureAwait(false)
+                : await client.ExecuteAsync("SET", [key, value, "PX", ms], cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            reply = onlyIfAbsent
+                ? await client.ExecuteAsync("SET", [key, value, "NX"], cancellationToken).ConfigureAwait(false)
+                : await client.ExecuteAsync("SET", [key, value], cancellationToken).ConfigureAwait(false);
+        }
+        return !reply.IsNull;
+    }
+
+    /// <summary>INCRBY key delta; returns the new value.</summary>
+    public static async Task<long> IncrByAsync(this IRedisClient client, string key, long delta = 1, CancellationToken cancellationToken = default) =>
+        (await client.ExecuteAsync("INCRBY", [key, delta], cancellationToken).ConfigureAwait(false)).AsInt64();
+
+    /// <summary>DEL key...; returns how many keys were removed.</summary>
+    public static async Task<long> DelAsync(this IRedisClient client, IReadOnlyList<RedisArg> keys, CancellationToken cancellationToken = default) =>
+        keys.Count == 0 ? 0 : (await client.ExecuteAsync("DEL", keys, cancellationToken).ConfigureAwait(false)).AsInt64();
+
+    /// <summary>DEL key; returns true when the key existed.</summary>
+    public static async Task<bool> DelAsync(this IRedisClient client, string key, CancellationToken cancellationToken = default) =>
+        (await client.ExecuteAsync("DEL", [key], cancellationToken).ConfigureAwait(false)).AsInt64() == 1;
+
+    /// <summary>PEXPIRE key ms; returns false when the key does not exist.</summary>
+    public static async Task<bool> ExpireAsync(this IRedisClient client, string key, TimeSpan ttl, CancellationToken cancellationToken = default) =>
+        (await client.ExecuteAsync("PEXPIRE", [key, (long)Math.Ceiling(ttl.TotalMilliseconds)], cancellationToken).ConfigureAwait(false)).AsInt64() == 1;
+
+    /// <summary>PUBLISH channel message; returns how many subscribers (connections) received it.</summary>
+    public static async Task<long> PublishAsync(this IRedisClient client, string channel, string message, CancellationToken cancellationToken = default) =>
+        (await client.ExecuteAsync("PUBLISH", [channel, message], cancellationToken).ConfigureAwait(false)).AsInt64();
+
+    /// <summary>PING; for readiness checks.</summary>
+    public static async Task PingAsync(this IRedisClient client, CancellationToken cancellationToken = default) =>
+        await client.ExecuteAsync("PING", [], cancellationToken).ConfigureAwait(false);
+}

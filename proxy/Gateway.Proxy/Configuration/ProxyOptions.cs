@@ -1,0 +1,62 @@
+namespace Gateway.Proxy.Configuration;
+
+/// <summary>Proxy settings under <c>TokenGate:Proxy</c>; validated at start-up.</summary>
+public sealed class ProxyOptions
+{
+    public const string Section = "TokenGate:Proxy";
+
+    /// <summary>Largest accepted request body; larger bodies get 413 in the provider's shape.</summary>
+    public long MaxRequestBodyBytes { get; init; } = 16 * 1024 * 1024;
+
+    /// <summary>How long a cached key/user policy or upstream list is trusted without an invalidation.</summary>
+    public double PolicyCacheTtlSeconds { get; init; } = 5;
+
+    /// <summary>Deadline for the upstream's response headers (time to first byte).</summary>
+    public double UpstreamTimeToFirstByteSeconds { get; init; } = 60;
+
+    /// <summary>Deadline for the whole upstream exchange, body included.</summary>
+    public double UpstreamTotalTimeoutSeconds { get; init; } = 600;
+
+    /// <summary>Upstream connect timeout.</summary>
+    public double UpstreamConnectTimeoutSeconds { get; init; } = 10;
+
+    /// <summary>Accounts tried per request (retries happen only before the first byte reaches the client).</summary>
+    public int MaxAttempts { get; init; } = 3;
+
+    /// <summary>Consecutive failures that put an account into cooldown.</summary>
+    public int CooldownAfterFailures { get; init; } = 3;
+
+    /// <summary>Cooldown length; afterwards one probe request is let through (half-open).</summary>
+    public double CooldownSeconds { get; init; } = 30;
+
+    /// <summary>anthropic-version sent upstream when the client sent none.</summary>
+    public string AnthropicVersion { get; init; } = "2023-06-01";
+
+    /// <summary>api-version for Azure OpenAI when the account's baseUrl carries none.</summary>
+    public string AzureApiVersion { get; init; } = "2024-10-21";
+
+    /// <summary>Output tokens assumed for the reservation when a request sets no max tokens.</summary>
+    public long DefaultMaxOutputTokens { get; init; } = 4096;
+
+    /// <summary>Largest non-streaming response kept in memory to read its usage; beyond it usage is estimated.</summary>
+    public int MaxResponseParseBytes { get; init; } = 8 * 1024 * 1024;
+
+    /// <summary>Returns the problems with these settings, empty when valid.</summary>
+    public List<string> Validate()
+    {
+        var errors = new List<string>();
+        if (MaxRequestBodyBytes < 1024) errors.Add($"{Section}:MaxRequestBodyBytes must be at least 1024 (was {MaxRequestBodyBytes}).");
+        if (PolicyCacheTtlSeconds is <= 0 or > 3600) errors.Add($"{Section}:PolicyCacheTtlSeconds must be in (0, 3600].");
+        if (UpstreamTimeToFirstByteSeconds <= 0) errors.Add($"{Section}:UpstreamTimeToFirstByteSeconds must be positive.");
+        if (UpstreamTotalTimeoutSeconds < UpstreamTimeToFirstByteSeconds) errors.Add($"{Section}:UpstreamTotalTimeoutSeconds must be at least UpstreamTimeToFirstByteSeconds.");
+        if (UpstreamConnectTimeoutSeconds <= 0) errors.Add($"{Section}:UpstreamConnectTimeoutSeconds must be positive.");
+        if (MaxAttempts is < 1 or > 10) errors.Add($"{Section}:MaxAttempts must be between 1 and 10.");
+        if (CooldownAfterFailures < 1) errors.Add($"{Section}:CooldownAfterFailures must be at least 1.");
+        if (CooldownSeconds <= 0) errors.Add($"{Section}:CooldownSeconds must be positive.");
+        if (string.IsNullOrWhiteSpace(AnthropicVersion)) errors.Add($"{Section}:AnthropicVersion must not be empty.");
+        if (string.IsNullOrWhiteSpace(AzureApiVersion)) errors.Add($"{Section}:AzureApiVersion must not be empty.");
+        if (DefaultMaxOutputTokens < 1) errors.Add($"{Section}:DefaultMaxOutputTokens must be positive.");
+        if (MaxResponseParseBytes < 64 * 1024) errors.Add($"{Section}:MaxResponseParseBytes must be at least 65536.");
+        return errors;
+    }
+}

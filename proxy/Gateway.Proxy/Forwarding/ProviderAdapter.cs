@@ -1,0 +1,47 @@
+using Gateway.Core.Resources;
+using Gateway.Proxy.Requests;
+using Gateway.Proxy.Routing;
+
+namespace Gateway.Proxy.Forwarding;
+
+/// <summary>
+/// Provider dialects: where a route goes on an account and how the account's credential is sent.
+/// openai, openai-compatible, gemini-openai: base URL + path, Bearer. anthropic: base URL + path,
+/// x-api-key and anthropic-version. azure-openai: deployment URL with api-version, api-key.
+/// </summary>
+public static class ProviderAdapter
+{
+    /// <summary>The upstream URI for a route on a target.</summary>
+    public static Uri BuildUri(UpstreamTarget target, ProxyRoute route, string azureApiVersion)
+    {
+        if (target.Account.Provider == Providers.AzureOpenAI)
+        {
+            var query = string.IsNullOrEmpty(target.BaseQuery) ? "api-version=" + Uri.EscapeDataString(azureApiVersion) : target.BaseQuery;
+            var basePath = target.BaseUrl.EndsWith("/openai", StringComparison.OrdinalIgnoreCase) ? target.BaseUrl : target.BaseUrl + "/openai";
+            if (route == ProxyRoute.Responses) return new Uri(basePath + "/responses?" + query);
+            return new Uri(string.Concat(basePath, "/deployments/", Uri.EscapeDataString(target.UpstreamModelName), route.UpstreamPath, "?", query));
+        }
+        return string.IsNullOrEmpty(target.BaseQuery)
+            ? new Uri(target.BaseUrl + route.UpstreamPath)
+            : new Uri(string.Concat(target.BaseUrl, route.UpstreamPath, "?", target.BaseQuery));
+    }
+
+    /// <summary>Sets the credential headers (the client's were not copied) in the provider's style.</summary>
+    public static void ApplyCredential(HttpRequestMessage request, UpstreamTarget target, ProxyRoute route, string defaultAnthropicVersion)
+    {
+        var credential = target.Account.Credential;
+        var provider = target.Account.Provider;
+        if (provider == Providers.AzureOpenAI)
+        {
+            if (!string.IsNullOrEmpty(credential)) request.Headers.TryAddWithoutValidation("api-key", credential);
+            return;
+        }
+        if (route.Dialect == ApiDialect.Anthropic)
+        {
+            if (!string.IsNullOrEmpty(credential)) request.Headers.TryAddWithoutValidation("x-api-key", credential);
+            if (!request.Headers.Contains("anthropic-version")) request.Headers.TryAddWithoutValidation("anthropic-version", defaultAnthropicVersion);
+            return;
+        }
+        if (!string.IsNullOrEmpty(credential)) request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + credential);
+    }
+}

@@ -1,0 +1,172 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using Gateway.Core.Json;
+using Gateway.Core.Projection;
+using Gateway.Core.Redis;
+using Gateway.Core.Resources;
+using Gateway.Proxy.Configuration;
+using Gateway.Proxy.Requests;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Proxy.Routing;
+
+/// <summary>One (account, model) pair a request can be sent to, with everything precomputed.</summary>
+public sealed class UpstreamTarget
+{
+    public required UpstreamProjection Account { get; init; }
+    public required UpstreamModel Model { get; init; }
+    public required UpstreamHealth Health { get; init; }
+    /// <summary>Name sent upstream (upstreamName, else name).</summary>
+    public required string UpstreamModelName { get; init; }
+    /// <summary>The upstream model as a JSON string token, or null when it equals the requested name.</summary>
+    public byte[]? EncodedUpstreamModel { get; init; }
+    /// <summary>Base URL without a trailing slash and without its query.</summary>
+    public required string BaseUrl { get; init; }
+    /// <summary>Query of the base URL (e.g. Azure's api-version), without '?', or empty.</summary>
+    public required string BaseQuery { get; init; }
+}
+
+/// <summary>An immutable view of the upstream accounts, indexed by (dialect, model).</summary>
+public sealed class UpstreamSnapshot
+{
+    public static readonly UpstreamSnapshot Empty = new([], new Dictionary<string, UpstreamTarget[]>(), new Dictionary<string, UpstreamTarget[]>());
+
+    public UpstreamSnapshot(List<UpstreamProjection> accounts, Dictionary<string, UpstreamTarget[]> openAi, Dictionary<string, UpstreamTarget[]> anthropic)
+    {
+        Accounts = accounts; OpenAI = openAi; Anthropic = anthropic;
+    }
+
+    public List<UpstreamProjection> Accounts { get; }
+    public Dictionary<string, UpstreamTarget[]> OpenAI { get; }
+    public Dictionary<string, UpstreamTarget[]> Anthropic { get; }
+
+    /// <summary>Targets serving a model on a dialect, sorted by priority; empty when none.</summary>
+    public UpstreamTarget[] For(ApiDialect dialect, string model)
+    {
+        var map = dialect == ApiDialect.Anthropic ? Anthropic : OpenAI;
+        return map.TryGetValue(model, out var t) ? t : [];
+    }
+}
+
+/// <summary>
+/// The upstream accounts from the Redis projection, cached in process, reloaded after an
+/// "upstreams"/"all" invalidation or the TTL. Per-account health survives reloads.
+/// </summary>
+public sealed class UpstreamCatalog
+{
+    private readonly IRedisClient _redis;
+    private readonly ProjectionKeys _keys;
+    private readonly long _ttlTicks;
+    private readonly ConcurrentDictionary<string, UpstreamHealth> _health = new(StringComparer.Ordinal);
+    private volatile UpstreamSnapshot? _snapshot;
+    private long _expiresAt;
+    private long _generation;
+    private Task<UpstreamSnapshot>? _refresh;
+    private readonly Lock _refreshLock = new();
+
+    public UpstreamCatalog(IRedisClient redis, ProjectionKeys keys, IOptions<ProxyOptions> options)
+    {
+        _redis = redis;
+        _keys = keys;
+        _ttlTicks = (long)(options.Value.PolicyCacheTtlSeconds * Stopwatch.Frequency);
+    }
+
+    /// <summary>Health states of every account seen, for the cooldown gauge.</summary>
+    public ICollection<UpstreamHealth> Health => _health.Values;
+
+    /// <summary>The current snapshot; reloads from Redis when stale (others keep using the stale one meanwhile).</summary>
+    public ValueTask<UpstreamSnapshot> GetAsync(CancellationToken cancellationToken)
+    {
+        var snapshot = _snapshot;
+        if (snapshot is not null && Stopwatch.GetTimestamp() < Volatile.Read(ref _expiresAt)) return new ValueTask<UpstreamSnapshot>(snapshot);
+        var refresh = StartRefresh();
+        if (snapshot is not null && !refresh.IsCompleted) return new ValueTask<UpstreamSnapshot>(snapshot);
+        return new ValueTask<UpstreamSnapshot>(refresh.WaitAsync(cancellationToken));
+    }
+
+    /// <summary>Marks the snapshot stale (invalidation message or reconnect).</summary>
+    public void Invalidate()
+    {
+        Interlocked.Increment(ref _generation);
+        Volatile.Write(ref _expiresAt, 0);
+    }
+
+    private Task<UpstreamSnapshot> StartRefresh()
+    {
+        lock (_refreshLock)
+        {
+            if (_refresh is { IsCompleted: false }) return _refresh;
+            _refresh = LoadAsync();
+            return _refresh;
+        }
+    }
+
+    private async Task<UpstreamSnapshot> LoadAsync()
+    {
+        var generation = Interlocked.Read(ref _generation);
+        var reply = await _redis.ExecuteAsync("GET", [_keys.Upstreams]).ConfigureAwait(false);
+        var accounts = reply.IsNull ? [] : JsonSerializer.Deserialize<List<UpstreamProjection>>(reply.Bytes, TokenGateJson.Options) ?? [];
+        var snapshot = Build(accounts);
+        _snapshot = snapshot;
+        if (Interlocked.Read(ref _generation) == generation) Volatile.Write(ref _expiresAt, Stopwatch.GetTimestamp() + _ttlTicks);
+        return snapshot;
+    }
+
+    internal UpstreamSnapshot Build(List<UpstreamProjection> accounts)
+    {
+        var openAi = new Dictionary<string, List<UpstreamTarget>>(StringComparer.Ordinal);
+        var anthropic = new Dictionary<string, List<UpstreamTarget>>(StringComparer.Ordinal);
+        foreach (var account in accounts)
+        {
+            if (account.Disabled) continue;
+            var health = _health.GetOrAdd(account.Name, static n => new UpstreamHealth(n));
+            var (baseUrl, query) = SplitBase(account.BaseUrl);
+            var servesOpenAi = account.Provider != Providers.Anthropic;
+            var servesAnthropic = account.Provider is Providers.Anthropic or Providers.OpenAICompatible;
+            foreach (var model in account.Models)
+            {
+                if (string.IsNullOrEmpty(model.Name)) continue;
+                var upstreamName = string.IsNullOrEmpty(model.UpstreamName) ? model.Name : model.UpstreamName;
+                var target = new UpstreamTarget
+                {
+                    Account = account,
+                    Model = model,
+                    Health = health,
+                    UpstreamModelName = upstreamName,
+                    EncodedUpstreamModel = upstreamName == model.Name ? null : Encoding.UTF8.GetBytes(JsonSerializer.Serialize(upstreamName)),
+                    BaseUrl = baseUrl,
+                    BaseQuery = query,
+                };
+                if (servesOpenAi) Add(openAi, model.Name, target);
+                if (servesAnthropic) Add(anthropic, model.Name, target);
+            }
+        }
+        return new UpstreamSnapshot(accounts, Freeze(openAi), Freeze(anthropic));
+    }
+
+    private static (string BaseUrl, string Query) SplitBase(string baseUrl)
+    {
+        var q = baseUrl.IndexOf('?', StringComparison.Ordinal);
+        var path = q < 0 ? baseUrl : baseUrl[..q];
+        return (path.TrimEnd('/'), q < 0 ? "" : baseUrl[(q + 1)..]);
+    }
+
+    private static void Add(Dictionary<string, List<UpstreamTarget>> map, string model, UpstreamTarget target)
+    {
+        if (!map.TryGetValue(model, out var list)) map[model] = list = [];
+        list.Add(target);
+    }
+
+    private static Dictionary<string, UpstreamTarget[]> Freeze(Dictionary<string, List<UpstreamTarget>> map)
+    {
+        var result = new Dictionary<string, UpstreamTarget[]>(map.Count, StringComparer.Ordinal);
+        foreach (var (model, list) in map)
+        {
+            list.Sort(static (a, b) => a.Account.Priority.CompareTo(b.Account.Priority));
+            result[model] = [.. list];
+        }
+        return result;
+    }
+}

@@ -1,0 +1,157 @@
+using System.Net;
+using System.Net.Sockets;
+using Gateway.Core.Projection;
+using Gateway.Core.Resources;
+using Gateway.MockUpstream.Recording;
+using Gateway.Proxy.Tests.Endpoints;
+using Gateway.Proxy.Tests.Infrastructure;
+using Gateway.Testing;
+
+namespace Gateway.Proxy.Tests.Routing;
+
+public sealed class FailoverTests : IAsyncLifetime
+{
+    private ProxyHarness _h = null!;
+
+    public async Task InitializeAsync() => _h = await ProxyHarness.StartAsync(settings: new Dictionary<string, string?>
+    {
+        ["TokenGate:Proxy:CooldownAfterFailures"] = "1",
+        ["TokenGate:Proxy:CooldownSeconds"] = "60",
+        ["TokenGate:Proxy:UpstreamTimeToFirstByteSeconds"] = "1",
+        ["TokenGate:Proxy:UpstreamTotalTimeoutSeconds"] = "30",
+    });
+
+    public async Task DisposeAsync() => await _h.DisposeAsync();
+
+    private static int ClosedPort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    private const string Chat = """{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}""";
+
+    [Fact]
+    public async Task Connect_error_fails_over_to_the_next_tier_and_cools_the_account_down()
+    {
+        var dead = _h.MockUpstream("default/dead", priority: 0) with { BaseUrl = $"http://127.0.0.1:{ClosedPort()}/v1" };
+        await _h.Projection.PutUpstreamsAsync(dead, _h.MockUpstream("default/backup", priority: 1));
+        var c = await _h.CreateCallerAsync();
+        await Eventually.TrueAsync(async () =>
+        {
+            using var r = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, Chat));
+            return r.StatusCode == HttpStatusCode.OK;
+        }, "a request served through the backup");
+        var usage = (await _h.UsageEventsAsync()).Last(e => e.KeyId == c.Key.KeyId);
+        Assert.Equal("default/backup", usage.Upstream);
+
+        var metrics = await _h.Http.GetStringAsync("/metrics");
+        Assert.Contains("tokengate_proxy_upstream_cooldown{upstream=\"default/dead\"} 1", metrics);
+        Assert.Contains(metrics.Split('\n'), l => l.StartsWith("tokengate_proxy_upstream_requests_total{", StringComparison.Ordinal)
+            && l.Contains("upstream=\"default/dead\"", StringComparison.Ordinal) && l.Contains("outcome=\"error\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Server_errors_are_retried_on_another_account_before_the_first_byte()
+    {
+        await _h.Projection.PutUpstreamsAsync(_h.MockUpstream("default/a", priority: 0), _h.MockUpstream("default/b", priority: 0));
+        var c = await _h.CreateCallerAsync();
+        // Wait until the proxy sees both accounts.
+        await Eventually.TrueAsync(async () =>
+        {
+            using var r = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, Chat));
+            var all = await _h.UsageEventsAsync();
+            return all.Any(e => e.Upstream is "default/a" or "default/b");
+        }, "the new upstream list");
+        var before = (await _h.MockRequestsAsync()).Count;
+        using var request = ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, Chat);
+        request.Headers.Add("x-mock-status", "503");
+        using var response = await _h.Http.SendAsync(request);
+        // Both accounts answered 503: the last answer is passed through after one retry.
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(before + 2, (await _h.MockRequestsAsync()).Count);
+    }
+
+    [Fact]
+    public async Task Time_to_first_byte_timeout_is_504_when_no_account_answers_in_time()
+    {
+        var c = await _h.CreateCallerAsync();
+        using var request = ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, Chat);
+        request.Headers.Add("x-mock-latency-ms", "5000");
+        using var response = await _h.Http.SendAsync(request);
+        await ChatCompletionsTests.AssertOpenAiError(response, HttpStatusCode.GatewayTimeout, "upstream_timeout", "server_error");
+        // Nothing reached a client: the reservation is released, no usage row.
+        Assert.DoesNotContain(await _h.UsageEventsAsync(), e => e.KeyId == c.Key.KeyId);
+    }
+
+    [Fact]
+    public async Task Dropped_connection_is_502_when_no_other_account_exists()
+    {
+        var c = await _h.CreateCallerAsync();
+        using var request = ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, Chat);
+        request.Headers.Add("x-mock-fault", "drop");
+        using var response = await _h.Http.SendAsync(request);
+        await ChatCompletionsTests.AssertOpenAiError(response, HttpStatusCode.BadGateway, "upstream_error", "server_error");
+    }
+
+    [Fact]
+    public async Task User_upstream_selector_restricts_accounts()
+    {
+        await _h.Projection.PutUpstreamsAsync(
+            _h.MockUpstream("default/shared", labels: new() { ["pool"] = "shared" }),
+            _h.MockUpstream("default/dedicated", priority: 5, labels: new() { ["pool"] = "team-a" }));
+        var c = await _h.CreateCallerAsync(user: u => u with { UpstreamSelector = new LabelSelector { MatchLabels = new() { ["pool"] = "team-a" } } });
+        await Eventually.TrueAsync(async () =>
+        {
+            using var r = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, Chat));
+            var mine = (await _h.UsageEventsAsync()).Where(e => e.KeyId == c.Key.KeyId).ToList();
+            return mine.Count > 0 && mine[^1].Upstream == "default/dedicated";
+        }, "a request served by the dedicated account");
+    }
+
+    [Fact]
+    public async Task Azure_account_gets_deployment_url_api_version_and_api_key()
+    {
+        var azure = new UpstreamProjection
+        {
+            Name = "default/azure",
+            Provider = Providers.AzureOpenAI,
+            BaseUrl = _h.MockUrl.ToString().TrimEnd('/'),
+            Credential = ProxyHarness.MockCredential,
+            Models = [new UpstreamModel { Name = "gpt-4o-mini", UpstreamName = "mini-deployment" }],
+        };
+        await _h.Projection.PutUpstreamsAsync(azure);
+        var c = await _h.CreateCallerAsync();
+        await Eventually.TrueAsync(async () =>
+        {
+            using var r = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, Chat));
+            return (await _h.UsageEventsAsync()).Any(e => e.Upstream == "default/azure" && e.Status == 200);
+        }, "a request served by the Azure account");
+        var upstream = (await _h.MockRequestsAsync()).Last(r => r.Path.StartsWith("/openai/", StringComparison.Ordinal));
+        Assert.Equal("/openai/deployments/mini-deployment/chat/completions", upstream.Path);
+        Assert.Equal("?api-version=2024-10-21", upstream.Query);
+        var credential = Assert.Single(upstream.Credentials);
+        Assert.Equal("api-key", credential.Header);
+        Assert.Equal(RecordedRequest.HashCredential(ProxyHarness.MockCredential), credential.Sha256);
+    }
+
+    [Fact]
+    public async Task Anthropic_account_serves_only_the_anthropic_surface()
+    {
+        var anthropic = _h.MockUpstream("default/anthropic") with { Provider = Providers.Anthropic };
+        await _h.Projection.PutUpstreamsAsync(anthropic);
+        var c = await _h.CreateCallerAsync();
+        await Eventually.TrueAsync(async () =>
+        {
+            using var r = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, Chat));
+            return r.StatusCode == HttpStatusCode.NotFound;
+        }, "OpenAI routes to lose the anthropic-only account");
+        using var request = ChatCompletionsTests.Post("/v1/messages", null, """{"model":"claude-sonnet-4-5","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}""");
+        request.Headers.Authorization = new("Bearer", c.ApiKey);
+        using var response = await _h.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var upstream = (await _h.MockRequestsAsync()).Last(r => r.Path == "/v1/messages");
+        Assert.Equal("x-api-key", Assert.Single(upstream.Credentials).Header);
+    }
+}
