@@ -139,3 +139,66 @@ public sealed class FakeCrdSchemaTests : IAsyncLifetime
         Assert.Equal(1, (await _gadgets.PatchAsync("default", "u", new JsonObject { ["spec"] = new JsonObject { ["discountRate"] = 0.5 } }))["spec"]!["replicas"]!.GetValue<int>());
     }
 }
+
+/// <summary>The generated CRDs in config/crd served by the fake: the samples are accepted, bad specs are not.</summary>
+public sealed class GeneratedCrdTests : IAsyncLifetime
+{
+    private FakeApiServer _server = null!;
+    private KubernetesClient _client = null!;
+    private IReadOnlyList<FakeResourceType> _types = [];
+
+    public async Task InitializeAsync()
+    {
+        _server = await FakeApiServer.StartAsync();
+        _types = _server.RegisterCrdsFromDirectory(Path.Combine(Gateway.Testing.RepoPaths.Root, "config", "crd"));
+        _client = new KubernetesClient(new KubernetesClientConfiguration { Server = _server.BaseAddress });
+    }
+
+    public async Task DisposeAsync()
+    {
+        _client.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    private ResourceClient<JsonObject> For(string kind)
+    {
+        if (kind == "Secret") return _client.Resource<JsonObject>(ResourceDefinition.Secrets);
+        var t = _types.Single(t => t.Kind == kind);
+        return _client.Resource<JsonObject>(new ResourceDefinition(t.Group, t.Version, t.Plural, t.Kind));
+    }
+
+    [Fact]
+    public async Task Samples_are_accepted_and_defaulted()
+    {
+        Assert.Equal(["ApiKey", "UpstreamAccount", "UserQuota"], _types.Select(t => t.Kind).Order(StringComparer.Ordinal));
+        foreach (var file in Directory.GetFiles(Gateway.Testing.RepoPaths.Samples, "*.yaml"))
+        {
+            foreach (var obj in FakeCrdSchema.ParseYaml(File.ReadAllText(file)))
+            {
+                await For(obj["kind"]!.GetValue<string>()).CreateAsync(obj);
+            }
+        }
+
+        var key = await For("ApiKey").GetAsync("default", "demo");
+        Assert.False(key["spec"]!["disabled"]!.GetValue<bool>());
+        Assert.Equal("24h", key["spec"]!["rotation"]!["gracePeriod"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task An_invalid_api_key_is_rejected_with_field_causes()
+    {
+        var bad = FakeCrdSchema.ParseYaml("""
+            apiVersion: tokengate.io/v1alpha1
+            kind: ApiKey
+            metadata: {name: bad, namespace: default}
+            spec:
+              owner: Not A Name
+              discountRate: 0
+              rotation: {gracePeriod: soon}
+            """)[0];
+
+        var e = await Assert.ThrowsAsync<KubernetesInvalidException>(() => For("ApiKey").CreateAsync(bad));
+
+        Assert.Equal(["spec.discountRate", "spec.owner", "spec.rotation.gracePeriod"], e.Causes.Select(c => c.Field ?? "").Order(StringComparer.Ordinal));
+    }
+}

@@ -50,6 +50,9 @@ public static class FakeCrdSchema
     public static IReadOnlyList<FakeResourceType> RegisterCrdsFromDirectory(this FakeApiServer server, string directory) =>
         Directory.GetFiles(directory, "*.yaml").Order(StringComparer.Ordinal).SelectMany(f => server.RegisterCrds(File.ReadAllText(f))).ToList();
 
+    /// <summary>Parses (multi-document) YAML such as samples into JSON objects, typing plain scalars as YAML 1.2 does.</summary>
+    public static IReadOnlyList<JsonObject> ParseYaml(string yaml) => YamlToJson.ParseAll(yaml).OfType<JsonObject>().ToList();
+
     /// <summary>Prunes, defaults and validates <paramref name="obj"/> in place; returns the failures.</summary>
     public static List<FakeValidationCause> Apply(JsonObject schema, JsonObject obj)
     {
