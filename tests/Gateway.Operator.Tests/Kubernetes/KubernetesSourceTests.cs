@@ -105,7 +105,12 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
                         Assert.NotEmpty(values);
                         continue;
                     }
-                    var shown = values.Count == 0 ? null : string.Join(',', values.Select(v => v is JsonValue jv && jv.TryGetValue<string>(out var s) ? s : v!.ToJsonString()));
+                    // kubectl prints number columns as numbers: 10.00000000 shows as 10.
+                    var number = column["type"]!.GetValue<string>() is "number" or "integer";
+                    var shown = values.Count == 0 ? null : string.Join(',', values.Select(v =>
+                        v is JsonValue jv && jv.TryGetValue<string>(out var s) ? s
+                        : number ? v!.GetValue<decimal>().ToString("0.########", System.Globalization.CultureInfo.InvariantCulture)
+                        : v!.ToJsonString()));
                     Assert.True(expected[plural][name] == shown, $"{plural} column {name}: expected '{expected[plural][name]}', got '{shown}'");
                 }
             }
