@@ -108,6 +108,9 @@ public sealed class KubernetesHarness : IAsyncDisposable
         return app;
     }
 
+    /// <summary>Operator hosts started and not stopped yet.</summary>
+    public IReadOnlyList<WebApplication> Apps => _apps;
+
     public static KubernetesOperator OperatorOf(WebApplication app) => app.Services.GetRequiredService<KubernetesOperator>();
 
     public async Task StopAsync(WebApplication app)

@@ -263,4 +263,25 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
         var lease = _h.Server.GetObject(FakeApiServer.Leases, "team-a", "tokengate-operator");
         Assert.Equal(KubernetesHarness.OperatorOf(app).Identity, lease?["spec"]?["holderIdentity"]?.GetValue<string>());
     }
+
+    [Fact]
+    public async Task Revokes_the_key_of_an_ApiKey_that_vanished_while_no_operator_ran()
+    {
+        var key = await ReadyDemoAsync();
+        await _h.StopAsync(_h.Apps.Single());
+
+        // Someone strips the finalizer and deletes the object while the operator is down.
+        await _h.ApiKeys.PatchAsync("default", "demo", new JsonObject { ["metadata"] = new JsonObject { ["finalizers"] = null } });
+        await _h.ApiKeys.DeleteAsync("default", "demo");
+        Assert.Null(_h.Get(FakeApiServer.ApiKeys, "demo"));
+        Assert.True(await _h.RedisHasKeyAsync(key));
+
+        await _h.StartOperatorAsync();
+        await Eventually.TrueAsync(async () => !await _h.RedisHasKeyAsync(key), "the orphaned key to be revoked");
+        await using var db = _h.Db();
+        Assert.NotNull((await db.ApiKeyVersions.SingleAsync()).RevokedAt);
+        Assert.Null(await _h.Secrets.TryGetAsync("default", "demo-apikey"));
+        // The rest is untouched.
+        await _h.ReadyAsync(FakeApiServer.UserQuotas, "demo");
+    }
 }

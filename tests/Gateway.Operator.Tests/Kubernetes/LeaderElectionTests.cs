@@ -1,4 +1,5 @@
 using Gateway.Operator.Kubernetes;
+using Gateway.Operator.Ledger;
 using Gateway.Testing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
@@ -41,6 +42,11 @@ public sealed class LeaderElectionTests : IAsyncLifetime
         Assert.Equal(0, s.Reconciles);
         Assert.Equal(0, s.Source.StatusWrites);
         Assert.False(s.Manager.IsLeader);
+        // The ledger writer and reservation sweeper run once cluster-wide: on the leader.
+        Assert.NotNull(leader.Services.GetRequiredService<LedgerWriter>().ExecuteTask);
+        Assert.NotNull(leader.Services.GetRequiredService<ReservationSweeper>().ExecuteTask);
+        Assert.Null(standby.Services.GetRequiredService<LedgerWriter>().ExecuteTask);
+        Assert.Null(standby.Services.GetRequiredService<ReservationSweeper>().ExecuteTask);
         var lease = _h.Server.GetObject(FakeApiServer.Leases, "default", "tokengate-operator")!;
         Assert.Equal(l.Identity, lease["spec"]!["holderIdentity"]!.GetValue<string>());
     }
