@@ -424,6 +424,7 @@ public sealed class FakeApiServer : IAsyncDisposable
         body["kind"] = t.Type.Kind;
         body["apiVersion"] = t.Type.ApiVersion;
         if (t.Type.HasStatus) body.Remove("status");
+        FoldStringData(t, body);
         if (Validate(t, body) is { Count: > 0 } causes)
         {
             await Invalid(ctx, t, name, causes);
@@ -530,6 +531,7 @@ public sealed class FakeApiServer : IAsyncDisposable
                     goto done;
                 }
             }
+            FoldStringData(t, next);
             if (Validate(t, next) is { Count: > 0 } causes) { invalid = causes; code = 422; goto done; }
 
             var spec = SpecOf(current);
@@ -771,6 +773,19 @@ public sealed class FakeApiServer : IAsyncDisposable
         var before = (currentMeta["finalizers"] as JsonArray)?.Select(f => f!.GetValue<string>()).ToHashSet() ?? [];
         var after = (nextMeta["finalizers"] as JsonArray)?.Select(f => f!.GetValue<string>()) ?? [];
         return after.Any(f => !before.Contains(f));
+    }
+
+    /// <summary>Like the real server, a Secret's write-only stringData is merged into data (base64) and not stored.</summary>
+    private static void FoldStringData(RequestTarget t, JsonObject obj)
+    {
+        if (t.Type.Group.Length != 0 || t.Type.Plural != "secrets" || obj["stringData"] is not JsonObject stringData) return;
+        if (obj["data"] is not JsonObject data)
+        {
+            data = new JsonObject();
+            obj["data"] = data;
+        }
+        foreach (var (k, v) in stringData) data[k] = Convert.ToBase64String(Encoding.UTF8.GetBytes(v?.GetValue<string>() ?? ""));
+        obj.Remove("stringData");
     }
 
     private static JsonObject SpecOf(JsonObject obj)
