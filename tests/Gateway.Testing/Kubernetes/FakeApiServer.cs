@@ -158,9 +158,9 @@ public sealed class FakeApiServer : IAsyncDisposable
     public int OpenWatchCount { get { lock (_gate) return _watchers.Count; } }
 
     /// <summary>The next <paramref name="times"/> requests matching the filter fail with the status code.</summary>
-    public void InjectFailure(int statusCode, int times = 1, string? method = null, string? pathContains = null, bool? watch = null)
+    public void InjectFailure(int statusCode, int times = 1, string? method = null, string? pathContains = null, bool? watch = null, int? retryAfterSeconds = null)
     {
-        lock (_gate) _failures.Add(new InjectedFailure(statusCode, method, pathContains, watch) { Remaining = times });
+        lock (_gate) _failures.Add(new InjectedFailure(statusCode, method, pathContains, watch) { Remaining = times, RetryAfterSeconds = retryAfterSeconds });
     }
 
     public void ClearInjectedFailures()
@@ -231,6 +231,7 @@ public sealed class FakeApiServer : IAsyncDisposable
         }
         if (failure is not null)
         {
+            if (failure.RetryAfterSeconds is { } ra) ctx.Response.Headers.RetryAfter = ra.ToString(CultureInfo.InvariantCulture);
             await WriteStatus(ctx, failure.StatusCode, ReasonFor(failure.StatusCode), "injected failure", null, null);
             return;
         }
@@ -941,6 +942,7 @@ public sealed class FakeApiServer : IAsyncDisposable
         public string? PathContains { get; } = pathContains;
         public bool? Watch { get; } = watch;
         public int Remaining { get; set; }
+        public int? RetryAfterSeconds { get; set; }
     }
 
     private sealed class Watcher(string typeKey, string? ns, string? name, FakeLabelSelector selector, bool bookmarks)
