@@ -28,7 +28,18 @@ public sealed record FakeResourceType(string Group, string Version, string Plura
     /// do not (the real server answers 422 "must be specified for an update").
     /// </summary>
     public bool AllowUnconditionalUpdate { get; init; } = true;
+
+    /// <summary>Discovery details (kubectl uses them for short names and categories such as `kubectl get tokengate`).</summary>
+    public string? Singular { get; init; }
+    public IReadOnlyList<string> ShortNames { get; init; } = [];
+    public IReadOnlyList<string> Categories { get; init; } = [];
+
+    /// <summary>additionalPrinterColumns, rendered when a client asks for a Table (kubectl get).</summary>
+    public IReadOnlyList<FakePrinterColumn> PrinterColumns { get; init; } = [];
 }
+
+/// <summary>One CRD additionalPrinterColumn.</summary>
+public sealed record FakePrinterColumn(string Name, string Type, string JsonPath, string? Description = null, int Priority = 0, string? Format = null);
 
 /// <summary>One validation failure reported as a cause of a 422 Invalid.</summary>
 public sealed record FakeValidationCause(string Field, string Message, string Reason = "FieldValueInvalid");
@@ -42,7 +53,7 @@ public sealed record FakeRequest(string Method, string Path, string Query);
 /// optimistic concurrency, merge patch, label selectors, watch with bookmarks and 410 Gone).
 /// State lives in memory for the life of one test.
 /// </summary>
-public sealed class FakeApiServer : IAsyncDisposable
+public sealed partial class FakeApiServer : IAsyncDisposable
 {
     private readonly object _gate = new();
     private readonly Dictionary<string, FakeResourceType> _types = new(StringComparer.Ordinal);
@@ -236,6 +247,8 @@ public sealed class FakeApiServer : IAsyncDisposable
             return;
         }
 
+        if (await TryServeDiscoveryAsync(ctx, path)) return;
+
         var target = Route(path);
         if (target is null)
         {
@@ -324,7 +337,7 @@ public sealed class FakeApiServer : IAsyncDisposable
             await NotFound(ctx, t);
             return;
         }
-        await WriteJson(ctx, 200, obj);
+        await WriteJson(ctx, 200, WantsTable(ctx) ? RenderTable(t.Type, [obj], null) : obj);
     }
 
     private async Task ListAsync(HttpContext ctx, RequestTarget t)
@@ -385,6 +398,7 @@ public sealed class FakeApiServer : IAsyncDisposable
                 ["items"] = items,
             };
         }
+        if (WantsTable(ctx)) list = RenderTable(t.Type, ((JsonArray)list["items"]!).Select(i => (JsonObject)i!).ToList(), (JsonObject)list["metadata"]!);
         await WriteJson(ctx, 200, list);
         return;
 
