@@ -88,4 +88,49 @@ public sealed class KubectlAgainstFakeTests : IAsyncLifetime
         await Kubectl("delete", "ak", "demo");
         Assert.Null(_server.GetObject(FakeApiServer.ApiKeys, "default", "demo"));
     }
+
+    [Fact]
+    public async Task Kubectl_apply_creates_the_samples_and_reapplies_unchanged()
+    {
+        var created = await Kubectl("apply", "-f", RepoPaths.Samples);
+        Assert.Contains("apikey.tokengate.io/demo created", created, StringComparison.Ordinal);
+        Assert.Contains("secret/mock-upstream-credentials created", created, StringComparison.Ordinal);
+        Assert.NotNull(_server.GetObject(FakeApiServer.UserQuotas, "default", "demo"));
+
+        var again = await Kubectl("apply", "-f", RepoPaths.Samples);
+        Assert.Contains("apikey.tokengate.io/demo unchanged", again, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Kubectl_explain_reads_the_crd_descriptions()
+    {
+        var spec = await Kubectl("explain", "apikey.spec");
+        Assert.Contains("Desired state of the ApiKey.", spec, StringComparison.Ordinal);
+        Assert.Matches(@"owner\s+<string> -required-", spec);
+        Assert.Contains("Name of the owning UserQuota in the same namespace.", spec, StringComparison.Ordinal);
+
+        var field = await Kubectl("explain", "ak.spec.rotation.gracePeriod");
+        Assert.Contains("How long the previous key version stays valid", field, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Kubectl_apply_of_an_invalid_spec_is_rejected_with_the_field()
+    {
+        var file = Path.Combine(_dir, "bad.yaml");
+        await File.WriteAllTextAsync(file, """
+            apiVersion: tokengate.io/v1alpha1
+            kind: ApiKey
+            metadata: {name: bad, namespace: default}
+            spec: {owner: demo, discountRate: 3}
+            """);
+        var psi = new ProcessStartInfo("kubectl") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "--kubeconfig=" + Path.Combine(_dir, "config"), "--cache-dir=" + Path.Combine(_dir, "cache"), "apply", "-f", file }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stderr = await p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+
+        Assert.NotEqual(0, p.ExitCode);
+        Assert.Contains("spec.discountRate", stderr, StringComparison.Ordinal);
+        Assert.Contains("less than or equal to 1", stderr, StringComparison.Ordinal);
+    }
 }

@@ -45,6 +45,21 @@ public sealed partial class FakeApiServer
                     body["kind"] = "APIGroup";
                     body["apiVersion"] = "v1";
                     break;
+                case ["openapi", "v3"]:
+                    var paths = new JsonObject();
+                    foreach (var gv in types.Select(t => (t.Group, t.Version)).Distinct())
+                    {
+                        var rel = gv.Group.Length == 0 ? "api/" + gv.Version : $"apis/{gv.Group}/{gv.Version}";
+                        paths[rel] = new JsonObject { ["serverRelativeURL"] = $"/openapi/v3/{rel}?hash=fake" };
+                    }
+                    body = new JsonObject { ["paths"] = paths };
+                    break;
+                case ["openapi", "v3", "api", var version]:
+                    body = OpenApiDocument("", version, types);
+                    break;
+                case ["openapi", "v3", "apis", var group, var version] when types.Any(t => t.Group == group && t.Version == version):
+                    body = OpenApiDocument(group, version, types);
+                    break;
                 case ["api", var version]:
                     body = ResourceListJson("", version, types);
                     break;
@@ -104,6 +119,58 @@ public sealed partial class FakeApiServer
             ["apiVersion"] = "v1",
             ["groupVersion"] = group.Length == 0 ? version : group + "/" + version,
             ["resources"] = resources,
+        };
+    }
+
+    /// <summary>
+    /// An OpenAPI v3 document for one group/version: a PATCH operation per resource that declares the
+    /// fieldValidation parameter (so kubectl apply validates server-side instead of downloading OpenAPI v2),
+    /// and each kind's schema tagged with its GVK (so kubectl explain finds it).
+    /// </summary>
+    private static JsonObject OpenApiDocument(string group, string version, List<FakeResourceType> types)
+    {
+        var paths = new JsonObject();
+        var schemas = new JsonObject();
+        var prefix = group.Length == 0 ? "io.k8s.api.core" : string.Join('.', group.Split('.').Reverse());
+        foreach (var t in types.Where(t => t.Group == group && t.Version == version))
+        {
+            var gvk = new JsonObject { ["group"] = group, ["version"] = version, ["kind"] = t.Kind };
+            var basePath = group.Length == 0 ? "/api/" + version : $"/apis/{group}/{version}";
+            var itemPath = t.Namespaced ? $"{basePath}/namespaces/{{namespace}}/{t.Plural}/{{name}}" : $"{basePath}/{t.Plural}/{{name}}";
+            var pathParams = new JsonArray(new JsonObject { ["name"] = "name", ["in"] = "path", ["required"] = true, ["schema"] = new JsonObject { ["type"] = "string" } });
+            if (t.Namespaced) pathParams.Add(new JsonObject { ["name"] = "namespace", ["in"] = "path", ["required"] = true, ["schema"] = new JsonObject { ["type"] = "string" } });
+            var schemaName = $"{prefix}.{version}.{t.Kind}";
+            paths[itemPath] = new JsonObject
+            {
+                ["patch"] = new JsonObject
+                {
+                    ["operationId"] = "patch" + t.Kind,
+                    ["x-kubernetes-action"] = "patch",
+                    ["x-kubernetes-group-version-kind"] = gvk.DeepClone(),
+                    ["parameters"] = new JsonArray(
+                        new JsonObject { ["name"] = "fieldValidation", ["in"] = "query", ["schema"] = new JsonObject { ["type"] = "string", ["uniqueItems"] = true } },
+                        new JsonObject { ["name"] = "fieldManager", ["in"] = "query", ["schema"] = new JsonObject { ["type"] = "string", ["uniqueItems"] = true } }),
+                    ["responses"] = new JsonObject
+                    {
+                        ["200"] = new JsonObject
+                        {
+                            ["description"] = "OK",
+                            ["content"] = new JsonObject { ["application/json"] = new JsonObject { ["schema"] = new JsonObject { ["$ref"] = "#/components/schemas/" + schemaName } } },
+                        },
+                    },
+                },
+                ["parameters"] = pathParams,
+            };
+            var schema = (JsonObject?)t.Schema?.DeepClone() ?? new JsonObject { ["type"] = "object", ["x-kubernetes-preserve-unknown-fields"] = true };
+            schema["x-kubernetes-group-version-kind"] = new JsonArray(gvk);
+            schemas[schemaName] = schema;
+        }
+        return new JsonObject
+        {
+            ["openapi"] = "3.0.0",
+            ["info"] = new JsonObject { ["title"] = "Kubernetes", ["version"] = "v1.32.0-fake" },
+            ["paths"] = paths,
+            ["components"] = new JsonObject { ["schemas"] = schemas },
         };
     }
 

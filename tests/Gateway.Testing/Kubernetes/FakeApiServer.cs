@@ -36,6 +36,9 @@ public sealed record FakeResourceType(string Group, string Version, string Plura
 
     /// <summary>additionalPrinterColumns, rendered when a client asks for a Table (kubectl get).</summary>
     public IReadOnlyList<FakePrinterColumn> PrinterColumns { get; init; } = [];
+
+    /// <summary>The openAPIV3Schema served under /openapi/v3 (kubectl explain); null: an open object.</summary>
+    public JsonObject? Schema { get; init; }
 }
 
 /// <summary>One CRD additionalPrinterColumn.</summary>
@@ -589,7 +592,15 @@ public sealed partial class FakeApiServer : IAsyncDisposable
     private async Task PatchAsync(HttpContext ctx, RequestTarget t)
     {
         var contentType = ctx.Request.ContentType ?? "";
-        if (!contentType.StartsWith("application/merge-patch+json", StringComparison.OrdinalIgnoreCase))
+        // Strategic merge patch (kubectl apply on built-in types) is treated as a merge patch: the same for maps
+        // and scalars, which is all the fake's tests need; lists with merge keys would be replaced, not merged.
+        var strategic = contentType.StartsWith("application/strategic-merge-patch+json", StringComparison.OrdinalIgnoreCase);
+        if (strategic && t.Type.Group.Length > 0 && t.Type.Schema is not null)
+        {
+            await WriteStatus(ctx, 415, "UnsupportedMediaType", "strategic merge patch is not supported for custom resources", null, null);
+            return;
+        }
+        if (!strategic && !contentType.StartsWith("application/merge-patch+json", StringComparison.OrdinalIgnoreCase))
         {
             await WriteStatus(ctx, 415, "UnsupportedMediaType", $"the body of the request was in an unknown format - accepted media types include: application/merge-patch+json", null, null);
             return;

@@ -44,6 +44,7 @@ public static class FakeCrdSchema
                         c["description"]?.GetValue<string>(),
                         c["priority"]?.GetValue<int>() ?? 0,
                         c["format"]?.GetValue<string>())).ToList() ?? [],
+                    Schema = v["schema"]?["openAPIV3Schema"]?.DeepClone() as JsonObject,
                 };
                 server.Register(type);
                 if (v["schema"]?["openAPIV3Schema"] is JsonObject schema)
