@@ -30,9 +30,21 @@ public static class FakeCrdSchema
             foreach (var v in spec["versions"]!.AsArray())
             {
                 if (v?["served"]?.GetValue<bool>() == false) continue;
+                var names = spec["names"]!;
                 var type = new FakeResourceType(group, v!["name"]!.GetValue<string>(), plural, kind, namespaced, HasStatus: v["subresources"]?["status"] is not null)
                 {
                     AllowUnconditionalUpdate = false,
+                    Singular = names["singular"]?.GetValue<string>(),
+                    ShortNames = (names["shortNames"] as JsonArray)?.Select(n => n!.GetValue<string>()).ToList() ?? [],
+                    Categories = (names["categories"] as JsonArray)?.Select(n => n!.GetValue<string>()).ToList() ?? [],
+                    PrinterColumns = (v["additionalPrinterColumns"] as JsonArray)?.Select(c => new FakePrinterColumn(
+                        c!["name"]!.GetValue<string>(),
+                        c["type"]!.GetValue<string>(),
+                        c["jsonPath"]!.GetValue<string>(),
+                        c["description"]?.GetValue<string>(),
+                        c["priority"]?.GetValue<int>() ?? 0,
+                        c["format"]?.GetValue<string>())).ToList() ?? [],
+                    Schema = v["schema"]?["openAPIV3Schema"]?.DeepClone() as JsonObject,
                 };
                 server.Register(type);
                 if (v["schema"]?["openAPIV3Schema"] is JsonObject schema)
