@@ -4,7 +4,7 @@ SHELL := /bin/bash
 DOTNET ?= dotnet
 CONFIG ?= Debug
 
-.PHONY: help build services services-stop run test bench crds clean
+.PHONY: help build build-apps services services-stop run test bench crds clean
 
 help:
 	@echo "make run            build, start PostgreSQL+Redis, mock upstream, operator, proxy, portal"
@@ -23,7 +23,12 @@ services:
 services-stop:
 	@bash config/local/services.sh stop
 
-run: build services
+APPS := operator/Gateway.Operator proxy/Gateway.Proxy portal/Gateway.Portal tests/Gateway.MockUpstream
+
+build-apps:
+	@for p in $(APPS); do $(DOTNET) build $$p -c $(CONFIG) -nologo -clp:NoSummary -v q || exit 1; done
+
+run: build-apps services
 	@bash config/local/run.sh
 
 test: services
@@ -34,7 +39,7 @@ bench: services
 
 crds:
 	$(DOTNET) run --project operator/Gateway.Operator -- crds --out config/crd
-	cp config/crd/*.yaml charts/tokengate/crds/
+	cp config/crd/tokengate.io_*.yaml charts/tokengate/crds/
 
 clean:
 	$(DOTNET) clean Gateway.sln -nologo -v q

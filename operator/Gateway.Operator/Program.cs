@@ -1,13 +1,17 @@
+using Gateway.Operator.Crds;
+using Gateway.Operator.Hosting;
+
 namespace Gateway.Operator;
 
-/// <summary>Process entry point.</summary>
+/// <summary>Process entry point: `crds --out DIR` generates the CRDs; anything else runs the operator.</summary>
 public static class Program
 {
-    public static void Main(string[] args)
+    public static async Task<int> Main(string[] args)
     {
-        var builder = WebApplication.CreateBuilder(args);
-        var app = builder.Build();
-        app.MapGet("/healthz", () => "ok");
-        app.Run();
+        if (args.Length > 0 && args[0] == "crds") return CrdCommand.Run(args);
+
+        var app = OperatorApp.Build(args);
+        await app.RunAsync();
+        return 0;
     }
 }

@@ -1,13 +1,9 @@
+using Gateway.Portal.Hosting;
+
 namespace Gateway.Portal;
 
 /// <summary>Process entry point.</summary>
 public static class Program
 {
-    public static void Main(string[] args)
-    {
-        var builder = WebApplication.CreateBuilder(args);
-        var app = builder.Build();
-        app.MapGet("/healthz", () => "ok");
-        app.Run();
-    }
+    public static void Main(string[] args) => PortalApp.Build(args).Run();
 }

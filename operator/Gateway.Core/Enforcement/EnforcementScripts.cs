@@ -28,18 +28,28 @@ internal static class EnforcementScripts
         local day_left = (day_idx + 1) * DAY - now
         local function fmt(n) return string.format('%d', n) end
         local function int(v) return tonumber(v) or 0 end
-        -- Sliding minute window state normalised to the current minute: {c = current, pr = previous}.
-        local function minute_state(h, p)
-          local v = redis.call('HMGET', h, p .. 'i', p .. 'c', p .. 'p')
-          local i, c, pr = int(v[1]), int(v[2]), int(v[3])
-          if i == min_idx then return c, pr end
-          if i == min_idx - 1 then return 0, c end
-          return 0, 0
+        -- All rate windows of one key or user live in one hash, read with one HMGET and written with one
+        -- HSET. Minute windows are normalised to the current minute: {c = current, pr = previous};
+        -- day windows to the current UTC day: {c = count}.
+        local function load(h)
+          local v = redis.call('HMGET', h, 'rmi', 'rmc', 'rmp', 'tmi', 'tmc', 'tmp', 'rdi', 'rdc', 'tdi', 'tdc')
+          local function m(i, c, pr)
+            i, c, pr = int(i), int(c), int(pr)
+            if i == min_idx then return {c = c, pr = pr} end
+            if i == min_idx - 1 then return {c = 0, pr = c} end
+            return {c = 0, pr = 0}
+          end
+          local function d(i, c)
+            if int(i) == day_idx then return {c = int(c)} end
+            return {c = 0}
+          end
+          return {rm = m(v[1], v[2], v[3]), tm = m(v[4], v[5], v[6]), rd = d(v[7], v[8]), td = d(v[9], v[10])}
         end
-        local function day_state(h, p)
-          local v = redis.call('HMGET', h, p .. 'i', p .. 'c')
-          if int(v[1]) == day_idx then return int(v[2]) end
-          return 0
+        local function store(h, s)
+          local mi, di = fmt(min_idx), fmt(day_idx)
+          redis.call('HSET', h, 'rmi', mi, 'rmc', fmt(s.rm.c), 'rmp', fmt(s.rm.pr), 'tmi', mi, 'tmc', fmt(s.tm.c), 'tmp', fmt(s.tm.pr),
+            'rdi', di, 'rdc', fmt(s.rd.c), 'tdi', di, 'tdc', fmt(s.td.c))
+          redis.call('PEXPIRE', h, fmt(2 * DAY))
         end
         local function weighted(pr) return math.ceil(pr * (MIN - el) / MIN) end
         """;
@@ -85,30 +95,30 @@ internal static class EnforcementScripts
         end
 
         local windows = {}
-        local function check_minute(code, h, p, limit, k)
-          local c, pr = minute_state(h, p)
-          local w = {h = h, p = p, c = c, pr = pr, k = k, limit = tonumber(limit), m = true}
+        local function check_minute(code, st, limit, k)
+          local w = {st = st, k = k, limit = tonumber(limit), m = true}
           windows[#windows + 1] = w
-          if w.limit >= 0 and c + weighted(pr) + k > w.limit then fail(code, minute_retry(w.limit, c, pr, k)) end
+          if w.limit >= 0 and st.c + weighted(st.pr) + k > w.limit then fail(code, minute_retry(w.limit, st.c, st.pr, k)) end
           return w
         end
-        local function check_day(code, h, p, limit, k)
-          local w = {h = h, p = p, c = day_state(h, p), pr = 0, k = k, limit = tonumber(limit), m = false}
+        local function check_day(code, st, limit, k)
+          local w = {st = st, k = k, limit = tonumber(limit), m = false}
           windows[#windows + 1] = w
-          if w.limit >= 0 and w.c + k > w.limit then
+          if w.limit >= 0 and st.c + k > w.limit then
             if k > w.limit then fail(code, -1) else fail(code, day_left) end
           end
           return w
         end
 
-        local krm = check_minute(1, KEYS[1], 'rm', ARGV[10], 1)
-        local krd = check_day(2, KEYS[1], 'rd', ARGV[11], 1)
-        local urm = check_minute(3, KEYS[2], 'rm', ARGV[15], 1)
-        local urd = check_day(4, KEYS[2], 'rd', ARGV[16], 1)
-        local ktm = check_minute(5, KEYS[1], 'tm', ARGV[12], est)
-        local ktd = check_day(6, KEYS[1], 'td', ARGV[13], est)
-        local utm = check_minute(7, KEYS[2], 'tm', ARGV[17], est)
-        local utd = check_day(8, KEYS[2], 'td', ARGV[18], est)
+        local ks, us = load(KEYS[1]), load(KEYS[2])
+        local krm = check_minute(1, ks.rm, ARGV[10], 1)
+        local krd = check_day(2, ks.rd, ARGV[11], 1)
+        local urm = check_minute(3, us.rm, ARGV[15], 1)
+        local urd = check_day(4, us.rd, ARGV[16], 1)
+        local ktm = check_minute(5, ks.tm, ARGV[12], est)
+        local ktd = check_day(6, ks.td, ARGV[13], est)
+        local utm = check_minute(7, us.tm, ARGV[17], est)
+        local utd = check_day(8, us.td, ARGV[18], est)
 
         -- Slots are scored by lease expiry: a slot whose pod died stops counting when its lease passes.
         local function check_slots(code, z, limit)
@@ -120,9 +130,10 @@ internal static class EnforcementScripts
         check_slots(10, KEYS[4], ARGV[19])
 
         local life = redis.call('HMGET', KEYS[5], 'tokens', 'spend')
+        local life_tokens, life_spend = int(life[1]), int(life[2])
         local token_limit, spend_limit = tonumber(ARGV[20]), tonumber(ARGV[21])
-        if token_limit >= 0 and int(life[1]) + est > token_limit then fail(11, -1) end
-        if spend_limit >= 0 and int(life[2]) + reserved > spend_limit then fail(12, -1) end
+        if token_limit >= 0 and life_tokens + est > token_limit then fail(11, -1) end
+        if spend_limit >= 0 and life_spend + reserved > spend_limit then fail(12, -1) end
         if int(redis.call('GET', KEYS[6])) < reserved then fail(13, -1) end
         local budget, period_end = tonumber(ARGV[22]), tonumber(ARGV[23])
         if budget >= 0 and int(redis.call('GET', KEYS[7])) + reserved > budget then
@@ -135,12 +146,12 @@ internal static class EnforcementScripts
           local bl, br, bz = -1, -1, -1
           for _, w in ipairs(list) do
             if w.limit >= 0 then
-              local c = w.c
+              local c = w.st.c
               if allowed then c = c + w.k end
               local used, reset = c, 0
               if w.m then
-                used = c + weighted(w.pr)
-                if c > 0 then reset = (MIN - el) + MIN elseif w.pr > 0 then reset = MIN - el end
+                used = c + weighted(w.st.pr)
+                if c > 0 then reset = (MIN - el) + MIN elseif w.st.pr > 0 then reset = MIN - el end
               elseif c > 0 then reset = day_left end
               local rem = w.limit - used
               if rem < 0 then rem = 0 end
@@ -153,23 +164,17 @@ internal static class EnforcementScripts
         local tl, tr, tz = status({ktm, ktd, utm, utd})
         if not allowed then return {0, reason, retry, rl, rr, rz, tl, tr, tz} end
 
-        for _, w in ipairs(windows) do
-          if w.m then
-            redis.call('HSET', w.h, w.p .. 'i', fmt(min_idx), w.p .. 'c', fmt(w.c + w.k), w.p .. 'p', fmt(w.pr))
-          else
-            redis.call('HSET', w.h, w.p .. 'i', fmt(day_idx), w.p .. 'c', fmt(w.c + w.k))
-          end
-        end
+        for _, w in ipairs(windows) do w.st.c = w.st.c + w.k end
         -- Relative TTLs (not PEXPIREAT) so a skew between the proxy's clock and Redis' cannot delete live keys.
-        redis.call('PEXPIRE', KEYS[1], fmt(2 * DAY))
-        redis.call('PEXPIRE', KEYS[2], fmt(2 * DAY))
+        store(KEYS[1], ks)
+        store(KEYS[2], us)
+        -- In-flight sets only need a TTL for hygiene (ZREM and the expiry sweep keep them small); a day past
+        -- the newest lease outlives every realistic lease without a PTTL round trip.
         for z = 3, 4 do
           redis.call('ZADD', KEYS[z], fmt(lease), rid)
-          local ttl = redis.call('PTTL', KEYS[z])
-          if ttl < lease - now then redis.call('PEXPIRE', KEYS[z], fmt(lease - now + MIN)) end
+          redis.call('PEXPIRE', KEYS[z], fmt(lease - now + DAY))
         end
-        redis.call('HINCRBY', KEYS[5], 'tokens', fmt(est))
-        redis.call('HINCRBY', KEYS[5], 'spend', fmt(reserved))
+        redis.call('HSET', KEYS[5], 'tokens', fmt(life_tokens + est), 'spend', fmt(life_spend + reserved))
         redis.call('DECRBY', KEYS[6], fmt(reserved))
         redis.call('INCRBY', KEYS[7], fmt(reserved))
         if period_end > 0 then redis.call('PEXPIRE', KEYS[7], fmt(period_end - now + 7 * DAY)) end
@@ -216,39 +221,33 @@ internal static class EnforcementScripts
           redis.call('DECRBY', KEYS[8], fmt(delta))
           -- Period and lifetime counters are limits, not money: clamp at zero, and leave a budget period
           -- key that already expired alone rather than recreating it without a TTL.
-          if redis.call('EXISTS', KEYS[9]) == 1 then
-            local n = int(redis.call('GET', KEYS[9])) + delta
+          local spent = redis.call('GET', KEYS[9])
+          if spent then
+            local n = int(spent) + delta
             if n < 0 then n = 0 end
             redis.call('SET', KEYS[9], fmt(n), 'KEEPTTL')
           end
-          local s = int(redis.call('HGET', KEYS[7], 'spend')) + delta
-          if s < 0 then s = 0 end
-          redis.call('HSET', KEYS[7], 'spend', fmt(s))
         end
-        if actual_tokens ~= est then
-          local t = int(redis.call('HGET', KEYS[7], 'tokens')) + actual_tokens - est
+        if delta ~= 0 or actual_tokens ~= est then
+          local life = redis.call('HMGET', KEYS[7], 'tokens', 'spend')
+          local t, s = int(life[1]) + actual_tokens - est, int(life[2]) + delta
           if t < 0 then t = 0 end
-          redis.call('HSET', KEYS[7], 'tokens', fmt(t))
+          if s < 0 then s = 0 end
+          redis.call('HSET', KEYS[7], 'tokens', fmt(t), 'spend', fmt(s))
         end
 
         -- Token windows: take the estimate back out of the window that still holds it, add the actual
         -- tokens to the current one.
-        for h = 5, 6 do
-          local key = KEYS[h]
-          if not (adm_min == min_idx and actual_tokens == est) then
-            local c, pr = minute_state(key, 'tm')
-            if adm_min == min_idx then c = math.max(0, c - est)
-            elseif adm_min == min_idx - 1 then pr = math.max(0, pr - est) end
-            c = c + actual_tokens
-            redis.call('HSET', key, 'tmi', fmt(min_idx), 'tmc', fmt(c), 'tmp', fmt(pr))
+        if not (adm_min == min_idx and adm_day == day_idx and actual_tokens == est) then
+          for h = 5, 6 do
+            local st = load(KEYS[h])
+            if adm_min == min_idx then st.tm.c = math.max(0, st.tm.c - est)
+            elseif adm_min == min_idx - 1 then st.tm.pr = math.max(0, st.tm.pr - est) end
+            st.tm.c = st.tm.c + actual_tokens
+            if adm_day == day_idx then st.td.c = math.max(0, st.td.c - est) end
+            st.td.c = st.td.c + actual_tokens
+            store(KEYS[h], st)
           end
-          if not (adm_day == day_idx and actual_tokens == est) then
-            local c = day_state(key, 'td')
-            if adm_day == day_idx then c = math.max(0, c - est) end
-            c = c + actual_tokens
-            redis.call('HSET', key, 'tdi', fmt(day_idx), 'tdc', fmt(c))
-          end
-          redis.call('PEXPIRE', key, fmt(2 * DAY))
         end
 
         if mode ~= 'release' then
@@ -268,11 +267,10 @@ internal static class EnforcementScripts
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
         local lease = tonumber(ARGV[3])
         redis.call('HSET', KEYS[1], 'expires_at_ms', fmt(lease))
-        for z = 2, 4 do redis.call('ZADD', KEYS[z], 'XX', fmt(lease), ARGV[2]) end
-        for z = 3, 4 do
-          local ttl = redis.call('PTTL', KEYS[z])
-          if ttl >= 0 and ttl < lease - now then redis.call('PEXPIRE', KEYS[z], fmt(lease - now + MIN)) end
-        end
+        -- Plain ZADD: a slot already swept as expired by another admission is taken again, since the
+        -- request is evidently alive.
+        for z = 2, 4 do redis.call('ZADD', KEYS[z], fmt(lease), ARGV[2]) end
+        for z = 3, 4 do redis.call('PEXPIRE', KEYS[z], fmt(lease - now + DAY)) end
         return 1
         """);
 }

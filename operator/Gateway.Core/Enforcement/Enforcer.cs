@@ -38,11 +38,18 @@ public sealed class Enforcer
         _logger = logger ?? (ILogger)NullLogger.Instance;
     }
 
-    /// <summary>Checks every limit and, only if all pass, counts the request and holds its reservation.</summary>
+    /// <summary>Checks every limit and, only if all pass, counts the request and holds its reservation.
+    /// <paramref name="cancellationToken"/> is observed only before the script is sent, so an admitted request's
+    /// reservation always reaches the caller (who must settle or release it).</summary>
     /// <exception cref="InvalidOperationException">A reservation with this request id already exists.</exception>
     public async Task<AdmissionResult> AdmitAsync(AdmissionRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
+        ArgumentOutOfRangeException.ThrowIfNegative(request.ReservedMicros, nameof(request));
+        ArgumentOutOfRangeException.ThrowIfNegative(request.EstimatedInputTokens, nameof(request));
+        ArgumentOutOfRangeException.ThrowIfNegative(request.MaxOutputTokens, nameof(request));
+        if (request.Lease is { } requested && requested <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(request), "The reservation lease must be positive.");
         var now = _time.GetUtcNow();
         var nowMs = now.ToUnixTimeMilliseconds();
         var lease = request.Lease ?? _options.DefaultLease;
@@ -93,7 +100,10 @@ public sealed class Enforcer
             (long)_options.ConcurrencyRetryAfter.TotalMilliseconds,
         ];
 
-        var reply = await _redis.EvalAsync(EnforcementScripts.Admit, keys, args, cancellationToken).ConfigureAwait(false);
+        // The token is honoured only before the script is sent: a cancelled wait for a script Redis still runs
+        // would leave a reservation nobody knows about, charged later as an orphan.
+        cancellationToken.ThrowIfCancellationRequested();
+        var reply = await _redis.EvalAsync(EnforcementScripts.Admit, keys, args, CancellationToken.None).ConfigureAwait(false);
         var r = reply.Items;
         if (r[0].AsInt64() == -1)
             throw new InvalidOperationException("A reservation for this request id already exists; request ids must be unique.");
@@ -132,6 +142,7 @@ public sealed class Enforcer
         if (!string.Equals(settlement.Usage.RequestId, reservation.RequestId, StringComparison.Ordinal))
             throw new ArgumentException("The usage event's request id differs from the reservation's.", nameof(settlement));
         var actual = settlement.ActualCostMicros ?? Money.ToMicrosCeiling(settlement.Usage.Cost);
+        ArgumentOutOfRangeException.ThrowIfNegative(actual, nameof(settlement));
         var fields = settlement.Usage.ToStreamFields();
         var args = new List<RedisArg>(5 + fields.Count)
         {
@@ -164,6 +175,7 @@ public sealed class Enforcer
     public async Task<bool> ExtendLeaseAsync(Reservation reservation, TimeSpan lease, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(reservation);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(lease, TimeSpan.Zero);
         var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
         RedisArg[] keys = [_keys.Reservation(reservation.RequestId), _keys.Reservations, _keys.KeyInflight(reservation.KeyId), _keys.UserInflight(reservation.UserId)];
         RedisArg[] args = [nowMs, reservation.RequestId, nowMs + (long)lease.TotalMilliseconds];
@@ -196,7 +208,18 @@ public sealed class Enforcer
     {
         var cacheKey = (period, zone ?? "");
         if (_periods.TryGetValue(cacheKey, out var cached) && cached.Start <= now && now < cached.End) return cached;
-        var computed = BudgetCalendar.CurrentPeriod(period, zone, now);
+        BudgetPeriod? computed;
+        try
+        {
+            computed = BudgetCalendar.CurrentPeriod(period, zone, now);
+        }
+        catch (Exception e) when (e is TimeZoneNotFoundException or InvalidTimeZoneException)
+        {
+            // A zone this host does not know (a typo, or an image without tzdata) must not fail every request
+            // of the user: keep enforcing the budget on UTC days and say so (once per period, thanks to the cache).
+            Log.UnknownBudgetTimeZone(_logger, zone ?? "");
+            computed = BudgetCalendar.CurrentPeriod(period, "UTC", now);
+        }
         if (computed is { } c) _periods[cacheKey] = c;
         return computed;
     }
@@ -277,4 +300,7 @@ internal static partial class Log
 {
     [LoggerMessage(EventId = 3101, Level = LogLevel.Information, Message = "Charged the reservation of request {RequestId} ({CostUsd} USD): its lease passed without settlement.")]
     public static partial void ReservationExpired(ILogger logger, string requestId, decimal costUsd);
+
+    [LoggerMessage(EventId = 3102, Level = LogLevel.Warning, Message = "Budget time zone '{Zone}' is unknown on this host; budget periods use UTC until it is fixed.")]
+    public static partial void UnknownBudgetTimeZone(ILogger logger, string zone);
 }

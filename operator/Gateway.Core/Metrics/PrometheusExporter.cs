@@ -10,6 +10,8 @@ namespace Gateway.Core.Metrics;
 /// Aggregates <see cref="System.Diagnostics.Metrics"/> instruments of the configured meters and writes
 /// them in the Prometheus text format 0.0.4. Recording (the proxy hot path) takes no lock: a series is
 /// found by the measurement's tag span and updated with Interlocked operations.
+/// Instrument names are expected in Prometheus style with the unit in the name
+/// (tokengate_proxy_request_duration_seconds); the instrument's Unit is not appended.
 /// </summary>
 public sealed class PrometheusExporter : IDisposable
 {

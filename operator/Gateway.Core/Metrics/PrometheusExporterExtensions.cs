@@ -25,7 +25,7 @@ public static class PrometheusExporterServiceCollectionExtensions
         services.TryAddSingleton(sp => new PrometheusExporter(
             sp.GetRequiredService<IOptions<PrometheusExporterOptions>>().Value,
             sp.GetService<ILogger<PrometheusExporter>>()));
-        services.AddHostedService<PrometheusExporterActivation>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, PrometheusExporterActivation>());
         return services;
     }
 

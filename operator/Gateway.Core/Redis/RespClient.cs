@@ -140,6 +140,7 @@ public sealed class RespClient : IRedisClient
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 
         var subscription = new Subscription(this, channel, onMessage);
+        ConnectionSupervisor subscriber;
         await _subscriptionGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -149,15 +150,26 @@ public sealed class RespClient : IRedisClient
                 _subscriber = new ConnectionSupervisor(Options, _logger, "subscriber", subscriber: true, OnPush, OnSubscriberConnectedAsync);
                 _subscriber.Start();
             }
-            try
-            {
-                // Only waits the first time; whether we are connected now is read from Current below.
-                await _subscriber.FirstAttempt.WaitAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (RedisConnectionException)
-            {
-            }
-            var connection = _subscriber.Current
+            subscriber = _subscriber;
+        }
+        finally
+        {
+            _subscriptionGate.Release();
+        }
+        try
+        {
+            // Not under the gate: the connection's set-up callback (re-subscribing) takes the gate
+            // before the first attempt completes, so waiting for it while holding the gate deadlocks.
+            await subscriber.FirstAttempt.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (RedisConnectionException)
+        {
+        }
+        await _subscriptionGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+            var connection = subscriber.Current
                 ?? throw new RedisConnectionException($"The Redis subscriber connection to {Options.EndPoint} is down; it is being re-established.");
 
             bool first;
@@ -252,6 +264,9 @@ public sealed class RespClient : IRedisClient
 
     private async Task OnSubscriberConnectedAsync(RespConnection connection, bool isReconnect, CancellationToken cancellationToken)
     {
+        // Channels are registered only on an established subscriber connection, so a first connection
+        // has nothing to restore (and nobody to tell that it "re"-connected).
+        if (!isReconnect) return;
         int count;
         await _subscriptionGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -274,7 +289,6 @@ public sealed class RespClient : IRedisClient
         {
             _subscriptionGate.Release();
         }
-        if (!isReconnect) return;
         Log.Resubscribed(_logger, count);
         var handlers = Reconnected;
         if (handlers is null) return;

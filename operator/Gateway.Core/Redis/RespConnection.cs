@@ -144,7 +144,11 @@ internal sealed class RespConnection
 
         lock (_writeLock)
         {
-            if (_failed) return Task.FromException<RespValue>(BrokenException());
+            if (_failed)
+            {
+                pending.Fail(BrokenException()); // also drops the cancellation registration
+                return pending.Task;
+            }
             try
             {
                 RespWriter.WriteCommand(_output.Writer, command, head, first, second);
@@ -315,7 +319,7 @@ internal sealed class RespConnection
 
         public void Complete(RespValue value)
         {
-            if (value.Type == RespType.Error) TrySetException(new RedisServerException(value.AsString()!));
+            if (value.Type == RespType.Error) TrySetException(new RedisServerException(WithoutArguments(value.AsString()!)));
             else TrySetResult(value);
             _registration.Dispose();
         }
@@ -324,6 +328,14 @@ internal sealed class RespConnection
         {
             TrySetException(exception);
             _registration.Dispose();
+        }
+
+        // "ERR unknown command 'X', with args beginning with: 'key' ..." echoes arguments, which may be
+        // keys; exception messages must not carry them.
+        private static string WithoutArguments(string error)
+        {
+            var at = error.IndexOf(", with args beginning with:", StringComparison.Ordinal);
+            return at < 0 ? error : error[..at];
         }
     }
 }

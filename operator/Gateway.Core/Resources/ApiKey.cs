@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 
 namespace Gateway.Core.Resources;
 
@@ -15,6 +16,7 @@ public sealed class ApiKey : CustomResource<ApiKeySpec, ApiKeyStatus>
 public sealed class ApiKeySpec
 {
     [Description("Name of the owning UserQuota in the same namespace.")]
+    [Required, MaxLength(253), RegularExpression(SchemaPatterns.ObjectName)]
     public string Owner { get; set; } = "";
     [Description("What the key is for.")]
     public string? Description { get; set; }
@@ -23,12 +25,15 @@ public sealed class ApiKeySpec
     [Description("Limits for this key.")]
     public KeyLimits? Limits { get; set; }
     [Description("Discount applied to this key's costs, as the fraction paid: 0 < rate <= 1.")]
+    [Range(0, 1, MinimumIsExclusive = true)]
     public decimal? DiscountRate { get; set; }
     [Description("When the key stops working.")]
     public DateTimeOffset? ExpiresAt { get; set; }
     [Description("When true, the key is rejected.")]
+    [DefaultValue(false)]
     public bool Disabled { get; set; }
     [Description("Secret the key is issued into; defaults to <name>-apikey.")]
+    [MaxLength(253), RegularExpression(SchemaPatterns.ObjectName)]
     public string? SecretName { get; set; }
     [Description("Rotation settings.")]
     public KeyRotation? Rotation { get; set; }
@@ -37,16 +42,20 @@ public sealed class ApiKeySpec
 public sealed class KeyLimits : RateLimits
 {
     [Description("Lifetime token limit.")]
+    [Range(1, double.PositiveInfinity)]
     public long? TokenLimit { get; set; }
     [Description("Lifetime spend limit in USD.")]
+    [Range(0, double.PositiveInfinity)]
     public decimal? SpendLimit { get; set; }
 }
 
 public sealed class KeyRotation
 {
     [Description("How long the previous key version stays valid after a rotation (Go duration, default 24h).")]
+    [RegularExpression(SchemaPatterns.Duration), DefaultValue("24h")]
     public string? GracePeriod { get; set; }
     [Description("Rotate automatically at this interval (Go duration), when set.")]
+    [RegularExpression(SchemaPatterns.Duration)]
     public string? Interval { get; set; }
 }
 
@@ -55,6 +64,7 @@ public sealed class ApiKeyStatus
     [Description("The .metadata.generation last reconciled.")]
     public long? ObservedGeneration { get; set; }
     [Description("Conditions; Ready summarises them.")]
+    [ListMapKeys("type")]
     public List<Condition> Conditions { get; set; } = [];
     [Description("Display prefix of the current key.")]
     public string? KeyPrefix { get; set; }

@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 using System.Text.Json.Serialization;
 
 namespace Gateway.Core.Resources;
@@ -46,21 +47,34 @@ public sealed class OwnerReference
 public sealed class Condition
 {
     [Description("Type of condition in CamelCase, e.g. Ready.")]
+    [Required, MinLength(1), MaxLength(316)]
     public string Type { get; set; } = "";
     [Description("Status of the condition: True, False or Unknown.")]
+    [Required, AllowedValues("True", "False", "Unknown")]
     public string Status { get; set; } = "Unknown";
     [Description("The .metadata.generation the condition was set from.")]
+    [Range(0, double.PositiveInfinity)]
     public long? ObservedGeneration { get; set; }
     [Description("Last time the condition changed from one status to another.")]
+    [Required]
     public DateTimeOffset LastTransitionTime { get; set; }
     [Description("Programmatic identifier of the reason for the last transition, in CamelCase.")]
+    [Required, MaxLength(1024)]
     public string Reason { get; set; } = "";
     [Description("Human-readable message with details about the transition.")]
+    [Required, MaxLength(32768)]
     public string Message { get; set; } = "";
 }
 
+/// <summary>Any object with metadata (lets generic code reach metadata without knowing the spec type).</summary>
+public interface IResource
+{
+    string Kind { get; }
+    ObjectMeta Metadata { get; }
+}
+
 /// <summary>A namespaced custom resource with spec and status.</summary>
-public abstract class CustomResource<TSpec, TStatus>
+public abstract class CustomResource<TSpec, TStatus> : IResource
     where TSpec : new()
     where TStatus : new()
 {
@@ -79,8 +93,10 @@ public abstract class CustomResource<TSpec, TStatus>
 public sealed class SecretKeySelector
 {
     [Description("Name of the Secret in the same namespace.")]
+    [Required, MaxLength(253), RegularExpression(SchemaPatterns.ObjectName)]
     public string Name { get; set; } = "";
     [Description("Key within the Secret's data.")]
+    [Required, MaxLength(253), RegularExpression(SchemaPatterns.SecretKey)]
     public string Key { get; set; } = "";
 }
 
@@ -88,5 +104,6 @@ public sealed class SecretKeySelector
 public sealed class SecretReference
 {
     [Description("Name of the Secret in the same namespace.")]
+    [Required, MaxLength(253), RegularExpression(SchemaPatterns.ObjectName)]
     public string Name { get; set; } = "";
 }

@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 
 namespace Gateway.Core.Resources;
 
@@ -20,26 +21,36 @@ public static class Providers
     public static readonly string[] All = [OpenAI, Anthropic, AzureOpenAI, OpenAICompatible, GeminiOpenAI];
 }
 
+[CelRule("!has(self.provider) || self.provider != 'azure-openai' || !has(self.models) || self.models.all(m, has(m.upstreamName))",
+    Message = "azure-openai models need upstreamName: the Azure deployment that serves the model", FieldPath = ".models")]
 public sealed class UpstreamAccountSpec
 {
     [Description("Provider API dialect: openai, anthropic, azure-openai, openai-compatible or gemini-openai.")]
+    [Required, MaxLength(32), AllowedValues(Providers.OpenAI, Providers.Anthropic, Providers.AzureOpenAI, Providers.OpenAICompatible, Providers.GeminiOpenAI)]
     public string Provider { get; set; } = "";
     [Description("Base URL of the provider API, e.g. https://api.openai.com/v1.")]
+    [Required, MaxLength(2048), RegularExpression(SchemaPatterns.HttpUrl)]
     public string BaseUrl { get; set; } = "";
     [Description("How the proxy authenticates to the provider: an API key in a Secret, or OAuth tokens in a Secret.")]
+    [Required]
     public UpstreamCredentials Credentials { get; set; } = new();
     [Description("Models this account serves.")]
+    [Required, MinLength(1), MaxLength(500), ListMapKeys("name")]
     public List<UpstreamModel> Models { get; set; } = [];
     [Description("Priority tier; lower tiers are tried first.")]
+    [Range(0, double.PositiveInfinity), DefaultValue(0)]
     public int Priority { get; set; }
     [Description("Relative weight for the weighted choice inside a priority tier.")]
+    [Range(1, double.PositiveInfinity), DefaultValue(1)]
     public int Weight { get; set; } = 1;
     [Description("Limits this account must stay under.")]
     public UpstreamLimits? Limits { get; set; }
     [Description("When true, the account receives no traffic.")]
+    [DefaultValue(false)]
     public bool Disabled { get; set; }
 }
 
+[CelRule("has(self.apiKeySecretRef) != has(self.oauth)", Message = "set exactly one of apiKeySecretRef or oauth")]
 public sealed class UpstreamCredentials
 {
     [Description("Secret key holding the provider API key.")]
@@ -51,18 +62,23 @@ public sealed class UpstreamCredentials
 public sealed class OAuthCredentials
 {
     [Description("Secret holding the access token, refresh token and expiry in the CLIProxyAPI / Codex auth JSON format.")]
+    [Required]
     public SecretReference SecretRef { get; set; } = new();
     [Description("OAuth token endpoint used to refresh the access token.")]
+    [Required, MaxLength(2048), RegularExpression(SchemaPatterns.HttpUrl)]
     public string TokenUrl { get; set; } = "";
     [Description("OAuth client id used for refresh.")]
+    [Required, MinLength(1)]
     public string ClientId { get; set; } = "";
 }
 
 public sealed class UpstreamModel
 {
     [Description("Model name clients ask for.")]
+    [Required, MinLength(1), MaxLength(256)]
     public string Name { get; set; } = "";
     [Description("Model name sent upstream, when it differs (for Azure OpenAI: the deployment name).")]
+    [MinLength(1), MaxLength(256)]
     public string? UpstreamName { get; set; }
     [Description("Price override in USD per 1M tokens; defaults to the price table in config/prices.")]
     public ModelPrice? Price { get; set; }
@@ -72,22 +88,29 @@ public sealed class UpstreamModel
 public sealed class ModelPrice
 {
     [Description("USD per 1M input tokens.")]
+    [Required, Range(0, double.PositiveInfinity)]
     public decimal Input { get; set; }
     [Description("USD per 1M cached input tokens.")]
+    [Range(0, double.PositiveInfinity)]
     public decimal? CachedInput { get; set; }
     [Description("USD per 1M cache-write tokens.")]
+    [Range(0, double.PositiveInfinity)]
     public decimal? CacheWrite { get; set; }
     [Description("USD per 1M output tokens.")]
+    [Required, Range(0, double.PositiveInfinity)]
     public decimal Output { get; set; }
 }
 
 public sealed class UpstreamLimits
 {
     [Description("Maximum requests per minute sent to this account.")]
+    [Range(1, double.PositiveInfinity)]
     public int? RequestsPerMinute { get; set; }
     [Description("Maximum tokens per minute sent to this account.")]
+    [Range(1, double.PositiveInfinity)]
     public long? TokensPerMinute { get; set; }
     [Description("Maximum concurrent requests in flight to this account.")]
+    [Range(1, double.PositiveInfinity)]
     public int? MaxConcurrent { get; set; }
 }
 
@@ -96,6 +119,7 @@ public sealed class UpstreamAccountStatus
     [Description("The .metadata.generation last reconciled.")]
     public long? ObservedGeneration { get; set; }
     [Description("Ready, CredentialsValid and Healthy conditions.")]
+    [ListMapKeys("type")]
     public List<Condition> Conditions { get; set; } = [];
     [Description("When the current OAuth access token expires.")]
     public DateTimeOffset? TokenExpiresAt { get; set; }

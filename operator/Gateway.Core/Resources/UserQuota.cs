@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 
 namespace Gateway.Core.Resources;
 
@@ -12,12 +13,16 @@ public sealed class UserQuota : CustomResource<UserQuotaSpec, UserQuotaStatus>
 public sealed class UserQuotaSpec
 {
     [Description("Who the user is.")]
+    [Required]
     public UserIdentity User { get; set; } = new();
     [Description("Recurring spend budget.")]
     public Budget? Budget { get; set; }
     [Description("One-time credits; each id credits the balance exactly once, ever.")]
+    [MaxLength(200), ListMapKeys("id")]
+    [CelRule("self.all(g, self.exists_one(h, h.id == g.id))", Message = "grant ids must be unique: each id credits the balance once")]
     public List<Grant> Grants { get; set; } = [];
     [Description("Discount applied to this user's costs, as the fraction paid: 0 < rate <= 1 (1 = full price).")]
+    [Range(0, 1, MinimumIsExclusive = true)]
     public decimal? DiscountRate { get; set; }
     [Description("Rate and concurrency limits across all of the user's keys.")]
     public RateLimits? Limits { get; set; }
@@ -26,16 +31,20 @@ public sealed class UserQuotaSpec
     [Description("Label selector over UpstreamAccounts this user's traffic may use.")]
     public LabelSelector? UpstreamSelector { get; set; }
     [Description("Maximum number of ApiKeys owned by this user.")]
+    [Range(0, double.PositiveInfinity)]
     public int? MaxKeys { get; set; }
     [Description("When true, every key of the user is rejected.")]
+    [DefaultValue(false)]
     public bool Suspended { get; set; }
 }
 
 public sealed class UserIdentity
 {
     [Description("Login name of the user.")]
+    [Required, MinLength(1), MaxLength(128)]
     public string Name { get; set; } = "";
     [Description("E-mail address of the user.")]
+    [Required, MaxLength(254), RegularExpression(SchemaPatterns.Email)]
     public string Email { get; set; } = "";
     [Description("Name shown in the portal.")]
     public string? DisplayName { get; set; }
@@ -54,18 +63,23 @@ public static class BudgetPeriods
 public sealed class Budget
 {
     [Description("Budget amount in USD per period.")]
+    [Required, Range(0, double.PositiveInfinity)]
     public decimal Amount { get; set; }
     [Description("Reset period: none, daily, weekly or monthly (calendar-aligned).")]
+    [AllowedValues(BudgetPeriods.None, BudgetPeriods.Daily, BudgetPeriods.Weekly, BudgetPeriods.Monthly), DefaultValue(BudgetPeriods.Monthly)]
     public string Period { get; set; } = BudgetPeriods.Monthly;
     [Description("IANA time zone for calendar-aligned resets, e.g. Europe/Berlin.")]
+    [MaxLength(64), RegularExpression(SchemaPatterns.TimeZone), DefaultValue("UTC")]
     public string Timezone { get; set; } = "UTC";
 }
 
 public sealed class Grant
 {
     [Description("Unique id of the grant; credited once, ever.")]
+    [Required, MaxLength(63), RegularExpression(SchemaPatterns.GrantId)]
     public string Id { get; set; } = "";
     [Description("Amount in USD.")]
+    [Required, Range(0, double.PositiveInfinity)]
     public decimal Amount { get; set; }
     [Description("Why the grant was given.")]
     public string? Reason { get; set; }
@@ -75,14 +89,19 @@ public sealed class Grant
 public class RateLimits
 {
     [Description("Maximum requests per minute.")]
+    [Range(1, double.PositiveInfinity)]
     public int? RequestsPerMinute { get; set; }
     [Description("Maximum requests per day.")]
+    [Range(1, double.PositiveInfinity)]
     public int? RequestsPerDay { get; set; }
     [Description("Maximum tokens per minute.")]
+    [Range(1, double.PositiveInfinity)]
     public long? TokensPerMinute { get; set; }
     [Description("Maximum tokens per day.")]
+    [Range(1, double.PositiveInfinity)]
     public long? TokensPerDay { get; set; }
     [Description("Maximum concurrent requests in flight.")]
+    [Range(1, double.PositiveInfinity)]
     public int? MaxConcurrent { get; set; }
 }
 
@@ -98,8 +117,10 @@ public sealed class LabelSelector
 public sealed class LabelSelectorRequirement
 {
     [Description("Label key.")]
+    [Required, MinLength(1), MaxLength(317)]
     public string Key { get; set; } = "";
     [Description("In, NotIn, Exists or DoesNotExist.")]
+    [Required, AllowedValues("In", "NotIn", "Exists", "DoesNotExist")]
     public string Operator { get; set; } = "In";
     [Description("Values for In and NotIn.")]
     public List<string>? Values { get; set; }
@@ -110,6 +131,7 @@ public sealed class UserQuotaStatus
     [Description("The .metadata.generation last reconciled.")]
     public long? ObservedGeneration { get; set; }
     [Description("Conditions; Ready summarises them.")]
+    [ListMapKeys("type")]
     public List<Condition> Conditions { get; set; } = [];
     [Description("Current balance in USD (sum of the ledger).")]
     public decimal? Balance { get; set; }

@@ -73,7 +73,7 @@ internal sealed class SseWriter
         _sent++;
         if (_controls.Fault == MockFault.Cut && _sent >= EventsBeforeCut)
         {
-            _context.Abort();
+            await MockResponses.CutConnectionAsync(_context);
             throw new StreamCutException();
         }
     }

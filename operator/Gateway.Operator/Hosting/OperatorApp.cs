@@ -1,0 +1,135 @@
+using Gateway.Core.Enforcement;
+using Gateway.Core.Keys;
+using Gateway.Core.Metrics;
+using Gateway.Core.Projection;
+using Gateway.Core.Redis;
+using Gateway.Core.Storage;
+using Gateway.Operator.Ledger;
+using Gateway.Operator.Projection;
+using Gateway.Operator.Reconcilers;
+using Gateway.Operator.Sources;
+using Npgsql;
+
+namespace Gateway.Operator.Hosting;
+
+/// <summary>Composition of the operator host: sources, reconcilers, ledger writer, health and metrics on :8082.</summary>
+public static class OperatorApp
+{
+    private static readonly Dictionary<string, string> SwitchMappings = new(StringComparer.Ordinal)
+    {
+        ["--source"] = "TokenGate:Source",
+        ["--state-dir"] = "TokenGate:StateDir",
+        ["--kubeconfig"] = "TokenGate:Kubeconfig",
+        ["--namespace"] = "TokenGate:Namespace",
+    };
+
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ApplicationName = typeof(OperatorApp).Assembly.GetName().Name });
+        builder.Configuration.AddCommandLine(args, SwitchMappings);
+        if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))
+        {
+            builder.WebHost.UseUrls("http://0.0.0.0:8082");
+        }
+        configure?.Invoke(builder);
+
+        var cfg = builder.Configuration;
+        var postgres = cfg.GetConnectionString("Postgres")
+            ?? throw new InvalidOperationException("ConnectionStrings:Postgres is not set (e.g. Host=127.0.0.1;Port=55432;Username=postgres;Database=tokengate).");
+        var redis = cfg.GetConnectionString("Redis")
+            ?? throw new InvalidOperationException("ConnectionStrings:Redis is not set (e.g. 127.0.0.1:56379).");
+        var source = cfg["TokenGate:Source"]
+            ?? throw new InvalidOperationException("No source: pass --source dir:<folder> or --source kubernetes.");
+
+        var s = builder.Services;
+        s.Configure<OperatorOptions>(cfg.GetSection("TokenGate"));
+        s.Configure<LedgerOptions>(cfg.GetSection("TokenGate:Ledger"));
+        s.AddSingleton(TimeProvider.System);
+        s.AddSingleton(new ProjectionKeys(cfg["TokenGate:Redis:KeyPrefix"] ?? ProjectionKeys.DefaultPrefix));
+        s.AddSingleton(NpgsqlDataSource.Create(postgres));
+        s.AddTokenGateStorage(postgres);
+        s.AddSingleton(KeyHasher.FromConfiguration(cfg["TokenGate:Pepper"], cfg["TokenGate:PepperFile"]));
+        var redisOptions = RespClientOptions.Parse(redis);
+        s.AddSingleton(sp => new RespClient(redisOptions, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Redis")));
+        s.AddSingleton<IRedisClient>(sp => sp.GetRequiredService<RespClient>());
+        s.AddSingleton<ProjectionWriter>();
+        s.AddSingleton<TokenGateReconciler>();
+        s.AddSingleton<MigrationState>();
+        s.AddPrometheusExporter();
+
+        // Migrations first: hosted services start in registration order and this one blocks until done.
+        s.AddHostedService(sp => new MigrationService(postgres, sp.GetRequiredService<MigrationState>(), sp.GetRequiredService<ILogger<MigrationService>>()));
+
+        if (source.StartsWith("dir:", StringComparison.Ordinal))
+        {
+            var folder = source["dir:".Length..];
+            var stateDir = cfg["TokenGate:StateDir"] ?? ".data";
+            s.AddSingleton(new FileResourceSource(folder, stateDir));
+            s.AddSingleton<FileSourceDriver>();
+            s.AddHostedService(sp => sp.GetRequiredService<FileSourceDriver>());
+        }
+        else
+        {
+            throw new InvalidOperationException($"Unknown source '{source}'. Use dir:<folder> or kubernetes.");
+        }
+
+        s.AddSingleton(sp => new LedgerWriter(
+            async ct => await sp.GetRequiredService<RespClient>().CreateDedicatedAsync(ct),
+            sp.GetRequiredService<IRedisClient>(),
+            sp.GetRequiredService<NpgsqlDataSource>(),
+            sp.GetRequiredService<ProjectionKeys>(),
+            sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<LedgerOptions>>(),
+            sp.GetRequiredService<ILogger<LedgerWriter>>()));
+        s.AddHostedService(sp => sp.GetRequiredService<LedgerWriter>());
+        s.AddSingleton(sp => new Enforcer(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(),
+            sp.GetRequiredService<TimeProvider>(), null, sp.GetRequiredService<ILogger<Enforcer>>()));
+        s.AddHostedService<ReservationSweeper>();
+
+        var app = builder.Build();
+        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapPrometheusMetrics();
+        app.MapGet("/readyz", (MigrationState m, IRedisClient r) =>
+            m.Done && r.IsConnected ? Results.Text("ready") : Results.Text(m.Done ? "redis unavailable" : "migrating", statusCode: 503));
+        return app;
+    }
+}
+
+/// <summary>Whether the schema is up to date.</summary>
+public sealed class MigrationState
+{
+    private volatile bool _done;
+    public bool Done { get => _done; set => _done = value; }
+}
+
+/// <summary>Applies migrations at start-up, waiting for PostgreSQL if it is not up yet.</summary>
+public sealed partial class MigrationService(string connectionString, MigrationState state, ILogger<MigrationService> logger) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(250);
+        while (true)
+        {
+            try
+            {
+                await StorageServiceCollectionExtensions.MigrateAsync(connectionString, cancellationToken);
+                state.Done = true;
+                LogMigrated(logger);
+                return;
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException && !cancellationToken.IsCancellationRequested)
+            {
+                LogWaiting(logger, e.Message, delay.TotalMilliseconds);
+                await Task.Delay(delay, cancellationToken);
+                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5000));
+            }
+        }
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    [LoggerMessage(300, LogLevel.Information, "Database schema is up to date")]
+    private static partial void LogMigrated(ILogger logger);
+
+    [LoggerMessage(301, LogLevel.Warning, "PostgreSQL is not reachable yet ({Message}); retrying in {DelayMs} ms")]
+    private static partial void LogWaiting(ILogger logger, string message, double delayMs);
+}

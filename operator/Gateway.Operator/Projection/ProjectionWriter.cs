@@ -1,0 +1,92 @@
+using System.Text.Json;
+using Gateway.Core.Json;
+using Gateway.Core.Projection;
+using Gateway.Core.Redis;
+
+namespace Gateway.Operator.Projection;
+
+/// <summary>
+/// Writes the Redis projection the proxy reads. The operator is its only writer; every change is
+/// followed by an invalidation message so proxy caches drop the entry at once.
+/// </summary>
+public sealed class ProjectionWriter(IRedisClient redis, ProjectionKeys keys)
+{
+    // Initialises a balance only when absent (new user or rebuilt Redis), recording which grants it includes.
+    private static readonly LuaScript InitBalanceScript = new("""
+        if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+        redis.call('SET', KEYS[1], ARGV[1])
+        for i = 2, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+        return 1
+        """);
+
+    // Credits a grant once: the grant id set makes a repeated credit a no-op.
+    private static readonly LuaScript CreditGrantScript = new("""
+        if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
+          return redis.call('INCRBY', KEYS[1], ARGV[2])
+        end
+        return false
+        """);
+
+    public ProjectionKeys Keys => keys;
+
+    public async Task WriteKeyAsync(string keyHash, KeyProjection projection, CancellationToken ct)
+    {
+        await redis.ExecuteAsync("SET", [keys.Key(keyHash), JsonSerializer.Serialize(projection, TokenGateJson.Options)], ct);
+        await PublishAsync(Invalidation.ForKey(keyHash), ct);
+    }
+
+    public async Task DeleteKeyAsync(string keyHash, CancellationToken ct)
+    {
+        await redis.ExecuteAsync("DEL", [keys.Key(keyHash)], ct);
+        await PublishAsync(Invalidation.ForKey(keyHash), ct);
+    }
+
+    public async Task WriteUserAsync(UserProjection projection, CancellationToken ct)
+    {
+        await redis.ExecuteAsync("SET", [keys.User(projection.UserId), JsonSerializer.Serialize(projection, TokenGateJson.Options)], ct);
+        await PublishAsync(Invalidation.ForUser(projection.UserId), ct);
+    }
+
+    public async Task DeleteUserAsync(string userId, CancellationToken ct)
+    {
+        await redis.ExecuteAsync("DEL", [keys.User(userId)], ct);
+        await PublishAsync(Invalidation.ForUser(userId), ct);
+    }
+
+    /// <summary>Sets the balance from the ledger if Redis has none. Returns true when it was set.</summary>
+    public async Task<bool> InitBalanceAsync(string userId, long balanceMicros, IReadOnlyList<string> creditedGrantIds, CancellationToken ct)
+    {
+        var args = new List<RedisArg>(creditedGrantIds.Count + 1) { balanceMicros };
+        foreach (var g in creditedGrantIds) args.Add(g);
+        var r = await redis.EvalAsync(InitBalanceScript, [keys.Balance(userId), GrantsKey(userId)], args, ct);
+        return r.AsInt64() == 1;
+    }
+
+    /// <summary>Adds a grant to the live balance once. Returns true when it was credited now.</summary>
+    public async Task<bool> CreditGrantAsync(string userId, string grantId, long micros, CancellationToken ct)
+    {
+        var r = await redis.EvalAsync(CreditGrantScript, [keys.Balance(userId), GrantsKey(userId)], [grantId, micros], ct);
+        return !r.IsNull;
+    }
+
+    public async Task<long?> GetBalanceMicrosAsync(string userId, CancellationToken ct)
+    {
+        var r = await redis.ExecuteAsync("GET", [keys.Balance(userId)], ct);
+        return r.IsNull ? null : r.AsInt64();
+    }
+
+    public async Task WriteUpstreamsAsync(IReadOnlyList<UpstreamProjection> upstreams, CancellationToken ct)
+    {
+        await redis.ExecuteAsync("SET", [keys.Upstreams, JsonSerializer.Serialize(upstreams, TokenGateJson.Options)], ct);
+        await PublishAsync(Invalidation.Upstreams, ct);
+    }
+
+    /// <summary>Marks the projection complete; a missing epoch means Redis lost it and it must be rebuilt.</summary>
+    public Task MarkEpochAsync(string epoch, CancellationToken ct) => redis.ExecuteAsync("SET", [keys.Epoch, epoch], ct);
+
+    public async Task<bool> HasEpochAsync(CancellationToken ct) => (await redis.ExecuteAsync("EXISTS", [keys.Epoch], ct)).AsInt64() == 1;
+
+    private string GrantsKey(string userId) => keys.Prefix + "grants:" + userId;
+
+    private Task PublishAsync(string message, CancellationToken ct) => redis.ExecuteAsync("PUBLISH", [keys.InvalidationChannel, message], ct);
+}

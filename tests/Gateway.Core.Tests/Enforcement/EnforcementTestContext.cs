@@ -1,0 +1,127 @@
+using Gateway.Core.Enforcement;
+using Gateway.Core.Pricing;
+using Gateway.Core.Projection;
+using Gateway.Core.Redis;
+using Gateway.Core.Resources;
+using Gateway.Core.Usage;
+using Gateway.Testing;
+
+namespace Gateway.Core.Tests.Enforcement;
+
+/// <summary>A clock the test moves by hand; its value reaches the scripts as ARGV.</summary>
+public sealed class ManualClock(DateTimeOffset now) : TimeProvider
+{
+    public DateTimeOffset Now { get; set; } = now;
+    public override DateTimeOffset GetUtcNow() => Now;
+    public void Advance(TimeSpan by) => Now += by;
+    public void AdvanceMs(long ms) => Now = Now.AddMilliseconds(ms);
+}
+
+/// <summary>A real Redis connection, a unique key prefix and an <see cref="Enforcer"/> on a manual clock.
+/// Deletes its keys on dispose.</summary>
+public sealed class EnforcementTestContext : IAsyncDisposable
+{
+    /// <summary>One second into a minute, so minute-window arithmetic in tests is easy to follow.</summary>
+    public static readonly DateTimeOffset T0 = new(2026, 6, 10, 10, 0, 1, TimeSpan.Zero);
+
+    private EnforcementTestContext(RespClient redis, ProjectionKeys keys, ManualClock clock)
+    {
+        Redis = redis;
+        Keys = keys;
+        Clock = clock;
+        Enforcer = new Enforcer(redis, keys, clock);
+    }
+
+    public RespClient Redis { get; }
+    public ProjectionKeys Keys { get; }
+    public ManualClock Clock { get; }
+    public Enforcer Enforcer { get; }
+
+    public static async Task<EnforcementTestContext> CreateAsync(DateTimeOffset? start = null)
+    {
+        var redis = await RespClient.ConnectAsync(TestEnvironment.Redis);
+        return new EnforcementTestContext(redis, new ProjectionKeys(TestEnvironment.UniqueRedisPrefix()), new ManualClock(start ?? T0));
+    }
+
+    public static UserProjection User(string userId = "u1", RateLimits? limits = null, Budget? budget = null) =>
+        new() { UserId = userId, Name = "default/" + userId, Limits = limits, Budget = budget };
+
+    public static KeyProjection Key(string keyId = "k1", string userId = "u1", KeyLimits? limits = null) =>
+        new() { KeyId = keyId, Name = "default/" + keyId, Version = 1, UserId = userId, Limits = limits };
+
+    public static AdmissionRequest Request(KeyProjection key, UserProjection user, long reservedMicros = 1_000,
+        long inputTokens = 100, long maxOutputTokens = 200, TimeSpan? lease = null) => new()
+    {
+        RequestId = Guid.NewGuid().ToString("N"),
+        Key = key,
+        User = user,
+        ReservedMicros = reservedMicros,
+        EstimatedInputTokens = inputTokens,
+        MaxOutputTokens = maxOutputTokens,
+        Model = "gpt-test",
+        Route = "/v1/chat/completions",
+        PriceVersion = "test@1",
+        Lease = lease,
+    };
+
+    public static Settlement Settlement(Reservation reservation, long actualMicros, TokenCounts tokens, int status = 200) => new()
+    {
+        Reservation = reservation,
+        Usage = new UsageEvent
+        {
+            RequestId = reservation.RequestId,
+            KeyId = reservation.KeyId,
+            KeyVersion = reservation.KeyVersion,
+            UserId = reservation.UserId,
+            Upstream = "default/mock",
+            Model = "gpt-test",
+            Route = "/v1/chat/completions",
+            Tokens = tokens,
+            Cost = Money.FromMicros(actualMicros),
+            PriceVersion = "test@1",
+            StartedAt = reservation.StartedAt,
+            DurationMs = 120,
+            Status = status,
+        },
+    };
+
+    public Task SetBalanceAsync(string userId, long micros) => Redis.ExecuteAsync("SET", [Keys.Balance(userId), micros]);
+
+    public async Task<long> GetLongAsync(string key) =>
+        await Redis.ExecuteAsync("GET", [key]) is { IsNull: false } v ? v.AsInt64() : 0;
+
+    public async Task<long> HashLongAsync(string key, string field) =>
+        await Redis.ExecuteAsync("HGET", [key, field]) is { IsNull: false } v ? v.AsInt64() : 0;
+
+    public async Task<long> CountAsync(string zsetKey) => (await Redis.ExecuteAsync("ZCARD", [zsetKey])).AsInt64();
+
+    public async Task<bool> ExistsAsync(string key) => (await Redis.ExecuteAsync("EXISTS", [key])).AsInt64() == 1;
+
+    /// <summary>Every usage event in the stream, oldest first.</summary>
+    public async Task<List<UsageEvent>> UsageEventsAsync()
+    {
+        var reply = await Redis.ExecuteAsync("XRANGE", [Keys.UsageStream, "-", "+"]);
+        var events = new List<UsageEvent>();
+        foreach (var entry in reply.Items)
+        {
+            var pairs = entry.Items[1].Items;
+            var fields = new Dictionary<string, string>(StringComparer.Ordinal);
+            for (var i = 0; i + 1 < pairs.Count; i += 2) fields[pairs[i].AsString()!] = pairs[i + 1].AsString()!;
+            events.Add(UsageEvent.FromStreamFields(fields));
+        }
+        return events;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        var cursor = "0";
+        do
+        {
+            var reply = await Redis.ExecuteAsync("SCAN", [cursor, "MATCH", Keys.Prefix + "*", "COUNT", 1000]);
+            cursor = reply.Items[0].AsString()!;
+            var found = reply.Items[1].Items;
+            if (found.Count > 0) await Redis.ExecuteAsync("DEL", found.Select(k => (RedisArg)k.AsString()!).ToArray());
+        } while (cursor != "0");
+        await Redis.DisposeAsync();
+    }
+}

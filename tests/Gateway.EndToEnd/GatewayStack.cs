@@ -1,0 +1,98 @@
+using Gateway.MockUpstream;
+using Gateway.Operator.Hosting;
+using Gateway.Operator.Sources;
+using Gateway.Proxy;
+using Gateway.Testing;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Gateway.EndToEnd;
+
+/// <summary>
+/// The whole product on one machine, as `make run` starts it but in-process on free ports: the mock
+/// upstream, the operator with the file source on a copy of config/samples, and the proxy, against the
+/// real PostgreSQL (a throw-away database) and Redis (a unique key prefix).
+/// </summary>
+public sealed class GatewayStack : IAsyncDisposable
+{
+    private readonly List<WebApplication> _apps = [];
+
+    public TestDatabase Database { get; private set; } = null!;
+    public string SamplesDir { get; private set; } = null!;
+    public string StateDir { get; private set; } = null!;
+    public string RedisPrefix { get; } = TestEnvironment.UniqueRedisPrefix();
+    public Uri MockUrl { get; private set; } = null!;
+    public Uri OperatorUrl { get; private set; } = null!;
+    public Uri ProxyUrl { get; private set; } = null!;
+    public FileResourceSource Source { get; private set; } = null!;
+
+    public static async Task<GatewayStack> StartAsync()
+    {
+        var s = new GatewayStack();
+        await s.StartInternalAsync();
+        return s;
+    }
+
+    private async Task StartInternalAsync()
+    {
+        Database = await TestDatabase.CreateAsync();
+        var root = Path.Combine(Path.GetTempPath(), "tg-e2e-" + Guid.NewGuid().ToString("N")[..8]);
+        SamplesDir = Path.Combine(root, "samples");
+        StateDir = Path.Combine(root, "state");
+        Directory.CreateDirectory(SamplesDir);
+        var pepperFile = Path.Combine(root, "pepper");
+        await File.WriteAllTextAsync(pepperFile, "e2e-pepper-" + Guid.NewGuid().ToString("N"));
+
+        var mock = MockUpstreamApp.Build(["--urls", "http://127.0.0.1:0"]);
+        MockUrl = await StartAsync(mock);
+
+        // The sample UpstreamAccount points at :8089; here the mock listens on a free port.
+        foreach (var f in Directory.GetFiles(RepoPaths.Samples, "*.yaml"))
+        {
+            var text = (await File.ReadAllTextAsync(f)).Replace("http://127.0.0.1:8089", MockUrl.ToString().TrimEnd('/'), StringComparison.Ordinal);
+            await File.WriteAllTextAsync(Path.Combine(SamplesDir, Path.GetFileName(f)), text);
+        }
+
+        string[] common =
+        [
+            "--ConnectionStrings:Postgres", Database.ConnectionString,
+            "--ConnectionStrings:Redis", TestEnvironment.Redis,
+            "--TokenGate:PepperFile", pepperFile,
+            "--TokenGate:Redis:KeyPrefix", RedisPrefix,
+            "--TokenGate:PricesDirectory", RepoPaths.Prices,
+        ];
+        var op = OperatorApp.Build([.. common, "--urls", "http://127.0.0.1:0", "--source", "dir:" + SamplesDir, "--state-dir", StateDir]);
+        OperatorUrl = await StartAsync(op);
+        Source = op.Services.GetRequiredService<FileResourceSource>();
+
+        var proxy = ProxyApp.Build([.. common, "--urls", "http://127.0.0.1:0"]);
+        ProxyUrl = await StartAsync(proxy);
+    }
+
+    private async Task<Uri> StartAsync(WebApplication app)
+    {
+        _apps.Add(app);
+        await app.StartAsync();
+        return new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/");
+    }
+
+    /// <summary>The key the operator issued into the demo Secret manifest.</summary>
+    public async Task<string> DemoKeyAsync() => await Eventually.ReturnsAsync(async () =>
+    {
+        var s = await Source.GetSecretAsync("default", "demo-apikey", CancellationToken.None);
+        return s is null ? null : System.Text.Encoding.UTF8.GetString(s["OPENAI_API_KEY"]);
+    }, "the operator to issue the demo key");
+
+    public async ValueTask DisposeAsync()
+    {
+        for (var i = _apps.Count - 1; i >= 0; i--)
+        {
+            await _apps[i].StopAsync();
+            await _apps[i].DisposeAsync();
+        }
+        await Database.DisposeAsync();
+        try { Directory.Delete(Path.GetDirectoryName(SamplesDir)!, recursive: true); } catch (IOException) { }
+    }
+}

@@ -1,0 +1,86 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Gateway.MockUpstream.Recording;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+namespace Gateway.MockUpstream;
+
+/// <summary>
+/// The mock running in-process on real Kestrel at http://127.0.0.1:{free port}, for tests.
+/// Reads recorded requests and stats over HTTP, as any client of the mock would.
+/// </summary>
+public sealed class MockUpstreamServer : IAsyncDisposable
+{
+    private static readonly JsonSerializerOptions s_json = new(JsonSerializerDefaults.Web);
+    private readonly HttpClient _control;
+
+    private MockUpstreamServer(WebApplication app, Uri baseAddress, string apiKey)
+    {
+        App = app;
+        BaseAddress = baseAddress;
+        ApiKey = apiKey;
+        _control = new HttpClient { BaseAddress = baseAddress };
+    }
+
+    public WebApplication App { get; }
+
+    /// <summary>http://127.0.0.1:{port}/ (no /v1).</summary>
+    public Uri BaseAddress { get; }
+
+    /// <summary>The OpenAI-style base URL, http://127.0.0.1:{port}/v1.</summary>
+    public Uri OpenAIBaseUrl => new(BaseAddress, "v1");
+
+    /// <summary>The key the mock expects (Mock:ApiKey); empty when it accepts any.</summary>
+    public string ApiKey { get; }
+
+    /// <summary>Starts a mock; <paramref name="settings"/> are configuration entries such as ("Mock:Record", "false").</summary>
+    public static async Task<MockUpstreamServer> StartAsync(
+        IEnumerable<KeyValuePair<string, string?>>? settings = null,
+        Action<WebApplicationBuilder>? configure = null,
+        CancellationToken cancellationToken = default)
+    {
+        var app = MockUpstreamApp.Build(["--urls", "http://127.0.0.1:0"], builder =>
+        {
+            if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
+            configure?.Invoke(builder);
+        });
+        await app.StartAsync(cancellationToken);
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var apiKey = app.Services.GetRequiredService<MockUpstreamOptions>().ApiKey;
+        return new MockUpstreamServer(app, new Uri(address.TrimEnd('/') + "/"), apiKey);
+    }
+
+    /// <summary>A client for the mock with <c>Authorization: Bearer {ApiKey}</c> set.</summary>
+    public HttpClient CreateClient(HttpMessageHandler? handler = null)
+    {
+        var client = handler is null ? new HttpClient() : new HttpClient(handler);
+        client.BaseAddress = BaseAddress;
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", ApiKey.Length > 0 ? ApiKey : "any-key");
+        return client;
+    }
+
+    /// <summary>GET /_mock/requests: recorded requests, oldest first.</summary>
+    public async Task<IReadOnlyList<RecordedRequest>> GetRequestsAsync(CancellationToken cancellationToken = default)
+    {
+        var result = await _control.GetFromJsonAsync<RecordedRequests>("_mock/requests", s_json, cancellationToken);
+        return result?.Requests ?? [];
+    }
+
+    /// <summary>DELETE /_mock/requests.</summary>
+    public async Task ClearRequestsAsync(CancellationToken cancellationToken = default) =>
+        (await _control.DeleteAsync("_mock/requests", cancellationToken)).EnsureSuccessStatusCode();
+
+    /// <summary>GET /_mock/stats.</summary>
+    public async Task<StatsSnapshot> GetStatsAsync(CancellationToken cancellationToken = default) =>
+        await _control.GetFromJsonAsync<StatsSnapshot>("_mock/stats", s_json, cancellationToken)
+        ?? throw new InvalidOperationException("GET /_mock/stats returned no body.");
+
+    public async ValueTask DisposeAsync()
+    {
+        _control.Dispose();
+        await App.StopAsync();
+        await App.DisposeAsync();
+    }
+}

@@ -1,0 +1,124 @@
+using Gateway.Core.Projection;
+using Gateway.Core.Redis;
+using Gateway.Core.Storage;
+using Gateway.Core.Usage;
+using Gateway.Operator.Ledger;
+using Gateway.Testing;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Gateway.Operator.Tests.Ledger;
+
+public sealed class LedgerWriterTests : IAsyncLifetime
+{
+    private OperatorFixture _f = null!;
+    private Guid _userId;
+    private Guid _keyId;
+
+    public async Task InitializeAsync()
+    {
+        _f = await OperatorFixture.CreateAsync();
+        _f.CopyRepositorySamples();
+        await _f.Driver.PassAsync(CancellationToken.None);
+        await using var db = _f.Db();
+        _userId = (await db.Users.SingleAsync()).Id;
+        _keyId = (await db.ApiKeys.SingleAsync()).Id;
+    }
+
+    public async Task DisposeAsync() => await _f.DisposeAsync();
+
+    private LedgerWriter NewWriter(string connectionString, string consumer = "test") => new(
+        async ct => await _f.Redis.CreateDedicatedAsync(ct),
+        _f.Redis,
+        NpgsqlDataSource.Create(connectionString),
+        _f.Keys,
+        Options.Create(new LedgerOptions { ConsumerName = consumer, Block = TimeSpan.FromMilliseconds(100), ClaimIdle = TimeSpan.FromSeconds(30) }),
+        NullLogger<LedgerWriter>.Instance);
+
+    private UsageEvent Event(string requestId, decimal cost) => new()
+    {
+        RequestId = requestId,
+        KeyId = _keyId.ToString(),
+        KeyVersion = 1,
+        UserId = _userId.ToString(),
+        Upstream = "default/mock",
+        Model = "gpt-4o-mini",
+        Route = "/v1/chat/completions",
+        Tokens = new TokenCounts(12, 3, 0, 20),
+        Cost = cost,
+        PriceVersion = "2026-11-01",
+        StartedAt = DateTimeOffset.UtcNow,
+        DurationMs = 15,
+        TimeToFirstByteMs = 5,
+        Status = 200,
+    };
+
+    private Task AddAsync(UsageEvent e) => _f.Redis.StreamAddAsync(_f.Keys.UsageStream, e.ToStreamFields());
+
+    [Fact]
+    public async Task Persists_each_event_once_with_a_matching_consume_entry_even_when_replayed()
+    {
+        await AddAsync(Event("req-1", 0.00001234m));
+        await AddAsync(Event("req-2", 0.5m));
+        await AddAsync(Event("req-1", 0.00001234m)); // a replay of the same request
+
+        var writer = NewWriter(_f.Database.ConnectionString);
+        await writer.StartAsync(CancellationToken.None);
+        try
+        {
+            await Eventually.TrueAsync(async () => (await _f.Redis.StreamLengthAsync(_f.Keys.UsageStream)) == 0, "stream drained");
+        }
+        finally { await writer.StopAsync(CancellationToken.None); }
+
+        await using var db = _f.Db();
+        var rows = await db.UsageLog.OrderBy(r => r.RequestId).ToListAsync();
+        Assert.Equal(["req-1", "req-2"], rows.Select(r => r.RequestId));
+        var r1 = rows[0];
+        Assert.Equal((12L, 3L, 0L, 20L), (r1.InputTokens, r1.CachedInputTokens, r1.CacheWriteTokens, r1.OutputTokens));
+        Assert.Equal(0.00001234m, r1.Cost);
+        Assert.Equal("2026-11-01", r1.PriceVersion);
+        var consumes = await db.LedgerEntries.Where(e => e.Kind == LedgerKinds.Consume).OrderBy(e => e.RequestId).ToListAsync();
+        Assert.Equal([-0.00001234m, -0.5m], consumes.Select(c => c.Amount));
+        // Balance = sum of the ledger: the 10 USD welcome grant minus both requests.
+        Assert.Equal(10m - 0.50001234m, await db.LedgerEntries.Where(e => e.UserId == _userId).SumAsync(e => e.Amount));
+        Assert.NotNull((await db.ApiKeys.SingleAsync()).LastUsedAt);
+    }
+
+    [Fact]
+    public async Task Events_wait_in_the_stream_while_PostgreSQL_is_unreachable_and_nothing_is_lost()
+    {
+        for (var i = 0; i < 5; i++) await AddAsync(Event($"down-{i}", 0.01m));
+
+        // A writer whose database is unreachable reads the events but must not acknowledge them.
+        var down = NewWriter("Host=127.0.0.1;Port=1;Username=postgres;Database=x;Timeout=1", consumer: "a");
+        await down.StartAsync(CancellationToken.None);
+        await Eventually.TrueAsync(async () => (await _f.Redis.StreamPendingAsync(_f.Keys.UsageStream, ProjectionKeys.UsageGroup)).Count == 5, "events delivered but pending");
+        await down.StopAsync(CancellationToken.None);
+        Assert.Equal(0, down.Persisted);
+
+        // The same consumer, with the database back, finishes its own pending entries first.
+        var up = NewWriter(_f.Database.ConnectionString, consumer: "a");
+        await up.StartAsync(CancellationToken.None);
+        try
+        {
+            await Eventually.TrueAsync(async () =>
+            {
+                await using var db = _f.Db();
+                return await db.UsageLog.CountAsync() == 5;
+            }, "all five rows persisted");
+        }
+        finally { await up.StopAsync(CancellationToken.None); }
+        Assert.Equal(0, (await _f.Redis.StreamPendingAsync(_f.Keys.UsageStream, ProjectionKeys.UsageGroup)).Count);
+    }
+
+    [Fact]
+    public async Task Ledger_entries_cannot_be_updated_or_deleted()
+    {
+        await using var db = _f.Db();
+        var e = await Assert.ThrowsAsync<PostgresException>(() => db.Database.ExecuteSqlRawAsync("UPDATE ledger_entries SET amount = 1000"));
+        Assert.Contains("append-only", e.MessageText, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<PostgresException>(() => db.Database.ExecuteSqlRawAsync("DELETE FROM ledger_entries"));
+    }
+}

@@ -1,7 +1,0 @@
-namespace Gateway.Operator.Tests;
-
-public sealed class BuildSmokeTests
-{
-    [Fact]
-    public void Test_project_builds_and_runs() => Assert.True(typeof(BuildSmokeTests).Assembly.GetName().Name == "Gateway.Operator.Tests");
-}
