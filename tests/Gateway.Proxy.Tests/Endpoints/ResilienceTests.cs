@@ -54,6 +54,7 @@ public sealed class ResilienceTests
         var c = await h.CreateCallerAsync();
         using var request = ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, Stream);
         request.Headers.Add("x-mock-fault", "cut");
+        request.Headers.Add("x-mock-chunk-delay-ms", "20");
         using var response = await h.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         await Assert.ThrowsAnyAsync<Exception>(async () => await response.Content.ReadAsStringAsync());
