@@ -48,6 +48,7 @@ public sealed partial class ProxyRequestHandler
     private readonly ILogger _logger;
     private readonly TimeSpan _ttfbTimeout;
     private readonly TimeSpan _totalTimeout;
+    private readonly TimeSpan _lease;
 
     public ProxyRequestHandler(PolicyCache policies, UpstreamCatalog catalog, KeyHasher hasher, Enforcer enforcer, UpstreamInvoker invoker,
         PriceTable prices, IOptions<ProxyOptions> options, ProxyMetrics metrics, ILogger<ProxyRequestHandler> logger)
@@ -63,6 +64,7 @@ public sealed partial class ProxyRequestHandler
         _logger = logger;
         _ttfbTimeout = TimeSpan.FromSeconds(_options.UpstreamTimeToFirstByteSeconds);
         _totalTimeout = TimeSpan.FromSeconds(_options.UpstreamTotalTimeoutSeconds);
+        _lease = _totalTimeout + TimeSpan.FromMinutes(5);
     }
 
     /// <summary>Authenticates the request; on failure writes the error and returns null.</summary>
@@ -87,7 +89,7 @@ public sealed partial class ProxyRequestHandler
             projection = await _policies.GetKeyAsync(hash, context.RequestAborted).ConfigureAwait(false);
             if (projection is not null) user = await _policies.GetUserAsync(projection.UserId, context.RequestAborted).ConfigureAwait(false);
         }
-        catch (RedisConnectionException)
+        catch (Exception ex) when (ex is RedisConnectionException or TimeoutException)
         {
             await RejectAsync(context, dialect, ProxyError.RedisUnavailable, start).ConfigureAwait(false);
             return null;
@@ -167,7 +169,7 @@ public sealed partial class ProxyRequestHandler
             {
                 snapshot = await _catalog.GetAsync(context.RequestAborted).ConfigureAwait(false);
             }
-            catch (RedisConnectionException)
+            catch (Exception ex) when (ex is RedisConnectionException or TimeoutException)
             {
                 await RejectAsync(context, route.Dialect, ProxyError.RedisUnavailable, start).ConfigureAwait(false);
                 return;
@@ -221,9 +223,11 @@ public sealed partial class ProxyRequestHandler
                     Model = model,
                     Route = route.Name,
                     PriceVersion = reserveVersion,
+                    // The reservation must outlive the longest possible exchange, or a live stream is charged as an orphan.
+                    Lease = _lease,
                 }, context.RequestAborted).ConfigureAwait(false);
             }
-            catch (RedisConnectionException)
+            catch (Exception ex) when (ex is RedisConnectionException or TimeoutException)
             {
                 await RejectAsync(context, route.Dialect, ProxyError.RedisUnavailable, start).ConfigureAwait(false);
                 return;
@@ -403,7 +407,8 @@ public sealed partial class ProxyRequestHandler
         var overheadTicks = (sendStart - x.Start) + (Stopwatch.GetTimestamp() - headersAt);
         SetOverheadHeader(http, overheadTicks);
         _metrics.Overhead.Record(overheadTicks / (double)Stopwatch.Frequency);
-        cts.CancelAfter(_totalTimeout - Stopwatch.GetElapsedTime(x.Start));
+        var remaining = _totalTimeout - Stopwatch.GetElapsedTime(x.Start);
+        cts.CancelAfter(remaining > TimeSpan.Zero ? remaining : TimeSpan.FromMilliseconds(1));
 
         var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
         byte[]? accumulated = null;

@@ -42,6 +42,6 @@ public static class ProviderAdapter
             if (!request.Headers.Contains("anthropic-version")) request.Headers.TryAddWithoutValidation("anthropic-version", defaultAnthropicVersion);
             return;
         }
-        if (!string.IsNullOrEmpty(credential)) request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + credential);
+        if (target.BearerAuthorization is not null) request.Headers.TryAddWithoutValidation("Authorization", target.BearerAuthorization);
     }
 }
