@@ -76,7 +76,8 @@ public sealed partial class ProxyRequestHandler
             await RejectAsync(context, dialect, ProxyError.MissingKey, start).ConfigureAwait(false);
             return null;
         }
-        if (key.Length > 256)
+        // Only the operator's key format can exist; anything else is refused without hashing or a Redis read.
+        if (!ApiKeyFormat.IsWellFormed(key))
         {
             await RejectAsync(context, dialect, ProxyError.InvalidKey, start).ConfigureAwait(false);
             return null;
@@ -308,9 +309,12 @@ public sealed partial class ProxyRequestHandler
                     Content = new ByteArrayContent(sendBody, 0, sendLength),
                 };
                 HeaderRules.CopyRequestHeaders(context.Request.Headers, request);
+                // Correlate with the upstream's logs when the client sent no id of its own.
+                if (!context.Request.Headers.ContainsKey("x-request-id")) request.Headers.TryAddWithoutValidation("x-request-id", x.RequestId);
                 ProviderAdapter.ApplyCredential(request, target, route, _options.AnthropicVersion);
 
                 target.Health.Enter();
+                target.Health.CountRequest();
                 var entered = true;
                 sendStart = Stopwatch.GetTimestamp();
                 cts.CancelAfter(_ttfbTimeout);
@@ -504,6 +508,7 @@ public sealed partial class ProxyRequestHandler
                 return;
             }
             var usage = BuildUsage(x);
+            x.Target!.Health.CountTokens(usage.Tokens.Total);
             await _enforcer.SettleAsync(new Settlement { Reservation = reservation, Usage = usage }, CancellationToken.None).ConfigureAwait(false);
             RecordUsageMetrics(usage);
         }

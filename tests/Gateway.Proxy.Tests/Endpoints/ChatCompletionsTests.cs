@@ -152,6 +152,8 @@ public sealed class ChatCompletionsTests : IAsyncLifetime
     {
         using var wrong = await _h.Http.SendAsync(Post("/v1/chat/completions", "tg-" + new string('x', 43), """{"model":"gpt-4o-mini","messages":[]}"""));
         await AssertOpenAiError(wrong, HttpStatusCode.Unauthorized, "invalid_api_key", "invalid_request_error");
+        using var foreign = await _h.Http.SendAsync(Post("/v1/chat/completions", "sk-" + new string('z', 400), """{"model":"gpt-4o-mini","messages":[]}"""));
+        await AssertOpenAiError(foreign, HttpStatusCode.Unauthorized, "invalid_api_key", "invalid_request_error");
         using var missing = await _h.Http.SendAsync(Post("/v1/chat/completions", null, """{"model":"gpt-4o-mini","messages":[]}"""));
         await AssertOpenAiError(missing, HttpStatusCode.Unauthorized, "invalid_api_key", "invalid_request_error");
         Assert.True(missing.Headers.Contains("x-tokengate-overhead-ms"));

@@ -91,4 +91,22 @@ public sealed class UpstreamSelectorTests
         var selector = new LabelSelector { MatchExpressions = [new LabelSelectorRequirement { Key = "pool", Operator = op, Values = value is null ? null : [value] }] };
         Assert.Equal(expected, UpstreamSelector.Matches(selector, new() { ["pool"] = "a" }));
     }
+
+    [Fact]
+    public void Account_requests_and_tokens_per_minute_make_it_ineligible_for_the_rest_of_the_minute()
+    {
+        var t = Target("limited");
+        var limited = new UpstreamTarget
+        {
+            Account = t.Account with { Limits = new UpstreamLimits { RequestsPerMinute = 2, TokensPerMinute = 1000 } },
+            Model = t.Model, Health = t.Health, UpstreamModelName = "m", BaseUrl = "u", BaseQuery = "",
+        };
+        t.Health.CountRequest();
+        Assert.Equal(0, UpstreamSelector.Pick([limited], null, 0, out _));
+        t.Health.CountTokens(1000);
+        Assert.Equal(-1, UpstreamSelector.Pick([limited], null, 0, out _));
+        Assert.True(t.Health.UnderLimits(5, null));
+        t.Health.CountRequest();
+        Assert.False(t.Health.UnderLimits(2, null));
+    }
 }
