@@ -41,7 +41,7 @@ start() { # name dll args...
 
 wait_http() { # url name
   local i
-  for i in $(seq 1 300); do
+  for i in $(seq 1 900); do
     if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
     for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "$2 exited; see $logs/$2.log" >&2; tail -20 "$logs/$2.log" >&2; exit 1; }; done
     sleep 0.2
@@ -57,7 +57,7 @@ start proxy "$(bin proxy/Gateway.Proxy)" --urls http://127.0.0.1:8080
 start portal "$(bin portal/Gateway.Portal)" --urls http://127.0.0.1:8081
 wait_http http://127.0.0.1:8089/healthz mock
 wait_http http://127.0.0.1:8082/readyz operator
-wait_http http://127.0.0.1:8080/healthz proxy
+wait_http http://127.0.0.1:8080/readyz proxy
 wait_http http://127.0.0.1:8081/healthz portal
 
 secret_value() { # file key

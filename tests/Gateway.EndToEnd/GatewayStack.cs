@@ -69,6 +69,13 @@ public sealed class GatewayStack : IAsyncDisposable
 
         var proxy = ProxyApp.Build([.. common, "--urls", "http://127.0.0.1:0"]);
         ProxyUrl = await StartAsync(proxy);
+
+        // As `make run` does: wait until both report ready (schema migrated, Redis connected).
+        using var http = new HttpClient();
+        foreach (var ready in new[] { new Uri(OperatorUrl, "readyz"), new Uri(ProxyUrl, "readyz") })
+        {
+            await Eventually.TrueAsync(async () => (await http.GetAsync(ready)).IsSuccessStatusCode, $"{ready} to report ready");
+        }
     }
 
     private async Task<Uri> StartAsync(WebApplication app)

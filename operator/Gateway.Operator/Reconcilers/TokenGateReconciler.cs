@@ -9,6 +9,7 @@ using Gateway.Core.Projection;
 using Gateway.Core.Resources;
 using Gateway.Core.Storage;
 using Gateway.Core.Time;
+using Gateway.Kubernetes.Runtime;
 using Gateway.Operator.Projection;
 using Gateway.Operator.Sources;
 using Microsoft.EntityFrameworkCore;

@@ -124,4 +124,28 @@ public sealed class FaultInjectionTests(MockUpstreamFixture mock) : IClassFixtur
             "content_block_stop", "message_delta", "message_stop"], events.Select(e => e.Event));
         Assert.Equal(2, events[^2].Json.GetProperty("usage").GetProperty("output_tokens").GetInt32());
     }
+
+    [Fact]
+    public async Task Cut_fault_over_http2_resets_only_its_stream()
+    {
+        await using var h2 = await global::Gateway.MockUpstream.MockUpstreamServer.StartAsync([new("Kestrel:EndpointDefaults:Protocols", "Http2")]);
+        using var client = h2.CreateClient();
+        static HttpRequestMessage H2(HttpRequestMessage request)
+        {
+            request.Version = HttpVersion.Version20;
+            request.VersionPolicy = HttpVersionPolicy.RequestVersionExact;
+            return request;
+        }
+
+        using var response = await client.SendAsync(
+            H2(MockHttp.Post("/v1/chat/completions", StreamingChat, ("x-mock-fault", "cut"))), HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpVersion.Version20, response.Version);
+        await using (var stream = await response.Content.ReadAsStreamAsync())
+            await Assert.ThrowsAnyAsync<IOException>(() => stream.CopyToAsync(Stream.Null));
+
+        // The connection (and any other stream on it) survives.
+        using var next = await client.SendAsync(H2(MockHttp.Post("/v1/chat/completions", Chat)));
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+        Assert.Equal(HttpVersion.Version20, next.Version);
+    }
 }

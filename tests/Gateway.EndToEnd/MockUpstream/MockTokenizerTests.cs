@@ -46,6 +46,13 @@ public sealed class MockTokenizerTests
     }
 
     [Fact]
+    public void Values_of_unexpected_types_do_not_derail_the_count()
+    {
+        var body = """{"model":{"x":[1]},"max_tokens":{"a":{"b":2}},"stream":[true],"messages":[{"role":"user","content":"a b"}],"dimensions":"7"}""";
+        Assert.Equal(MockTokenizer.Count("a b"), MockTokenizer.Count(Encoding.UTF8.GetBytes(body)));
+    }
+
+    [Fact]
     public void Counts_token_id_inputs_one_token_per_id()
     {
         Assert.Equal(4, MockTokenizer.Count("""{"model":"e","input":[1,2,3,4]}"""u8));

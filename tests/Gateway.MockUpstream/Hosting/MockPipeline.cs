@@ -25,6 +25,9 @@ internal enum BodyKind
 /// </summary>
 internal sealed partial class MockPipeline(RequestRecorder recorder, RequestStats stats, string? apiKey, ILogger logger)
 {
+    // Credential headers besides Authorization: Anthropic's and Azure's.
+    private static readonly string[] s_keyHeaders = ["x-api-key", "api-key"];
+
     public RequestDelegate Create(ApiFamily family, BodyKind body, MockEndpoint endpoint) =>
         context => RunAsync(context, family, body, endpoint);
 
@@ -95,6 +98,10 @@ internal sealed partial class MockPipeline(RequestRecorder recorder, RequestStat
         {
             // The client went away (or a fault aborted the connection); nothing left to answer.
         }
+        catch (IOException) when (ct.IsCancellationRequested)
+        {
+            // Same, noticed while reading the body or writing the reply.
+        }
     }
 
     private async Task<MockRequest> ReadBodyAsync(HttpRequest httpRequest, BodyKind bodyKind, CancellationToken ct)
@@ -148,8 +155,6 @@ internal sealed partial class MockPipeline(RequestRecorder recorder, RequestStat
         failure = "";
         return true;
     }
-
-    private static readonly string[] s_keyHeaders = ["x-api-key", "api-key"];
 
     private bool Matches(ReadOnlySpan<char> credential) =>
         !credential.IsEmpty && (string.IsNullOrEmpty(apiKey) || credential.SequenceEqual(apiKey));

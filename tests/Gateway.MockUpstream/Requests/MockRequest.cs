@@ -57,23 +57,7 @@ internal sealed class MockRequest
     {
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            if (reader.ValueTextEquals("model"u8)) { reader.Read(); Model = reader.TokenType == JsonTokenType.String ? reader.GetString() : null; }
-            else if (reader.ValueTextEquals("stream"u8)) { reader.Read(); Stream = reader.TokenType == JsonTokenType.True; }
-            else if (reader.ValueTextEquals("stream_options"u8)) { reader.Read(); ReadStreamOptions(ref reader); }
-            else if (reader.ValueTextEquals("max_tokens"u8) || reader.ValueTextEquals("max_completion_tokens"u8)
-                     || reader.ValueTextEquals("max_output_tokens"u8))
-            {
-                reader.Read();
-                if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var max))
-                    MaxTokens = MaxTokens is { } m ? Math.Min(m, max) : Math.Max(0, max);
-            }
-            else if (reader.ValueTextEquals("encoding_format"u8)) { reader.Read(); Base64Encoding = reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("base64"u8); }
-            else if (reader.ValueTextEquals("dimensions"u8))
-            {
-                reader.Read();
-                if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var d) && d > 0) Dimensions = d;
-            }
-            else if (reader.ValueTextEquals("messages"u8)) { reader.Read(); ReadMessages(ref reader); }
+            if (reader.ValueTextEquals("messages"u8)) { reader.Read(); ReadMessages(ref reader); }
             else if (reader.ValueTextEquals("system"u8) || reader.ValueTextEquals("instructions"u8))
             {
                 reader.Read();
@@ -82,8 +66,50 @@ internal sealed class MockRequest
                 else reader.Skip();
             }
             else if (reader.ValueTextEquals("prompt"u8) || reader.ValueTextEquals("input"u8)) { reader.Read(); ReadInputs(ref reader); }
-            else { reader.Read(); reader.Skip(); }
+            else if (reader.ValueTextEquals("stream_options"u8)) { reader.Read(); ReadStreamOptions(ref reader); }
+            else
+            {
+                ReadScalar(ref reader);
+            }
         }
+    }
+
+    // Options with a scalar value; a value of another type is ignored (and skipped whole, so an
+    // object where a number belongs cannot derail the rest of the parse).
+    private void ReadScalar(ref Utf8JsonReader reader)
+    {
+        if (reader.ValueTextEquals("model"u8))
+        {
+            reader.Read();
+            Model = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+        }
+        else if (reader.ValueTextEquals("stream"u8))
+        {
+            reader.Read();
+            Stream = reader.TokenType == JsonTokenType.True;
+        }
+        else if (reader.ValueTextEquals("max_tokens"u8) || reader.ValueTextEquals("max_completion_tokens"u8)
+                 || reader.ValueTextEquals("max_output_tokens"u8))
+        {
+            reader.Read();
+            if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var max))
+                MaxTokens = Math.Max(0, MaxTokens is { } m ? Math.Min(m, max) : max);
+        }
+        else if (reader.ValueTextEquals("encoding_format"u8))
+        {
+            reader.Read();
+            Base64Encoding = reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("base64"u8);
+        }
+        else if (reader.ValueTextEquals("dimensions"u8))
+        {
+            reader.Read();
+            if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var d) && d > 0) Dimensions = d;
+        }
+        else
+        {
+            reader.Read();
+        }
+        reader.Skip();
     }
 
     private void ReadStreamOptions(ref Utf8JsonReader reader)

@@ -1,6 +1,4 @@
-using System.Net.Sockets;
 using Gateway.MockUpstream.Requests;
-using Microsoft.AspNetCore.Connections.Features;
 
 namespace Gateway.MockUpstream.Responses;
 
@@ -9,47 +7,38 @@ internal static class MockResponses
 {
     public const string JsonContentType = "application/json";
 
-    // Pause before cutting a connection; only x-mock-fault: cut pays it.
-    private const int CutGraceMs = 100;
-
     public static async Task WriteJsonAsync(HttpContext context, int status, JsonBuffer buffer, MockFault fault)
     {
         buffer.Writer.Flush();
-        var response = context.Response;
-        response.StatusCode = status;
-        response.ContentType = JsonContentType;
-        response.ContentLength = buffer.WrittenCount;
         var body = buffer.WrittenMemory;
         if (fault == MockFault.Cut)
         {
-            // Headers promise the full length; the client gets half and then a dead connection.
-            await response.BodyWriter.WriteAsync(body[..(body.Length / 2)], context.RequestAborted);
-            await CutConnectionAsync(context);
+            // Headers promise the full length; the client gets half and then a closed connection.
+            await CutJsonAsync(context, status, body);
             return;
         }
+        var response = context.Response;
+        response.StatusCode = status;
+        response.ContentType = JsonContentType;
+        response.ContentLength = body.Length;
         await response.BodyWriter.WriteAsync(body, context.RequestAborted);
     }
 
-    /// <summary>Ends the connection mid-response: the client gets what was written, then a premature end.</summary>
-    public static async Task CutConnectionAsync(HttpContext context)
+    private static async Task CutJsonAsync(HttpContext context, int status, ReadOnlyMemory<byte> body)
     {
-        // A completed flush only means Kestrel took the bytes, not that they are on the wire, and
-        // HttpContext.Abort resets the connection, which can overtake them: the client would see
-        // nothing at all. So: give the transport a moment to send, close the sending side (FIN after
-        // the data, which the client reads as a truncated body), and only then abort.
-        await Task.Delay(CutGraceMs, CancellationToken.None);
-        try
+        var half = body[..(body.Length / 2)];
+        if (RawCutResponse.TryCreate(context) is { } raw)
         {
-            context.Features.Get<IConnectionSocketFeature>()?.Socket.Shutdown(SocketShutdown.Send);
+            await raw.SendHeadAsync(status, JsonContentType, body.Length);
+            await raw.SendAsync(half);
+            await raw.CutAsync();
+            return;
         }
-        catch (SocketException)
-        {
-            // Already closed by the client: nothing left to cut.
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-        await Task.Delay(CutGraceMs / 2, CancellationToken.None);
+        var response = context.Response;
+        response.StatusCode = status;
+        response.ContentType = JsonContentType;
+        response.ContentLength = body.Length;
+        await response.BodyWriter.WriteAsync(half, context.RequestAborted);
         context.Abort();
     }
 }

@@ -17,6 +17,8 @@ internal sealed class SseWriter
     private readonly HttpContext _context;
     private readonly MockControls _controls;
     private readonly JsonBuffer _buffer;
+    // Set for a cut HTTP/1.x stream: the whole response then bypasses Kestrel (see RawCutResponse).
+    private readonly RawCutResponse? _raw;
     private int _sent;
 
     public SseWriter(HttpContext context, in MockControls controls, JsonBuffer buffer)
@@ -24,6 +26,8 @@ internal sealed class SseWriter
         _context = context;
         _controls = controls;
         _buffer = buffer;
+        if (controls.Fault == MockFault.Cut) _raw = RawCutResponse.TryCreate(context);
+        if (_raw is not null) return;
         var response = context.Response;
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = ContentType;
@@ -56,26 +60,33 @@ internal sealed class SseWriter
     private async Task FlushEventAsync(ReadOnlyMemory<byte> bytes)
     {
         var ct = _context.RequestAborted;
-        var body = _context.Response.BodyWriter;
         if (_sent > 0 && _controls.ChunkDelayMs > 0) await Task.Delay(_controls.ChunkDelayMs, ct);
+        if (_raw is not null) await _raw.SendHeadAsync(StatusCodes.Status200OK, ContentType);
         if (_controls.SplitEvents && bytes.Length > 1)
         {
             var split = SplitPoint(bytes.Span);
-            await body.WriteAsync(bytes[..split], ct);
+            await WriteAsync(bytes[..split], ct);
             // The pause (chunk delay) between halves makes the split visible as separate reads.
             if (_controls.ChunkDelayMs > 0) await Task.Delay(_controls.ChunkDelayMs, ct);
-            await body.WriteAsync(bytes[split..], ct);
+            await WriteAsync(bytes[split..], ct);
         }
         else
         {
-            await body.WriteAsync(bytes, ct);
+            await WriteAsync(bytes, ct);
         }
         _sent++;
         if (_controls.Fault == MockFault.Cut && _sent >= EventsBeforeCut)
         {
-            await MockResponses.CutConnectionAsync(_context);
+            if (_raw is not null) await _raw.CutAsync();
+            else _context.Abort();
             throw new StreamCutException();
         }
+    }
+
+    private async Task WriteAsync(ReadOnlyMemory<byte> bytes, CancellationToken ct)
+    {
+        if (_raw is not null) await _raw.SendChunkAsync(bytes);
+        else await _context.Response.BodyWriter.WriteAsync(bytes, ct);
     }
 
     // Middle of the JSON payload (after "data: "), so the split always lands inside the JSON.

@@ -7,6 +7,7 @@ using Gateway.Core.Projection;
 using Gateway.Core.Resources;
 using Gateway.Core.Storage;
 using Gateway.Operator.Sources;
+using Gateway.Kubernetes.Runtime;
 using Microsoft.EntityFrameworkCore;
 
 namespace Gateway.Operator.Tests.Reconcilers;
