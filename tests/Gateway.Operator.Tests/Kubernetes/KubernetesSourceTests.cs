@@ -204,7 +204,8 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
 
         var second = await _h.IssuedKeyAsync(not: first);
         Assert.True(ApiKeyFormat.IsWellFormed(second));
-        Assert.True(await _h.RedisHasKeyAsync(second));
+        // The Secret is written before the projection: wait for Redis too.
+        await Eventually.TrueAsync(() => _h.RedisHasKeyAsync(second), "the new key in Redis");
         await Eventually.TrueAsync(() => Task.FromResult(_h.Get(FakeApiServer.ApiKeys, "demo")?["status"]?["currentVersion"]?.GetValue<int>() == 2), "status.currentVersion 2");
         var secret = await _h.Secrets.GetAsync("default", "demo-apikey");
         Assert.Equal("ApiKey", Assert.Single(secret.Metadata.OwnerReferences!).Kind);
@@ -218,7 +219,7 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
         await _h.ApiKeys.PatchAsync("default", "demo", new JsonObject { ["metadata"] = new JsonObject { ["annotations"] = new JsonObject { [TokenGateApi.RotateAnnotation] = "now" } } });
 
         var second = await _h.IssuedKeyAsync(not: first);
-        Assert.True(await _h.RedisHasKeyAsync(second));
+        await Eventually.TrueAsync(() => _h.RedisHasKeyAsync(second), "the new key in Redis");
         Assert.True(await _h.RedisHasKeyAsync(first));
         var status = await Eventually.ReturnsAsync(() => Task.FromResult(_h.Get(FakeApiServer.ApiKeys, "demo")?["status"] is JsonObject s && s["currentVersion"]?.GetValue<int>() == 2 ? s : null), "status.currentVersion 2");
         Assert.NotNull(status["previousVersionExpiresAt"]);
