@@ -279,9 +279,9 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
 
         await _h.StartOperatorAsync();
         await Eventually.TrueAsync(async () => !await _h.RedisHasKeyAsync(key), "the orphaned key to be revoked");
+        await Eventually.TrueAsync(async () => await _h.Secrets.TryGetAsync("default", "demo-apikey") is null, "its Secret to be deleted");
         await using var db = _h.Db();
         Assert.NotNull((await db.ApiKeyVersions.SingleAsync()).RevokedAt);
-        Assert.Null(await _h.Secrets.TryGetAsync("default", "demo-apikey"));
         // The rest is untouched.
         await _h.ReadyAsync(FakeApiServer.UserQuotas, "demo");
     }
