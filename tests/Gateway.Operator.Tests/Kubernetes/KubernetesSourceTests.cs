@@ -84,7 +84,7 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
         {
             ["apikeys"] = new() { ["Owner"] = "demo", ["Prefix"] = key[..9], ["Ready"] = "True", ["Last Used"] = null, ["Spend"] = "0" },
             ["userquotas"] = new() { ["Email"] = "demo@example.com", ["Balance"] = "10", ["Spent"] = "0", ["Budget"] = "50", ["Ready"] = "True" },
-            ["upstreamaccounts"] = new() { ["Provider"] = "openai-compatible", ["Models"] = "gpt-4o-mini,gpt-4o,text-embedding-3-small,claude-sonnet-4-5", ["Priority"] = "0", ["Healthy"] = "Unknown", ["Ready"] = "True" },
+            ["upstreamaccounts"] = new() { ["Provider"] = "openai-compatible", ["Models"] = "gpt-4o-mini", ["Priority"] = "0", ["Healthy"] = "Unknown", ["Ready"] = "True" },
         };
         foreach (var dir in new[] { Path.Combine(RepoPaths.Root, "config", "crd"), Path.Combine(RepoPaths.Root, "charts", "tokengate", "crds") })
         {
@@ -105,9 +105,9 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
                         Assert.NotEmpty(values);
                         continue;
                     }
-                    // kubectl prints number columns as numbers: 10.00000000 shows as 10.
+                    // Like the API server's table conversion: the first match, numbers printed as numbers (10.00000000 → 10).
                     var number = column["type"]!.GetValue<string>() is "number" or "integer";
-                    var shown = values.Count == 0 ? null : string.Join(',', values.Select(v =>
+                    var shown = values.Count == 0 ? null : string.Join(',', values.Take(1).Select(v =>
                         v is JsonValue jv && jv.TryGetValue<string>(out var s) ? s
                         : number ? v!.GetValue<decimal>().ToString("0.########", System.Globalization.CultureInfo.InvariantCulture)
                         : v!.ToJsonString()));
