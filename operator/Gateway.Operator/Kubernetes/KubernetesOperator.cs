@@ -78,6 +78,8 @@ public sealed class KubernetesOperator : IDisposable
             Workers = options.Workers,
             Filters = [new GenerationChangedFilter<UserQuota>()],
         }, loggerFactory);
+        // The invite Secret is owned by its UserQuota: deleting it brings a fresh invite.
+        _userQuotas.Owns(SecretInformer);
 
         _upstreams = new Controller<UpstreamAccount>(UpstreamAccountInformer, UpstreamAccountReconciler, new ControllerOptions<UpstreamAccount>
         {

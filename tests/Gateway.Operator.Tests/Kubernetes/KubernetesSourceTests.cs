@@ -285,4 +285,17 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
         // The rest is untouched.
         await _h.ReadyAsync(FakeApiServer.UserQuotas, "demo");
     }
+
+    [Fact]
+    public async Task Deleting_the_invite_secret_brings_a_fresh_invite_owned_by_the_UserQuota()
+    {
+        await ReadyDemoAsync();
+        var first = await Eventually.ReturnsAsync(() => _h.Secrets.TryGetAsync("default", "demo-invite"), "the invite Secret");
+        Assert.Equal("UserQuota", Assert.Single(first.Metadata.OwnerReferences!).Kind);
+
+        await _h.Secrets.DeleteAsync("default", "demo-invite");
+
+        var second = await Eventually.ReturnsAsync(() => _h.Secrets.TryGetAsync("default", "demo-invite"), "a new invite Secret");
+        Assert.NotEqual(Convert.ToBase64String(first.Data!["INVITE_TOKEN"]), Convert.ToBase64String(second.Data!["INVITE_TOKEN"]));
+    }
 }
