@@ -133,4 +133,22 @@ public sealed class KubectlAgainstFakeTests : IAsyncLifetime
         Assert.Contains("spec.discountRate", stderr, StringComparison.Ordinal);
         Assert.Contains("less than or equal to 1", stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Kubectl_delete_waits_for_the_finalizer_and_completes_when_it_is_removed()
+    {
+        var apiKeys = _client.Resource<JsonObject>(new ResourceDefinition("tokengate.io", "v1alpha1", "apikeys", "ApiKey"));
+        var obj = FakeCrdSchema.ParseYaml(File.ReadAllText(Path.Combine(RepoPaths.Samples, "apikey-demo.yaml")))[0];
+        obj["metadata"]!["finalizers"] = new JsonArray("tokengate.io/finalizer");
+        await apiKeys.CreateAsync(obj);
+
+        var deleting = Kubectl("delete", "ak", "demo", "--timeout=30s");
+        await Eventually.TrueAsync(() => Task.FromResult(_server.GetObject(FakeApiServer.ApiKeys, "default", "demo")?["metadata"]?["deletionTimestamp"] is not null), "deletion to start");
+        Assert.False(deleting.IsCompleted);
+
+        await Gateway.Kubernetes.Runtime.Finalizers.RemoveAsync(apiKeys, "default", "demo", "tokengate.io/finalizer");
+
+        Assert.Contains("apikey.tokengate.io \"demo\" deleted", await deleting.WaitAsync(TimeSpan.FromSeconds(30)), StringComparison.Ordinal);
+        Assert.Null(_server.GetObject(FakeApiServer.ApiKeys, "default", "demo"));
+    }
 }
