@@ -133,14 +133,6 @@ public sealed class KubernetesHarness : IAsyncDisposable
     {
         var kind = doc["kind"]!.GetValue<string>();
         if (kind == "Kustomization") return;
-        if (kind == "Secret" && doc["stringData"] is JsonObject stringData)
-        {
-            // The API server folds stringData into data; the fake stores what it is given.
-            var data = doc["data"] as JsonObject ?? [];
-            foreach (var (k, v) in stringData) data[k] = Convert.ToBase64String(Encoding.UTF8.GetBytes(v!.GetValue<string>()));
-            doc.Remove("stringData");
-            doc["data"] = data;
-        }
         var resource = kind == "Secret" ? Client.Resource<JsonObject>(ResourceDefinition.Secrets) : Client.Resource<JsonObject>(TokenGateResources.ForKind(kind));
         await resource.CreateAsync(doc, doc["metadata"]?["namespace"]?.GetValue<string>() ?? "default");
     }
