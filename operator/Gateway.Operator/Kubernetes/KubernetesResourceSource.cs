@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Gateway.Core.Json;
 using Gateway.Core.Resources;
 using Gateway.Kubernetes.Client;
+using Gateway.Kubernetes.Runtime;
 using Gateway.Operator.Sources;
 using KubeOwnerReference = Gateway.Kubernetes.Client.OwnerReference;
 
@@ -56,27 +57,21 @@ public sealed class KubernetesResourceSource : IResourceSource
             Controller = secret.Owner.Controller,
             BlockOwnerDeletion = secret.Owner.BlockOwnerDeletion,
         };
-        for (var attempt = 1; ; attempt++)
-        {
-            try
+        await Ownership.CreateOrUpdateAsync(_secrets, secret.Namespace, secret.Name,
+            () => new Secret
             {
-                var existing = await _secrets.TryGetAsync(secret.Namespace, secret.Name, cancellationToken);
-                if (existing is null)
+                Metadata = new ObjectMetadata
                 {
-                    await _secrets.CreateAsync(new Secret
-                    {
-                        Metadata = new ObjectMetadata
-                        {
-                            Name = secret.Name,
-                            Namespace = secret.Namespace,
-                            Labels = new Dictionary<string, string>(secret.Labels, StringComparer.Ordinal),
-                            OwnerReferences = [owner],
-                        },
-                        Type = "Opaque",
-                        Data = data,
-                    }, secret.Namespace, cancellationToken);
-                    return;
-                }
+                    Name = secret.Name,
+                    Namespace = secret.Namespace,
+                    Labels = new Dictionary<string, string>(secret.Labels, StringComparer.Ordinal),
+                    OwnerReferences = [owner],
+                },
+                Type = "Opaque",
+                Data = data,
+            },
+            existing =>
+            {
                 existing.Data = data;
                 existing.StringData = null;
                 existing.Metadata.Labels ??= [];
@@ -85,14 +80,8 @@ public sealed class KubernetesResourceSource : IResourceSource
                 var refs = (existing.Metadata.OwnerReferences ?? []).Where(r => r.Controller != true && r.Uid != owner.Uid).ToList();
                 refs.Add(owner);
                 existing.Metadata.OwnerReferences = refs;
-                await _secrets.UpdateAsync(existing, cancellationToken);
-                return;
-            }
-            catch (Exception e) when (e is KubernetesConflictException or KubernetesAlreadyExistsException && attempt < MaxAttempts)
-            {
-                // Someone else wrote it between our read and write: read again.
-            }
-        }
+                return true;
+            }, cancellationToken);
     }
 
     public async Task DeleteSecretAsync(string @namespace, string name, CancellationToken cancellationToken)
