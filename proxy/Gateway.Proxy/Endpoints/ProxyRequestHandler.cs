@@ -466,11 +466,22 @@ public sealed partial class ProxyRequestHandler
             if (context.RequestAborted.IsCancellationRequested) x.Status = 499;
             else
             {
-                // Upstream cut or total timeout mid-response: the status line is gone, so end the client's
-                // connection abruptly rather than let a truncated body look complete.
                 x.Status = ex is OperationCanceledException ? 504 : 502;
                 Log.UpstreamCut(_logger, x.Target!.Account.Name, ex.GetType().Name);
-                context.Abort();
+                if (!http.HasStarted)
+                {
+                    // Nothing reached the client yet (e.g. the cut came before the first whole event):
+                    // a clean provider-shaped error beats a reset connection.
+                    http.Headers.Clear();
+                    var error = x.Status == 504 ? ProxyError.UpstreamTimeout : ProxyError.UpstreamConnectFailed;
+                    await error.WriteAsync(context, x.Route.Dialect).ConfigureAwait(false);
+                }
+                else
+                {
+                    // The status line is gone: end the connection abruptly rather than let a truncated
+                    // body look complete.
+                    context.Abort();
+                }
             }
         }
         finally
