@@ -41,7 +41,7 @@ start() { # name dll args...
 
 wait_http() { # url name
   local i
-  for i in $(seq 1 300); do
+  for i in $(seq 1 900); do
     if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
     for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "$2 exited; see $logs/$2.log" >&2; tail -20 "$logs/$2.log" >&2; exit 1; }; done
     sleep 0.2

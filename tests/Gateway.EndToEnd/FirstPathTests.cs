@@ -144,4 +144,28 @@ public sealed class FirstPathTests : IAsyncLifetime
         File.Delete(Path.Combine(_stack.SamplesDir, "apikey-demo.yaml"));
         await Eventually.TrueAsync(async () => (await _http.SendAsync(Chat(key))).StatusCode == HttpStatusCode.Unauthorized, "the key to be revoked", TimeSpan.FromSeconds(5));
     }
+
+    [Fact]
+    public async Task A_lost_projection_is_rebuilt_from_PostgreSQL_and_the_sources()
+    {
+        var key = await _stack.DemoKeyAsync();
+        await Eventually.TrueAsync(async () => (await _http.SendAsync(Chat(key))).StatusCode == HttpStatusCode.OK, "the key to work");
+
+        // Simulate a Redis restart without persistence: every key of this stack's projection is gone.
+        await using (var redis = await Gateway.Core.Redis.RespClient.ConnectAsync(TestEnvironment.Redis))
+        {
+            var cursor = "0";
+            do
+            {
+                var page = await redis.ExecuteAsync("SCAN", [cursor, "MATCH", _stack.RedisPrefix + "*", "COUNT", 1000]);
+                cursor = page.Items[0].AsString()!;
+                foreach (var k in page.Items[1].Items) await redis.ExecuteAsync("DEL", [k.AsString()!]);
+            }
+            while (cursor != "0");
+            await redis.ExecuteAsync("PUBLISH", [_stack.RedisPrefix + "invalidate", "all"]);
+        }
+
+        // The operator notices the missing epoch and rebuilds; the same key works again.
+        await Eventually.TrueAsync(async () => (await _http.SendAsync(Chat(key))).StatusCode == HttpStatusCode.OK, "the projection to be rebuilt", TimeSpan.FromSeconds(15));
+    }
 }

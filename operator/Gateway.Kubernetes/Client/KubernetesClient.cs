@@ -60,41 +60,72 @@ public sealed class KubernetesClient : IDisposable
     public ResourceClient<T> Resource<T>(ResourceDefinition definition, JsonSerializerOptions? jsonOptions = null) where T : class =>
         new(this, definition, jsonOptions ?? KubernetesJson.Options);
 
+    /// <summary>How often a request answered with 429/5xx and a Retry-After header is retried (client-go retries 10 times).</summary>
+    public int MaxRetries { get; init; } = 5;
+
     /// <summary>Sends a request; throws a typed <see cref="KubernetesApiException"/> for non-success answers.</summary>
     internal async Task<HttpResponseMessage> SendAsync(HttpMethod method, string pathAndQuery, HttpContent? content, bool streaming, CancellationToken cancellationToken)
     {
         using var timeout = streaming ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout?.CancelAfter(Configuration.RequestTimeout);
         var ct = timeout?.Token ?? cancellationToken;
+        // The body is kept as bytes so a throttled request can be sent again.
+        var body = content is null ? null : await content.ReadAsByteArrayAsync(ct);
+        var contentType = content?.Headers.ContentType;
+        content?.Dispose();
 
-        using var request = new HttpRequestMessage(method, pathAndQuery) { Content = content, Version = _http.DefaultRequestVersion, VersionPolicy = _http.DefaultVersionPolicy };
-        if (Configuration.Token is { } tokenSource && await tokenSource.GetTokenAsync(ct) is { Length: > 0 } token)
+        for (var attempt = 0; ; attempt++)
         {
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        }
-        else if (Configuration.Username is not null)
-        {
-            var basic = Convert.ToBase64String(Encoding.UTF8.GetBytes(Configuration.Username + ":" + Configuration.Password));
-            request.Headers.Authorization = new AuthenticationHeaderValue("Basic", basic);
-        }
+            using var request = new HttpRequestMessage(method, pathAndQuery) { Version = _http.DefaultRequestVersion, VersionPolicy = _http.DefaultVersionPolicy };
+            if (body is not null)
+            {
+                request.Content = new ByteArrayContent(body);
+                request.Content.Headers.ContentType = contentType;
+            }
+            if (Configuration.Token is { } tokenSource && await tokenSource.GetTokenAsync(ct) is { Length: > 0 } token)
+            {
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            }
+            else if (Configuration.Username is not null)
+            {
+                var basic = Convert.ToBase64String(Encoding.UTF8.GetBytes(Configuration.Username + ":" + Configuration.Password));
+                request.Headers.Authorization = new AuthenticationHeaderValue("Basic", basic);
+            }
 
-        HttpResponseMessage response;
-        try
-        {
-            response = await _http.SendAsync(request, streaming ? HttpCompletionOption.ResponseHeadersRead : HttpCompletionOption.ResponseContentRead, ct);
-        }
-        catch (OperationCanceledException) when (timeout is not null && timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-        {
-            throw new TimeoutException($"{method} {StripQuery(pathAndQuery)} timed out after {Configuration.RequestTimeout}.");
-        }
+            HttpResponseMessage response;
+            try
+            {
+                response = await _http.SendAsync(request, streaming ? HttpCompletionOption.ResponseHeadersRead : HttpCompletionOption.ResponseContentRead, ct);
+            }
+            catch (OperationCanceledException) when (timeout is not null && timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                throw new TimeoutException($"{method} {StripQuery(pathAndQuery)} timed out after {Configuration.RequestTimeout}.");
+            }
 
-        if (response.IsSuccessStatusCode) return response;
-        using (response)
-        {
-            var status = await ReadStatusAsync(response, cancellationToken);
-            Log.RequestFailed(_logger, method.Method, StripQuery(pathAndQuery), status.Code, status.Reason);
-            throw KubernetesApiException.FromStatus(status);
+            if (response.IsSuccessStatusCode) return response;
+            using (response)
+            {
+                // API priority and fairness answers 429 with Retry-After; the request was not processed, so it is safe to resend.
+                var code = (int)response.StatusCode;
+                if (attempt < MaxRetries && (code == 429 || code >= 500) && RetryAfter(response) is { } wait)
+                {
+                    Log.Throttled(_logger, method.Method, StripQuery(pathAndQuery), code, wait.TotalSeconds);
+                    await Task.Delay(wait, ct);
+                    continue;
+                }
+                var status = await ReadStatusAsync(response, cancellationToken);
+                Log.RequestFailed(_logger, method.Method, StripQuery(pathAndQuery), status.Code, status.Reason);
+                throw KubernetesApiException.FromStatus(status);
+            }
         }
+    }
+
+    private static TimeSpan? RetryAfter(HttpResponseMessage response)
+    {
+        var delta = response.Headers.RetryAfter?.Delta;
+        if (delta is null) return null;
+        // Bound the wait: a huge Retry-After should surface as an error, not a hang.
+        return delta.Value > TimeSpan.FromSeconds(30) ? null : delta.Value < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : delta.Value;
     }
 
     internal static async Task<KubernetesStatus> ReadStatusAsync(HttpResponseMessage response, CancellationToken cancellationToken)
@@ -138,4 +169,7 @@ internal static partial class Log
 {
     [LoggerMessage(EventId = 1, Level = LogLevel.Debug, Message = "Kubernetes {Method} {Path} failed: {Code} {Reason}")]
     public static partial void RequestFailed(ILogger logger, string method, string path, int code, string? reason);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Kubernetes {Method} {Path} answered {Code}; retrying in {Seconds}s as asked")]
+    public static partial void Throttled(ILogger logger, string method, string path, int code, double seconds);
 }

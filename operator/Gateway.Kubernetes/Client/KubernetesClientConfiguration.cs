@@ -156,14 +156,14 @@ public sealed class KubernetesClientConfiguration
             }
             else if (CertificateAuthority is { Count: > 0 } roots)
             {
-                ssl.RemoteCertificateValidationCallback = (_, cert, _, errors) => ValidateAgainstRoots(cert, errors, roots);
+                ssl.RemoteCertificateValidationCallback = (_, cert, presented, errors) => ValidateAgainstRoots(cert, presented, errors, roots);
             }
             handler.SslOptions = ssl;
         }
         return handler;
     }
 
-    internal static bool ValidateAgainstRoots(X509Certificate? certificate, SslPolicyErrors errors, X509Certificate2Collection roots)
+    internal static bool ValidateAgainstRoots(X509Certificate? certificate, X509Chain? presented, SslPolicyErrors errors, X509Certificate2Collection roots)
     {
         if (certificate is null) return false;
         // The host name must still match; only the chain is checked against the kubeconfig's CA.
@@ -172,6 +172,11 @@ public sealed class KubernetesClientConfiguration
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.AddRange(roots);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        // Intermediates the server sent may be needed to reach the kubeconfig's root.
+        if (presented is not null)
+        {
+            foreach (var element in presented.ChainElements) chain.ChainPolicy.ExtraStore.Add(element.Certificate);
+        }
         using var cert2 = new X509Certificate2(certificate);
         return chain.Build(cert2);
     }

@@ -284,8 +284,16 @@ public sealed class ResourceClient<T> where T : class
     internal ObjectEntry<T> Decode(JsonObject node)
     {
         var meta = node["metadata"]?.Deserialize<ObjectMetadata>(KubernetesJson.Options) ?? new ObjectMetadata();
-        var obj = node.Deserialize<T>(JsonOptions) ?? throw new KubernetesApiException($"Could not read a {Definition.Kind}.");
-        return new ObjectEntry<T>(obj, meta);
+        try
+        {
+            var obj = node.Deserialize<T>(JsonOptions) ?? throw new KubernetesApiException($"Could not read a {Definition.Kind}.");
+            return new ObjectEntry<T>(obj, meta);
+        }
+        catch (JsonException e)
+        {
+            // Name the object so the operator's log points at what to fix; the JSON error names the path, not values.
+            throw new JsonException($"{Definition.Kind} {ObjectKey.Of(meta.Namespace, meta.Name ?? "?")} does not match the {typeof(T).Name} type: {e.Message}", e);
+        }
     }
 
     private async Task<T> PutAsync(T obj, string? subresource, CancellationToken cancellationToken)

@@ -132,8 +132,10 @@ public sealed partial class Informer<T> : IInformer where T : class
                 Log.WatchExpired(_logger, Kind, LastResourceVersion);
                 needList = true;
             }
-            catch (Exception e) when (e is KubernetesApiException or HttpRequestException or IOException or TimeoutException or System.Text.Json.JsonException)
+            catch (Exception e)
             {
+                // Any failure (API, network, an object that does not deserialize) is retried with backoff:
+                // an informer that stopped would leave the controllers working from a frozen cache.
                 var delay = backoff.Next();
                 Log.ListWatchFailed(_logger, Kind, needList ? "list" : "watch", delay.TotalSeconds, e);
                 try

@@ -76,6 +76,9 @@ public sealed partial class Controller<T> : IController where T : class
 
     public string Name { get; }
 
+    /// <summary>The informer whose cache reconcilers read.</summary>
+    public Informer<T> Informer => _informer;
+
     /// <summary>The queue of the current run, or null when not running.</summary>
     public RateLimitingQueue<string>? Queue => _queue;
 

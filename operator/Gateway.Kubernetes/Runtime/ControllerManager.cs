@@ -66,6 +66,8 @@ public sealed partial class ControllerManager
         {
             if (_leaderElection is null)
             {
+                // A single replica without election leads whenever it runs.
+                using var leaderMetric = OperatorMetrics.RegisterElector(() => _running);
                 await RunControllersAsync(cancellationToken);
             }
             else

@@ -4,6 +4,7 @@ using Gateway.Core.Metrics;
 using Gateway.Core.Projection;
 using Gateway.Core.Redis;
 using Gateway.Core.Storage;
+using Gateway.Operator.Kubernetes;
 using Gateway.Operator.Ledger;
 using Gateway.Operator.Projection;
 using Gateway.Operator.Reconcilers;
@@ -60,6 +61,8 @@ public static class OperatorApp
         // Migrations first: hosted services start in registration order and this one blocks until done.
         s.AddHostedService(sp => new MigrationService(postgres, sp.GetRequiredService<MigrationState>(), sp.GetRequiredService<ILogger<MigrationService>>()));
 
+        // In Kubernetes mode several replicas run; the ledger writer and sweeper then run on the leader only.
+        var leaderOnly = false;
         if (source.StartsWith("dir:", StringComparison.Ordinal))
         {
             var folder = source["dir:".Length..];
@@ -67,6 +70,11 @@ public static class OperatorApp
             s.AddSingleton(new FileResourceSource(folder, stateDir));
             s.AddSingleton<FileSourceDriver>();
             s.AddHostedService(sp => sp.GetRequiredService<FileSourceDriver>());
+        }
+        else if (source == "kubernetes")
+        {
+            s.AddKubernetesSource(cfg);
+            leaderOnly = true;
         }
         else
         {
@@ -80,10 +88,14 @@ public static class OperatorApp
             sp.GetRequiredService<ProjectionKeys>(),
             sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<LedgerOptions>>(),
             sp.GetRequiredService<ILogger<LedgerWriter>>()));
-        s.AddHostedService(sp => sp.GetRequiredService<LedgerWriter>());
         s.AddSingleton(sp => new Enforcer(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(),
             sp.GetRequiredService<TimeProvider>(), null, sp.GetRequiredService<ILogger<Enforcer>>()));
-        s.AddHostedService<ReservationSweeper>();
+        s.AddSingleton<ReservationSweeper>();
+        if (!leaderOnly)
+        {
+            s.AddHostedService(sp => sp.GetRequiredService<LedgerWriter>());
+            s.AddHostedService(sp => sp.GetRequiredService<ReservationSweeper>());
+        }
 
         var app = builder.Build();
         app.MapGet("/healthz", () => Results.Text("ok"));

@@ -48,6 +48,7 @@ public sealed partial class ProxyRequestHandler
     private readonly ILogger _logger;
     private readonly TimeSpan _ttfbTimeout;
     private readonly TimeSpan _totalTimeout;
+    private readonly TimeSpan _lease;
 
     public ProxyRequestHandler(PolicyCache policies, UpstreamCatalog catalog, KeyHasher hasher, Enforcer enforcer, UpstreamInvoker invoker,
         PriceTable prices, IOptions<ProxyOptions> options, ProxyMetrics metrics, ILogger<ProxyRequestHandler> logger)
@@ -63,6 +64,7 @@ public sealed partial class ProxyRequestHandler
         _logger = logger;
         _ttfbTimeout = TimeSpan.FromSeconds(_options.UpstreamTimeToFirstByteSeconds);
         _totalTimeout = TimeSpan.FromSeconds(_options.UpstreamTotalTimeoutSeconds);
+        _lease = _totalTimeout + TimeSpan.FromMinutes(5);
     }
 
     /// <summary>Authenticates the request; on failure writes the error and returns null.</summary>
@@ -74,7 +76,8 @@ public sealed partial class ProxyRequestHandler
             await RejectAsync(context, dialect, ProxyError.MissingKey, start).ConfigureAwait(false);
             return null;
         }
-        if (key.Length > 256)
+        // Only the operator's key format can exist; anything else is refused without hashing or a Redis read.
+        if (!ApiKeyFormat.IsWellFormed(key))
         {
             await RejectAsync(context, dialect, ProxyError.InvalidKey, start).ConfigureAwait(false);
             return null;
@@ -87,7 +90,7 @@ public sealed partial class ProxyRequestHandler
             projection = await _policies.GetKeyAsync(hash, context.RequestAborted).ConfigureAwait(false);
             if (projection is not null) user = await _policies.GetUserAsync(projection.UserId, context.RequestAborted).ConfigureAwait(false);
         }
-        catch (RedisConnectionException)
+        catch (Exception ex) when (ex is RedisConnectionException or TimeoutException)
         {
             await RejectAsync(context, dialect, ProxyError.RedisUnavailable, start).ConfigureAwait(false);
             return null;
@@ -167,7 +170,7 @@ public sealed partial class ProxyRequestHandler
             {
                 snapshot = await _catalog.GetAsync(context.RequestAborted).ConfigureAwait(false);
             }
-            catch (RedisConnectionException)
+            catch (Exception ex) when (ex is RedisConnectionException or TimeoutException)
             {
                 await RejectAsync(context, route.Dialect, ProxyError.RedisUnavailable, start).ConfigureAwait(false);
                 return;
@@ -221,9 +224,11 @@ public sealed partial class ProxyRequestHandler
                     Model = model,
                     Route = route.Name,
                     PriceVersion = reserveVersion,
+                    // The reservation must outlive the longest possible exchange, or a live stream is charged as an orphan.
+                    Lease = _lease,
                 }, context.RequestAborted).ConfigureAwait(false);
             }
-            catch (RedisConnectionException)
+            catch (Exception ex) when (ex is RedisConnectionException or TimeoutException)
             {
                 await RejectAsync(context, route.Dialect, ProxyError.RedisUnavailable, start).ConfigureAwait(false);
                 return;
@@ -304,9 +309,12 @@ public sealed partial class ProxyRequestHandler
                     Content = new ByteArrayContent(sendBody, 0, sendLength),
                 };
                 HeaderRules.CopyRequestHeaders(context.Request.Headers, request);
+                // Correlate with the upstream's logs when the client sent no id of its own.
+                if (!context.Request.Headers.ContainsKey("x-request-id")) request.Headers.TryAddWithoutValidation("x-request-id", x.RequestId);
                 ProviderAdapter.ApplyCredential(request, target, route, _options.AnthropicVersion);
 
                 target.Health.Enter();
+                target.Health.CountRequest();
                 var entered = true;
                 sendStart = Stopwatch.GetTimestamp();
                 cts.CancelAfter(_ttfbTimeout);
@@ -403,7 +411,8 @@ public sealed partial class ProxyRequestHandler
         var overheadTicks = (sendStart - x.Start) + (Stopwatch.GetTimestamp() - headersAt);
         SetOverheadHeader(http, overheadTicks);
         _metrics.Overhead.Record(overheadTicks / (double)Stopwatch.Frequency);
-        cts.CancelAfter(_totalTimeout - Stopwatch.GetElapsedTime(x.Start));
+        var remaining = _totalTimeout - Stopwatch.GetElapsedTime(x.Start);
+        cts.CancelAfter(remaining > TimeSpan.Zero ? remaining : TimeSpan.FromMilliseconds(1));
 
         var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
         byte[]? accumulated = null;
@@ -457,11 +466,22 @@ public sealed partial class ProxyRequestHandler
             if (context.RequestAborted.IsCancellationRequested) x.Status = 499;
             else
             {
-                // Upstream cut or total timeout mid-response: the status line is gone, so end the client's
-                // connection abruptly rather than let a truncated body look complete.
                 x.Status = ex is OperationCanceledException ? 504 : 502;
                 Log.UpstreamCut(_logger, x.Target!.Account.Name, ex.GetType().Name);
-                context.Abort();
+                if (!http.HasStarted)
+                {
+                    // Nothing reached the client yet (e.g. the cut came before the first whole event):
+                    // a clean provider-shaped error beats a reset connection.
+                    http.Headers.Clear();
+                    var error = x.Status == 504 ? ProxyError.UpstreamTimeout : ProxyError.UpstreamConnectFailed;
+                    await error.WriteAsync(context, x.Route.Dialect).ConfigureAwait(false);
+                }
+                else
+                {
+                    // The status line is gone: end the connection abruptly rather than let a truncated
+                    // body look complete.
+                    context.Abort();
+                }
             }
         }
         finally
@@ -499,6 +519,7 @@ public sealed partial class ProxyRequestHandler
                 return;
             }
             var usage = BuildUsage(x);
+            x.Target!.Health.CountTokens(usage.Tokens.Total);
             await _enforcer.SettleAsync(new Settlement { Reservation = reservation, Usage = usage }, CancellationToken.None).ConfigureAwait(false);
             RecordUsageMetrics(usage);
         }

@@ -11,6 +11,10 @@ namespace Gateway.Proxy.Forwarding;
 /// </summary>
 public static class ProviderAdapter
 {
+    /// <summary>Prefix of Anthropic OAuth (subscription) access tokens.</summary>
+    public const string AnthropicOAuthTokenPrefix = "sk-ant-oat";
+    public const string AnthropicOAuthBeta = "oauth-2025-04-20";
+
     /// <summary>The upstream URI for a route on a target.</summary>
     public static Uri BuildUri(UpstreamTarget target, ProxyRoute route, string azureApiVersion)
     {
@@ -38,10 +42,16 @@ public static class ProviderAdapter
         }
         if (route.Dialect == ApiDialect.Anthropic)
         {
-            if (!string.IsNullOrEmpty(credential)) request.Headers.TryAddWithoutValidation("x-api-key", credential);
+            if (provider == Providers.Anthropic && credential is not null && credential.StartsWith(AnthropicOAuthTokenPrefix, StringComparison.Ordinal))
+            {
+                // A Claude subscription's OAuth access token is a bearer token and needs the OAuth beta flag.
+                request.Headers.TryAddWithoutValidation("Authorization", target.BearerAuthorization);
+                request.Headers.TryAddWithoutValidation("anthropic-beta", AnthropicOAuthBeta);
+            }
+            else if (!string.IsNullOrEmpty(credential)) request.Headers.TryAddWithoutValidation("x-api-key", credential);
             if (!request.Headers.Contains("anthropic-version")) request.Headers.TryAddWithoutValidation("anthropic-version", defaultAnthropicVersion);
             return;
         }
-        if (!string.IsNullOrEmpty(credential)) request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + credential);
+        if (target.BearerAuthorization is not null) request.Headers.TryAddWithoutValidation("Authorization", target.BearerAuthorization);
     }
 }

@@ -24,6 +24,8 @@ public sealed class UpstreamTarget
     public byte[]? EncodedUpstreamModel { get; init; }
     /// <summary>Base URL without a trailing slash and without its query.</summary>
     public required string BaseUrl { get; init; }
+    /// <summary>"Bearer &lt;credential&gt;", built once per snapshot rather than per request; null without a credential.</summary>
+    public string? BearerAuthorization { get; init; }
     /// <summary>Query of the base URL (e.g. Azure's api-version), without '?', or empty.</summary>
     public required string BaseQuery { get; init; }
 }
@@ -138,6 +140,7 @@ public sealed class UpstreamCatalog
                     EncodedUpstreamModel = upstreamName == model.Name ? null : Encoding.UTF8.GetBytes(JsonSerializer.Serialize(upstreamName)),
                     BaseUrl = baseUrl,
                     BaseQuery = query,
+                    BearerAuthorization = string.IsNullOrEmpty(account.Credential) ? null : "Bearer " + account.Credential,
                 };
                 if (servesOpenAi) Add(openAi, model.Name, target);
                 if (servesAnthropic) Add(anthropic, model.Name, target);

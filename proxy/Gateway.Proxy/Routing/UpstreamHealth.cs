@@ -36,6 +36,51 @@ public sealed class UpstreamHealth(string name)
     }
 
     public void Enter() => Interlocked.Increment(ref _inFlight);
+
+    // Per-process minute windows for the account's requestsPerMinute / tokensPerMinute. They are local to
+    // this replica (the account's limits are a routing preference, not a billing rule): each replica
+    // keeps its own traffic under the limit, which is exact with one replica and conservative per replica.
+    private readonly Lock _rollLock = new();
+    private long _minute;
+    private int _minuteRequests;
+    private long _minuteTokens;
+
+    private void Roll()
+    {
+        var minute = Environment.TickCount64 / 60_000;
+        if (Volatile.Read(ref _minute) == minute) return;
+        lock (_rollLock)
+        {
+            if (_minute == minute) return;
+            _minuteRequests = 0;
+            _minuteTokens = 0;
+            Volatile.Write(ref _minute, minute);
+        }
+    }
+
+    /// <summary>Counts a request sent in the current minute.</summary>
+    public void CountRequest()
+    {
+        Roll();
+        Interlocked.Increment(ref _minuteRequests);
+    }
+
+    /// <summary>Counts tokens used in the current minute.</summary>
+    public void CountTokens(long tokens)
+    {
+        Roll();
+        Interlocked.Add(ref _minuteTokens, tokens);
+    }
+
+    /// <summary>True while this minute's requests and tokens are under the account's limits.</summary>
+    public bool UnderLimits(int? requestsPerMinute, long? tokensPerMinute)
+    {
+        if (requestsPerMinute is null && tokensPerMinute is null) return true;
+        Roll();
+        if (requestsPerMinute is > 0 && Volatile.Read(ref _minuteRequests) >= requestsPerMinute) return false;
+        if (tokensPerMinute is > 0 && Interlocked.Read(ref _minuteTokens) >= tokensPerMinute) return false;
+        return true;
+    }
     public void Exit() => Interlocked.Decrement(ref _inFlight);
 
     public void RecordSuccess(bool wasProbe)

@@ -81,8 +81,12 @@ public static class UpstreamSelector
     {
         if ((tried & (1UL << index)) != 0) return false;
         if (t.Health.IsCoolingDown(now)) return false;
-        var max = t.Account.Limits?.MaxConcurrent;
-        if (max is > 0 && t.Health.InFlight >= max) return false;
+        var limits = t.Account.Limits;
+        if (limits is not null)
+        {
+            if (limits.MaxConcurrent is > 0 && t.Health.InFlight >= limits.MaxConcurrent) return false;
+            if (!t.Health.UnderLimits(limits.RequestsPerMinute, limits.TokensPerMinute)) return false;
+        }
         return Matches(selector, t.Account.Labels);
     }
 

@@ -202,6 +202,20 @@ public sealed class ResourceClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Throttled_requests_with_retry_after_are_resent()
+    {
+        _k.Server.InjectFailure(429, method: "POST", retryAfterSeconds: 1);
+
+        var created = await _k.Widgets.CreateAsync(Widget.Named("throttled"));
+
+        Assert.Equal("throttled", created.Metadata.Name);
+        Assert.Equal(2, _k.Server.CountRequests("POST", "/widgets"));
+        _k.Server.InjectFailure(429, method: "GET");
+        var e = await Assert.ThrowsAsync<KubernetesApiException>(() => _k.Widgets.GetAsync("default", "throttled"));
+        Assert.Equal(429, e.Code);
+    }
+
+    [Fact]
     public async Task List_filters_by_label_selector_and_pages_with_continue()
     {
         for (var i = 0; i < 5; i++)

@@ -78,4 +78,21 @@ public sealed class EventRecorderTests : IAsyncLifetime
         Assert.False(await recorder.WarningAsync(noisy, "Failed", "again"));
         Assert.Equal(5, _k.Server.ListObjects(FakeApiServer.Events, "default").Count);
     }
+
+    [Fact]
+    public async Task An_aggregated_event_that_was_deleted_is_created_again()
+    {
+        var recorder = new EventRecorder(_k.Client, new EventRecorderOptions { Component = "op" });
+        var involved = await WidgetRef("gone");
+        await recorder.NormalAsync(involved, "Issued", "key issued");
+        var events = _k.Client.Resource<Event>(ResourceDefinition.Events);
+        var first = Assert.Single((await events.ListAsync("default")).Items);
+        await events.DeleteAsync("default", first.Metadata.Name!);
+
+        Assert.True(await recorder.NormalAsync(involved, "Issued", "key issued"));
+
+        var again = Assert.Single((await events.ListAsync("default")).Items);
+        Assert.NotEqual(first.Metadata.Name, again.Metadata.Name);
+        Assert.Equal(1, again.Count);
+    }
 }

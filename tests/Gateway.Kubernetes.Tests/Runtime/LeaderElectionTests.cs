@@ -146,6 +146,22 @@ public sealed partial class LeaderElectionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Graceful_stop_releases_the_lease_like_client_go()
+    {
+        var monitor = new LeadershipMonitor();
+        using var a = new Candidate(new LeaderElector(NewClient(), Options("a")), monitor);
+        await Eventually.TrueAsync(() => Task.FromResult(a.Elector.IsLeader), "a to lead");
+
+        await a.Cts.CancelAsync();
+        await a.Run.WaitAsync(TimeSpan.FromSeconds(10));
+
+        var spec = _k.Server.GetObject(FakeApiServer.Leases, "default", "tokengate-operator")!["spec"]!.AsObject();
+        Assert.True(spec["holderIdentity"] is null || spec["holderIdentity"]!.GetValue<string>() == "");
+        Assert.Equal(1, spec["leaseDurationSeconds"]!.GetValue<int>());
+        Assert.Equal(0, spec["leaseTransitions"]!.GetValue<int>());
+    }
+
+    [Fact]
     public async Task A_leader_that_stops_renewing_without_release_is_replaced_after_the_lease_expires()
     {
         var monitor = new LeadershipMonitor();

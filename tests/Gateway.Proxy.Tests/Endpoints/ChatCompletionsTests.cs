@@ -76,14 +76,18 @@ public sealed class ChatCompletionsTests : IAsyncLifetime
         var caller = await _h.CreateCallerAsync();
         using var request = Post("/v1/chat/completions", caller.ApiKey, """{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"count to five"}]}""");
         request.Headers.Add("x-mock-cached-tokens", "3");
+        request.Headers.Add("x-request-id", "client-chosen-id");
         using var response = await _h.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        Assert.True(response.Headers.Contains("x-tokengate-overhead-ms"));
+        Assert.Equal("client-chosen-id", response.Headers.GetValues("x-request-id").Single());
         var body = await response.Content.ReadAsStringAsync();
         Assert.Contains("data: [DONE]", body);
         Assert.DoesNotContain("\"prompt_tokens\"", body);
 
         var upstream = (await _h.MockRequestsAsync()).Last(r => r.Path == "/v1/chat/completions");
+        Assert.Equal("client-chosen-id", upstream.Headers["x-request-id"]);
         using (var sent = JsonDocument.Parse(upstream.Body))
             Assert.True(sent.RootElement.GetProperty("stream_options").GetProperty("include_usage").GetBoolean());
 
@@ -152,6 +156,8 @@ public sealed class ChatCompletionsTests : IAsyncLifetime
     {
         using var wrong = await _h.Http.SendAsync(Post("/v1/chat/completions", "tg-" + new string('x', 43), """{"model":"gpt-4o-mini","messages":[]}"""));
         await AssertOpenAiError(wrong, HttpStatusCode.Unauthorized, "invalid_api_key", "invalid_request_error");
+        using var foreign = await _h.Http.SendAsync(Post("/v1/chat/completions", "sk-" + new string('z', 400), """{"model":"gpt-4o-mini","messages":[]}"""));
+        await AssertOpenAiError(foreign, HttpStatusCode.Unauthorized, "invalid_api_key", "invalid_request_error");
         using var missing = await _h.Http.SendAsync(Post("/v1/chat/completions", null, """{"model":"gpt-4o-mini","messages":[]}"""));
         await AssertOpenAiError(missing, HttpStatusCode.Unauthorized, "invalid_api_key", "invalid_request_error");
         Assert.True(missing.Headers.Contains("x-tokengate-overhead-ms"));
@@ -190,6 +196,12 @@ public sealed class ChatCompletionsTests : IAsyncLifetime
         Assert.Contains("tokengate_proxy_requests_total{", metrics);
         Assert.Contains("route=\"chat_completions\"", metrics);
         Assert.Contains("tokengate_proxy_tokens_total{", metrics);
+        Assert.Contains("tokengate_proxy_request_duration_seconds_bucket{", metrics);
+        Assert.Contains("tokengate_proxy_overhead_seconds_bucket{", metrics);
+        Assert.Contains("tokengate_proxy_time_to_first_token_seconds_bucket{", metrics);
+        Assert.Contains("tokengate_proxy_cost_usd_total{", metrics);
+        Assert.Contains("tokengate_proxy_upstream_requests_total{", metrics);
+        Assert.Contains("tokengate_proxy_inflight_requests", metrics);
         Assert.DoesNotContain(caller.Key.KeyId, metrics);
         Assert.DoesNotContain(caller.User.UserId, metrics);
     }

@@ -28,7 +28,21 @@ public sealed record FakeResourceType(string Group, string Version, string Plura
     /// do not (the real server answers 422 "must be specified for an update").
     /// </summary>
     public bool AllowUnconditionalUpdate { get; init; } = true;
+
+    /// <summary>Discovery details (kubectl uses them for short names and categories such as `kubectl get tokengate`).</summary>
+    public string? Singular { get; init; }
+    public IReadOnlyList<string> ShortNames { get; init; } = [];
+    public IReadOnlyList<string> Categories { get; init; } = [];
+
+    /// <summary>additionalPrinterColumns, rendered when a client asks for a Table (kubectl get).</summary>
+    public IReadOnlyList<FakePrinterColumn> PrinterColumns { get; init; } = [];
+
+    /// <summary>The openAPIV3Schema served under /openapi/v3 (kubectl explain); null: an open object.</summary>
+    public JsonObject? Schema { get; init; }
 }
+
+/// <summary>One CRD additionalPrinterColumn.</summary>
+public sealed record FakePrinterColumn(string Name, string Type, string JsonPath, string? Description = null, int Priority = 0, string? Format = null);
 
 /// <summary>One validation failure reported as a cause of a 422 Invalid.</summary>
 public sealed record FakeValidationCause(string Field, string Message, string Reason = "FieldValueInvalid");
@@ -42,7 +56,7 @@ public sealed record FakeRequest(string Method, string Path, string Query);
 /// optimistic concurrency, merge patch, label selectors, watch with bookmarks and 410 Gone).
 /// State lives in memory for the life of one test.
 /// </summary>
-public sealed class FakeApiServer : IAsyncDisposable
+public sealed partial class FakeApiServer : IAsyncDisposable
 {
     private readonly object _gate = new();
     private readonly Dictionary<string, FakeResourceType> _types = new(StringComparer.Ordinal);
@@ -158,9 +172,9 @@ public sealed class FakeApiServer : IAsyncDisposable
     public int OpenWatchCount { get { lock (_gate) return _watchers.Count; } }
 
     /// <summary>The next <paramref name="times"/> requests matching the filter fail with the status code.</summary>
-    public void InjectFailure(int statusCode, int times = 1, string? method = null, string? pathContains = null, bool? watch = null)
+    public void InjectFailure(int statusCode, int times = 1, string? method = null, string? pathContains = null, bool? watch = null, int? retryAfterSeconds = null)
     {
-        lock (_gate) _failures.Add(new InjectedFailure(statusCode, method, pathContains, watch) { Remaining = times });
+        lock (_gate) _failures.Add(new InjectedFailure(statusCode, method, pathContains, watch) { Remaining = times, RetryAfterSeconds = retryAfterSeconds });
     }
 
     public void ClearInjectedFailures()
@@ -231,9 +245,12 @@ public sealed class FakeApiServer : IAsyncDisposable
         }
         if (failure is not null)
         {
+            if (failure.RetryAfterSeconds is { } ra) ctx.Response.Headers.RetryAfter = ra.ToString(CultureInfo.InvariantCulture);
             await WriteStatus(ctx, failure.StatusCode, ReasonFor(failure.StatusCode), "injected failure", null, null);
             return;
         }
+
+        if (await TryServeDiscoveryAsync(ctx, path)) return;
 
         var target = Route(path);
         if (target is null)
@@ -323,7 +340,7 @@ public sealed class FakeApiServer : IAsyncDisposable
             await NotFound(ctx, t);
             return;
         }
-        await WriteJson(ctx, 200, obj);
+        await WriteJson(ctx, 200, WantsTable(ctx) ? RenderTable(t.Type, [obj], null) : obj);
     }
 
     private async Task ListAsync(HttpContext ctx, RequestTarget t)
@@ -384,6 +401,7 @@ public sealed class FakeApiServer : IAsyncDisposable
                 ["items"] = items,
             };
         }
+        if (WantsTable(ctx)) list = RenderTable(t.Type, ((JsonArray)list["items"]!).Select(i => (JsonObject)i!).ToList(), (JsonObject)list["metadata"]!);
         await WriteJson(ctx, 200, list);
         return;
 
@@ -424,6 +442,7 @@ public sealed class FakeApiServer : IAsyncDisposable
         body["kind"] = t.Type.Kind;
         body["apiVersion"] = t.Type.ApiVersion;
         if (t.Type.HasStatus) body.Remove("status");
+        FoldStringData(t, body);
         if (Validate(t, body) is { Count: > 0 } causes)
         {
             await Invalid(ctx, t, name, causes);
@@ -530,6 +549,7 @@ public sealed class FakeApiServer : IAsyncDisposable
                     goto done;
                 }
             }
+            FoldStringData(t, next);
             if (Validate(t, next) is { Count: > 0 } causes) { invalid = causes; code = 422; goto done; }
 
             var spec = SpecOf(current);
@@ -572,7 +592,15 @@ public sealed class FakeApiServer : IAsyncDisposable
     private async Task PatchAsync(HttpContext ctx, RequestTarget t)
     {
         var contentType = ctx.Request.ContentType ?? "";
-        if (!contentType.StartsWith("application/merge-patch+json", StringComparison.OrdinalIgnoreCase))
+        // Strategic merge patch (kubectl apply on built-in types) is treated as a merge patch: the same for maps
+        // and scalars, which is all the fake's tests need; lists with merge keys would be replaced, not merged.
+        var strategic = contentType.StartsWith("application/strategic-merge-patch+json", StringComparison.OrdinalIgnoreCase);
+        if (strategic && t.Type.Group.Length > 0 && t.Type.Schema is not null)
+        {
+            await WriteStatus(ctx, 415, "UnsupportedMediaType", "strategic merge patch is not supported for custom resources", null, null);
+            return;
+        }
+        if (!strategic && !contentType.StartsWith("application/merge-patch+json", StringComparison.OrdinalIgnoreCase))
         {
             await WriteStatus(ctx, 415, "UnsupportedMediaType", $"the body of the request was in an unknown format - accepted media types include: application/merge-patch+json", null, null);
             return;
@@ -773,6 +801,19 @@ public sealed class FakeApiServer : IAsyncDisposable
         return after.Any(f => !before.Contains(f));
     }
 
+    /// <summary>Like the real server, a Secret's write-only stringData is merged into data (base64) and not stored.</summary>
+    private static void FoldStringData(RequestTarget t, JsonObject obj)
+    {
+        if (t.Type.Group.Length != 0 || t.Type.Plural != "secrets" || obj["stringData"] is not JsonObject stringData) return;
+        if (obj["data"] is not JsonObject data)
+        {
+            data = new JsonObject();
+            obj["data"] = data;
+        }
+        foreach (var (k, v) in stringData) data[k] = Convert.ToBase64String(Encoding.UTF8.GetBytes(v?.GetValue<string>() ?? ""));
+        obj.Remove("stringData");
+    }
+
     private static JsonObject SpecOf(JsonObject obj)
     {
         var copy = (JsonObject)obj.DeepClone();
@@ -926,6 +967,7 @@ public sealed class FakeApiServer : IAsyncDisposable
         public string? PathContains { get; } = pathContains;
         public bool? Watch { get; } = watch;
         public int Remaining { get; set; }
+        public int? RetryAfterSeconds { get; set; }
     }
 
     private sealed class Watcher(string typeKey, string? ns, string? name, FakeLabelSelector selector, bool bookmarks)

@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using System.Text;
+using Gateway.Core.Keys;
+using Gateway.Core.Resources;
+using Gateway.Testing;
+using Gateway.Testing.Kubernetes;
+using Microsoft.EntityFrameworkCore;
+
+namespace Gateway.Operator.Tests.Kubernetes;
+
+/// <summary>
+/// The acceptance walk-through as a platform engineer types it, with the real kubectl against the fake API
+/// server (which serves the committed CRDs, as after <c>kubectl apply -f charts/tokengate/crds/</c>) and a
+/// real operator host run with <c>--source kubernetes --kubeconfig</c>.
+/// </summary>
+public sealed class KubectlAcceptanceTests : IAsyncLifetime
+{
+    private KubernetesHarness _h = null!;
+
+    public async Task InitializeAsync() => _h = await KubernetesHarness.StartAsync();
+
+    public async Task DisposeAsync() => await _h.DisposeAsync();
+
+    private async Task<string> Kubectl(params string[] args)
+    {
+        var psi = new ProcessStartInfo("kubectl") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add("--kubeconfig=" + _h.KubeconfigPath);
+        psi.ArgumentList.Add("--cache-dir=" + Path.Combine(Path.GetDirectoryName(_h.KubeconfigPath)!, "kubectl-cache"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(p.ExitCode == 0, $"kubectl {string.Join(' ', args)} failed: {await stderr}");
+        return await stdout;
+    }
+
+    [Fact]
+    public async Task Apply_samples_get_ready_read_the_secret_rotate_and_delete_with_kubectl()
+    {
+        await _h.StartOperatorAsync();
+
+        await Kubectl("apply", "-f", RepoPaths.Samples);
+        await _h.ReadyAsync(FakeApiServer.ApiKeys, "demo");
+        await _h.ReadyAsync(FakeApiServer.UserQuotas, "demo");
+        await _h.ReadyAsync(FakeApiServer.UpstreamAccounts, "mock");
+
+        var table = await Kubectl("get", "ak,uq,ua");
+        Assert.Matches(@"apikey\.tokengate\.io/demo\s+demo\s+tg-\S+\s+True", table);
+        Assert.Matches(@"userquota\.tokengate\.io/demo\s+demo@example\.com\s+10\s+0\s+50\s+True", table);
+        // The API server prints the first match of a printer column's JSONPath: the first model.
+        Assert.Matches(@"upstreamaccount\.tokengate\.io/mock\s+openai-compatible\s+gpt-4o-mini\s+0\s+Unknown\s+True", table);
+        Assert.Equal("1/1", await Kubectl("get", "ak", "demo", "-o", "jsonpath={.status.observedGeneration}/{.metadata.generation}"));
+
+        var key = Encoding.UTF8.GetString(Convert.FromBase64String(await Kubectl("get", "secret", "demo-apikey", "-o", "jsonpath={.data.OPENAI_API_KEY}")));
+        Assert.True(ApiKeyFormat.IsWellFormed(key));
+        Assert.True(await _h.RedisHasKeyAsync(key));
+
+        await Kubectl("annotate", "ak", "demo", TokenGateApi.RotateAnnotation + "=now");
+        var rotated = await _h.IssuedKeyAsync(not: key);
+        await Eventually.TrueAsync(() => _h.RedisHasKeyAsync(rotated), "the rotated key in Redis");
+
+        // kubectl delete waits until the object is gone: it returns only if the finalizer completed.
+        await Kubectl("delete", "ak", "demo", "--timeout=30s");
+        Assert.Null(_h.Get(FakeApiServer.ApiKeys, "demo"));
+        Assert.False(await _h.RedisHasKeyAsync(key));
+        Assert.False(await _h.RedisHasKeyAsync(rotated));
+        await using var db = _h.Db();
+        Assert.All(await db.ApiKeyVersions.ToListAsync(), v => Assert.NotNull(v.RevokedAt));
+    }
+}

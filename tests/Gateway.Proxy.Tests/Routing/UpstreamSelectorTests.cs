@@ -1,0 +1,112 @@
+using Gateway.Core.Projection;
+using Gateway.Core.Resources;
+using Gateway.Proxy.Routing;
+
+namespace Gateway.Proxy.Tests.Routing;
+
+public sealed class UpstreamSelectorTests
+{
+    private static UpstreamTarget Target(string name, int priority = 0, int weight = 1, Dictionary<string, string>? labels = null, int? maxConcurrent = null) => new()
+    {
+        Account = new UpstreamProjection
+        {
+            Name = name, Provider = Providers.OpenAI, BaseUrl = "http://127.0.0.1:1/v1", Priority = priority, Weight = weight,
+            Labels = labels ?? [], Limits = maxConcurrent is null ? null : new UpstreamLimits { MaxConcurrent = maxConcurrent },
+        },
+        Model = new UpstreamModel { Name = "m" },
+        Health = new UpstreamHealth(name),
+        UpstreamModelName = "m",
+        BaseUrl = "http://127.0.0.1:1/v1",
+        BaseQuery = "",
+    };
+
+    [Fact]
+    public void Lowest_priority_tier_is_chosen_first_then_the_next_after_it_was_tried()
+    {
+        UpstreamTarget[] targets = [Target("b", priority: 1), Target("a", priority: 0)];
+        var first = UpstreamSelector.Pick(targets, null, 0, out _);
+        Assert.Equal(1, first);
+        Assert.Equal(0, UpstreamSelector.Pick(targets, null, 1UL << first, out _));
+        Assert.Equal(-1, UpstreamSelector.Pick(targets, null, 0b11, out _));
+    }
+
+    [Fact]
+    public void Weighted_choice_follows_the_weights()
+    {
+        UpstreamTarget[] targets = [Target("light", weight: 1), Target("heavy", weight: 20)];
+        var heavy = 0;
+        for (var i = 0; i < 2000; i++) if (UpstreamSelector.Pick(targets, null, 0, out _) == 1) heavy++;
+        // Power of two choices over weights 1:20 picks "heavy" unless both draws are "light".
+        Assert.InRange(heavy, 1800, 2000);
+    }
+
+    [Fact]
+    public void Fewer_in_flight_wins_between_equal_weights()
+    {
+        UpstreamTarget[] targets = [Target("busy"), Target("idle")];
+        for (var i = 0; i < 10; i++) targets[0].Health.Enter();
+        var idle = 0;
+        for (var i = 0; i < 1000; i++) if (UpstreamSelector.Pick(targets, null, 0, out _) == 1) idle++;
+        // "busy" wins only when both draws land on it (about a quarter).
+        Assert.InRange(idle, 650, 850);
+    }
+
+    [Fact]
+    public void Accounts_at_their_concurrency_limit_or_outside_the_selector_are_skipped()
+    {
+        UpstreamTarget[] targets = [Target("full", maxConcurrent: 1), Target("other-pool", labels: new() { ["pool"] = "b" }), Target("ok", priority: 9, labels: new() { ["pool"] = "a" })];
+        targets[0].Health.Enter();
+        var selector = new LabelSelector { MatchExpressions = [new LabelSelectorRequirement { Key = "pool", Operator = "In", Values = ["a"] }] };
+        Assert.Equal(2, UpstreamSelector.Pick(targets, selector, 0, out _));
+    }
+
+    [Fact]
+    public void Cooldown_excludes_an_account_then_lets_exactly_one_probe_through()
+    {
+        var health = new UpstreamHealth("x");
+        Assert.False(health.RecordFailure(false, threshold: 2, cooldownSeconds: 60));
+        Assert.True(health.RecordFailure(false, threshold: 2, cooldownSeconds: 60));
+        UpstreamTarget[] targets = [Target("x")];
+        var t = new UpstreamTarget { Account = targets[0].Account, Model = targets[0].Model, Health = health, UpstreamModelName = "m", BaseUrl = "u", BaseQuery = "" };
+        Assert.Equal(-1, UpstreamSelector.Pick([t], null, 0, out _));
+
+        // A cooldown that has passed: half-open, one probe only.
+        health.RecordFailure(true, threshold: 2, cooldownSeconds: 0);
+        Assert.Equal(0, UpstreamSelector.Pick([t], null, 0, out var probe));
+        Assert.True(probe);
+        Assert.Equal(-1, UpstreamSelector.Pick([t], null, 0, out _));
+        health.RecordSuccess(wasProbe: true);
+        Assert.Equal(0, UpstreamSelector.Pick([t], null, 0, out probe));
+        Assert.False(probe);
+        Assert.Equal(0, health.CooldownGauge);
+    }
+
+    [Theory]
+    [InlineData("Exists", null, true)]
+    [InlineData("DoesNotExist", null, false)]
+    [InlineData("NotIn", "a", false)]
+    [InlineData("NotIn", "b", true)]
+    public void Label_selector_expressions(string op, string? value, bool expected)
+    {
+        var selector = new LabelSelector { MatchExpressions = [new LabelSelectorRequirement { Key = "pool", Operator = op, Values = value is null ? null : [value] }] };
+        Assert.Equal(expected, UpstreamSelector.Matches(selector, new() { ["pool"] = "a" }));
+    }
+
+    [Fact]
+    public void Account_requests_and_tokens_per_minute_make_it_ineligible_for_the_rest_of_the_minute()
+    {
+        var t = Target("limited");
+        var limited = new UpstreamTarget
+        {
+            Account = t.Account with { Limits = new UpstreamLimits { RequestsPerMinute = 2, TokensPerMinute = 1000 } },
+            Model = t.Model, Health = t.Health, UpstreamModelName = "m", BaseUrl = "u", BaseQuery = "",
+        };
+        t.Health.CountRequest();
+        Assert.Equal(0, UpstreamSelector.Pick([limited], null, 0, out _));
+        t.Health.CountTokens(1000);
+        Assert.Equal(-1, UpstreamSelector.Pick([limited], null, 0, out _));
+        Assert.True(t.Health.UnderLimits(5, null));
+        t.Health.CountRequest();
+        Assert.False(t.Health.UnderLimits(2, null));
+    }
+}
