@@ -128,11 +128,18 @@ public sealed partial class MigrationService(string connectionString, MigrationS
                 LogMigrated(logger);
                 return;
             }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException && !cancellationToken.IsCancellationRequested)
+            // Npgsql reports a connect timeout as a cancellation of its own, not ours: retry that too.
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested
+                                      && e is NpgsqlException or TimeoutException or InvalidOperationException or OperationCanceledException)
             {
                 LogWaiting(logger, e.Message, delay.TotalMilliseconds);
                 await Task.Delay(delay, cancellationToken);
                 delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5000));
+            }
+            catch (Exception e) when (cancellationToken.IsCancellationRequested && e is not OperationCanceledException)
+            {
+                // Shutting down mid-attempt: report it as the cancellation it is.
+                throw new OperationCanceledException("Start-up was cancelled while waiting for PostgreSQL.", e, cancellationToken);
             }
         }
     }
