@@ -182,11 +182,19 @@ internal static class EnforcementScripts
           return {0, reason, retry, rl, rr, rz, tl, tr, tz}
         end
 
+        -- When every stored index is already the current minute/day (the usual case), only the four counts
+        -- change; otherwise the whole normalised state is written.
         local mi, di = fmt('%d', min_idx), fmt('%d', day_idx)
-        redis.call('HSET', KEYS[1], 'rmi', mi, 'rmc', krc + 1, 'rmp', krp, 'tmi', mi, 'tmc', fmt('%d', ktc + est), 'tmp', fmt('%d', ktp),
-          'rdi', di, 'rdc', krd + 1, 'tdi', di, 'tdc', fmt('%d', ktd + est))
-        redis.call('HSET', KEYS[2], 'rmi', mi, 'rmc', urc + 1, 'rmp', urp, 'tmi', mi, 'tmc', fmt('%d', utc + est), 'tmp', fmt('%d', utp),
-          'rdi', di, 'rdc', urd + 1, 'tdi', di, 'tdc', fmt('%d', utd + est))
+        local function store(h, v, rc, rp, tc, tp, rd, td)
+          if tonumber(v[1]) == min_idx and tonumber(v[4]) == min_idx and tonumber(v[7]) == day_idx and tonumber(v[9]) == day_idx then
+            redis.call('HSET', h, 'rmc', rc + 1, 'tmc', fmt('%d', tc + est), 'rdc', rd + 1, 'tdc', fmt('%d', td + est))
+          else
+            redis.call('HSET', h, 'rmi', mi, 'rmc', rc + 1, 'rmp', rp, 'tmi', mi, 'tmc', fmt('%d', tc + est), 'tmp', fmt('%d', tp),
+              'rdi', di, 'rdc', rd + 1, 'tdi', di, 'tdc', fmt('%d', td + est))
+          end
+        end
+        store(KEYS[1], kv, krc, krp, ktc, ktp, krd, ktd)
+        store(KEYS[2], uv, urc, urp, utc, utp, urd, utd)
         redis.call('ZADD', KEYS[3], ARGV[6], rid)
         redis.call('ZADD', KEYS[4], ARGV[6], rid)
         -- TTLs are relative (not PEXPIREAT) so a skew between the proxy's clock and Redis' cannot delete live
@@ -271,8 +279,13 @@ internal static class EnforcementScripts
             elseif adm_min == min_idx - 1 then p = max(0, p - est) end
             local d = day(w[4], w[5])
             if adm_day == day_idx then d = max(0, d - est) end
-            redis.call('HSET', KEYS[h], 'tmi', mi, 'tmc', fmt('%d', c + actual_tokens), 'tmp', fmt('%d', p),
-              'tdi', di, 'tdc', fmt('%d', d + actual_tokens))
+            if tonumber(w[1]) == min_idx and tonumber(w[4]) == day_idx and adm_min ~= min_idx - 1 then
+              -- Indices current and the previous minute untouched: only the two counts change.
+              redis.call('HSET', KEYS[h], 'tmc', fmt('%d', c + actual_tokens), 'tdc', fmt('%d', d + actual_tokens))
+            else
+              redis.call('HSET', KEYS[h], 'tmi', mi, 'tmc', fmt('%d', c + actual_tokens), 'tmp', fmt('%d', p),
+                'tdi', di, 'tdc', fmt('%d', d + actual_tokens))
+            end
             if (tonumber(w[4]) or -1) ~= day_idx then redis.call('PEXPIRE', KEYS[h], fmt('%d', day_left + DAY)) end
           end
         end
