@@ -164,7 +164,6 @@ public sealed class Enforcer
             throw new ArgumentException("The usage event's request id differs from the reservation's.", nameof(settlement));
         var actual = settlement.ActualCostMicros ?? Money.ToMicrosCeiling(settlement.Usage.Cost);
         ArgumentOutOfRangeException.ThrowIfNegative(actual, nameof(settlement));
-        var fields = settlement.Usage.ToStreamFields();
         var keys = RedisArgBuffer.Rent();
         var args = RedisArgBuffer.Rent();
         RespValue reply;
@@ -173,7 +172,7 @@ public sealed class Enforcer
             AddFinishKeys(keys, ReservationKeyOf(reservation), reservation.KeyId, reservation.UserId, reservation.BudgetKey);
             args.Add(_time.GetUtcNow().ToUnixTimeMilliseconds()); args.Add(reservation.RequestId); args.Add("settle");
             args.Add(actual); args.Add(settlement.Usage.Tokens.Total);
-            args.AddRange(fields);
+            UsageStreamFields.AddTo(args, settlement.Usage);
             reply = await _redis.EvalAsync(EnforcementScripts.Finish, keys, args, cancellationToken).ConfigureAwait(false);
         }
         finally

@@ -120,3 +120,28 @@ public sealed class ExpiryAndKeyNameTests : IAsyncLifetime
         Assert.Equal(keys.BudgetSpent("u1", june.Id), user.BudgetKey(june));
     }
 }
+
+public sealed class UsageStreamFieldsTests
+{
+    [Fact]
+    public void Settlement_writes_exactly_the_fields_of_the_usage_event()
+    {
+        var events = new[]
+        {
+            new UsageEvent
+            {
+                RequestId = "r1", KeyId = "k1", KeyVersion = 3, UserId = "u1", Upstream = "default/up", Model = "m", Route = "/v1/x",
+                Tokens = new TokenCounts(1, 2, 3, 4), Cost = 0.12345678m, PriceVersion = "p@1",
+                StartedAt = DateTimeOffset.FromUnixTimeMilliseconds(1_781_000_000_123), DurationMs = 5, TimeToFirstByteMs = 7,
+                Status = 200, Estimated = true, Streamed = true,
+            },
+            new UsageEvent { RequestId = "r2", KeyId = "k2", UserId = "u2" },
+        };
+        foreach (var e in events)
+        {
+            var buffer = new Gateway.Core.Redis.RedisArgBuffer();
+            UsageStreamFields.AddTo(buffer, e);
+            Assert.Equal(e.ToStreamFields().Select(a => a.ToString()), buffer.Select(a => a.ToString()));
+        }
+    }
+}
