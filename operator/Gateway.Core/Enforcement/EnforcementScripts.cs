@@ -5,7 +5,8 @@ namespace Gateway.Core.Enforcement;
 /// <summary>
 /// The Lua scripts behind <see cref="Enforcer"/>. Every key a script touches is declared in KEYS.
 /// Numbers written back to Redis go through string.format('%d') because Lua's default number-to-string
-/// conversion (%.14g) would turn large micro-dollar amounts into exponent notation.
+/// conversion (%.14g) would turn large micro-dollar amounts into exponent notation; values the caller
+/// sent (lease, reservation, ids) are written as their ARGV text unchanged.
 /// </summary>
 /// <remarks>
 /// Windows. Per-minute limits use a sliding-window counter: the current fixed minute's count plus the
@@ -187,10 +188,10 @@ internal static class EnforcementScripts
         local mi, di = fmt('%d', min_idx), fmt('%d', day_idx)
         local function store(h, v, rc, rp, tc, tp, rd, td)
           if tonumber(v[1]) == min_idx and tonumber(v[4]) == min_idx and tonumber(v[7]) == day_idx and tonumber(v[9]) == day_idx then
-            redis.call('HSET', h, 'rmc', rc + 1, 'tmc', fmt('%d', tc + est), 'rdc', rd + 1, 'tdc', fmt('%d', td + est))
+            redis.call('HSET', h, 'rmc', fmt('%d', rc + 1), 'tmc', fmt('%d', tc + est), 'rdc', fmt('%d', rd + 1), 'tdc', fmt('%d', td + est))
           else
-            redis.call('HSET', h, 'rmi', mi, 'rmc', rc + 1, 'rmp', rp, 'tmi', mi, 'tmc', fmt('%d', tc + est), 'tmp', fmt('%d', tp),
-              'rdi', di, 'rdc', rd + 1, 'tdi', di, 'tdc', fmt('%d', td + est))
+            redis.call('HSET', h, 'rmi', mi, 'rmc', fmt('%d', rc + 1), 'rmp', fmt('%d', rp), 'tmi', mi, 'tmc', fmt('%d', tc + est), 'tmp', fmt('%d', tp),
+              'rdi', di, 'rdc', fmt('%d', rd + 1), 'tdi', di, 'tdc', fmt('%d', td + est))
           end
         end
         store(KEYS[1], kv, krc, krp, ktc, ktp, krd, ktd)
