@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Collections.Concurrent;
 
 namespace Gateway.Core.Redis;
 
@@ -13,7 +14,11 @@ public sealed class RedisArgBuffer : IReadOnlyList<RedisArg>
 {
     // Buffers that grew beyond this are not pooled (a rare huge command must not pin memory).
     private const int MaxPooledCapacity = 256;
-    private static readonly RedisArgBuffer?[] Pool = new RedisArgBuffer?[Math.Clamp(Environment.ProcessorCount * 8, 16, 256)];
+    // Enough for two buffers per request at a few hundred requests in flight per process.
+    private const int MaxPooled = 1024;
+    private const int RentedCapacity = 64;
+    private static readonly ConcurrentQueue<RedisArgBuffer> Pool = new();
+    private static int _pooled;
 
     private RedisArg[] _items;
     private int _count;
@@ -27,12 +32,12 @@ public sealed class RedisArgBuffer : IReadOnlyList<RedisArg>
     /// <summary>A cleared buffer from the pool, or a new one when the pool is empty.</summary>
     public static RedisArgBuffer Rent()
     {
-        var pool = Pool;
-        for (var i = 0; i < pool.Length; i++)
+        if (Pool.TryDequeue(out var buffer))
         {
-            if (Volatile.Read(ref pool[i]) is not null && Interlocked.Exchange(ref pool[i], null) is { } buffer) return buffer;
+            Interlocked.Decrement(ref _pooled);
+            return buffer;
         }
-        return new RedisArgBuffer();
+        return new RedisArgBuffer(RentedCapacity);
     }
 
     /// <summary>Clears <paramref name="buffer"/> (dropping its references) and puts it back in the pool.
@@ -42,11 +47,12 @@ public sealed class RedisArgBuffer : IReadOnlyList<RedisArg>
         ArgumentNullException.ThrowIfNull(buffer);
         if (buffer._items.Length > MaxPooledCapacity) return;
         buffer.Clear();
-        var pool = Pool;
-        for (var i = 0; i < pool.Length; i++)
+        if (Interlocked.Increment(ref _pooled) > MaxPooled)
         {
-            if (Volatile.Read(ref pool[i]) is null && Interlocked.CompareExchange(ref pool[i], buffer, null) is null) return;
+            Interlocked.Decrement(ref _pooled);
+            return;
         }
+        Pool.Enqueue(buffer);
     }
 
     public void Add(RedisArg arg)

@@ -28,6 +28,8 @@ public static class RedisEnforceCommand
         // With the pid of a local redis-server, its process CPU time (utime + stime, network handling
         // included) is reported too: less disturbed by a busy machine than the wall-clock usec of commandstats.
         var redisPid = options.Optional("redis-pid");
+        // Pairs in flight at once (like concurrent proxy requests sharing one connection); 1 = one after another.
+        var concurrency = (int)options.Number("concurrency", 1);
         if (limits is not ("all" or "none")) throw new ArgumentException("--limits must be all or none.");
 
         await using var redis = await RespClient.ConnectAsync(address);
@@ -38,12 +40,12 @@ public static class RedisEnforceCommand
         await redis.ExecuteAsync("SET", [keys.Balance(user.UserId), 1_000_000_000_000_000L]);
         try
         {
-            await RunPairsAsync(enforcer, key, user, warmup);
+            await RunConcurrentAsync(enforcer, key, user, warmup, concurrency);
             var before = await CommandStatsAsync(redis);
             var cpuBefore = ProcessCpuMicros(redisPid);
             var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
             var clock = Stopwatch.StartNew();
-            await RunPairsAsync(enforcer, key, user, n);
+            await RunConcurrentAsync(enforcer, key, user, n, concurrency);
             clock.Stop();
             var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
             var cpuAfter = ProcessCpuMicros(redisPid);
@@ -62,7 +64,7 @@ public static class RedisEnforceCommand
                 perCommand.Add((name, d));
             }
             var inv = CultureInfo.InvariantCulture;
-            Console.WriteLine(string.Create(inv, $"redis-enforce limits={limits} pairs={n} evalsha/pair={(double)evalCalls / n:F2}"));
+            Console.WriteLine(string.Create(inv, $"redis-enforce limits={limits} pairs={n} concurrency={concurrency} evalsha/pair={(double)evalCalls / n:F2}"));
             Console.WriteLine(string.Create(inv, $"  redis evalsha usec/pair      {(double)evalUsec / n,10:F1}"));
             if (redisPid is not null)
                 Console.WriteLine(string.Create(inv, $"  redis process CPU usec/pair  {(double)(cpuAfter - cpuBefore) / n,10:F1}"));
@@ -129,6 +131,10 @@ public static class RedisEnforceCommand
         };
         return (key, user);
     }
+
+    private static Task RunConcurrentAsync(Enforcer enforcer, KeyProjection key, UserProjection user, int count, int concurrency) =>
+        Task.WhenAll(Enumerable.Range(0, concurrency).Select(i =>
+            Task.Run(() => RunPairsAsync(enforcer, key, user, count / concurrency + (i < count % concurrency ? 1 : 0)))));
 
     private static async Task RunPairsAsync(Enforcer enforcer, KeyProjection key, UserProjection user, int count)
     {
