@@ -66,7 +66,7 @@ internal static class EnforcementScripts
     /// </summary>
     /// <remarks>
     /// Commands for an admitted request: ZADD NX (which doubles as the duplicate-id check), 2 HMGET rate
-    /// hashes, HMGET lifetime, GET balance, [GET budget], [ZREMRANGEBYSCORE + ZCARD per concurrency limit],
+    /// hashes, HMGET lifetime, GET balance (MGET balance + budget with a budget), [ZREMRANGEBYSCORE + ZCARD per concurrency limit],
     /// 2 HSET rate hashes, 2 ZADD in-flight, HSET lifetime, DECRBY balance, SET PX or INCRBY budget,
     /// HSET reservation; plus a PEXPIRE per rate hash and in-flight set once a day.
     /// </remarks>
@@ -145,11 +145,17 @@ internal static class EnforcementScripts
         local token_limit, spend_limit = tonumber(ARGV[20]), tonumber(ARGV[21])
         if token_limit >= 0 and life_tokens + est > token_limit then fail(11, -1) end
         if spend_limit >= 0 and life_spend + reserved > spend_limit then fail(12, -1) end
-        if (tonumber(redis.call('GET', KEYS[6])) or 0) < reserved then fail(13, -1) end
         local budget, period_end = tonumber(ARGV[22]), tonumber(ARGV[23])
-        local spent
+        -- Balance and budget in one MGET when there is a budget to check.
+        local balance, spent
         if budget >= 0 then
-          spent = tonumber(redis.call('GET', KEYS[7])) or 0
+          local m = redis.call('MGET', KEYS[6], KEYS[7])
+          balance, spent = tonumber(m[1]) or 0, tonumber(m[2]) or 0
+        else
+          balance = tonumber(redis.call('GET', KEYS[6])) or 0
+        end
+        if balance < reserved then fail(13, -1) end
+        if spent then
           if spent + reserved > budget then
             if period_end > 0 then fail(14, period_end - now) else fail(14, -1) end
           end
