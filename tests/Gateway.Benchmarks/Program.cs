@@ -1,5 +1,6 @@
 using Gateway.Benchmarks.Baseline;
 using Gateway.Benchmarks.Diagnostics;
+using Gateway.Benchmarks.Enforcement;
 using Gateway.Benchmarks.Load;
 using Gateway.Benchmarks.Report;
 
@@ -20,6 +21,7 @@ public static class Program
         {
             await Console.Error.WriteLineAsync("usage: Gateway.Benchmarks load --url URL --rate N --duration S [--warmup S] [--body-file F] [--header 'Name: value']... [--connections N] [--label L]\n" +
                 "       Gateway.Benchmarks forward --urls http://127.0.0.1:PORT --upstream http://127.0.0.1:PORT\n" +
+                "       Gateway.Benchmarks redis-enforce [--redis 127.0.0.1:56379] [--n 5000] [--warmup 500] [--limits all|none] [--redis-pid PID] [--concurrency 1]\n" +
                 "       Gateway.Benchmarks micro [BenchmarkDotNet arguments, e.g. --filter '*Sse*']\n" +
                 "       Gateway.Benchmarks report --results FILE --machine FILE [--out docs/benchmarks.md]");
             return 2;
@@ -39,6 +41,7 @@ public static class Program
                 "report" => ReportCommand.Run(options),
                 "forward" => await BareForwarder.RunAsync(options),
                 "alloc-types" => AllocationTypes.Run(options),
+                "redis-enforce" => await RedisEnforceCommand.RunAsync(options),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'; use load or report."),
             };
         }

@@ -70,6 +70,9 @@ public sealed record Reservation
     public required string BudgetKey { get; init; }
     public DateTimeOffset StartedAt { get; init; }
     public DateTimeOffset LeaseExpiresAt { get; init; }
+    /// <summary>The reservation hash's key name, kept so settlement does not build it again (checked
+    /// against <see cref="RequestId"/> before use).</summary>
+    internal string? ReservationKey { get; init; }
 }
 
 /// <summary>The outcome of <see cref="Enforcer.AdmitAsync"/>.</summary>

@@ -5,7 +5,8 @@ namespace Gateway.Core.Enforcement;
 /// <summary>
 /// The Lua scripts behind <see cref="Enforcer"/>. Every key a script touches is declared in KEYS.
 /// Numbers written back to Redis go through string.format('%d') because Lua's default number-to-string
-/// conversion (%.14g) would turn large micro-dollar amounts into exponent notation.
+/// conversion (%.14g) would turn large micro-dollar amounts into exponent notation; values the caller
+/// sent (lease, reservation, ids) are written as their ARGV text unchanged.
 /// </summary>
 /// <remarks>
 /// Windows. Per-minute limits use a sliding-window counter: the current fixed minute's count plus the
@@ -18,7 +19,15 @@ namespace Gateway.Core.Enforcement;
 /// </remarks>
 internal static class EnforcementScripts
 {
-    // Shared Lua prelude: clock-derived window indices and window helpers.
+    // Shared Lua prelude: clock-derived window indices and window helpers. Kept free of per-call tables:
+    // helpers return plain values (Redis runs the script body on every call, so each table or closure
+    // built here is built again per request).
+    //
+    // Expiry without a PEXPIRE per call: a rate hash only matters until the end of the UTC day after its
+    // last write (its day windows reset at midnight, its minute windows after two minutes), so its TTL is
+    // set to "end of tomorrow" only when a write finds the stored day index stale (the first write of a
+    // key or user each day, or after it expired) — read from the HMGET the script does anyway. The
+    // in-flight sets piggyback on that same daily refresh (see Admit).
     private const string Prelude = """
         local now = tonumber(ARGV[1])
         local MIN, DAY = 60000, 86400000
@@ -26,30 +35,19 @@ internal static class EnforcementScripts
         local el = now - min_idx * MIN
         local day_idx = math.floor(now / DAY)
         local day_left = (day_idx + 1) * DAY - now
-        local function fmt(n) return string.format('%d', n) end
-        local function int(v) return tonumber(v) or 0 end
-        -- All rate windows of one key or user live in one hash, read with one HMGET and written with one
-        -- HSET. Minute windows are normalised to the current minute: {c = current, pr = previous};
-        -- day windows to the current UTC day: {c = count}.
-        local function load(h)
-          local v = redis.call('HMGET', h, 'rmi', 'rmc', 'rmp', 'tmi', 'tmc', 'tmp', 'rdi', 'rdc', 'tdi', 'tdc')
-          local function m(i, c, pr)
-            i, c, pr = int(i), int(c), int(pr)
-            if i == min_idx then return {c = c, pr = pr} end
-            if i == min_idx - 1 then return {c = 0, pr = c} end
-            return {c = 0, pr = 0}
-          end
-          local function d(i, c)
-            if int(i) == day_idx then return {c = int(c)} end
-            return {c = 0}
-          end
-          return {rm = m(v[1], v[2], v[3]), tm = m(v[4], v[5], v[6]), rd = d(v[7], v[8]), td = d(v[9], v[10])}
+        local fmt = string.format
+        local max = math.max
+        -- A minute window (index, current, previous) normalised to the current minute: current, previous.
+        local function minute(i, c, p)
+          i = tonumber(i) or 0
+          if i == min_idx then return tonumber(c) or 0, tonumber(p) or 0 end
+          if i == min_idx - 1 then return 0, tonumber(c) or 0 end
+          return 0, 0
         end
-        local function store(h, s)
-          local mi, di = fmt(min_idx), fmt(day_idx)
-          redis.call('HSET', h, 'rmi', mi, 'rmc', fmt(s.rm.c), 'rmp', fmt(s.rm.pr), 'tmi', mi, 'tmc', fmt(s.tm.c), 'tmp', fmt(s.tm.pr),
-            'rdi', di, 'rdc', fmt(s.rd.c), 'tdi', di, 'tdc', fmt(s.td.c))
-          redis.call('PEXPIRE', h, fmt(2 * DAY))
+        -- A day window (index, count) normalised to the current UTC day.
+        local function day(i, c)
+          if (tonumber(i) or 0) == day_idx then return tonumber(c) or 0 end
+          return 0
         end
         local function weighted(pr) return math.ceil(pr * (MIN - el) / MIN) end
         """;
@@ -61,14 +59,23 @@ internal static class EnforcementScripts
     /// 8 estimated input tokens, 9 max output tokens, 10-14 key rpm rpd tpm tpd maxConcurrent,
     /// 15-19 user rpm rpd tpm tpd maxConcurrent, 20 key token limit, 21 key spend limit micros,
     /// 22 budget micros, 23 budget period end ms (0 = never resets), 24 model, 25 route, 26 upstream,
-    /// 27 price version, 28 retry-after ms for a concurrency rejection. Limits are -1 when not set.
+    /// 27 price version, 28 retry-after ms for a concurrency rejection. Limits are -1 when not set; a check
+    /// whose limit is not set costs no Redis command (counters are still kept).
     /// Returns {allowed (1/0, or -1 for a duplicate request id), reason, retry-after ms (-1 = retrying cannot help),
     /// request limit, remaining, reset ms, token limit, remaining, reset ms} (limit -1 = none configured).
     /// </summary>
+    /// <remarks>
+    /// Commands for an admitted request: ZADD NX (which doubles as the duplicate-id check), 2 HMGET rate
+    /// hashes, HMGET lifetime, GET balance (MGET balance + budget with a budget), [ZREMRANGEBYSCORE + ZCARD per concurrency limit],
+    /// 2 HSET rate hashes, 2 ZADD in-flight, HSET lifetime, DECRBY balance, SET PX or INCRBY budget,
+    /// HSET reservation; plus a PEXPIRE per rate hash and in-flight set once a day.
+    /// </remarks>
     public static readonly LuaScript Admit = new(Prelude + """
 
-        if redis.call('EXISTS', KEYS[9]) == 1 then return {-1} end
         local rid = ARGV[2]
+        -- The reservations zset member is written first and only if absent: that is the duplicate check
+        -- (the member and the reservation hash are created and deleted together). A rejection removes it.
+        if redis.call('ZADD', KEYS[8], 'NX', ARGV[6], rid) == 0 then return {-1} end
         local lease = tonumber(ARGV[6])
         local reserved = tonumber(ARGV[7])
         local est = tonumber(ARGV[8]) + tonumber(ARGV[9])
@@ -80,111 +87,147 @@ internal static class EnforcementScripts
           if reason == 0 then reason, retry = code, r
           elseif retry >= 0 and r > retry then retry = r end
         end
-
         -- Smallest wait (ms) until a sliding minute window admits k more.
         local function minute_retry(L, c, pr, k)
           if k > L then return -1 end
           if c + k <= L then
             -- need ceil(pr * (MIN - el - t) / MIN) <= L - c - k
-            return math.max(1, (MIN - el) - math.floor((L - c - k) * MIN / pr))
+            return max(1, (MIN - el) - math.floor((L - c - k) * MIN / pr))
           end
           -- wait for the next minute, where today's count becomes the weighted previous one
           local t = MIN - math.floor((L - k) * MIN / c)
           if t < 0 then t = 0 end
           return (MIN - el) + t
         end
-
-        local windows = {}
-        local function check_minute(code, st, limit, k)
-          local w = {st = st, k = k, limit = tonumber(limit), m = true}
-          windows[#windows + 1] = w
-          if w.limit >= 0 and st.c + weighted(st.pr) + k > w.limit then fail(code, minute_retry(w.limit, st.c, st.pr, k)) end
-          return w
+        local function check_minute(code, c, pr, L, k)
+          if L >= 0 and c + weighted(pr) + k > L then fail(code, minute_retry(L, c, pr, k)) end
         end
-        local function check_day(code, st, limit, k)
-          local w = {st = st, k = k, limit = tonumber(limit), m = false}
-          windows[#windows + 1] = w
-          if w.limit >= 0 and st.c + k > w.limit then
-            if k > w.limit then fail(code, -1) else fail(code, day_left) end
+        local function check_day(code, c, L, k)
+          if L >= 0 and c + k > L then
+            if k > L then fail(code, -1) else fail(code, day_left) end
           end
-          return w
         end
 
-        local ks, us = load(KEYS[1]), load(KEYS[2])
-        local krm = check_minute(1, ks.rm, ARGV[10], 1)
-        local krd = check_day(2, ks.rd, ARGV[11], 1)
-        local urm = check_minute(3, us.rm, ARGV[15], 1)
-        local urd = check_day(4, us.rd, ARGV[16], 1)
-        local ktm = check_minute(5, ks.tm, ARGV[12], est)
-        local ktd = check_day(6, ks.td, ARGV[13], est)
-        local utm = check_minute(7, us.tm, ARGV[17], est)
-        local utd = check_day(8, us.td, ARGV[18], est)
+        local kv = redis.call('HMGET', KEYS[1], 'rmi', 'rmc', 'rmp', 'tmi', 'tmc', 'tmp', 'rdi', 'rdc', 'tdi', 'tdc')
+        local uv = redis.call('HMGET', KEYS[2], 'rmi', 'rmc', 'rmp', 'tmi', 'tmc', 'tmp', 'rdi', 'rdc', 'tdi', 'tdc')
+        local krc, krp = minute(kv[1], kv[2], kv[3])
+        local ktc, ktp = minute(kv[4], kv[5], kv[6])
+        local krd, ktd = day(kv[7], kv[8]), day(kv[9], kv[10])
+        local urc, urp = minute(uv[1], uv[2], uv[3])
+        local utc, utp = minute(uv[4], uv[5], uv[6])
+        local urd, utd = day(uv[7], uv[8]), day(uv[9], uv[10])
+        local l_krm, l_krd, l_ktm, l_ktd = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+        local l_urm, l_urd, l_utm, l_utd = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
+        check_minute(1, krc, krp, l_krm, 1)
+        check_day(2, krd, l_krd, 1)
+        check_minute(3, urc, urp, l_urm, 1)
+        check_day(4, urd, l_urd, 1)
+        check_minute(5, ktc, ktp, l_ktm, est)
+        check_day(6, ktd, l_ktd, est)
+        check_minute(7, utc, utp, l_utm, est)
+        check_day(8, utd, l_utd, est)
 
         -- Slots are scored by lease expiry: a slot whose pod died stops counting when its lease passes.
-        local function check_slots(code, z, limit)
-          redis.call('ZREMRANGEBYSCORE', z, '-inf', fmt(now))
-          limit = tonumber(limit)
-          if limit >= 0 and redis.call('ZCARD', z) >= limit then fail(code, tonumber(ARGV[28])) end
+        -- Without a limit nothing reads the set, so it is not swept here (settlement, release and the
+        -- reservation expiry remove every member).
+        local l_kc, l_uc = tonumber(ARGV[14]), tonumber(ARGV[19])
+        if l_kc >= 0 then
+          redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
+          if redis.call('ZCARD', KEYS[3]) >= l_kc then fail(9, tonumber(ARGV[28])) end
         end
-        check_slots(9, KEYS[3], ARGV[14])
-        check_slots(10, KEYS[4], ARGV[19])
+        if l_uc >= 0 then
+          redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[1])
+          if redis.call('ZCARD', KEYS[4]) >= l_uc then fail(10, tonumber(ARGV[28])) end
+        end
 
         local life = redis.call('HMGET', KEYS[5], 'tokens', 'spend')
-        local life_tokens, life_spend = int(life[1]), int(life[2])
+        local life_tokens, life_spend = tonumber(life[1]) or 0, tonumber(life[2]) or 0
         local token_limit, spend_limit = tonumber(ARGV[20]), tonumber(ARGV[21])
         if token_limit >= 0 and life_tokens + est > token_limit then fail(11, -1) end
         if spend_limit >= 0 and life_spend + reserved > spend_limit then fail(12, -1) end
-        if int(redis.call('GET', KEYS[6])) < reserved then fail(13, -1) end
         local budget, period_end = tonumber(ARGV[22]), tonumber(ARGV[23])
-        if budget >= 0 and int(redis.call('GET', KEYS[7])) + reserved > budget then
-          if period_end > 0 then fail(14, period_end - now) else fail(14, -1) end
+        -- Balance and budget in one MGET when there is a budget to check.
+        local balance, spent
+        if budget >= 0 then
+          local m = redis.call('MGET', KEYS[6], KEYS[7])
+          balance, spent = tonumber(m[1]) or 0, tonumber(m[2]) or 0
+        else
+          balance = tonumber(redis.call('GET', KEYS[6])) or 0
+        end
+        if balance < reserved then fail(13, -1) end
+        if spent then
+          if spent + reserved > budget then
+            if period_end > 0 then fail(14, period_end - now) else fail(14, -1) end
+          end
         end
 
         local allowed = reason == 0
         -- x-ratelimit-* numbers: the most restrictive configured window (least remaining).
-        local function status(list)
-          local bl, br, bz = -1, -1, -1
-          for _, w in ipairs(list) do
-            if w.limit >= 0 then
-              local c = w.st.c
-              if allowed then c = c + w.k end
-              local used, reset = c, 0
-              if w.m then
-                used = c + weighted(w.st.pr)
-                if c > 0 then reset = (MIN - el) + MIN elseif w.st.pr > 0 then reset = MIN - el end
-              elseif c > 0 then reset = day_left end
-              local rem = w.limit - used
-              if rem < 0 then rem = 0 end
-              if bl < 0 or rem < br then bl, br, bz = w.limit, rem, reset end
-            end
-          end
+        local function win(bl, br, bz, L, c, pr, k, m)
+          if L < 0 then return bl, br, bz end
+          if allowed then c = c + k end
+          local used, reset = c, 0
+          if m then
+            used = c + weighted(pr)
+            if c > 0 then reset = (MIN - el) + MIN elseif pr > 0 then reset = MIN - el end
+          elseif c > 0 then reset = day_left end
+          local rem = L - used
+          if rem < 0 then rem = 0 end
+          if bl < 0 or rem < br then return L, rem, reset end
           return bl, br, bz
         end
-        local rl, rr, rz = status({krm, krd, urm, urd})
-        local tl, tr, tz = status({ktm, ktd, utm, utd})
-        if not allowed then return {0, reason, retry, rl, rr, rz, tl, tr, tz} end
-
-        for _, w in ipairs(windows) do w.st.c = w.st.c + w.k end
-        -- Relative TTLs (not PEXPIREAT) so a skew between the proxy's clock and Redis' cannot delete live keys.
-        store(KEYS[1], ks)
-        store(KEYS[2], us)
-        -- In-flight sets only need a TTL for hygiene (ZREM and the expiry sweep keep them small); a day past
-        -- the newest lease outlives every realistic lease without a PTTL round trip.
-        for z = 3, 4 do
-          redis.call('ZADD', KEYS[z], fmt(lease), rid)
-          redis.call('PEXPIRE', KEYS[z], fmt(lease - now + DAY))
+        local rl, rr, rz = win(-1, -1, -1, l_krm, krc, krp, 1, true)
+        rl, rr, rz = win(rl, rr, rz, l_krd, krd, 0, 1, false)
+        rl, rr, rz = win(rl, rr, rz, l_urm, urc, urp, 1, true)
+        rl, rr, rz = win(rl, rr, rz, l_urd, urd, 0, 1, false)
+        local tl, tr, tz = win(-1, -1, -1, l_ktm, ktc, ktp, est, true)
+        tl, tr, tz = win(tl, tr, tz, l_ktd, ktd, 0, est, false)
+        tl, tr, tz = win(tl, tr, tz, l_utm, utc, utp, est, true)
+        tl, tr, tz = win(tl, tr, tz, l_utd, utd, 0, est, false)
+        if not allowed then
+          redis.call('ZREM', KEYS[8], rid)
+          return {0, reason, retry, rl, rr, rz, tl, tr, tz}
         end
-        redis.call('HSET', KEYS[5], 'tokens', fmt(life_tokens + est), 'spend', fmt(life_spend + reserved))
-        redis.call('DECRBY', KEYS[6], fmt(reserved))
-        redis.call('INCRBY', KEYS[7], fmt(reserved))
-        if period_end > 0 then redis.call('PEXPIRE', KEYS[7], fmt(period_end - now + 7 * DAY)) end
-        redis.call('ZADD', KEYS[8], fmt(lease), rid)
+
+        -- When every stored index is already the current minute/day (the usual case), only the four counts
+        -- change; otherwise the whole normalised state is written.
+        local mi, di = fmt('%d', min_idx), fmt('%d', day_idx)
+        local function store(h, v, rc, rp, tc, tp, rd, td)
+          if tonumber(v[1]) == min_idx and tonumber(v[4]) == min_idx and tonumber(v[7]) == day_idx and tonumber(v[9]) == day_idx then
+            redis.call('HSET', h, 'rmc', fmt('%d', rc + 1), 'tmc', fmt('%d', tc + est), 'rdc', fmt('%d', rd + 1), 'tdc', fmt('%d', td + est))
+          else
+            redis.call('HSET', h, 'rmi', mi, 'rmc', fmt('%d', rc + 1), 'rmp', fmt('%d', rp), 'tmi', mi, 'tmc', fmt('%d', tc + est), 'tmp', fmt('%d', tp),
+              'rdi', di, 'rdc', fmt('%d', rd + 1), 'tdi', di, 'tdc', fmt('%d', td + est))
+          end
+        end
+        store(KEYS[1], kv, krc, krp, ktc, ktp, krd, ktd)
+        store(KEYS[2], uv, urc, urp, utc, utp, urd, utd)
+        redis.call('ZADD', KEYS[3], ARGV[6], rid)
+        redis.call('ZADD', KEYS[4], ARGV[6], rid)
+        -- TTLs are relative (not PEXPIREAT) so a skew between the proxy's clock and Redis' cannot delete live
+        -- keys, and refreshed on the first write of a UTC day. An in-flight set only needs a TTL for hygiene
+        -- (settlement and the expiry sweep remove its members); "a lease plus two days" from the daily refresh
+        -- outlives every member added that day unless a lease is over a day long, which refreshes it itself.
+        local long_lease = lease - now > DAY
+        if (tonumber(kv[7]) or -1) ~= day_idx then redis.call('PEXPIRE', KEYS[1], fmt('%d', day_left + DAY)) end
+        if (tonumber(uv[7]) or -1) ~= day_idx then redis.call('PEXPIRE', KEYS[2], fmt('%d', day_left + DAY)) end
+        if long_lease or (tonumber(kv[7]) or -1) ~= day_idx then redis.call('PEXPIRE', KEYS[3], fmt('%d', lease - now + 2 * DAY)) end
+        if long_lease or (tonumber(uv[7]) or -1) ~= day_idx then redis.call('PEXPIRE', KEYS[4], fmt('%d', lease - now + 2 * DAY)) end
+        redis.call('HSET', KEYS[5], 'tokens', fmt('%d', life_tokens + est), 'spend', fmt('%d', life_spend + reserved))
+        redis.call('DECRBY', KEYS[6], ARGV[7])
+        if spent and period_end > 0 then
+          -- One SET with the TTL instead of INCRBY + PEXPIRE: the value was read above in this same script.
+          redis.call('SET', KEYS[7], fmt('%d', spent + reserved), 'PX', fmt('%d', period_end - now + 7 * DAY))
+        else
+          redis.call('INCRBY', KEYS[7], ARGV[7])
+          if period_end > 0 then redis.call('PEXPIRE', KEYS[7], fmt('%d', period_end - now + 7 * DAY)) end
+        end
         redis.call('HSET', KEYS[9],
           'key_id', ARGV[3], 'key_version', ARGV[4], 'user_id', ARGV[5],
-          'reserved', fmt(reserved), 'est_in', ARGV[8], 'est_out', ARGV[9],
+          'reserved', ARGV[7], 'est_in', ARGV[8], 'est_out', ARGV[9],
           'model', ARGV[24], 'route', ARGV[25], 'upstream', ARGV[26], 'price_version', ARGV[27],
-          'started_at_ms', fmt(now), 'expires_at_ms', fmt(lease), 'budget_key', KEYS[7],
-          'min_idx', fmt(min_idx), 'day_idx', fmt(day_idx))
+          'started_at_ms', ARGV[1], 'expires_at_ms', ARGV[6], 'budget_key', KEYS[7],
+          'min_idx', mi, 'day_idx', di)
         return {1, 0, 0, rl, rr, rz, tl, tr, tz}
         """);
 
@@ -201,10 +244,10 @@ internal static class EnforcementScripts
         local rid, mode = ARGV[2], ARGV[3]
         local v = redis.call('HMGET', KEYS[1], 'reserved', 'est_in', 'est_out', 'min_idx', 'day_idx', 'budget_key', 'expires_at_ms')
         if not v[1] then return 0 end
-        if mode == 'expire' and int(v[7]) > now then return -1 end
+        if mode == 'expire' and (tonumber(v[7]) or 0) > now then return -1 end
         if v[6] ~= KEYS[9] then return redis.error_reply('ERR the reservation was held against another budget key') end
-        local reserved, est = int(v[1]), int(v[2]) + int(v[3])
-        local adm_min, adm_day = int(v[4]), int(v[5])
+        local reserved, est = tonumber(v[1]) or 0, (tonumber(v[2]) or 0) + (tonumber(v[3]) or 0)
+        local adm_min, adm_day = tonumber(v[4]) or 0, tonumber(v[5]) or 0
         local actual, actual_tokens = 0, 0
         if mode == 'settle' then actual, actual_tokens = tonumber(ARGV[4]), tonumber(ARGV[5])
         elseif mode == 'expire' then actual, actual_tokens = reserved, est end
@@ -218,35 +261,39 @@ internal static class EnforcementScripts
         if delta ~= 0 then
           -- The balance is real money: an actual cost above the reservation may take it below zero (a debt
           -- the next admission sees); it is never clamped, so it stays equal to the ledger.
-          redis.call('DECRBY', KEYS[8], fmt(delta))
+          redis.call('DECRBY', KEYS[8], fmt('%d', delta))
           -- Period and lifetime counters are limits, not money: clamp at zero, and leave a budget period
           -- key that already expired alone rather than recreating it without a TTL.
           local spent = redis.call('GET', KEYS[9])
           if spent then
-            local n = int(spent) + delta
-            if n < 0 then n = 0 end
-            redis.call('SET', KEYS[9], fmt(n), 'KEEPTTL')
+            redis.call('SET', KEYS[9], fmt('%d', max(0, (tonumber(spent) or 0) + delta)), 'KEEPTTL')
           end
         end
         if delta ~= 0 or actual_tokens ~= est then
           local life = redis.call('HMGET', KEYS[7], 'tokens', 'spend')
-          local t, s = int(life[1]) + actual_tokens - est, int(life[2]) + delta
-          if t < 0 then t = 0 end
-          if s < 0 then s = 0 end
-          redis.call('HSET', KEYS[7], 'tokens', fmt(t), 'spend', fmt(s))
+          redis.call('HSET', KEYS[7], 'tokens', fmt('%d', max(0, (tonumber(life[1]) or 0) + actual_tokens - est)),
+            'spend', fmt('%d', max(0, (tonumber(life[2]) or 0) + delta)))
         end
 
         -- Token windows: take the estimate back out of the window that still holds it, add the actual
-        -- tokens to the current one.
+        -- tokens to the current one. Only the token fields are read and written.
         if not (adm_min == min_idx and adm_day == day_idx and actual_tokens == est) then
+          local mi, di = fmt('%d', min_idx), fmt('%d', day_idx)
           for h = 5, 6 do
-            local st = load(KEYS[h])
-            if adm_min == min_idx then st.tm.c = math.max(0, st.tm.c - est)
-            elseif adm_min == min_idx - 1 then st.tm.pr = math.max(0, st.tm.pr - est) end
-            st.tm.c = st.tm.c + actual_tokens
-            if adm_day == day_idx then st.td.c = math.max(0, st.td.c - est) end
-            st.td.c = st.td.c + actual_tokens
-            store(KEYS[h], st)
+            local w = redis.call('HMGET', KEYS[h], 'tmi', 'tmc', 'tmp', 'tdi', 'tdc')
+            local c, p = minute(w[1], w[2], w[3])
+            if adm_min == min_idx then c = max(0, c - est)
+            elseif adm_min == min_idx - 1 then p = max(0, p - est) end
+            local d = day(w[4], w[5])
+            if adm_day == day_idx then d = max(0, d - est) end
+            if tonumber(w[1]) == min_idx and tonumber(w[4]) == day_idx and adm_min ~= min_idx - 1 then
+              -- Indices current and the previous minute untouched: only the two counts change.
+              redis.call('HSET', KEYS[h], 'tmc', fmt('%d', c + actual_tokens), 'tdc', fmt('%d', d + actual_tokens))
+            else
+              redis.call('HSET', KEYS[h], 'tmi', mi, 'tmc', fmt('%d', c + actual_tokens), 'tmp', fmt('%d', p),
+                'tdi', di, 'tdc', fmt('%d', d + actual_tokens))
+            end
+            if (tonumber(w[4]) or -1) ~= day_idx then redis.call('PEXPIRE', KEYS[h], fmt('%d', day_left + DAY)) end
           end
         end
 
@@ -266,11 +313,12 @@ internal static class EnforcementScripts
 
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
         local lease = tonumber(ARGV[3])
-        redis.call('HSET', KEYS[1], 'expires_at_ms', fmt(lease))
+        redis.call('HSET', KEYS[1], 'expires_at_ms', ARGV[3])
         -- Plain ZADD: a slot already swept as expired by another admission is taken again, since the
         -- request is evidently alive.
-        for z = 2, 4 do redis.call('ZADD', KEYS[z], fmt(lease), ARGV[2]) end
-        for z = 3, 4 do redis.call('PEXPIRE', KEYS[z], fmt(lease - now + DAY)) end
+        for z = 2, 4 do redis.call('ZADD', KEYS[z], ARGV[3], ARGV[2]) end
+        -- The same TTL rule as admission's daily refresh (a lease plus two days).
+        for z = 3, 4 do redis.call('PEXPIRE', KEYS[z], fmt('%d', lease - now + 2 * DAY)) end
         return 1
         """);
 }

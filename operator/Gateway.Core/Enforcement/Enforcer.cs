@@ -28,6 +28,10 @@ public sealed class Enforcer
     private readonly EnforcerOptions _options;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<(string Period, string Zone), BudgetPeriod> _periods = new();
+    private readonly KeyNameCache _names;
+    private readonly string _reservationsKey;
+    private readonly string _usageStreamKey;
+    private readonly string _reservationKeyStem;
 
     public Enforcer(IRedisClient redis, ProjectionKeys keys, TimeProvider? time = null, EnforcerOptions? options = null, ILogger<Enforcer>? logger = null)
     {
@@ -36,6 +40,10 @@ public sealed class Enforcer
         _time = time ?? TimeProvider.System;
         _options = options ?? new EnforcerOptions();
         _logger = logger ?? (ILogger)NullLogger.Instance;
+        _names = new KeyNameCache(keys);
+        _reservationsKey = keys.Reservations;
+        _usageStreamKey = keys.UsageStream;
+        _reservationKeyStem = keys.Reservation("");
     }
 
     /// <summary>Checks every limit and, only if all pass, counts the request and holds its reservation.
@@ -59,12 +67,14 @@ public sealed class Enforcer
         var kl = request.Key.Limits;
         var ul = request.User.Limits;
 
+        var keyNames = _names.ForKey(keyId);
+        var userNames = _names.ForUser(userId);
         var budget = request.User.Budget;
         string budgetKey;
         long budgetMicros = -1, periodEndMs = 0;
         if (budget is null)
         {
-            budgetKey = _keys.BudgetSpent(userId, "none");
+            budgetKey = userNames.BudgetNone;
         }
         else
         {
@@ -72,38 +82,48 @@ public sealed class Enforcer
             var period = CurrentPeriod(budget.Period, budget.Timezone, now);
             if (period is { } p)
             {
-                budgetKey = _keys.BudgetSpent(userId, p.Id);
+                budgetKey = userNames.BudgetKey(p);
                 periodEndMs = p.End.ToUnixTimeMilliseconds();
             }
             else
             {
-                budgetKey = _keys.BudgetSpent(userId, "none");
+                budgetKey = userNames.BudgetNone;
             }
         }
+        var reservationKey = _keys.Reservation(request.RequestId);
 
-        RedisArg[] keys =
-        [
-            _keys.KeyRateCounters(keyId), _keys.UserRateCounters(userId),
-            _keys.KeyInflight(keyId), _keys.UserInflight(userId),
-            _keys.KeyLifetime(keyId), _keys.Balance(userId), budgetKey,
-            _keys.Reservations, _keys.Reservation(request.RequestId),
-        ];
-        RedisArg[] args =
-        [
-            nowMs, request.RequestId, keyId, request.Key.Version, userId, leaseExpiresMs, request.ReservedMicros,
-            request.EstimatedInputTokens, request.MaxOutputTokens,
-            Limit(kl?.RequestsPerMinute), Limit(kl?.RequestsPerDay), Limit(kl?.TokensPerMinute), Limit(kl?.TokensPerDay), Limit(kl?.MaxConcurrent),
-            Limit(ul?.RequestsPerMinute), Limit(ul?.RequestsPerDay), Limit(ul?.TokensPerMinute), Limit(ul?.TokensPerDay), Limit(ul?.MaxConcurrent),
-            Limit(kl?.TokenLimit), kl?.SpendLimit is { } spend ? Money.ToMicrosFloor(spend) : -1L,
-            budgetMicros, periodEndMs,
-            request.Model, request.Route, request.Upstream, request.PriceVersion,
-            (long)_options.ConcurrencyRetryAfter.TotalMilliseconds,
-        ];
+        var keys = RedisArgBuffer.Rent();
+        var args = RedisArgBuffer.Rent();
+        RespValue reply;
+        try
+        {
+            keys.Add(keyNames.RateCounters); keys.Add(userNames.RateCounters);
+            keys.Add(keyNames.Inflight); keys.Add(userNames.Inflight);
+            keys.Add(keyNames.Lifetime); keys.Add(userNames.Balance); keys.Add(budgetKey);
+            keys.Add(_reservationsKey); keys.Add(reservationKey);
 
-        // The token is honoured only before the script is sent: a cancelled wait for a script Redis still runs
-        // would leave a reservation nobody knows about, charged later as an orphan.
-        cancellationToken.ThrowIfCancellationRequested();
-        var reply = await _redis.EvalAsync(EnforcementScripts.Admit, keys, args, CancellationToken.None).ConfigureAwait(false);
+            args.Add(nowMs); args.Add(request.RequestId); args.Add(keyId); args.Add(request.Key.Version); args.Add(userId);
+            args.Add(leaseExpiresMs); args.Add(request.ReservedMicros); args.Add(request.EstimatedInputTokens); args.Add(request.MaxOutputTokens);
+            args.Add(Limit(kl?.RequestsPerMinute)); args.Add(Limit(kl?.RequestsPerDay)); args.Add(Limit(kl?.TokensPerMinute));
+            args.Add(Limit(kl?.TokensPerDay)); args.Add(Limit(kl?.MaxConcurrent));
+            args.Add(Limit(ul?.RequestsPerMinute)); args.Add(Limit(ul?.RequestsPerDay)); args.Add(Limit(ul?.TokensPerMinute));
+            args.Add(Limit(ul?.TokensPerDay)); args.Add(Limit(ul?.MaxConcurrent));
+            args.Add(Limit(kl?.TokenLimit)); args.Add(kl?.SpendLimit is { } spend ? Money.ToMicrosFloor(spend) : -1L);
+            args.Add(budgetMicros); args.Add(periodEndMs);
+            args.Add(request.Model); args.Add(request.Route); args.Add(request.Upstream); args.Add(request.PriceVersion);
+            args.Add((long)_options.ConcurrencyRetryAfter.TotalMilliseconds);
+
+            // The token is honoured only before the script is sent: a cancelled wait for a script Redis still runs
+            // would leave a reservation nobody knows about, charged later as an orphan.
+            cancellationToken.ThrowIfCancellationRequested();
+            reply = await _redis.EvalAsync(EnforcementScripts.Admit, keys, args, CancellationToken.None).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Only after the call completed: the client re-sends the arguments when Redis lost the script.
+            RedisArgBuffer.Return(keys);
+            RedisArgBuffer.Return(args);
+        }
         var r = reply.Items;
         if (r[0].AsInt64() == -1)
             throw new InvalidOperationException("A reservation for this request id already exists; request ids must be unique.");
@@ -127,6 +147,7 @@ public sealed class Enforcer
                 BudgetKey = budgetKey,
                 StartedAt = DateTimeOffset.FromUnixTimeMilliseconds(nowMs),
                 LeaseExpiresAt = DateTimeOffset.FromUnixTimeMilliseconds(leaseExpiresMs),
+                ReservationKey = reservationKey,
             },
         };
     }
@@ -143,13 +164,22 @@ public sealed class Enforcer
             throw new ArgumentException("The usage event's request id differs from the reservation's.", nameof(settlement));
         var actual = settlement.ActualCostMicros ?? Money.ToMicrosCeiling(settlement.Usage.Cost);
         ArgumentOutOfRangeException.ThrowIfNegative(actual, nameof(settlement));
-        var fields = settlement.Usage.ToStreamFields();
-        var args = new List<RedisArg>(5 + fields.Count)
+        var keys = RedisArgBuffer.Rent();
+        var args = RedisArgBuffer.Rent();
+        RespValue reply;
+        try
         {
-            _time.GetUtcNow().ToUnixTimeMilliseconds(), reservation.RequestId, "settle", actual, settlement.Usage.Tokens.Total,
-        };
-        args.AddRange(fields);
-        var reply = await _redis.EvalAsync(EnforcementScripts.Finish, FinishKeys(reservation.RequestId, reservation.KeyId, reservation.UserId, reservation.BudgetKey), args, cancellationToken).ConfigureAwait(false);
+            AddFinishKeys(keys, ReservationKeyOf(reservation), reservation.KeyId, reservation.UserId, reservation.BudgetKey);
+            args.Add(_time.GetUtcNow().ToUnixTimeMilliseconds()); args.Add(reservation.RequestId); args.Add("settle");
+            args.Add(actual); args.Add(settlement.Usage.Tokens.Total);
+            UsageStreamFields.AddTo(args, settlement.Usage);
+            reply = await _redis.EvalAsync(EnforcementScripts.Finish, keys, args, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            RedisArgBuffer.Return(keys);
+            RedisArgBuffer.Return(args);
+        }
         return reply.AsInt64() == 1 ? SettleOutcome.Settled : SettleOutcome.AlreadySettled;
     }
 
@@ -158,7 +188,7 @@ public sealed class Enforcer
     public async Task<SettleOutcome> ReleaseAsync(Reservation reservation, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(reservation);
-        return await ReleaseAsync(reservation.RequestId, reservation.KeyId, reservation.UserId, reservation.BudgetKey, cancellationToken).ConfigureAwait(false);
+        return await ReleaseAsync(reservation.RequestId, ReservationKeyOf(reservation), reservation.KeyId, reservation.UserId, reservation.BudgetKey, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Like <see cref="ReleaseAsync(Reservation, CancellationToken)"/> when only the request id is at hand
@@ -167,7 +197,7 @@ public sealed class Enforcer
     {
         var fields = await ReadReservationAsync(requestId, cancellationToken).ConfigureAwait(false);
         if (fields is null) return SettleOutcome.AlreadySettled;
-        return await ReleaseAsync(requestId, fields["key_id"], fields["user_id"], fields["budget_key"], cancellationToken).ConfigureAwait(false);
+        return await ReleaseAsync(requestId, _keys.Reservation(requestId), fields["key_id"], fields["user_id"], fields["budget_key"], cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Moves a live reservation's lease (and its concurrency slots) to now + <paramref name="lease"/>, for
@@ -177,7 +207,7 @@ public sealed class Enforcer
         ArgumentNullException.ThrowIfNull(reservation);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(lease, TimeSpan.Zero);
         var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        RedisArg[] keys = [_keys.Reservation(reservation.RequestId), _keys.Reservations, _keys.KeyInflight(reservation.KeyId), _keys.UserInflight(reservation.UserId)];
+        RedisArg[] keys = [ReservationKeyOf(reservation), _reservationsKey, _names.ForKey(reservation.KeyId).Inflight, _names.ForUser(reservation.UserId).Inflight];
         RedisArg[] args = [nowMs, reservation.RequestId, nowMs + (long)lease.TotalMilliseconds];
         var reply = await _redis.EvalAsync(EnforcementScripts.Extend, keys, args, cancellationToken).ConfigureAwait(false);
         return reply.AsInt64() == 1;
@@ -194,7 +224,7 @@ public sealed class Enforcer
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(max);
         var nowMs = now.ToUnixTimeMilliseconds();
-        var due = await _redis.ExecuteAsync("ZRANGEBYSCORE", [_keys.Reservations, "-inf", nowMs, "LIMIT", 0, max], cancellationToken).ConfigureAwait(false);
+        var due = await _redis.ExecuteAsync("ZRANGEBYSCORE", [_reservationsKey, "-inf", nowMs, "LIMIT", 0, max], cancellationToken).ConfigureAwait(false);
         var ids = due.Items.Select(i => i.AsString()!).ToArray();
         var results = await Task.WhenAll(ids.Select(id => ExpireOneAsync(id, nowMs, cancellationToken))).ConfigureAwait(false);
         var expired = new List<string>();
@@ -230,7 +260,7 @@ public sealed class Enforcer
         if (f is null)
         {
             // Settlement removes the hash and the zset member together, so this is only a leftover member.
-            await _redis.ExecuteAsync("ZREM", [_keys.Reservations, requestId], cancellationToken).ConfigureAwait(false);
+            await _redis.ExecuteAsync("ZREM", [_reservationsKey, requestId], cancellationToken).ConfigureAwait(false);
             return false;
         }
         long L(string name) => f.TryGetValue(name, out var v) && long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : 0;
@@ -256,16 +286,28 @@ public sealed class Enforcer
         var fields = usage.ToStreamFields();
         var args = new List<RedisArg>(5 + fields.Count) { nowMs, requestId, "expire", 0, 0 };
         args.AddRange(fields);
-        var reply = await _redis.EvalAsync(EnforcementScripts.Finish, FinishKeys(requestId, usage.KeyId, usage.UserId, S("budget_key")), args, cancellationToken).ConfigureAwait(false);
+        var keys = new RedisArgBuffer(10);
+        AddFinishKeys(keys, _keys.Reservation(requestId), usage.KeyId, usage.UserId, S("budget_key"));
+        var reply = await _redis.EvalAsync(EnforcementScripts.Finish, keys, args, cancellationToken).ConfigureAwait(false);
         if (reply.AsInt64() != 1) return false;
         Log.ReservationExpired(_logger, requestId, usage.Cost);
         return true;
     }
 
-    private async Task<SettleOutcome> ReleaseAsync(string requestId, string keyId, string userId, string budgetKey, CancellationToken cancellationToken)
+    private async Task<SettleOutcome> ReleaseAsync(string requestId, string reservationKey, string keyId, string userId, string budgetKey, CancellationToken cancellationToken)
     {
-        RedisArg[] args = [_time.GetUtcNow().ToUnixTimeMilliseconds(), requestId, "release", 0, 0];
-        var reply = await _redis.EvalAsync(EnforcementScripts.Finish, FinishKeys(requestId, keyId, userId, budgetKey), args, cancellationToken).ConfigureAwait(false);
+        var keys = RedisArgBuffer.Rent();
+        RespValue reply;
+        try
+        {
+            AddFinishKeys(keys, reservationKey, keyId, userId, budgetKey);
+            RedisArg[] args = [_time.GetUtcNow().ToUnixTimeMilliseconds(), requestId, "release", 0, 0];
+            reply = await _redis.EvalAsync(EnforcementScripts.Finish, keys, args, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            RedisArgBuffer.Return(keys);
+        }
         return reply.AsInt64() == 1 ? SettleOutcome.Settled : SettleOutcome.AlreadySettled;
     }
 
@@ -279,13 +321,22 @@ public sealed class Enforcer
         return fields;
     }
 
-    private RedisArg[] FinishKeys(string requestId, string keyId, string userId, string budgetKey) =>
-    [
-        _keys.Reservation(requestId), _keys.Reservations,
-        _keys.KeyInflight(keyId), _keys.UserInflight(userId),
-        _keys.KeyRateCounters(keyId), _keys.UserRateCounters(userId),
-        _keys.KeyLifetime(keyId), _keys.Balance(userId), budgetKey, _keys.UsageStream,
-    ];
+    private void AddFinishKeys(RedisArgBuffer keys, string reservationKey, string keyId, string userId, string budgetKey)
+    {
+        var keyNames = _names.ForKey(keyId);
+        var userNames = _names.ForUser(userId);
+        keys.Add(reservationKey); keys.Add(_reservationsKey);
+        keys.Add(keyNames.Inflight); keys.Add(userNames.Inflight);
+        keys.Add(keyNames.RateCounters); keys.Add(userNames.RateCounters);
+        keys.Add(keyNames.Lifetime); keys.Add(userNames.Balance); keys.Add(budgetKey); keys.Add(_usageStreamKey);
+    }
+
+    // A reservation made by this process carries its key name; one built by a caller may not.
+    private string ReservationKeyOf(Reservation reservation) =>
+        reservation.ReservationKey is { } cached && cached.Length == _reservationKeyStem.Length + reservation.RequestId.Length
+            && cached.EndsWith(reservation.RequestId, StringComparison.Ordinal) && cached.StartsWith(_reservationKeyStem, StringComparison.Ordinal)
+            ? cached
+            : _keys.Reservation(reservation.RequestId);
 
     private static long Limit(long? value) => value ?? -1;
 

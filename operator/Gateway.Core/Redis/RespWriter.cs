@@ -23,13 +23,26 @@ internal static class RespWriter
         WriteHeader(writer, (byte)'*', count);
         WriteText(writer, command);
         foreach (var arg in head) WriteArg(writer, arg);
-        if (first is not null)
+        WriteArgs(writer, first);
+        WriteArgs(writer, second);
+    }
+
+    private static void WriteArgs(IBufferWriter<byte> writer, IReadOnlyList<RedisArg>? args)
+    {
+        switch (args)
         {
-            for (var i = 0; i < first.Count; i++) WriteArg(writer, first[i]);
-        }
-        if (second is not null)
-        {
-            for (var i = 0; i < second.Count; i++) WriteArg(writer, second[i]);
+            case null:
+                return;
+            // The common containers without an interface call per argument.
+            case RedisArg[] array:
+                foreach (var arg in array) WriteArg(writer, arg);
+                return;
+            case RedisArgBuffer buffer:
+                foreach (var arg in buffer.AsSpan()) WriteArg(writer, arg);
+                return;
+            default:
+                for (var i = 0; i < args.Count; i++) WriteArg(writer, args[i]);
+                return;
         }
     }
 
