@@ -39,7 +39,7 @@ public sealed class ProjectionKeys(string prefix = ProjectionKeys.DefaultPrefix)
 
     /// <summary>HASH of the key's rate windows (requests and tokens, per minute and per UTC day), by api_keys.id.
     /// Fields rm_i/rm_c/rm_p (requests, minute index, current and previous minute), tm_* (tokens per minute),
-    /// rd_i/rd_c and td_i/td_c (requests and tokens, UTC day index and count). Expires two days after its last write.</summary>
+    /// rd_i/rd_c and td_i/td_c (requests and tokens, UTC day index and count). Expires at the end of the UTC day after the day of its last write.</summary>
     public string KeyRateCounters(string keyId) => Prefix + "rl:key:" + keyId;
 
     /// <summary>HASH of the user's rate windows, same fields as <see cref="KeyRateCounters"/>, by users.id.</summary>
