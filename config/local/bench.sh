@@ -22,7 +22,7 @@ wrk_connections="${BENCH_WRK_CONNECTIONS:-64}"
 doc="${BENCH_DOC-docs/benchmarks.md}"
 pg_port=55432
 redis_port=56379
-database=tokengate_bench
+database="${BENCH_DATABASE:-tokengate_bench}"
 prefix="tgbench-$$-$(date +%s):"
 
 bench="$root/.data/bench"

@@ -33,6 +33,11 @@ public static class ProxyApp
         var builder = WebApplication.CreateSlimBuilder(args);
         configure?.Invoke(builder);
         var config = builder.Configuration;
+        // While its logger is enabled (at any level) the hosting layer starts an Activity and a logging
+        // scope for every request, only to feed its "Request starting/finished" logs. Off unless the
+        // operator asks for that category explicitly.
+        if (config["Logging:LogLevel:Microsoft.AspNetCore.Hosting.Diagnostics"] is null)
+            builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
         if (string.IsNullOrEmpty(config["urls"]) && string.IsNullOrEmpty(config["ASPNETCORE_URLS"])) builder.WebHost.UseUrls(DefaultUrl);
         builder.WebHost.ConfigureKestrel(k =>
         {

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using System.Runtime.CompilerServices;
 using Gateway.Core.Enforcement;
 using Gateway.Core.Keys;
 using Gateway.Core.Pricing;
@@ -196,7 +197,10 @@ public sealed partial class ProxyRequestHandler
         }
     }
 
-    private async Task ForwardAsync(HttpContext context, ProxyRoute route, Caller caller, byte[] body, int length, RequestFields fields,
+    // The per-request async steps below return pooled ValueTasks: each would otherwise allocate its
+    // state machine box on every request that awaits real I/O (all of them).
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ForwardAsync(HttpContext context, ProxyRoute route, Caller caller, byte[] body, int length, RequestFields fields,
         UpstreamTarget[] targets, string requestId, long start, DateTimeOffset startedAt)
     {
         var model = fields.Model!;
@@ -274,7 +278,8 @@ public sealed partial class ProxyRequestHandler
         public bool Streamed;
     }
 
-    private async Task ExchangeAsync(HttpContext context, Exchange x, byte[] body, int length, UpstreamTarget[] targets)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ExchangeAsync(HttpContext context, Exchange x, byte[] body, int length, UpstreamTarget[] targets)
     {
         var route = x.Route;
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
@@ -302,7 +307,7 @@ public sealed partial class ProxyRequestHandler
                     sendBody = edited!;
                     sendLength = editedLength;
                 }
-                using var request = new HttpRequestMessage(Post, ProviderAdapter.BuildUri(target, route, _options.AzureApiVersion))
+                using var request = new HttpRequestMessage(Post, target.UriFor(route, _options.AzureApiVersion))
                 {
                     Version = HttpVersion.Version20,
                     VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
@@ -394,7 +399,8 @@ public sealed partial class ProxyRequestHandler
             Log.UpstreamCoolingDown(_logger, target.Account.Name, _options.CooldownSeconds);
     }
 
-    private async Task CopyResponseAsync(HttpContext context, Exchange x, HttpResponseMessage response, CancellationTokenSource cts, long sendStart, long headersAt)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask CopyResponseAsync(HttpContext context, Exchange x, HttpResponseMessage response, CancellationTokenSource cts, long sendStart, long headersAt)
     {
         var route = x.Route;
         var http = context.Response;
@@ -500,7 +506,8 @@ public sealed partial class ProxyRequestHandler
         }
     }
 
-    private async Task FinishAsync(HttpContext context, Exchange x, Reservation? reservation)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask FinishAsync(HttpContext context, Exchange x, Reservation? reservation)
     {
         if (!x.Route.Metered || reservation is null) return;
         try
@@ -644,7 +651,24 @@ public sealed partial class ProxyRequestHandler
     public static void SetOverheadHeader(HttpResponse response, long ticks)
     {
         if (response.HasStarted) return;
-        response.Headers["x-tokengate-overhead-ms"] = (ticks * 1000.0 / Stopwatch.Frequency).ToString("0.###", CultureInfo.InvariantCulture);
+        response.Headers["x-tokengate-overhead-ms"] = FormatMilliseconds(ticks);
+    }
+
+    /// <summary>Stopwatch ticks as milliseconds with at most 3 decimals, trailing zeros dropped ("0.###"), without a custom format string.</summary>
+    internal static string FormatMilliseconds(long ticks)
+    {
+        var micros = (long)Math.Round(ticks * 1_000_000.0 / Stopwatch.Frequency, MidpointRounding.AwayFromZero);
+        if (micros < 0) micros = 0;
+        var whole = micros / 1000;
+        var fraction = (int)(micros % 1000);
+        if (fraction == 0) return whole.ToString(CultureInfo.InvariantCulture);
+        var digits = 3;
+        while (fraction % 10 == 0) { fraction /= 10; digits--; }
+        Span<char> text = stackalloc char[24];
+        whole.TryFormat(text, out var n, provider: CultureInfo.InvariantCulture);
+        text[n++] = '.';
+        fraction.TryFormat(text[n..], out var m, digits == 3 ? "D3" : digits == 2 ? "D2" : "D1", CultureInfo.InvariantCulture);
+        return new string(text[..(n + m)]);
     }
 
     private static bool IsJson(string? contentType) =>
