@@ -621,17 +621,37 @@ public sealed partial class ProxyRequestHandler
         return RejectAsync(context, dialect, error, start, message);
     }
 
+    // A limit is the same on almost every response (one configuration for most callers): its text is reused.
+    private static readonly CachedNumberText s_requestLimitText = new();
+    private static readonly CachedNumberText s_tokenLimitText = new();
+
+    /// <summary>The decimal text of the last number formatted, reused while the number repeats.</summary>
+    private sealed class CachedNumberText
+    {
+        private sealed record Entry(long Value, string Text);
+        private Entry? _last;
+
+        public string Format(long value)
+        {
+            var last = Volatile.Read(ref _last);
+            if (last is not null && last.Value == value) return last.Text;
+            var text = value.ToString(CultureInfo.InvariantCulture);
+            Volatile.Write(ref _last, new Entry(value, text));
+            return text;
+        }
+    }
+
     private static void AddRateLimitHeaders(IHeaderDictionary headers, AdmissionResult admission)
     {
         if (admission.Requests is { } r)
         {
-            headers["x-ratelimit-limit-requests"] = r.Limit.ToString(CultureInfo.InvariantCulture);
+            headers["x-ratelimit-limit-requests"] = s_requestLimitText.Format(r.Limit);
             headers["x-ratelimit-remaining-requests"] = r.Remaining.ToString(CultureInfo.InvariantCulture);
             headers["x-ratelimit-reset-requests"] = FormatReset(r.Reset);
         }
         if (admission.Tokens is { } t)
         {
-            headers["x-ratelimit-limit-tokens"] = t.Limit.ToString(CultureInfo.InvariantCulture);
+            headers["x-ratelimit-limit-tokens"] = s_tokenLimitText.Format(t.Limit);
             headers["x-ratelimit-remaining-tokens"] = t.Remaining.ToString(CultureInfo.InvariantCulture);
             headers["x-ratelimit-reset-tokens"] = FormatReset(t.Reset);
         }
@@ -641,8 +661,9 @@ public sealed partial class ProxyRequestHandler
     internal static string FormatReset(TimeSpan reset)
     {
         if (reset < TimeSpan.Zero) reset = TimeSpan.Zero;
-        if (reset.TotalSeconds < 1) return ((long)Math.Ceiling(reset.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture) + "ms";
-        if (reset.TotalMinutes < 1) return Math.Round(reset.TotalSeconds, 3).ToString(CultureInfo.InvariantCulture) + "s";
+        // One string each (no intermediate number string): these are on every admitted response.
+        if (reset.TotalSeconds < 1) return string.Create(CultureInfo.InvariantCulture, $"{(long)Math.Ceiling(reset.TotalMilliseconds)}ms");
+        if (reset.TotalMinutes < 1) return string.Create(CultureInfo.InvariantCulture, $"{Math.Round(reset.TotalSeconds, 3)}s");
         var minutes = (long)reset.TotalMinutes;
         return string.Concat(minutes.ToString(CultureInfo.InvariantCulture), "m", ((long)Math.Ceiling(reset.TotalSeconds - minutes * 60)).ToString(CultureInfo.InvariantCulture), "s");
     }
