@@ -118,7 +118,16 @@ public sealed partial class ProxyRequestHandler
     }
 
     /// <summary>Handles one request on a metered (or pass-through) route.</summary>
-    public async Task HandleAsync(HttpContext context, ProxyRoute route)
+    public Task HandleAsync(HttpContext context, ProxyRoute route)
+    {
+        // The request delegate needs a Task; wrapping the pooled ValueTask costs a small object instead
+        // of this method's whole state machine box on every request.
+        var pending = HandleCoreAsync(context, route);
+        return pending.IsCompletedSuccessfully ? Task.CompletedTask : pending.AsTask();
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask HandleCoreAsync(HttpContext context, ProxyRoute route)
     {
         var start = Stopwatch.GetTimestamp();
         var startedAt = DateTimeOffset.UtcNow;
