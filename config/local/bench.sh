@@ -9,6 +9,7 @@
 #   BENCH_RATE=1000 BENCH_FIXED_SECONDS=10 BENCH_WARMUP_SECONDS=3 BENCH_MAX_SECONDS=10
 #   BENCH_WRK_THREADS=2 BENCH_WRK_CONNECTIONS=64 BENCH_DOC=docs/benchmarks.md (empty: do not write)
 #   BENCH_NOTE='text for the doc'  BENCH_SERVE=1 (start everything, measure nothing, keep serving)
+#   BENCH_DATABASE=tokengate_bench (PostgreSQL database created and dropped; change it when runs may overlap)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
