@@ -9,6 +9,7 @@
 #   BENCH_RATE=1000 BENCH_FIXED_SECONDS=10 BENCH_WARMUP_SECONDS=3 BENCH_MAX_SECONDS=10
 #   BENCH_WRK_THREADS=2 BENCH_WRK_CONNECTIONS=64 BENCH_DOC=docs/benchmarks.md (empty: do not write)
 #   BENCH_NOTE='text for the doc'  BENCH_SERVE=1 (start everything, measure nothing, keep serving)
+#   BENCH_DATABASE=tokengate_bench (PostgreSQL database created and dropped; change it when runs may overlap)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -22,7 +23,7 @@ wrk_connections="${BENCH_WRK_CONNECTIONS:-64}"
 doc="${BENCH_DOC-docs/benchmarks.md}"
 pg_port=55432
 redis_port=56379
-database=tokengate_bench
+database="${BENCH_DATABASE:-tokengate_bench}"
 prefix="tgbench-$$-$(date +%s):"
 
 bench="$root/.data/bench"

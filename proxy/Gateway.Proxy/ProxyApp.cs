@@ -12,6 +12,7 @@ using Gateway.Proxy.Forwarding;
 using Gateway.Proxy.Requests;
 using Gateway.Proxy.Routing;
 using Gateway.Proxy.Telemetry;
+using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Proxy;
@@ -33,6 +34,19 @@ public static class ProxyApp
         var builder = WebApplication.CreateSlimBuilder(args);
         configure?.Invoke(builder);
         var config = builder.Configuration;
+        // Lowest-precedence defaults (any appsettings, environment variable or argument overrides them).
+        // ASP.NET Core logs several Information lines per request (request starting/finished, endpoint
+        // executing/executed), which cost the proxy more CPU than its own work. While the hosting
+        // diagnostics logger is enabled at any level, the hosting layer also starts an Activity and a
+        // logging scope for every request, so that category is off entirely.
+        config.Sources.Insert(0, new MemoryConfigurationSource
+        {
+            InitialData = new Dictionary<string, string?>
+            {
+                ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+                ["Logging:LogLevel:Microsoft.AspNetCore.Hosting.Diagnostics"] = "None",
+            },
+        });
         if (string.IsNullOrEmpty(config["urls"]) && string.IsNullOrEmpty(config["ASPNETCORE_URLS"])) builder.WebHost.UseUrls(DefaultUrl);
         builder.WebHost.ConfigureKestrel(k =>
         {

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using System.Runtime.CompilerServices;
 using Gateway.Core.Enforcement;
 using Gateway.Core.Keys;
 using Gateway.Core.Pricing;
@@ -117,7 +118,16 @@ public sealed partial class ProxyRequestHandler
     }
 
     /// <summary>Handles one request on a metered (or pass-through) route.</summary>
-    public async Task HandleAsync(HttpContext context, ProxyRoute route)
+    public Task HandleAsync(HttpContext context, ProxyRoute route)
+    {
+        // The request delegate needs a Task; wrapping the pooled ValueTask costs a small object instead
+        // of this method's whole state machine box on every request.
+        var pending = HandleCoreAsync(context, route);
+        return pending.IsCompletedSuccessfully ? Task.CompletedTask : pending.AsTask();
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask HandleCoreAsync(HttpContext context, ProxyRoute route)
     {
         var start = Stopwatch.GetTimestamp();
         var startedAt = DateTimeOffset.UtcNow;
@@ -196,7 +206,10 @@ public sealed partial class ProxyRequestHandler
         }
     }
 
-    private async Task ForwardAsync(HttpContext context, ProxyRoute route, Caller caller, byte[] body, int length, RequestFields fields,
+    // The per-request async steps below return pooled ValueTasks: each would otherwise allocate its
+    // state machine box on every request that awaits real I/O (all of them).
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ForwardAsync(HttpContext context, ProxyRoute route, Caller caller, byte[] body, int length, RequestFields fields,
         UpstreamTarget[] targets, string requestId, long start, DateTimeOffset startedAt)
     {
         var model = fields.Model!;
@@ -274,7 +287,8 @@ public sealed partial class ProxyRequestHandler
         public bool Streamed;
     }
 
-    private async Task ExchangeAsync(HttpContext context, Exchange x, byte[] body, int length, UpstreamTarget[] targets)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ExchangeAsync(HttpContext context, Exchange x, byte[] body, int length, UpstreamTarget[] targets)
     {
         var route = x.Route;
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
@@ -302,7 +316,7 @@ public sealed partial class ProxyRequestHandler
                     sendBody = edited!;
                     sendLength = editedLength;
                 }
-                using var request = new HttpRequestMessage(Post, ProviderAdapter.BuildUri(target, route, _options.AzureApiVersion))
+                using var request = new HttpRequestMessage(Post, target.UriFor(route, _options.AzureApiVersion))
                 {
                     Version = HttpVersion.Version20,
                     VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
@@ -394,7 +408,8 @@ public sealed partial class ProxyRequestHandler
             Log.UpstreamCoolingDown(_logger, target.Account.Name, _options.CooldownSeconds);
     }
 
-    private async Task CopyResponseAsync(HttpContext context, Exchange x, HttpResponseMessage response, CancellationTokenSource cts, long sendStart, long headersAt)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask CopyResponseAsync(HttpContext context, Exchange x, HttpResponseMessage response, CancellationTokenSource cts, long sendStart, long headersAt)
     {
         var route = x.Route;
         var http = context.Response;
@@ -500,7 +515,8 @@ public sealed partial class ProxyRequestHandler
         }
     }
 
-    private async Task FinishAsync(HttpContext context, Exchange x, Reservation? reservation)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask FinishAsync(HttpContext context, Exchange x, Reservation? reservation)
     {
         if (!x.Route.Metered || reservation is null) return;
         try
@@ -614,17 +630,37 @@ public sealed partial class ProxyRequestHandler
         return RejectAsync(context, dialect, error, start, message);
     }
 
+    // A limit is the same on almost every response (one configuration for most callers): its text is reused.
+    private static readonly CachedNumberText s_requestLimitText = new();
+    private static readonly CachedNumberText s_tokenLimitText = new();
+
+    /// <summary>The decimal text of the last number formatted, reused while the number repeats.</summary>
+    private sealed class CachedNumberText
+    {
+        private sealed record Entry(long Value, string Text);
+        private Entry? _last;
+
+        public string Format(long value)
+        {
+            var last = Volatile.Read(ref _last);
+            if (last is not null && last.Value == value) return last.Text;
+            var text = value.ToString(CultureInfo.InvariantCulture);
+            Volatile.Write(ref _last, new Entry(value, text));
+            return text;
+        }
+    }
+
     private static void AddRateLimitHeaders(IHeaderDictionary headers, AdmissionResult admission)
     {
         if (admission.Requests is { } r)
         {
-            headers["x-ratelimit-limit-requests"] = r.Limit.ToString(CultureInfo.InvariantCulture);
+            headers["x-ratelimit-limit-requests"] = s_requestLimitText.Format(r.Limit);
             headers["x-ratelimit-remaining-requests"] = r.Remaining.ToString(CultureInfo.InvariantCulture);
             headers["x-ratelimit-reset-requests"] = FormatReset(r.Reset);
         }
         if (admission.Tokens is { } t)
         {
-            headers["x-ratelimit-limit-tokens"] = t.Limit.ToString(CultureInfo.InvariantCulture);
+            headers["x-ratelimit-limit-tokens"] = s_tokenLimitText.Format(t.Limit);
             headers["x-ratelimit-remaining-tokens"] = t.Remaining.ToString(CultureInfo.InvariantCulture);
             headers["x-ratelimit-reset-tokens"] = FormatReset(t.Reset);
         }
@@ -634,8 +670,9 @@ public sealed partial class ProxyRequestHandler
     internal static string FormatReset(TimeSpan reset)
     {
         if (reset < TimeSpan.Zero) reset = TimeSpan.Zero;
-        if (reset.TotalSeconds < 1) return ((long)Math.Ceiling(reset.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture) + "ms";
-        if (reset.TotalMinutes < 1) return Math.Round(reset.TotalSeconds, 3).ToString(CultureInfo.InvariantCulture) + "s";
+        // One string each (no intermediate number string): these are on every admitted response.
+        if (reset.TotalSeconds < 1) return string.Create(CultureInfo.InvariantCulture, $"{(long)Math.Ceiling(reset.TotalMilliseconds)}ms");
+        if (reset.TotalMinutes < 1) return string.Create(CultureInfo.InvariantCulture, $"{Math.Round(reset.TotalSeconds, 3)}s");
         var minutes = (long)reset.TotalMinutes;
         return string.Concat(minutes.ToString(CultureInfo.InvariantCulture), "m", ((long)Math.Ceiling(reset.TotalSeconds - minutes * 60)).ToString(CultureInfo.InvariantCulture), "s");
     }
@@ -644,7 +681,24 @@ public sealed partial class ProxyRequestHandler
     public static void SetOverheadHeader(HttpResponse response, long ticks)
     {
         if (response.HasStarted) return;
-        response.Headers["x-tokengate-overhead-ms"] = (ticks * 1000.0 / Stopwatch.Frequency).ToString("0.###", CultureInfo.InvariantCulture);
+        response.Headers["x-tokengate-overhead-ms"] = FormatMilliseconds(ticks);
+    }
+
+    /// <summary>Stopwatch ticks as milliseconds with at most 3 decimals, trailing zeros dropped ("0.###"), without a custom format string.</summary>
+    internal static string FormatMilliseconds(long ticks)
+    {
+        var micros = (long)Math.Round(ticks * 1_000_000.0 / Stopwatch.Frequency, MidpointRounding.AwayFromZero);
+        if (micros < 0) micros = 0;
+        var whole = micros / 1000;
+        var fraction = (int)(micros % 1000);
+        if (fraction == 0) return whole.ToString(CultureInfo.InvariantCulture);
+        var digits = 3;
+        while (fraction % 10 == 0) { fraction /= 10; digits--; }
+        Span<char> text = stackalloc char[24];
+        whole.TryFormat(text, out var n, provider: CultureInfo.InvariantCulture);
+        text[n++] = '.';
+        fraction.TryFormat(text[n..], out var m, digits == 3 ? "D3" : digits == 2 ? "D2" : "D1", CultureInfo.InvariantCulture);
+        return new string(text[..(n + m)]);
     }
 
     private static bool IsJson(string? contentType) =>

@@ -23,11 +23,16 @@ public enum UsageFormat : byte
 /// <summary>One proxied endpoint: its metric label, dialect and the path appended to the upstream base URL.</summary>
 public sealed class ProxyRoute
 {
-    private ProxyRoute(string name, ApiDialect dialect, UsageFormat usage, string upstreamPath, bool forceIncludeUsage, bool claudeCode = false)
+    /// <summary>How many routes exist (<see cref="Ordinal"/> is below it).</summary>
+    internal const int Count = 7;
+
+    private ProxyRoute(int ordinal, string name, ApiDialect dialect, UsageFormat usage, string upstreamPath, bool forceIncludeUsage, bool claudeCode = false)
     {
-        Name = name; Dialect = dialect; Usage = usage; UpstreamPath = upstreamPath; ForceIncludeUsage = forceIncludeUsage; ClaudeCode = claudeCode;
+        Ordinal = ordinal; Name = name; Dialect = dialect; Usage = usage; UpstreamPath = upstreamPath; ForceIncludeUsage = forceIncludeUsage; ClaudeCode = claudeCode;
     }
 
+    /// <summary>Dense index of the route, for per-route caches (e.g. an upstream target's URIs).</summary>
+    internal int Ordinal { get; }
     /// <summary>Bounded metric label and usage-row route.</summary>
     public string Name { get; }
     public ApiDialect Dialect { get; }
@@ -40,11 +45,11 @@ public sealed class ProxyRoute
     public bool ClaudeCode { get; }
     public bool Metered => Usage != UsageFormat.None;
 
-    public static readonly ProxyRoute ChatCompletions = new("chat_completions", ApiDialect.OpenAI, UsageFormat.OpenAIChat, "/chat/completions", true);
-    public static readonly ProxyRoute Completions = new("completions", ApiDialect.OpenAI, UsageFormat.OpenAIChat, "/completions", true);
-    public static readonly ProxyRoute Embeddings = new("embeddings", ApiDialect.OpenAI, UsageFormat.OpenAIChat, "/embeddings", false);
-    public static readonly ProxyRoute Responses = new("responses", ApiDialect.OpenAI, UsageFormat.OpenAIResponses, "/responses", false);
-    public static readonly ProxyRoute Messages = new("messages", ApiDialect.Anthropic, UsageFormat.Anthropic, "/messages", false);
-    public static readonly ProxyRoute CountTokens = new("count_tokens", ApiDialect.Anthropic, UsageFormat.None, "/messages/count_tokens", false);
-    public static readonly ProxyRoute ClaudeCodeMessages = new("cc_messages", ApiDialect.Anthropic, UsageFormat.Anthropic, "/messages", false, claudeCode: true);
+    public static readonly ProxyRoute ChatCompletions = new(0, "chat_completions", ApiDialect.OpenAI, UsageFormat.OpenAIChat, "/chat/completions", true);
+    public static readonly ProxyRoute Completions = new(1, "completions", ApiDialect.OpenAI, UsageFormat.OpenAIChat, "/completions", true);
+    public static readonly ProxyRoute Embeddings = new(2, "embeddings", ApiDialect.OpenAI, UsageFormat.OpenAIChat, "/embeddings", false);
+    public static readonly ProxyRoute Responses = new(3, "responses", ApiDialect.OpenAI, UsageFormat.OpenAIResponses, "/responses", false);
+    public static readonly ProxyRoute Messages = new(4, "messages", ApiDialect.Anthropic, UsageFormat.Anthropic, "/messages", false);
+    public static readonly ProxyRoute CountTokens = new(5, "count_tokens", ApiDialect.Anthropic, UsageFormat.None, "/messages/count_tokens", false);
+    public static readonly ProxyRoute ClaudeCodeMessages = new(6, "cc_messages", ApiDialect.Anthropic, UsageFormat.Anthropic, "/messages", false, claudeCode: true);
 }

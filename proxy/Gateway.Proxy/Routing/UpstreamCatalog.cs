@@ -7,6 +7,7 @@ using Gateway.Core.Projection;
 using Gateway.Core.Redis;
 using Gateway.Core.Resources;
 using Gateway.Proxy.Configuration;
+using Gateway.Proxy.Forwarding;
 using Gateway.Proxy.Requests;
 using Microsoft.Extensions.Options;
 
@@ -28,6 +29,13 @@ public sealed class UpstreamTarget
     public string? BearerAuthorization { get; init; }
     /// <summary>Query of the base URL (e.g. Azure's api-version), without '?', or empty.</summary>
     public required string BaseQuery { get; init; }
+
+    // Built on first use per route: a Uri costs a string concatenation and a parse per request otherwise.
+    private readonly Uri?[] _uris = new Uri?[ProxyRoute.Count];
+
+    /// <summary>The upstream URI for a route, built once per snapshot. The Azure API version is fixed per process (options).</summary>
+    internal Uri UriFor(ProxyRoute route, string azureApiVersion) =>
+        Volatile.Read(ref _uris[route.Ordinal]) ?? (_uris[route.Ordinal] = ProviderAdapter.BuildUri(this, route, azureApiVersion));
 }
 
 /// <summary>An immutable view of the upstream accounts, indexed by (dialect, model).</summary>

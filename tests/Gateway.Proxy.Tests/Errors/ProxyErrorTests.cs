@@ -60,6 +60,17 @@ public sealed class ProxyErrorTests
     public void Reset_durations_use_openai_format(int ms, string expected) =>
         Assert.Equal(expected, Gateway.Proxy.Endpoints.ProxyRequestHandler.FormatReset(TimeSpan.FromMilliseconds(ms)));
 
+    [Theory]
+    [InlineData(0L, "0")]
+    [InlineData(1_000L, "1")]
+    [InlineData(1_500L, "1.5")]
+    [InlineData(1_050L, "1.05")]
+    [InlineData(1_007L, "1.007")]
+    [InlineData(342L, "0.342")]
+    [InlineData(12_340L, "12.34")]
+    public void Overhead_milliseconds_have_at_most_three_decimals_without_trailing_zeros(long micros, string expected) =>
+        Assert.Equal(expected, Gateway.Proxy.Endpoints.ProxyRequestHandler.FormatMilliseconds(micros * System.Diagnostics.Stopwatch.Frequency / 1_000_000));
+
     private static async Task<(int Status, JsonDocument Json)> Render(ProxyError error, ApiDialect dialect, string? message = null)
     {
         var context = new DefaultHttpContext();
