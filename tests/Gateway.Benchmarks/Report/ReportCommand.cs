@@ -20,10 +20,21 @@ public static class ReportCommand
         {
             var folder = Path.GetDirectoryName(Path.GetFullPath(output));
             if (folder is not null) Directory.CreateDirectory(folder);
-            File.WriteAllText(output, Document(results, tables));
+            File.WriteAllText(output, Document(results, tables) + KeptSections(output));
             Console.WriteLine($"written to {output}");
         }
         return 0;
+    }
+
+    /// <summary>Marks where hand-written sections begin; everything from it on survives a regeneration.</summary>
+    public const string KeepMarker = "<!-- Sections below are kept when make bench rewrites this page. -->";
+
+    private static string KeptSections(string output)
+    {
+        if (!File.Exists(output)) return "";
+        var old = File.ReadAllText(output);
+        var at = old.IndexOf(KeepMarker, StringComparison.Ordinal);
+        return at < 0 ? "" : "\n" + old[at..];
     }
 
     private static string ModeName(string mode) => mode == "stream" ? "streaming" : "non-streaming";
