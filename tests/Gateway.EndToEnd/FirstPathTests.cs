@@ -112,7 +112,8 @@ public sealed class FirstPathTests : IAsyncLifetime
     [Fact]
     public async Task Wrong_or_missing_key_gets_401_in_OpenAI_error_shape()
     {
-        foreach (var auth in new[] { "Bearer tg-000000000000000000000000000000000000000000a", null })
+        // A well-formed key that was never issued, and no key at all.
+        foreach (var auth in new[] { "Bearer " + Gateway.Core.Keys.ApiKeyFormat.Generate(), null })
         {
             var req = new HttpRequestMessage(HttpMethod.Get, "v1/models");
             if (auth is not null) req.Headers.TryAddWithoutValidation("Authorization", auth);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Gateway.Kubernetes.Client;
 using Gateway.Testing;
@@ -46,19 +45,8 @@ public sealed class KubectlAgainstFakeTests : IAsyncLifetime
         Directory.Delete(_dir, recursive: true);
     }
 
-    private async Task<string> Kubectl(params string[] args)
-    {
-        var psi = new ProcessStartInfo("kubectl") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add("--kubeconfig=" + Path.Combine(_dir, "config"));
-        psi.ArgumentList.Add("--cache-dir=" + Path.Combine(_dir, "cache"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        Assert.True(p.ExitCode == 0, $"kubectl {string.Join(' ', args)} failed: {await stderr}");
-        return await stdout;
-    }
+    private Task<string> Kubectl(params string[] args) =>
+        new KubectlRunner(Path.Combine(_dir, "config"), Path.Combine(_dir, "cache")).RunAsync(args);
 
     [Fact]
     public async Task Kubectl_get_shows_printer_columns_by_short_name_and_category()
@@ -123,13 +111,9 @@ public sealed class KubectlAgainstFakeTests : IAsyncLifetime
             metadata: {name: bad, namespace: default}
             spec: {owner: demo, discountRate: 3}
             """);
-        var psi = new ProcessStartInfo("kubectl") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "--kubeconfig=" + Path.Combine(_dir, "config"), "--cache-dir=" + Path.Combine(_dir, "cache"), "apply", "-f", file }) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stderr = await p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
+        var (exitCode, _, stderr) = await new KubectlRunner(Path.Combine(_dir, "config"), Path.Combine(_dir, "cache")).TryRunAsync("apply", "-f", file);
 
-        Assert.NotEqual(0, p.ExitCode);
+        Assert.NotEqual(0, exitCode);
         Assert.Contains("spec.discountRate", stderr, StringComparison.Ordinal);
         Assert.Contains("less than or equal to 1", stderr, StringComparison.Ordinal);
     }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 using Gateway.Core.Keys;
 using Gateway.Core.Resources;
@@ -21,19 +20,8 @@ public sealed class KubectlAcceptanceTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _h.DisposeAsync();
 
-    private async Task<string> Kubectl(params string[] args)
-    {
-        var psi = new ProcessStartInfo("kubectl") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add("--kubeconfig=" + _h.KubeconfigPath);
-        psi.ArgumentList.Add("--cache-dir=" + Path.Combine(Path.GetDirectoryName(_h.KubeconfigPath)!, "kubectl-cache"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        Assert.True(p.ExitCode == 0, $"kubectl {string.Join(' ', args)} failed: {await stderr}");
-        return await stdout;
-    }
+    private Task<string> Kubectl(params string[] args) =>
+        new KubectlRunner(_h.KubeconfigPath, Path.Combine(Path.GetDirectoryName(_h.KubeconfigPath)!, "kubectl-cache")).RunAsync(args);
 
     [Fact]
     public async Task Apply_samples_get_ready_read_the_secret_rotate_and_delete_with_kubectl()
