@@ -13,7 +13,8 @@ pg_bin="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 log() { printf '[services] %s\n' "$*" >&2; }
 
 as_postgres() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From /, so a working directory the postgres user cannot enter (e.g. under /root) is no problem.
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 ensure_redis_installed() {
