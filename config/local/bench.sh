@@ -311,7 +311,7 @@ if [ "${BENCH_SERVE:-}" = 1 ]; then
     "$mock_port" "$nginx_port" "$forwarder_port" "$proxy_port" "$operator_port" "$prefix" "$proxy_key" >"$bench/env"
   chmod 600 "$bench/env"
   log "serving until interrupted; ports and key in $bench/env"
-  wait -n "${pids[@]}" || true
+  wait "${pids[@]}" || true  # every child, so one restarted by hand does not end the others
   exit 0
 fi
 
