@@ -70,9 +70,18 @@ public sealed record Reservation
     public required string BudgetKey { get; init; }
     public DateTimeOffset StartedAt { get; init; }
     public DateTimeOffset LeaseExpiresAt { get; init; }
-    /// <summary>The reservation hash's key name, kept so settlement does not build it again (checked
-    /// against <see cref="RequestId"/> before use).</summary>
-    internal string? ReservationKey { get; init; }
+    /// <summary>What admission stored, kept so settlement neither builds the hash's key name again nor has the
+    /// script read the hash back; used only while this reservation still matches it.</summary>
+    internal AdmissionStamp? Admitted { get; init; }
+}
+
+/// <summary>The values an admission wrote into a reservation hash (and its key name).</summary>
+internal sealed record AdmissionStamp(string ReservationKey, string RequestId, string BudgetKey, long ReservedMicros, long EstimatedTokens, long StartedAtMs)
+{
+    /// <summary>True while <paramref name="r"/> still says what was admitted (a copy made with <c>with</c> may not).</summary>
+    public bool Matches(Reservation r) =>
+        string.Equals(r.RequestId, RequestId, StringComparison.Ordinal) && string.Equals(r.BudgetKey, BudgetKey, StringComparison.Ordinal)
+        && r.ReservedMicros == ReservedMicros && r.EstimatedTokens == EstimatedTokens && r.StartedAt.ToUnixTimeMilliseconds() == StartedAtMs;
 }
 
 /// <summary>The outcome of <see cref="Enforcer.AdmitAsync"/>.</summary>

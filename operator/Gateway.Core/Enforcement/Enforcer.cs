@@ -22,6 +22,12 @@ namespace Gateway.Core.Enforcement;
 /// </remarks>
 public sealed class Enforcer
 {
+    private const long MinuteMs = 60_000;
+    private const long DayMs = 86_400_000;
+    // A budget period key outlives its period by a week (see the Admit script).
+    private const long BudgetKeyGraceMs = 7 * DayMs;
+    // Finish's ARGV before the usage event's values.
+    private const int FinishFixedArgs = 13;
     private readonly IRedisClient _redis;
     private readonly ProjectionKeys _keys;
     private readonly TimeProvider _time;
@@ -112,6 +118,9 @@ public sealed class Enforcer
             args.Add(budgetMicros); args.Add(periodEndMs);
             args.Add(request.Model); args.Add(request.Route); args.Add(request.Upstream); args.Add(request.PriceVersion);
             args.Add((long)_options.ConcurrencyRetryAfter.TotalMilliseconds);
+            // Values the script would otherwise format or parse per call (see EnforcementScripts).
+            args.Add(nowMs / MinuteMs); args.Add(nowMs / DayMs); args.Add(request.EstimatedTokens);
+            args.Add(periodEndMs > 0 ? periodEndMs - nowMs + BudgetKeyGraceMs : 0);
 
             // The token is honoured only before the script is sent: a cancelled wait for a script Redis still runs
             // would leave a reservation nobody knows about, charged later as an orphan.
@@ -147,7 +156,7 @@ public sealed class Enforcer
                 BudgetKey = budgetKey,
                 StartedAt = DateTimeOffset.FromUnixTimeMilliseconds(nowMs),
                 LeaseExpiresAt = DateTimeOffset.FromUnixTimeMilliseconds(leaseExpiresMs),
-                ReservationKey = reservationKey,
+                Admitted = new AdmissionStamp(reservationKey, request.RequestId, budgetKey, request.ReservedMicros, request.EstimatedTokens, nowMs),
             },
         };
     }
@@ -170,9 +179,8 @@ public sealed class Enforcer
         try
         {
             AddFinishKeys(keys, ReservationKeyOf(reservation), reservation.KeyId, reservation.UserId, reservation.BudgetKey);
-            args.Add(_time.GetUtcNow().ToUnixTimeMilliseconds()); args.Add(reservation.RequestId); args.Add("settle");
-            args.Add(actual); args.Add(settlement.Usage.Tokens.Total);
-            UsageStreamFields.AddTo(args, settlement.Usage);
+            AddFinishArgs(args, reservation, "settle", actual, settlement.Usage.Tokens.Total);
+            UsageStreamFields.AddValuesTo(args, settlement.Usage);
             reply = await _redis.EvalAsync(EnforcementScripts.Finish, keys, args, cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -188,7 +196,7 @@ public sealed class Enforcer
     public async Task<SettleOutcome> ReleaseAsync(Reservation reservation, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(reservation);
-        return await ReleaseAsync(reservation.RequestId, ReservationKeyOf(reservation), reservation.KeyId, reservation.UserId, reservation.BudgetKey, cancellationToken).ConfigureAwait(false);
+        return await ReleaseAsync(reservation, reservation.RequestId, ReservationKeyOf(reservation), reservation.KeyId, reservation.UserId, reservation.BudgetKey, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Like <see cref="ReleaseAsync(Reservation, CancellationToken)"/> when only the request id is at hand
@@ -197,7 +205,7 @@ public sealed class Enforcer
     {
         var fields = await ReadReservationAsync(requestId, cancellationToken).ConfigureAwait(false);
         if (fields is null) return SettleOutcome.AlreadySettled;
-        return await ReleaseAsync(requestId, _keys.Reservation(requestId), fields["key_id"], fields["user_id"], fields["budget_key"], cancellationToken).ConfigureAwait(false);
+        return await ReleaseAsync(null, requestId, _keys.Reservation(requestId), fields["key_id"], fields["user_id"], fields["budget_key"], cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Moves a live reservation's lease (and its concurrency slots) to now + <paramref name="lease"/>, for
@@ -283,9 +291,9 @@ public sealed class Enforcer
             Status = 0,
             Estimated = true,
         };
-        var fields = usage.ToStreamFields();
-        var args = new List<RedisArg>(5 + fields.Count) { nowMs, requestId, "expire", 0, 0 };
-        args.AddRange(fields);
+        var args = new RedisArgBuffer(FinishFixedArgs + UsageStreamFields.Names.Length);
+        AddUnstampedFinishArgs(args, nowMs, requestId, "expire", 0, 0);
+        UsageStreamFields.AddValuesTo(args, usage);
         var keys = new RedisArgBuffer(10);
         AddFinishKeys(keys, _keys.Reservation(requestId), usage.KeyId, usage.UserId, S("budget_key"));
         var reply = await _redis.EvalAsync(EnforcementScripts.Finish, keys, args, cancellationToken).ConfigureAwait(false);
@@ -294,19 +302,22 @@ public sealed class Enforcer
         return true;
     }
 
-    private async Task<SettleOutcome> ReleaseAsync(string requestId, string reservationKey, string keyId, string userId, string budgetKey, CancellationToken cancellationToken)
+    private async Task<SettleOutcome> ReleaseAsync(Reservation? reservation, string requestId, string reservationKey, string keyId, string userId, string budgetKey, CancellationToken cancellationToken)
     {
         var keys = RedisArgBuffer.Rent();
+        var args = RedisArgBuffer.Rent();
         RespValue reply;
         try
         {
             AddFinishKeys(keys, reservationKey, keyId, userId, budgetKey);
-            RedisArg[] args = [_time.GetUtcNow().ToUnixTimeMilliseconds(), requestId, "release", 0, 0];
+            if (reservation is null) AddUnstampedFinishArgs(args, _time.GetUtcNow().ToUnixTimeMilliseconds(), requestId, "release", 0, 0);
+            else AddFinishArgs(args, reservation, "release", 0, 0);
             reply = await _redis.EvalAsync(EnforcementScripts.Finish, keys, args, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
             RedisArgBuffer.Return(keys);
+            RedisArgBuffer.Return(args);
         }
         return reply.AsInt64() == 1 ? SettleOutcome.Settled : SettleOutcome.AlreadySettled;
     }
@@ -331,9 +342,34 @@ public sealed class Enforcer
         keys.Add(keyNames.Lifetime); keys.Add(userNames.Balance); keys.Add(budgetKey); keys.Add(_usageStreamKey);
     }
 
+    /// <summary>Finish's ARGV 1-13. A reservation still equal to what this process's admission stored sends that
+    /// admission's numbers, so the script needs not read the reservation hash; any other (built by hand, or a copy
+    /// with changed fields) makes the script read them.</summary>
+    private void AddFinishArgs(RedisArgBuffer args, Reservation reservation, string mode, long actualMicros, long actualTokens)
+    {
+        var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        if (reservation.Admitted is not { } stamp || !stamp.Matches(reservation))
+        {
+            AddUnstampedFinishArgs(args, nowMs, reservation.RequestId, mode, actualMicros, actualTokens);
+            return;
+        }
+        args.Add(nowMs); args.Add(reservation.RequestId); args.Add(mode); args.Add(actualMicros); args.Add(actualTokens);
+        args.Add(stamp.ReservedMicros); args.Add(stamp.EstimatedTokens); args.Add(stamp.StartedAtMs / MinuteMs); args.Add(stamp.StartedAtMs / DayMs);
+        args.Add(nowMs / MinuteMs); args.Add(nowMs / DayMs);
+        args.Add(actualMicros - stamp.ReservedMicros); args.Add(actualTokens - stamp.EstimatedTokens);
+    }
+
+    private static void AddUnstampedFinishArgs(RedisArgBuffer args, long nowMs, string requestId, string mode, long actualMicros, long actualTokens)
+    {
+        args.Add(nowMs); args.Add(requestId); args.Add(mode); args.Add(actualMicros); args.Add(actualTokens);
+        args.Add(""); args.Add(""); args.Add(""); args.Add("");
+        args.Add(nowMs / MinuteMs); args.Add(nowMs / DayMs);
+        args.Add(""); args.Add("");
+    }
+
     // A reservation made by this process carries its key name; one built by a caller may not.
     private string ReservationKeyOf(Reservation reservation) =>
-        reservation.ReservationKey is { } cached && cached.Length == _reservationKeyStem.Length + reservation.RequestId.Length
+        reservation.Admitted?.ReservationKey is { } cached && cached.Length == _reservationKeyStem.Length + reservation.RequestId.Length
             && cached.EndsWith(reservation.RequestId, StringComparison.Ordinal) && cached.StartsWith(_reservationKeyStem, StringComparison.Ordinal)
             ? cached
             : _keys.Reservation(reservation.RequestId);

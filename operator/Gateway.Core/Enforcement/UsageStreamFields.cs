@@ -5,31 +5,55 @@ using Gateway.Core.Usage;
 namespace Gateway.Core.Enforcement;
 
 /// <summary>
-/// <see cref="UsageEvent.ToStreamFields"/> written straight into a pooled argument buffer, so settlement
-/// builds no list per request. Must stay field-for-field equal to it (a test compares the two).
+/// <see cref="UsageEvent.ToStreamFields"/> split into its field names, which the Finish script holds as
+/// constants (see <see cref="EnforcementScripts"/>), and its values, which settlement writes straight into
+/// a pooled argument buffer: no list per request, and no field name sent, parsed and interned per request.
+/// Names and values together must stay field-for-field equal to <see cref="UsageEvent.ToStreamFields"/>
+/// (a test compares them through <see cref="AddTo"/>).
 /// </summary>
 internal static class UsageStreamFields
 {
+    /// <summary>The stream entry's field names, in the order <see cref="AddValuesTo"/> writes the values.</summary>
+    public static readonly string[] Names =
+    [
+        "request_id", "key_id", "key_version", "user_id", "upstream", "model", "route",
+        "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "cost", "price_version",
+        "started_at_ms", "duration_ms", "ttfb_ms", "status", "estimated", "streamed",
+    ];
+
+    /// <summary>Appends the values of <paramref name="e"/>'s stream fields, in <see cref="Names"/> order.</summary>
+    public static void AddValuesTo(RedisArgBuffer args, UsageEvent e)
+    {
+        args.Add(e.RequestId);
+        args.Add(e.KeyId);
+        args.Add(e.KeyVersion);
+        args.Add(e.UserId);
+        args.Add(e.Upstream);
+        args.Add(e.Model);
+        args.Add(e.Route);
+        args.Add(e.Tokens.Input);
+        args.Add(e.Tokens.CachedInput);
+        args.Add(e.Tokens.CacheWrite);
+        args.Add(e.Tokens.Output);
+        args.Add(e.Cost.ToString(CultureInfo.InvariantCulture));
+        args.Add(e.PriceVersion);
+        args.Add(e.StartedAt.ToUnixTimeMilliseconds());
+        args.Add(e.DurationMs);
+        args.Add(e.TimeToFirstByteMs ?? -1);
+        args.Add(e.Status);
+        args.Add(e.Estimated ? 1 : 0);
+        args.Add(e.Streamed ? 1 : 0);
+    }
+
+    /// <summary>Field/value pairs as the stream entry holds them (names interleaved with the values).</summary>
     public static void AddTo(RedisArgBuffer args, UsageEvent e)
     {
-        args.Add("request_id"); args.Add(e.RequestId);
-        args.Add("key_id"); args.Add(e.KeyId);
-        args.Add("key_version"); args.Add(e.KeyVersion);
-        args.Add("user_id"); args.Add(e.UserId);
-        args.Add("upstream"); args.Add(e.Upstream);
-        args.Add("model"); args.Add(e.Model);
-        args.Add("route"); args.Add(e.Route);
-        args.Add("input_tokens"); args.Add(e.Tokens.Input);
-        args.Add("cached_input_tokens"); args.Add(e.Tokens.CachedInput);
-        args.Add("cache_write_tokens"); args.Add(e.Tokens.CacheWrite);
-        args.Add("output_tokens"); args.Add(e.Tokens.Output);
-        args.Add("cost"); args.Add(e.Cost.ToString(CultureInfo.InvariantCulture));
-        args.Add("price_version"); args.Add(e.PriceVersion);
-        args.Add("started_at_ms"); args.Add(e.StartedAt.ToUnixTimeMilliseconds());
-        args.Add("duration_ms"); args.Add(e.DurationMs);
-        args.Add("ttfb_ms"); args.Add(e.TimeToFirstByteMs ?? -1);
-        args.Add("status"); args.Add(e.Status);
-        args.Add("estimated"); args.Add(e.Estimated ? 1 : 0);
-        args.Add("streamed"); args.Add(e.Streamed ? 1 : 0);
+        var values = new RedisArgBuffer(Names.Length);
+        AddValuesTo(values, e);
+        for (var i = 0; i < Names.Length; i++)
+        {
+            args.Add(Names[i]);
+            args.Add(values[i]);
+        }
     }
 }
