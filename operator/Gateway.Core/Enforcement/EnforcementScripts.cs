@@ -42,7 +42,9 @@ internal static class EnforcementScripts
     /// (period end − now + 7 days; unused when 23 is 0). Limits are -1 when not set; a check whose limit is
     /// not set costs no Redis command (counters are still kept).
     /// Returns {allowed (1/0, or -1 for a duplicate request id), reason, retry-after ms (-1 = retrying cannot help),
-    /// request limit, remaining, reset ms, token limit, remaining, reset ms} (limit -1 = none configured).
+    /// then the windows' counts before this request, normalised to now: key requests this minute, the previous
+    /// minute, today; the same for the user; key tokens this minute, the previous minute, today; the same for the
+    /// user} — the caller derives the rate-limit headers from them (<see cref="Enforcer"/>).
     /// </summary>
     /// <remarks>
     /// Commands for an admitted request: ZADD NX (which doubles as the duplicate-id check), 2 HMGET rate
@@ -60,7 +62,7 @@ internal static class EnforcementScripts
     public static readonly LuaScript Admit = new("""
         local call, tonumber, fmt = redis.call, tonumber, string.format
         local MIN, DAY = 60000, 86400000
-        local now = tonumber(ARGV[1])
+        local now = ARGV[1] + 0
         local min_idx = math.floor(now / MIN)
         local rest = MIN - (now - min_idx * MIN)
         local day_idx = math.floor(now / DAY)
@@ -70,7 +72,7 @@ internal static class EnforcementScripts
         -- The reservations zset member is written first and only if absent: that is the duplicate check
         -- (the member and the reservation hash are created and deleted together). A rejection removes it.
         if call('ZADD', KEYS[8], 'NX', ARGV[6], rid) == 0 then return {-1} end
-        local reserved, est = tonumber(ARGV[7]), tonumber(ARGV[31])
+        local reserved, est = ARGV[7] + 0, ARGV[31] + 0
 
         -- A rate hash's windows normalised to the current minute and day: request and token counts of this
         -- minute and the previous one, of today; whether every stored index is current (then only the counts
@@ -78,8 +80,7 @@ internal static class EnforcementScripts
         -- by four string comparisons with the caller's indices; a stale index is parsed.
         local function counts(v)
           if v[1] == mi and v[4] == mi and v[7] == di and v[9] == di then
-            return tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[5]) or 0, tonumber(v[6]) or 0,
-              tonumber(v[8]) or 0, tonumber(v[10]) or 0, true, true
+            return (v[2] or 0) + 0, (v[3] or 0) + 0, (v[5] or 0) + 0, (v[6] or 0) + 0, (v[8] or 0) + 0, (v[10] or 0) + 0, true, true
           end
           local rc, rp, tc, tp, rd, td = 0, 0, 0, 0, 0, 0
           local rmi, tmi, rdi, tdi = tonumber(v[1]), tonumber(v[4]), tonumber(v[7]), tonumber(v[9])
@@ -95,8 +96,8 @@ internal static class EnforcementScripts
           counts(call('HMGET', KEYS[1], 'rmi', 'rmc', 'rmp', 'tmi', 'tmc', 'tmp', 'rdi', 'rdc', 'tdi', 'tdc'))
         local urc, urp, utc, utp, urd, utd, ucur, ufresh =
           counts(call('HMGET', KEYS[2], 'rmi', 'rmc', 'rmp', 'tmi', 'tmc', 'tmp', 'rdi', 'rdc', 'tdi', 'tdc'))
-        local l_krm, l_krd, l_ktm, l_ktd = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
-        local l_urm, l_urd, l_utm, l_utd = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
+        local l_krm, l_krd, l_ktm, l_ktd = ARGV[10] + 0, ARGV[11] + 0, ARGV[12] + 0, ARGV[13] + 0
+        local l_urm, l_urd, l_utm, l_utd = ARGV[15] + 0, ARGV[16] + 0, ARGV[17] + 0, ARGV[18] + 0
         -- The previous minute's count weighted by the part of it still inside the last 60 s, rounded up.
         local ceil = math.ceil
         local wkr, wkt = ceil(krp * rest / MIN), ceil(ktp * rest / MIN)
@@ -133,7 +134,7 @@ internal static class EnforcementScripts
         -- Slots are scored by lease expiry: a slot whose pod died stops counting when its lease passes.
         -- Without a limit nothing reads the set, so it is not swept here (settlement, release and the
         -- reservation expiry remove every member).
-        local l_kc, l_uc = tonumber(ARGV[14]), tonumber(ARGV[19])
+        local l_kc, l_uc = ARGV[14] + 0, ARGV[19] + 0
         if l_kc >= 0 then
           call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
           if call('ZCARD', KEYS[3]) >= l_kc then fail(9, tonumber(ARGV[28])) end
@@ -145,10 +146,10 @@ internal static class EnforcementScripts
 
         local life = call('HMGET', KEYS[5], 'tokens', 'spend')
         local life_tokens, life_spend = tonumber(life[1]) or 0, tonumber(life[2]) or 0
-        local token_limit, spend_limit = tonumber(ARGV[20]), tonumber(ARGV[21])
+        local token_limit, spend_limit = ARGV[20] + 0, ARGV[21] + 0
         if token_limit >= 0 and life_tokens + est > token_limit then fail(11, -1) end
         if spend_limit >= 0 and life_spend + reserved > spend_limit then fail(12, -1) end
-        local budget = tonumber(ARGV[22])
+        local budget = ARGV[22] + 0
         -- Balance and budget in one MGET when there is a budget to check.
         local balance, spent
         if budget >= 0 then
@@ -163,33 +164,11 @@ internal static class EnforcementScripts
           if period_end > 0 then fail(14, period_end - now) else fail(14, -1) end
         end
 
-        local allowed = reason == 0
-        -- x-ratelimit-* numbers: the most restrictive configured window (least remaining). w is the weighted
-        -- previous minute (minute windows only).
-        local function win(bl, br, bz, L, c, w, pr, k, m)
-          if L < 0 then return bl, br, bz end
-          if allowed then c = c + k end
-          local used, reset = c, 0
-          if m then
-            used = c + w
-            if c > 0 then reset = rest + MIN elseif pr > 0 then reset = rest end
-          elseif c > 0 then reset = day_left end
-          local rem = L - used
-          if rem < 0 then rem = 0 end
-          if bl < 0 or rem < br then return L, rem, reset end
-          return bl, br, bz
-        end
-        local rl, rr, rz = win(-1, -1, -1, l_krm, krc, wkr, krp, 1, true)
-        rl, rr, rz = win(rl, rr, rz, l_krd, krd, 0, 0, 1, false)
-        rl, rr, rz = win(rl, rr, rz, l_urm, urc, wur, urp, 1, true)
-        rl, rr, rz = win(rl, rr, rz, l_urd, urd, 0, 0, 1, false)
-        local tl, tr, tz = win(-1, -1, -1, l_ktm, ktc, wkt, ktp, est, true)
-        tl, tr, tz = win(tl, tr, tz, l_ktd, ktd, 0, 0, est, false)
-        tl, tr, tz = win(tl, tr, tz, l_utm, utc, wut, utp, est, true)
-        tl, tr, tz = win(tl, tr, tz, l_utd, utd, 0, 0, est, false)
-        if not allowed then
+        -- The counts go back to the caller, which derives the x-ratelimit-* headers from them (it has the limits
+        -- and the clock), so no header arithmetic runs here.
+        if reason ~= 0 then
           call('ZREM', KEYS[8], rid)
-          return {0, reason, retry, rl, rr, rz, tl, tr, tz}
+          return {0, reason, retry, krc, krp, krd, urc, urp, urd, ktc, ktp, ktd, utc, utp, utd}
         end
 
         -- When every stored index is already the current minute/day (the usual case), only the four counts
@@ -210,7 +189,7 @@ internal static class EnforcementScripts
         -- keys, and refreshed on the first write of a UTC day. An in-flight set only needs a TTL for hygiene
         -- (settlement and the expiry sweep remove its members); "a lease plus two days" from the daily refresh
         -- outlives every member added that day unless a lease is over a day long, which refreshes it itself.
-        local lease_ttl = tonumber(ARGV[6]) - now
+        local lease_ttl = ARGV[6] - now
         local long_lease = lease_ttl > DAY
         if not kfresh then call('PEXPIRE', KEYS[1], fmt('%d', day_left + DAY)) end
         if not ufresh then call('PEXPIRE', KEYS[2], fmt('%d', day_left + DAY)) end
@@ -231,7 +210,7 @@ internal static class EnforcementScripts
           'model', ARGV[24], 'route', ARGV[25], 'upstream', ARGV[26], 'price_version', ARGV[27],
           'started_at_ms', ARGV[1], 'expires_at_ms', ARGV[6], 'budget_key', KEYS[7],
           'min_idx', mi, 'day_idx', di)
-        return {1, 0, 0, rl, rr, rz, tl, tr, tz}
+        return {1, 0, 0, krc, krp, krd, urc, urp, urd, ktc, ktp, ktd, utc, utp, utd}
         """);
 
     /// <summary>
@@ -253,12 +232,12 @@ internal static class EnforcementScripts
         local mi, di = ARGV[10], ARGV[11]
         -- est and actual_tokens as numbers; am, ad the admission's minute and day index as stored (text);
         -- ds, ts actual − reserved micros and actual − estimated tokens as text.
-        local est, actual_tokens, am, ad, ds, ts
+        local est, actual_tokens, am, ad, ds, ts, delta
         if ARGV[6] ~= '' then
           -- The caller's own admission sent what it stored, so the hash is only deleted: the deletion is the
           -- check that the reservation was still open.
           if call('DEL', KEYS[1]) == 0 then return 0 end
-          est, actual_tokens, am, ad, ds, ts = tonumber(ARGV[7]), tonumber(ARGV[5]), ARGV[8], ARGV[9], ARGV[12], ARGV[13]
+          est, actual_tokens, am, ad, ds, ts = ARGV[7] + 0, ARGV[5] + 0, ARGV[8], ARGV[9], ARGV[12], ARGV[13]
         else
           local v = call('HMGET', KEYS[1], 'reserved', 'est_in', 'est_out', 'min_idx', 'day_idx', 'budget_key', 'expires_at_ms')
           if not v[1] then return 0 end
@@ -282,17 +261,19 @@ internal static class EnforcementScripts
           -- The balance is real money: an actual cost above the reservation may take it below zero (a debt
           -- the next admission sees); it is never clamped, so it stays equal to the ledger.
           call('DECRBY', KEYS[8], ds)
+          delta = ds + 0
           -- Period and lifetime counters are limits, not money: clamp at zero, and leave a budget period
           -- key that already expired alone rather than recreating it without a TTL.
           local spent = call('GET', KEYS[9])
           if spent then
-            call('SET', KEYS[9], fmt('%d', max(0, (tonumber(spent) or 0) + tonumber(ds))), 'KEEPTTL')
+            call('SET', KEYS[9], fmt('%d', max(0, (tonumber(spent) or 0) + delta)), 'KEEPTTL')
           end
         end
         if ds ~= '0' or ts ~= '0' then
+          delta = delta or ds + 0
           local life = call('HMGET', KEYS[7], 'tokens', 'spend')
           call('HSET', KEYS[7], 'tokens', fmt('%d', max(0, (tonumber(life[1]) or 0) + actual_tokens - est)),
-            'spend', fmt('%d', max(0, (tonumber(life[2]) or 0) + tonumber(ds))))
+            'spend', fmt('%d', max(0, (tonumber(life[2]) or 0) + delta)))
         end
 
         -- Token windows: take the estimate back out of the window that still holds it, add the actual
@@ -302,8 +283,8 @@ internal static class EnforcementScripts
             local w = call('HMGET', KEYS[h], 'tmi', 'tmc', 'tmp', 'tdi', 'tdc')
             if w[1] == mi and w[4] == di and am == mi and ad == di then
               -- Admitted this minute, indices current: only the two counts change.
-              call('HSET', KEYS[h], 'tmc', fmt('%d', max(0, (tonumber(w[2]) or 0) - est) + actual_tokens),
-                'tdc', fmt('%d', max(0, (tonumber(w[5]) or 0) - est) + actual_tokens))
+              call('HSET', KEYS[h], 'tmc', fmt('%d', max(0, (w[2] or 0) - est) + actual_tokens),
+                'tdc', fmt('%d', max(0, (w[5] or 0) - est) + actual_tokens))
             else
               local now = tonumber(ARGV[1])
               local min_idx, day_idx = math.floor(now / MIN), math.floor(now / DAY)

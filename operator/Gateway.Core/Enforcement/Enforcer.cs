@@ -139,12 +139,15 @@ public sealed class Enforcer
 
         var reason = (RejectionReason)r[1].AsInt64();
         var retryMs = r[2].AsInt64();
+        var (requests, tokens) = RateLimitHeaders.From(r, nowMs, reason == RejectionReason.None, request.EstimatedTokens,
+            Limit(kl?.RequestsPerMinute), Limit(kl?.RequestsPerDay), Limit(ul?.RequestsPerMinute), Limit(ul?.RequestsPerDay),
+            Limit(kl?.TokensPerMinute), Limit(kl?.TokensPerDay), Limit(ul?.TokensPerMinute), Limit(ul?.TokensPerDay));
         return new AdmissionResult
         {
             Reason = reason,
             RetryAfter = reason == RejectionReason.None || retryMs < 0 ? null : TimeSpan.FromMilliseconds(retryMs),
-            Requests = Status(r[3], r[4], r[5]),
-            Tokens = Status(r[6], r[7], r[8]),
+            Requests = requests,
+            Tokens = tokens,
             Reservation = reason != RejectionReason.None ? null : new Reservation
             {
                 RequestId = request.RequestId,
@@ -375,12 +378,6 @@ public sealed class Enforcer
             : _keys.Reservation(reservation.RequestId);
 
     private static long Limit(long? value) => value ?? -1;
-
-    private static RateLimitStatus? Status(RespValue limit, RespValue remaining, RespValue reset)
-    {
-        var l = limit.AsInt64();
-        return l < 0 ? null : new RateLimitStatus(l, remaining.AsInt64(), TimeSpan.FromMilliseconds(reset.AsInt64()));
-    }
 }
 
 internal static partial class Log
