@@ -33,14 +33,15 @@ internal static class EnforcementScripts
     /// <summary>
     /// KEYS: 1 key rate counters, 2 user rate counters, 3 key in-flight, 4 user in-flight, 5 key lifetime,
     /// 6 balance, 7 budget spent (current period), 8 reservations zset, 9 reservation hash.
-    /// ARGV: 1 now ms, 2 request id, 3 key id, 4 key version, 5 user id, 6 lease expiry ms, 7 reserved micros,
-    /// 8 estimated input tokens, 9 max output tokens, 10-14 key rpm rpd tpm tpd maxConcurrent,
-    /// 15-19 user rpm rpd tpm tpd maxConcurrent, 20 key token limit, 21 key spend limit micros,
-    /// 22 budget micros, 23 budget period end ms (0 = never resets), 24 model, 25 route, 26 upstream,
-    /// 27 price version, 28 retry-after ms for a concurrency rejection, 29 now's minute index (now / 60000),
-    /// 30 now's UTC day index (now / 86400000), 31 estimated tokens (8 + 9), 32 the budget key's TTL ms
-    /// (period end − now + 7 days; unused when 23 is 0). Limits are -1 when not set; a check whose limit is
-    /// not set costs no Redis command (counters are still kept).
+    /// ARGV (text): 1 now ms, 2 request id, 3 key id, 4 key version, 5 user id, 6 lease expiry ms, 7 reserved
+    /// micros, 8 estimated input tokens, 9 max output tokens, 10 model, 11 route, 12 upstream, 13 price version,
+    /// 14 now's minute index (now / 60000), 15 now's UTC day index (now / 86400000), 16 the budget key's TTL ms
+    /// (period end − now + 7 days; unused without a period end); 17 the numbers the script only compares and
+    /// adds, as little-endian int64s (<see cref="AdmitNumbers"/>): now, lease expiry, reserved, estimated tokens
+    /// (8 + 9), key rpm rpd tpm tpd maxConcurrent, user rpm rpd tpm tpd maxConcurrent, key token limit, key spend
+    /// limit micros, budget micros, budget period end ms (0 = never resets), retry-after ms for a concurrency
+    /// rejection. Limits are -1 when not set; a check whose limit is not set costs no Redis command (counters are
+    /// still kept).
     /// Returns {allowed (1/0, or -1 for a duplicate request id), reason, retry-after ms (-1 = retrying cannot help),
     /// then the windows' counts before this request, normalised to now: key requests this minute, the previous
     /// minute, today; the same for the user; key tokens this minute, the previous minute, today; the same for the
@@ -62,17 +63,18 @@ internal static class EnforcementScripts
     public static readonly LuaScript Admit = new("""
         local call, tonumber, fmt = redis.call, tonumber, string.format
         local MIN, DAY = 60000, 86400000
-        local now = ARGV[1] + 0
+        -- Numbers used only as numbers come packed (ARGV[17]): one argument and no strtod per value.
+        local now, lease, reserved, est, l_krm, l_krd, l_ktm, l_ktd, l_kc, l_urm, l_urd, l_utm, l_utd, l_uc,
+          token_limit, spend_limit, budget, period_end, conc_retry = struct.unpack('<ADMIT_NUMBERS', ARGV[17])
         local min_idx = math.floor(now / MIN)
         local rest = MIN - (now - min_idx * MIN)
         local day_idx = math.floor(now / DAY)
         local day_left = (day_idx + 1) * DAY - now
-        local mi, di = ARGV[29], ARGV[30]
+        local mi, di = ARGV[14], ARGV[15]
         local rid = ARGV[2]
         -- The reservations zset member is written first and only if absent: that is the duplicate check
         -- (the member and the reservation hash are created and deleted together). A rejection removes it.
         if call('ZADD', KEYS[8], 'NX', ARGV[6], rid) == 0 then return {-1} end
-        local reserved, est = ARGV[7] + 0, ARGV[31] + 0
 
         -- A rate hash's windows normalised to the current minute and day: request and token counts of this
         -- minute and the previous one, of today; whether every stored index is current (then only the counts
@@ -96,8 +98,6 @@ internal static class EnforcementScripts
           counts(call('HMGET', KEYS[1], 'rmi', 'rmc', 'rmp', 'tmi', 'tmc', 'tmp', 'rdi', 'rdc', 'tdi', 'tdc'))
         local urc, urp, utc, utp, urd, utd, ucur, ufresh =
           counts(call('HMGET', KEYS[2], 'rmi', 'rmc', 'rmp', 'tmi', 'tmc', 'tmp', 'rdi', 'rdc', 'tdi', 'tdc'))
-        local l_krm, l_krd, l_ktm, l_ktd = ARGV[10] + 0, ARGV[11] + 0, ARGV[12] + 0, ARGV[13] + 0
-        local l_urm, l_urd, l_utm, l_utd = ARGV[15] + 0, ARGV[16] + 0, ARGV[17] + 0, ARGV[18] + 0
         -- The previous minute's count weighted by the part of it still inside the last 60 s, rounded up.
         local ceil = math.ceil
         local wkr, wkt = ceil(krp * rest / MIN), ceil(ktp * rest / MIN)
@@ -134,22 +134,19 @@ internal static class EnforcementScripts
         -- Slots are scored by lease expiry: a slot whose pod died stops counting when its lease passes.
         -- Without a limit nothing reads the set, so it is not swept here (settlement, release and the
         -- reservation expiry remove every member).
-        local l_kc, l_uc = ARGV[14] + 0, ARGV[19] + 0
         if l_kc >= 0 then
           call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
-          if call('ZCARD', KEYS[3]) >= l_kc then fail(9, tonumber(ARGV[28])) end
+          if call('ZCARD', KEYS[3]) >= l_kc then fail(9, conc_retry) end
         end
         if l_uc >= 0 then
           call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[1])
-          if call('ZCARD', KEYS[4]) >= l_uc then fail(10, tonumber(ARGV[28])) end
+          if call('ZCARD', KEYS[4]) >= l_uc then fail(10, conc_retry) end
         end
 
         local life = call('HMGET', KEYS[5], 'tokens', 'spend')
         local life_tokens, life_spend = tonumber(life[1]) or 0, tonumber(life[2]) or 0
-        local token_limit, spend_limit = ARGV[20] + 0, ARGV[21] + 0
         if token_limit >= 0 and life_tokens + est > token_limit then fail(11, -1) end
         if spend_limit >= 0 and life_spend + reserved > spend_limit then fail(12, -1) end
-        local budget = ARGV[22] + 0
         -- Balance and budget in one MGET when there is a budget to check.
         local balance, spent
         if budget >= 0 then
@@ -160,7 +157,6 @@ internal static class EnforcementScripts
         end
         if balance < reserved then fail(13, -1) end
         if spent and spent + reserved > budget then
-          local period_end = tonumber(ARGV[23])
           if period_end > 0 then fail(14, period_end - now) else fail(14, -1) end
         end
 
@@ -189,7 +185,7 @@ internal static class EnforcementScripts
         -- keys, and refreshed on the first write of a UTC day. An in-flight set only needs a TTL for hygiene
         -- (settlement and the expiry sweep remove its members); "a lease plus two days" from the daily refresh
         -- outlives every member added that day unless a lease is over a day long, which refreshes it itself.
-        local lease_ttl = ARGV[6] - now
+        local lease_ttl = lease - now
         local long_lease = lease_ttl > DAY
         if not kfresh then call('PEXPIRE', KEYS[1], fmt('%d', day_left + DAY)) end
         if not ufresh then call('PEXPIRE', KEYS[2], fmt('%d', day_left + DAY)) end
@@ -197,21 +193,21 @@ internal static class EnforcementScripts
         if long_lease or not ufresh then call('PEXPIRE', KEYS[4], fmt('%d', lease_ttl + 2 * DAY)) end
         call('HSET', KEYS[5], 'tokens', fmt('%d', life_tokens + est), 'spend', fmt('%d', life_spend + reserved))
         call('DECRBY', KEYS[6], ARGV[7])
-        if spent and ARGV[23] ~= '0' then
+        if spent and period_end > 0 then
           -- One SET with the TTL instead of INCRBY + PEXPIRE: the value was read above in this same script.
-          call('SET', KEYS[7], fmt('%d', spent + reserved), 'PX', ARGV[32])
+          call('SET', KEYS[7], fmt('%d', spent + reserved), 'PX', ARGV[16])
         else
           call('INCRBY', KEYS[7], ARGV[7])
-          if ARGV[23] ~= '0' then call('PEXPIRE', KEYS[7], ARGV[32]) end
+          if period_end > 0 then call('PEXPIRE', KEYS[7], ARGV[16]) end
         end
         call('HSET', KEYS[9],
           'key_id', ARGV[3], 'key_version', ARGV[4], 'user_id', ARGV[5],
           'reserved', ARGV[7], 'est_in', ARGV[8], 'est_out', ARGV[9],
-          'model', ARGV[24], 'route', ARGV[25], 'upstream', ARGV[26], 'price_version', ARGV[27],
+          'model', ARGV[10], 'route', ARGV[11], 'upstream', ARGV[12], 'price_version', ARGV[13],
           'started_at_ms', ARGV[1], 'expires_at_ms', ARGV[6], 'budget_key', KEYS[7],
           'min_idx', mi, 'day_idx', di)
         return {1, 0, 0, krc, krp, krd, urc, urp, urd, ktc, ktp, ktd, utc, utp, utd}
-        """);
+        """.Replace("ADMIT_NUMBERS", new string('l', AdmitNumbers), StringComparison.Ordinal));
 
     /// <summary>
     /// Ends a reservation: settle (actual cost), expire (charge the reservation) or release (charge nothing).
@@ -332,6 +328,9 @@ internal static class EnforcementScripts
         for z = 3, 4 do redis.call('PEXPIRE', KEYS[z], string.format('%d', lease - now + 2 * DAY)) end
         return 1
         """);
+
+    /// <summary>Values in Admit's ARGV[17], in order.</summary>
+    public const int AdmitNumbers = 19;
 
     // 'request_id', ARGV[14], 'key_id', ARGV[15], ... for the XADD: the usage stream's field names as
     // constants of the script, so a settlement sends (and Redis interns) only the values.

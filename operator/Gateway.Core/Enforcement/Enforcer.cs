@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Globalization;
 using Gateway.Core.Pricing;
@@ -100,6 +102,7 @@ public sealed class Enforcer
 
         var keys = RedisArgBuffer.Rent();
         var args = RedisArgBuffer.Rent();
+        var numbers = ArrayPool<byte>.Shared.Rent(EnforcementScripts.AdmitNumbers * sizeof(long));
         RespValue reply;
         try
         {
@@ -110,17 +113,19 @@ public sealed class Enforcer
 
             args.Add(nowMs); args.Add(request.RequestId); args.Add(keyId); args.Add(request.Key.Version); args.Add(userId);
             args.Add(leaseExpiresMs); args.Add(request.ReservedMicros); args.Add(request.EstimatedInputTokens); args.Add(request.MaxOutputTokens);
-            args.Add(Limit(kl?.RequestsPerMinute)); args.Add(Limit(kl?.RequestsPerDay)); args.Add(Limit(kl?.TokensPerMinute));
-            args.Add(Limit(kl?.TokensPerDay)); args.Add(Limit(kl?.MaxConcurrent));
-            args.Add(Limit(ul?.RequestsPerMinute)); args.Add(Limit(ul?.RequestsPerDay)); args.Add(Limit(ul?.TokensPerMinute));
-            args.Add(Limit(ul?.TokensPerDay)); args.Add(Limit(ul?.MaxConcurrent));
-            args.Add(Limit(kl?.TokenLimit)); args.Add(kl?.SpendLimit is { } spend ? Money.ToMicrosFloor(spend) : -1L);
-            args.Add(budgetMicros); args.Add(periodEndMs);
             args.Add(request.Model); args.Add(request.Route); args.Add(request.Upstream); args.Add(request.PriceVersion);
-            args.Add((long)_options.ConcurrencyRetryAfter.TotalMilliseconds);
             // Values the script would otherwise format or parse per call (see EnforcementScripts).
-            args.Add(nowMs / MinuteMs); args.Add(nowMs / DayMs); args.Add(request.EstimatedTokens);
+            args.Add(nowMs / MinuteMs); args.Add(nowMs / DayMs);
             args.Add(periodEndMs > 0 ? periodEndMs - nowMs + BudgetKeyGraceMs : 0);
+            var n = numbers.AsSpan();
+            Pack(ref n, nowMs); Pack(ref n, leaseExpiresMs); Pack(ref n, request.ReservedMicros); Pack(ref n, request.EstimatedTokens);
+            Pack(ref n, Limit(kl?.RequestsPerMinute)); Pack(ref n, Limit(kl?.RequestsPerDay)); Pack(ref n, Limit(kl?.TokensPerMinute));
+            Pack(ref n, Limit(kl?.TokensPerDay)); Pack(ref n, Limit(kl?.MaxConcurrent));
+            Pack(ref n, Limit(ul?.RequestsPerMinute)); Pack(ref n, Limit(ul?.RequestsPerDay)); Pack(ref n, Limit(ul?.TokensPerMinute));
+            Pack(ref n, Limit(ul?.TokensPerDay)); Pack(ref n, Limit(ul?.MaxConcurrent));
+            Pack(ref n, Limit(kl?.TokenLimit)); Pack(ref n, kl?.SpendLimit is { } spend ? Money.ToMicrosFloor(spend) : -1L);
+            Pack(ref n, budgetMicros); Pack(ref n, periodEndMs); Pack(ref n, (long)_options.ConcurrencyRetryAfter.TotalMilliseconds);
+            args.Add(new ReadOnlyMemory<byte>(numbers, 0, EnforcementScripts.AdmitNumbers * sizeof(long)));
 
             // The token is honoured only before the script is sent: a cancelled wait for a script Redis still runs
             // would leave a reservation nobody knows about, charged later as an orphan.
@@ -132,6 +137,7 @@ public sealed class Enforcer
             // Only after the call completed: the client re-sends the arguments when Redis lost the script.
             RedisArgBuffer.Return(keys);
             RedisArgBuffer.Return(args);
+            ArrayPool<byte>.Shared.Return(numbers);
         }
         var r = reply.Items;
         if (r[0].AsInt64() == -1)
@@ -378,6 +384,13 @@ public sealed class Enforcer
             : _keys.Reservation(reservation.RequestId);
 
     private static long Limit(long? value) => value ?? -1;
+
+    // Little-endian int64, as the script's struct.unpack('<l...') reads it.
+    private static void Pack(ref Span<byte> destination, long value)
+    {
+        BinaryPrimitives.WriteInt64LittleEndian(destination, value);
+        destination = destination[sizeof(long)..];
+    }
 }
 
 internal static partial class Log
