@@ -136,6 +136,31 @@ public sealed class SettlementTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_copy_or_a_hand_built_reservation_settles_what_admission_held_for_its_request()
+    {
+        // A Reservation from admission carries what that admission stored, so settlement need not read it back;
+        // a copy naming another request, or one built by hand, must settle what was held for its own request.
+        var a = await AdmitAsync(800_000);
+        var b = await AdmitAsync(600_000);
+        var c = await AdmitAsync(400_000);
+        Assert.Equal(3_200_000, await _t.GetLongAsync(_t.Keys.Balance("u1")));
+
+        Assert.Equal(SettleOutcome.Settled, await _t.Enforcer.SettleAsync(
+            Settlement(a with { RequestId = b.RequestId }, 100_000, new TokenCounts(100, 0, 0, 300))));
+        var byHand = new Reservation { RequestId = c.RequestId, KeyId = "k1", UserId = "u1", BudgetKey = c.BudgetKey };
+        Assert.Equal(SettleOutcome.Settled, await _t.Enforcer.SettleAsync(Settlement(byHand, 50_000, new TokenCounts(10, 0, 0, 40))));
+
+        // a still holds 800k; b and c are charged their actual cost.
+        Assert.Equal(5_000_000 - 800_000 - 150_000, await _t.GetLongAsync(_t.Keys.Balance("u1")));
+        Assert.Equal(950_000, await _t.GetLongAsync(a.BudgetKey));
+        Assert.Equal(950_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "spend"));
+        Assert.Equal(1000 + 450, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "tokens"));
+        Assert.Equal(1000 + 450, await _t.HashLongAsync(_t.Keys.KeyRateCounters("k1"), "tmc"));
+        Assert.Equal(1000 + 450, await _t.HashLongAsync(_t.Keys.UserRateCounters("u1"), "tdc"));
+        Assert.True(await _t.ExistsAsync(_t.Keys.Reservation(a.RequestId)));
+    }
+
+    [Fact]
     public async Task Settlement_refuses_a_usage_event_of_another_request()
     {
         var r = await AdmitAsync(800_000);
