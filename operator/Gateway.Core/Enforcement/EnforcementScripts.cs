@@ -207,7 +207,7 @@ internal static class EnforcementScripts
           'started_at_ms', ARGV[1], 'expires_at_ms', ARGV[6], 'budget_key', KEYS[7],
           'min_idx', mi, 'day_idx', di)
         return {1, 0, 0, krc, krp, krd, urc, urp, urd, ktc, ktp, ktd, utc, utp, utd}
-        """.Replace("ADMIT_NUMBERS", new string('l', AdmitNumbers), StringComparison.Ordinal));
+        """.Replace("ADMIT_NUMBERS", string.Concat(Enumerable.Repeat("i8", AdmitNumbers)), StringComparison.Ordinal));
 
     /// <summary>
     /// Ends a reservation: settle (actual cost), expire (charge the reservation) or release (charge nothing).

@@ -385,7 +385,7 @@ public sealed class Enforcer
 
     private static long Limit(long? value) => value ?? -1;
 
-    // Little-endian int64, as the script's struct.unpack('<l...') reads it.
+    // Little-endian int64, as the script's struct.unpack('<i8i8...') reads it.
     private static void Pack(ref Span<byte> destination, long value)
     {
         BinaryPrimitives.WriteInt64LittleEndian(destination, value);
