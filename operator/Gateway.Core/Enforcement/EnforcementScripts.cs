@@ -19,13 +19,15 @@ namespace Gateway.Core.Enforcement;
 /// exact reset time for x-ratelimit-reset-*.
 /// <para>
 /// Cost. Redis runs the whole script body on every call in Lua 5.1 without a JIT, so the scripts are
-/// written for the interpreter: every tonumber (a strtod), string.format, closure and table is paid per
-/// request. Hence: the caller sends the current minute and day indices as text, and a stored index is
-/// compared with it as a string (Lua strings are interned, so that is one pointer comparison) — it is
-/// parsed only when it is not current; values the caller can compute (the estimate's total, the budget
-/// key's TTL, settlement's deltas) come as ARGV; each counter is parsed once; helpers that only a
-/// rejection or a stale window needs run only then; the usage stream's field names are constants here
-/// instead of ARGV.
+/// written for the interpreter: every tonumber (two strtod), string.format, closure, table and argument is
+/// paid per request. Hence: the caller sends the current minute and day indices as text, and a stored index
+/// is compared with it as a string (Lua strings are interned, so that is one pointer comparison) — it is
+/// parsed only when it is not current; numbers Admit only compares and adds come packed in one argument
+/// (struct.unpack, no strtod); other numeric text is coerced with '+ 0' (one strtod) unless the operator
+/// writes it too (balance, budget, lifetime keep tonumber's "not a number is 0"); values the caller can
+/// compute (the estimate's total, the budget key's TTL, settlement's deltas) come as ARGV; the rate-limit
+/// headers are computed by the caller from the counts Admit returns (<see cref="RateLimitHeaders"/>); the
+/// usage stream's field names are constants here instead of ARGV.
 /// </para>
 /// </remarks>
 internal static class EnforcementScripts
