@@ -73,23 +73,13 @@ public sealed partial class AccountUsageSync(
         }
     }
 
-    /// <summary>One sync over the current upstream list; false when Redis could not be used this time.</summary>
-    internal async Task<bool> SyncOnceAsync(CancellationToken cancellationToken)
-    {
-        UpstreamSnapshot snapshot;
-        try
-        {
-            // Also keeps the upstream list loaded on a replica that has served nothing yet, so its first
-            // requests already see the other replicas' counts.
-            snapshot = await catalog.GetAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
-        {
-            OnFailure(ex);
-            return false;
-        }
-        return await SyncOnceAsync(snapshot, cancellationToken).ConfigureAwait(false);
-    }
+    /// <summary>One sync over the upstream list requests last loaded; false when Redis could not be used this time.</summary>
+    /// <remarks>The sync does not load or refresh the list itself: a background load would make requests use
+    /// a list that is stale-while-revalidating where they would otherwise wait for the fresh one. Health
+    /// objects outlive reloads, so a stale list only delays accounts added since. A replica that has served
+    /// nothing yet has no list, so its first requests count only its own traffic until the next sync.</remarks>
+    internal Task<bool> SyncOnceAsync(CancellationToken cancellationToken) =>
+        catalog.Current is { } snapshot ? SyncOnceAsync(snapshot, cancellationToken) : Task.FromResult(true);
 
     /// <summary>One sync over the accounts of <paramref name="snapshot"/>; false when Redis could not be used this time.</summary>
     internal async Task<bool> SyncOnceAsync(UpstreamSnapshot snapshot, CancellationToken cancellationToken)

@@ -90,6 +90,9 @@ public sealed class UpstreamCatalog
     /// <summary>Health states of every account seen, for the cooldown gauge.</summary>
     public ICollection<UpstreamHealth> Health => _health.Values;
 
+    /// <summary>The last loaded snapshot, without reloading; null until a request loaded one.</summary>
+    public UpstreamSnapshot? Current => _snapshot;
+
     /// <summary>The live state of an account by name, once a snapshot listed it (disabled accounts have none).</summary>
     public bool TryGetHealth(string account, [MaybeNullWhen(false)] out UpstreamHealth health) => _health.TryGetValue(account, out health);
 

@@ -137,6 +137,7 @@ public sealed class AccountUsageSyncTests : IAsyncLifetime
     [Fact]
     public async Task Account_requests_per_minute_hold_across_two_proxy_replicas()
     {
+        // Each replica alone is under the limit (A sent 3, B 1); only the shared count stops the fifth request.
         // One fixed wall clock for both replicas, so the test cannot straddle a minute boundary.
         var clock = new ManualTimeProvider(Noon);
         await using var h = await ProxyHarness.StartAsync(
@@ -148,17 +149,23 @@ public sealed class AccountUsageSyncTests : IAsyncLifetime
         using var a = h.ClientFor(0);
         using var b = h.ClientFor(1);
 
-        for (var i = 0; i < 4; i++)
+        // One request through B first: a replica learns the upstream list from its first request.
+        using (var first = await b.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", caller.ApiKey, Chat)))
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        for (var i = 0; i < 3; i++)
         {
             using var response = await a.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", caller.ApiKey, Chat));
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         }
         var key = h.Keys.UpstreamUsage("default/limited", NoonMinute);
         await Eventually.TrueAsync(async () => (await h.Redis.ExecuteAsync("HGET", [key, "requests"])).AsString() == "4",
-            "replica A's four requests in the shared counter");
-        var catalogB = h.ProxyServices(1).GetRequiredService<UpstreamCatalog>();
-        await Eventually.TrueAsync(() => Task.FromResult(catalogB.TryGetHealth("default/limited", out var health) && !health.UnderLimits(4, null)),
-            "replica B's sync to bring back the shared count");
+            "both replicas' four requests in the shared counter");
+        for (var proxy = 0; proxy < 2; proxy++)
+        {
+            var catalog = h.ProxyServices(proxy).GetRequiredService<UpstreamCatalog>();
+            await Eventually.TrueAsync(() => Task.FromResult(catalog.TryGetHealth("default/limited", out var health) && !health.UnderLimits(4, null)),
+                $"replica {proxy}'s sync to bring back the shared count");
+        }
 
         using (var rejected = await b.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", caller.ApiKey, Chat)))
             await ChatCompletionsTests.AssertOpenAiError(rejected, HttpStatusCode.ServiceUnavailable, "upstream_unavailable", "server_error");
