@@ -64,7 +64,16 @@ public sealed partial class AccountUsageSync(
         {
             do
             {
-                await SyncOnceAsync(stoppingToken).ConfigureAwait(false);
+                try
+                {
+                    await SyncOnceAsync(stoppingToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+                {
+                    // Whatever went wrong (e.g. an unexpected reply), the loop must live on: an exception
+                    // leaving ExecuteAsync would stop the host.
+                    OnFailure(ex);
+                }
             } while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
         }
         catch (Exception) when (stoppingToken.IsCancellationRequested)
