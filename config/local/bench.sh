@@ -285,10 +285,10 @@ url() { # target
     direct) echo "http://127.0.0.1:$mock_port/v1/chat/completions" ;;
     nginx) echo "http://127.0.0.1:$nginx_port/v1/chat/completions" ;;
     dotnet) echo "http://127.0.0.1:$forwarder_port/v1/chat/completions" ;;
-    proxy) echo "http://127.0.0.1:$proxy_port/v1/chat/completions" ;;
+    proxy|proxy-ledger-paused) echo "http://127.0.0.1:$proxy_port/v1/chat/completions" ;;
   esac
 }
-key_env() { [ "$1" = proxy ] && echo BENCH_PROXY_KEY || echo BENCH_MOCK_KEY; }
+key_env() { case $1 in proxy*) echo BENCH_PROXY_KEY ;; *) echo BENCH_MOCK_KEY ;; esac; }
 
 # Every target must answer 200 before anything is measured; the proxy may need a moment for the
 # projection of the freshly issued key to reach Redis.
@@ -304,6 +304,25 @@ for target in direct nginx dotnet proxy; do
   [ "$ok" = 1 ] || { log "$target answered $code instead of 200 (see $bench/smoke-$target.json and $logs/)"; exit 1; }
 done
 log "mock :$mock_port, nginx :$nginx_port, bare .NET forwarder :$forwarder_port, proxy :$proxy_port, operator :$operator_port — all answer 200"
+
+cat >"$bench/wrk.lua" <<'LUA'
+-- POST body and credential from the environment (never on the command line); one RESULT line at the end.
+local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv(os.getenv("BENCH_KEY_ENV"))
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  local errors = e.connect + e.read + e.write + e.status + e.timeout
+  local seconds = summary.duration / 1e6
+  io.write(string.format("RESULT\t%s\t%.1f\t%.3f\t%.3f\t%.3f\t%d\t%d\t%.3f\n", os.getenv("BENCH_LABEL"),
+    summary.requests / seconds, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    latency.mean / 1000, errors, summary.requests, latency.max / 1000))
+end
+LUA
 
 # BENCH_SERVE=1: keep everything running for manual experiments (ports and key in .data/bench/env).
 if [ "${BENCH_SERVE:-}" = 1 ]; then
@@ -347,24 +366,6 @@ fixed() { # mode target
   tail -1 "$logs/load.log" >&2
 }
 
-cat >"$bench/wrk.lua" <<'LUA'
--- POST body and credential from the environment (never on the command line); one RESULT line at the end.
-local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer " .. os.getenv(os.getenv("BENCH_KEY_ENV"))
-
-function done(summary, latency, requests)
-  local e = summary.errors
-  local errors = e.connect + e.read + e.write + e.status + e.timeout
-  local seconds = summary.duration / 1e6
-  io.write(string.format("RESULT\t%s\t%.1f\t%.3f\t%.3f\t%.3f\t%d\t%d\t%.3f\n", os.getenv("BENCH_LABEL"),
-    summary.requests / seconds, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    latency.mean / 1000, errors, summary.requests, latency.max / 1000))
-end
-LUA
 
 # CPU time (clock ticks) used so far by each part: proxy mock nginx forwarder operator redis postgres (wrk apart).
 # Redis and PostgreSQL are shared with anything else on the machine, so theirs is an upper bound.
@@ -459,6 +460,14 @@ for mode in json stream; do
   if [ "$ocount" -gt 0 ]; then
     printf 'OVERHEAD\t%s\t%s\n' "$mode" "$(awk -v s="$osum" -v c="$ocount" 'BEGIN { printf "%.4f", s * 1000 / c }')" >>"$results"
   fi
+  # Attribution only (the goal is judged on the run above): the same proxy run with the operator
+  # stopped (SIGSTOP), so its ledger writer and PostgreSQL take no CPU from the request path. On a
+  # cluster they run in other pods, usually on other nodes; on this 2-core box they share the cores.
+  # The usage events queue up in the Redis stream meanwhile and are persisted after SIGCONT.
+  settle_ledger
+  kill -STOP "${pid_of[operator]}"
+  fixed "$mode" proxy-ledger-paused || true
+  kill -CONT "${pid_of[operator]}"
 done
 
 for mode in json stream; do

@@ -13,6 +13,7 @@ using Gateway.Proxy.Requests;
 using Gateway.Proxy.Routing;
 using Gateway.Proxy.Telemetry;
 using Microsoft.Extensions.Configuration.Memory;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Proxy;
@@ -80,6 +81,8 @@ public static class ProxyApp
         services.AddSingleton(new ProjectionKeys(prefix));
         services.AddSingleton(hasher!);
         services.AddSingleton(prices!);
+        // Wall clock of the accounts' per-minute windows; a host (or test) may register its own first.
+        services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<IRedisClient>(sp => new RespClient(redisOptions, sp.GetRequiredService<ILoggerFactory>().CreateLogger<RespClient>()));
         services.AddSingleton(sp => new Enforcer(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(), logger: sp.GetRequiredService<ILogger<Enforcer>>()));
         services.AddSingleton<PolicyCache>();
@@ -89,6 +92,7 @@ public static class ProxyApp
         services.AddSingleton<ProxyRequestHandler>();
         services.AddSingleton<InfoEndpoints>();
         services.AddHostedService<InvalidationListener>();
+        services.AddHostedService<AccountUsageSync>();
         services.AddPrometheusExporter();
 
         var app = builder.Build();

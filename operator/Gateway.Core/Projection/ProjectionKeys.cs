@@ -69,6 +69,12 @@ public sealed class ProjectionKeys(string prefix = ProjectionKeys.DefaultPrefix)
     /// model, route, upstream, price_version, started_at_ms, expires_at_ms, budget_key, min_idx, day_idx.
     /// Deleted by settlement, release or expiry; its absence makes those idempotent.</summary>
     public string Reservation(string requestId) => Prefix + "resv:" + requestId;
+
+    /// <summary>HASH {requests, tokens}: what every proxy replica sent to one upstream account in one UTC minute
+    /// (<paramref name="minuteIndex"/> = unix seconds / 60), by account name ("namespace/name"). Each replica adds its
+    /// own counts about once a second (HINCRBY) and reads the totals back; expires two minutes after its last write.</summary>
+    public string UpstreamUsage(string account, long minuteIndex) =>
+        Prefix + "upstream-usage:" + account + ":" + minuteIndex.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }
 
 /// <summary>Invalidation messages on the invalidation channel.</summary>

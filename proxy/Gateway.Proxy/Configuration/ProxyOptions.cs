@@ -41,6 +41,12 @@ public sealed class ProxyOptions
     /// <summary>Largest non-streaming response kept in memory to read its usage; beyond it usage is estimated.</summary>
     public int MaxResponseParseBytes { get; init; } = 8 * 1024 * 1024;
 
+    /// <summary>How often each replica adds its per-account request/token counts to the shared per-minute totals in
+    /// Redis and reads the other replicas' back (one Redis call for all accounts with limits); 0 turns sharing off
+    /// (each replica then keeps every account's requestsPerMinute/tokensPerMinute on its own). The interval bounds
+    /// how far the replicas together can overshoot an account's per-minute limits.</summary>
+    public int AccountUsageSyncMilliseconds { get; init; } = 1000;
+
     /// <summary>Returns the problems with these settings, empty when valid.</summary>
     public List<string> Validate()
     {
@@ -57,6 +63,8 @@ public sealed class ProxyOptions
         if (string.IsNullOrWhiteSpace(AzureApiVersion)) errors.Add($"{Section}:AzureApiVersion must not be empty.");
         if (DefaultMaxOutputTokens < 1) errors.Add($"{Section}:DefaultMaxOutputTokens must be positive.");
         if (MaxResponseParseBytes < 64 * 1024) errors.Add($"{Section}:MaxResponseParseBytes must be at least 65536.");
+        if (AccountUsageSyncMilliseconds != 0 && AccountUsageSyncMilliseconds is < 50 or > 60_000)
+            errors.Add($"{Section}:AccountUsageSyncMilliseconds must be 0 (off) or between 50 and 60000 (was {AccountUsageSyncMilliseconds}).");
         return errors;
     }
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 using System.Text;
 using System.Text.Json;
 using Gateway.Core.Json;
@@ -69,6 +70,7 @@ public sealed class UpstreamCatalog
     private readonly IRedisClient _redis;
     private readonly ProjectionKeys _keys;
     private readonly long _ttlTicks;
+    private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, UpstreamHealth> _health = new(StringComparer.Ordinal);
     private volatile UpstreamSnapshot? _snapshot;
     private long _expiresAt;
@@ -76,15 +78,23 @@ public sealed class UpstreamCatalog
     private Task<UpstreamSnapshot>? _refresh;
     private readonly Lock _refreshLock = new();
 
-    public UpstreamCatalog(IRedisClient redis, ProjectionKeys keys, IOptions<ProxyOptions> options)
+    /// <param name="time">Wall clock for the accounts' per-minute windows (UTC minutes shared by every replica).</param>
+    public UpstreamCatalog(IRedisClient redis, ProjectionKeys keys, IOptions<ProxyOptions> options, TimeProvider? time = null)
     {
         _redis = redis;
         _keys = keys;
         _ttlTicks = (long)(options.Value.PolicyCacheTtlSeconds * Stopwatch.Frequency);
+        _time = time ?? TimeProvider.System;
     }
 
     /// <summary>Health states of every account seen, for the cooldown gauge.</summary>
     public ICollection<UpstreamHealth> Health => _health.Values;
+
+    /// <summary>The last loaded snapshot, without reloading; null until a request loaded one.</summary>
+    public UpstreamSnapshot? Current => _snapshot;
+
+    /// <summary>The live state of an account by name, once a snapshot listed it (disabled accounts have none).</summary>
+    public bool TryGetHealth(string account, [MaybeNullWhen(false)] out UpstreamHealth health) => _health.TryGetValue(account, out health);
 
     /// <summary>The current snapshot; reloads from Redis when stale (others keep using the stale one meanwhile).</summary>
     public ValueTask<UpstreamSnapshot> GetAsync(CancellationToken cancellationToken)
@@ -131,7 +141,7 @@ public sealed class UpstreamCatalog
         foreach (var account in accounts)
         {
             if (account.Disabled) continue;
-            var health = _health.GetOrAdd(account.Name, static n => new UpstreamHealth(n));
+            var health = _health.GetOrAdd(account.Name, static (n, time) => new UpstreamHealth(n, time), _time);
             var (baseUrl, query) = SplitBase(account.BaseUrl);
             var servesOpenAi = account.Provider != Providers.Anthropic;
             var servesAnthropic = account.Provider is Providers.Anthropic or Providers.OpenAICompatible;

@@ -5,9 +5,10 @@ namespace Gateway.Proxy.Routing;
 /// <summary>
 /// Live state of one upstream account in this process: requests in flight and a circuit breaker.
 /// After N consecutive failures the account cools down; when the cooldown ends one probe request is
-/// let through (half-open): success closes the circuit, failure starts a new cooldown.
+/// let through (half-open): success closes the circuit, failure starts a new cooldown. Also the
+/// account's per-minute request and token windows, combined with the other replicas' counts.
 /// </summary>
-public sealed class UpstreamHealth(string name)
+public sealed class UpstreamHealth(string name, TimeProvider? time = null)
 {
     private int _inFlight;
     private int _consecutiveFailures;
@@ -37,24 +38,38 @@ public sealed class UpstreamHealth(string name)
 
     public void Enter() => Interlocked.Increment(ref _inFlight);
 
-    // Per-process minute windows for the account's requestsPerMinute / tokensPerMinute. They are local to
-    // this replica (the account's limits are a routing preference, not a billing rule): each replica
-    // keeps its own traffic under the limit, which is exact with one replica and conservative per replica.
+    // Minute windows for the account's requestsPerMinute / tokensPerMinute. The window is the UTC minute
+    // (unix time / 60 s) rather than a boot-relative tick count, so every replica's window and the shared
+    // one in Redis (AccountUsageSync) start at the same instant. The decision stays local and lock-free:
+    // this replica's own counts are exact, and the other replicas' counts arrive with each sync, so across
+    // replicas an account can be over its limit by about one sync interval of the other replicas' traffic.
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly Lock _rollLock = new();
     private long _minute;
-    private int _minuteRequests;
-    private long _minuteTokens;
+    private long _minuteRequests;   // this replica's requests in _minute
+    private long _minuteTokens;     // this replica's tokens in _minute
+    private SharedUsage? _shared;   // replaced as a whole by each sync, so readers never see half of one
 
-    private void Roll()
+    /// <summary>The shared totals of one minute as of the last sync, and how much of this replica's own
+    /// counts they already include (so those are not counted twice).</summary>
+    private sealed record SharedUsage(long Minute, long Requests, long Tokens, long PushedRequests, long PushedTokens);
+
+    /// <summary>The current UTC minute (unix minutes); resets the local counts when it changed.</summary>
+    private long Roll()
     {
-        var minute = Environment.TickCount64 / 60_000;
-        if (Volatile.Read(ref _minute) == minute) return;
+        var minute = _time.GetUtcNow().ToUnixTimeMilliseconds() / 60_000;
+        var current = Volatile.Read(ref _minute);
+        // A wall clock stepped back (NTP) keeps the window it had instead of resetting it twice.
+        if (minute <= current) return current;
         lock (_rollLock)
         {
-            if (_minute == minute) return;
-            _minuteRequests = 0;
-            _minuteTokens = 0;
-            Volatile.Write(ref _minute, minute);
+            if (minute > _minute)
+            {
+                _minuteRequests = 0;
+                _minuteTokens = 0;
+                Volatile.Write(ref _minute, minute);
+            }
+            return _minute;
         }
     }
 
@@ -72,15 +87,56 @@ public sealed class UpstreamHealth(string name)
         Interlocked.Add(ref _minuteTokens, tokens);
     }
 
-    /// <summary>True while this minute's requests and tokens are under the account's limits.</summary>
+    /// <summary>True while this minute's requests and tokens, across replicas as far as known, are under the account's limits.</summary>
+    /// <remarks>Known usage = the shared totals of the last sync (which include what this replica pushed) plus
+    /// this replica's counts since that push. Without a sync for this minute (none yet, Redis down, or the
+    /// minute just rolled over) it is this replica's counts alone.</remarks>
     public bool UnderLimits(int? requestsPerMinute, long? tokensPerMinute)
     {
         if (requestsPerMinute is null && tokensPerMinute is null) return true;
-        Roll();
-        if (requestsPerMinute is > 0 && Volatile.Read(ref _minuteRequests) >= requestsPerMinute) return false;
-        if (tokensPerMinute is > 0 && Interlocked.Read(ref _minuteTokens) >= tokensPerMinute) return false;
+        // Shared first, then local: whichever sync's totals were read, the local counts read afterwards
+        // include everything that sync pushed, so nothing is counted twice or missed.
+        var shared = Volatile.Read(ref _shared);
+        var minute = Roll();
+        var requests = Interlocked.Read(ref _minuteRequests);
+        var tokens = Interlocked.Read(ref _minuteTokens);
+        if (shared is not null && shared.Minute == minute)
+        {
+            requests = shared.Requests + Math.Max(0, requests - shared.PushedRequests);
+            tokens = shared.Tokens + Math.Max(0, tokens - shared.PushedTokens);
+        }
+        if (requestsPerMinute is > 0 && requests >= requestsPerMinute) return false;
+        if (tokensPerMinute is > 0 && tokens >= tokensPerMinute) return false;
         return true;
     }
+
+    /// <summary>This replica's counts for the current minute and the part of them not yet in the shared totals.</summary>
+    internal PendingUsage TakePending()
+    {
+        var shared = Volatile.Read(ref _shared);
+        Roll();
+        long minute, requests, tokens;
+        // Under the roll lock the counts belong to the minute read with them.
+        lock (_rollLock)
+        {
+            minute = _minute;
+            requests = Interlocked.Read(ref _minuteRequests);
+            tokens = Interlocked.Read(ref _minuteTokens);
+        }
+        long pushedRequests = 0, pushedTokens = 0;
+        if (shared is not null && shared.Minute == minute)
+        {
+            pushedRequests = shared.PushedRequests;
+            pushedTokens = shared.PushedTokens;
+        }
+        return new PendingUsage(minute, requests, tokens, Math.Max(0, requests - pushedRequests), Math.Max(0, tokens - pushedTokens));
+    }
+
+    /// <summary>Records the shared totals returned after <paramref name="pushed"/>'s deltas were added to them.
+    /// Only one sync runs at a time, so the pushed counts only grow within a minute.</summary>
+    internal void ApplyShared(in PendingUsage pushed, long sharedRequests, long sharedTokens) =>
+        Volatile.Write(ref _shared, new SharedUsage(pushed.Minute, sharedRequests, sharedTokens, pushed.Requests, pushed.Tokens));
+
     public void Exit() => Interlocked.Decrement(ref _inFlight);
 
     public void RecordSuccess(bool wasProbe)
@@ -103,3 +159,7 @@ public sealed class UpstreamHealth(string name)
         return true;
     }
 }
+
+/// <summary>One account's counts for <paramref name="Minute"/> (unix minutes) in this replica, and the deltas
+/// not yet added to the shared totals.</summary>
+internal readonly record struct PendingUsage(long Minute, long Requests, long Tokens, long RequestsDelta, long TokensDelta);

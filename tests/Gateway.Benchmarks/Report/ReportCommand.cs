@@ -8,6 +8,8 @@ public static class ReportCommand
 {
     private static readonly string[] Modes = ["json", "stream"];
     private static readonly string[] Targets = ["direct", "nginx", "dotnet", "proxy"];
+    // Fixed-rate only: the proxy with the operator (ledger writer) paused, for attribution.
+    private static readonly string[] FixedTargets = [.. Targets, "proxy-ledger-paused"];
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     public static int Run(CommandLine args)
@@ -49,14 +51,14 @@ public static class ReportCommand
         sb.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var mode in Modes)
         {
-            foreach (var target in Targets)
+            foreach (var target in FixedTargets)
             {
                 var f = r.Find("fixed", mode, target);
                 if (f is null) continue;
                 sb.AppendLine(Inv, $"| {ModeName(mode)} | {target} | {f.RequestsPerSecond:F0} | {f.P50:F3} | {f.P99:F3} | {f.Mean:F3} | {f.Max:F2} | {f.Errors}/{f.Requests} |");
             }
             var d = r.Find("fixed", mode, "direct");
-            foreach (var target in Targets)
+            foreach (var target in FixedTargets)
             {
                 var t = r.Find("fixed", mode, target);
                 if (d is null || t is null || target == "direct") continue;
@@ -226,6 +228,10 @@ public static class ReportCommand
               ledger writer persists to PostgreSQL. The bench user has a huge balance and very high limits so every
               check runs but none rejects. The operator runs on a generated samples folder with its own Redis key
               prefix and its own PostgreSQL database (`tokengate_bench`, dropped at the end).
+            - **proxy-ledger-paused** (fixed rate only, for attribution; the goals use the **proxy** row): the same
+              proxy run with the operator process stopped (SIGSTOP), so neither its ledger writer nor PostgreSQL
+              competes with the request path for the 2 cores; usage events wait in the Redis stream and are
+              persisted after SIGCONT. On a cluster the operator and PostgreSQL run in other pods.
             - **dotnet**: a bare .NET forwarder (`Gateway.Benchmarks forward`: Kestrel in, `SocketsHttpHandler` out
               with the proxy's handler settings, body buffered, response copied with a 16 KiB buffer, Server GC)
               and nothing else — no keys, Redis or metering. nginx − dotnet is the platform's cost; proxy − dotnet

@@ -72,6 +72,34 @@ public sealed class RespClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Commands_queued_while_a_large_send_waits_for_the_socket_all_arrive_intact()
+    {
+        // 16 × 2 MiB outgrows the socket's send buffer, so the sender has to wait for Redis to read;
+        // meanwhile other callers keep appending small commands behind it. Every value must arrive
+        // whole and every counter reply must still match its own command.
+        var payloads = Enumerable.Range(0, 16).Select(i =>
+        {
+            var bytes = new byte[2 * 1024 * 1024 + i];
+            new Random(i).NextBytes(bytes);
+            return bytes;
+        }).ToArray();
+        var counter = _prefix + "interleaved";
+        var sets = new List<Task<RespValue>>();
+        var incrs = new List<Task<RespValue>>();
+        for (var i = 0; i < payloads.Length; i++)
+        {
+            sets.Add(_client.ExecuteAsync("SET", [_prefix + "big" + i, payloads[i]]));
+            for (var j = 0; j < 50; j++) incrs.Add(_client.ExecuteAsync("INCR", [counter]));
+        }
+        await Task.WhenAll(sets);
+        var counts = await Task.WhenAll(incrs);
+
+        Assert.Equal(Enumerable.Range(1, incrs.Count).Select(i => (long)i), counts.Select(c => c.AsInt64()));
+        for (var i = 0; i < payloads.Length; i++)
+            Assert.True((await _client.ExecuteAsync("GET", [_prefix + "big" + i])).Bytes.SequenceEqual(payloads[i]), $"value {i} differs");
+    }
+
+    [Fact]
     public async Task Pipelined_incrs_complete_in_the_order_they_were_issued()
     {
         var key = _prefix + "counter";

@@ -23,10 +23,12 @@ public sealed class ProxyAppTests
             ["TokenGate:PricesDirectory"] = "/nonexistent/prices",
             ["TokenGate:Proxy:MaxAttempts"] = "0",
             ["TokenGate:Proxy:UpstreamTotalTimeoutSeconds"] = "1",
+            ["TokenGate:Proxy:AccountUsageSyncMilliseconds"] = "10",
         });
         Assert.Contains("pepper", ex.Message, StringComparison.OrdinalIgnoreCase);
         Assert.Contains("/nonexistent/prices", ex.Message);
         Assert.Contains("MaxAttempts", ex.Message);
         Assert.Contains("UpstreamTotalTimeoutSeconds", ex.Message);
+        Assert.Contains("AccountUsageSyncMilliseconds", ex.Message);
     }
 }

@@ -24,6 +24,7 @@ public sealed class ProxyHarness : IAsyncDisposable
     public const string MockCredential = "mock-upstream-key";
 
     private readonly List<WebApplication> _apps = [];
+    private readonly List<WebApplication> _proxies = [];
 
     private ProxyHarness(RespClient redis, ProjectionKeys keys)
     {
@@ -43,8 +44,11 @@ public sealed class ProxyHarness : IAsyncDisposable
     public HttpClient Http { get; private set; } = null!;
     public HttpClient MockHttp { get; private set; } = null!;
 
-    /// <summary>Starts the mock and <paramref name="proxies"/> proxies; <paramref name="settings"/> adds proxy configuration.</summary>
-    public static async Task<ProxyHarness> StartAsync(int proxies = 1, IDictionary<string, string?>? settings = null, string? redis = null, bool withDefaultUpstream = true)
+    /// <summary>Starts the mock and <paramref name="proxies"/> proxies; <paramref name="settings"/> adds proxy configuration.
+    /// <paramref name="upstreams"/> replaces the default upstream list (written before any proxy starts);
+    /// <paramref name="configureProxy"/> runs on each proxy's builder before the proxy registers its services.</summary>
+    public static async Task<ProxyHarness> StartAsync(int proxies = 1, IDictionary<string, string?>? settings = null, string? redis = null, bool withDefaultUpstream = true,
+        Func<ProxyHarness, UpstreamProjection[]>? upstreams = null, Action<WebApplicationBuilder>? configureProxy = null)
     {
         var prefix = TestEnvironment.UniqueRedisPrefix();
         var client = await RespClient.ConnectAsync(TestEnvironment.Redis);
@@ -58,7 +62,8 @@ public sealed class ProxyHarness : IAsyncDisposable
         h._apps.Add(mock);
         h.MockUrl = new Uri(mock.Urls.First());
         h.MockHttp = new HttpClient { BaseAddress = h.MockUrl };
-        if (withDefaultUpstream) await h.Projection.PutUpstreamsAsync(h.MockUpstream());
+        if (upstreams is not null) await h.Projection.PutUpstreamsAsync(upstreams(h));
+        else if (withDefaultUpstream) await h.Projection.PutUpstreamsAsync(h.MockUpstream());
         for (var i = 0; i < proxies; i++)
         {
             var config = new Dictionary<string, string?>
@@ -70,9 +75,14 @@ public sealed class ProxyHarness : IAsyncDisposable
                 ["Logging:LogLevel:Default"] = "Warning",
             };
             if (settings is not null) foreach (var (k, v) in settings) config[k] = v;
-            var proxy = ProxyApp.Build(["--urls", "http://127.0.0.1:0"], b => b.Configuration.AddInMemoryCollection(config));
+            var proxy = ProxyApp.Build(["--urls", "http://127.0.0.1:0"], b =>
+            {
+                b.Configuration.AddInMemoryCollection(config);
+                configureProxy?.Invoke(b);
+            });
             await proxy.StartAsync();
             h._apps.Add(proxy);
+            h._proxies.Add(proxy);
             h.ProxyUrls.Add(new Uri(proxy.Urls.First()));
         }
         if (proxies > 0) h.Http = new HttpClient { BaseAddress = h.ProxyUrl };
@@ -130,6 +140,9 @@ public sealed class ProxyHarness : IAsyncDisposable
     }
 
     public HttpClient ClientFor(int proxy) => new() { BaseAddress = ProxyUrls[proxy] };
+
+    /// <summary>The services of one proxy, to look at its in-process state.</summary>
+    public IServiceProvider ProxyServices(int proxy) => _proxies[proxy].Services;
 
     public async ValueTask DisposeAsync()
     {
