@@ -78,77 +78,69 @@ internal static class EnforcementScripts
         -- (the member and the reservation hash are created and deleted together). A rejection removes it.
         if call('ZADD', KEYS[8], 'NX', ARGV[6], rid) == 0 then return {-1} end
 
-        -- A rate hash's windows normalised to the current minute and day: request and token counts of this
+        -- Each rate hash's windows normalised to the current minute and day: request and token counts of this
         -- minute and the previous one, of today; whether every stored index is current (then only the counts
-        -- change) and whether the stored day is today (else the TTL is refreshed). The usual case is decided
-        -- by four string comparisons with the caller's indices; a stale index is parsed.
-        local function counts(v)
-          if v[1] == mi and v[4] == mi and v[7] == di and v[9] == di then
-            return (v[2] or 0) + 0, (v[3] or 0) + 0, (v[5] or 0) + 0, (v[6] or 0) + 0, (v[8] or 0) + 0, (v[10] or 0) + 0, true, true
+        -- change) and whether the stored day is today (else the TTL is refreshed). The usual case is four
+        -- string comparisons with the caller's indices; only a stale index is parsed (stale, built only then:
+        -- every function here is a new closure per call).
+        local kv = call('HMGET', KEYS[1], 'rmi', 'rmc', 'rmp', 'tmi', 'tmc', 'tmp', 'rdi', 'rdc', 'tdi', 'tdc')
+        local uv = call('HMGET', KEYS[2], 'rmi', 'rmc', 'rmp', 'tmi', 'tmc', 'tmp', 'rdi', 'rdc', 'tdi', 'tdc')
+        local kok = kv[1] == mi and kv[4] == mi and kv[7] == di and kv[9] == di
+        local uok = uv[1] == mi and uv[4] == mi and uv[7] == di and uv[9] == di
+        local stale
+        if not (kok and uok) then
+          stale = function(v)
+            local rc, rp, tc, tp, rd, td = 0, 0, 0, 0, 0, 0
+            local rmi, tmi, rdi, tdi = tonumber(v[1]), tonumber(v[4]), tonumber(v[7]), tonumber(v[9])
+            if (rmi or 0) == min_idx then rc, rp = tonumber(v[2]) or 0, tonumber(v[3]) or 0
+            elseif (rmi or 0) == min_idx - 1 then rp = tonumber(v[2]) or 0 end
+            if (tmi or 0) == min_idx then tc, tp = tonumber(v[5]) or 0, tonumber(v[6]) or 0
+            elseif (tmi or 0) == min_idx - 1 then tp = tonumber(v[5]) or 0 end
+            if (rdi or 0) == day_idx then rd = tonumber(v[8]) or 0 end
+            if (tdi or 0) == day_idx then td = tonumber(v[10]) or 0 end
+            return rc, rp, tc, tp, rd, td, rmi == min_idx and tmi == min_idx and rdi == day_idx and tdi == day_idx, rdi == day_idx
           end
-          local rc, rp, tc, tp, rd, td = 0, 0, 0, 0, 0, 0
-          local rmi, tmi, rdi, tdi = tonumber(v[1]), tonumber(v[4]), tonumber(v[7]), tonumber(v[9])
-          if (rmi or 0) == min_idx then rc, rp = tonumber(v[2]) or 0, tonumber(v[3]) or 0
-          elseif (rmi or 0) == min_idx - 1 then rp = tonumber(v[2]) or 0 end
-          if (tmi or 0) == min_idx then tc, tp = tonumber(v[5]) or 0, tonumber(v[6]) or 0
-          elseif (tmi or 0) == min_idx - 1 then tp = tonumber(v[5]) or 0 end
-          if (rdi or 0) == day_idx then rd = tonumber(v[8]) or 0 end
-          if (tdi or 0) == day_idx then td = tonumber(v[10]) or 0 end
-          return rc, rp, tc, tp, rd, td, rmi == min_idx and tmi == min_idx and rdi == day_idx and tdi == day_idx, rdi == day_idx
         end
-        local krc, krp, ktc, ktp, krd, ktd, kcur, kfresh =
-          counts(call('HMGET', KEYS[1], 'rmi', 'rmc', 'rmp', 'tmi', 'tmc', 'tmp', 'rdi', 'rdc', 'tdi', 'tdc'))
-        local urc, urp, utc, utp, urd, utd, ucur, ufresh =
-          counts(call('HMGET', KEYS[2], 'rmi', 'rmc', 'rmp', 'tmi', 'tmc', 'tmp', 'rdi', 'rdc', 'tdi', 'tdc'))
+        local krc, krp, ktc, ktp, krd, ktd, kcur, kfresh
+        if kok then
+          krc, krp, ktc, ktp, krd, ktd, kcur, kfresh =
+            (kv[2] or 0) + 0, (kv[3] or 0) + 0, (kv[5] or 0) + 0, (kv[6] or 0) + 0, (kv[8] or 0) + 0, (kv[10] or 0) + 0, true, true
+        else
+          krc, krp, ktc, ktp, krd, ktd, kcur, kfresh = stale(kv)
+        end
+        local urc, urp, utc, utp, urd, utd, ucur, ufresh
+        if uok then
+          urc, urp, utc, utp, urd, utd, ucur, ufresh =
+            (uv[2] or 0) + 0, (uv[3] or 0) + 0, (uv[5] or 0) + 0, (uv[6] or 0) + 0, (uv[8] or 0) + 0, (uv[10] or 0) + 0, true, true
+        else
+          urc, urp, utc, utp, urd, utd, ucur, ufresh = stale(uv)
+        end
         -- The previous minute's count weighted by the part of it still inside the last 60 s, rounded up.
         local ceil = math.ceil
         local wkr, wkt = ceil(krp * rest / MIN), ceil(ktp * rest / MIN)
         local wur, wut = ceil(urp * rest / MIN), ceil(utp * rest / MIN)
 
-        local reason, retry = 0, 0
-        -- The reason is the first failing check; retry-after is the longest wait among the failing checks
-        -- that can pass by waiting, unless the first failure can never pass by waiting (-1).
-        local function fail(code, r)
-          if reason == 0 then reason, retry = code, r
-          elseif retry >= 0 and r > retry then retry = r end
-        end
-        -- Smallest wait (ms) until a sliding minute window admits k more.
-        local function minute_retry(L, c, pr, k)
-          if k > L then return -1 end
-          if c + k <= L then
-            -- need ceil(pr * (MIN - el - t) / MIN) <= L - c - k
-            return math.max(1, rest - math.floor((L - c - k) * MIN / pr))
-          end
-          -- wait for the next minute, where today's count becomes the weighted previous one
-          local t = MIN - math.floor((L - k) * MIN / c)
-          if t < 0 then t = 0 end
-          return rest + t
-        end
-        if l_krm >= 0 and krc + wkr + 1 > l_krm then fail(1, minute_retry(l_krm, krc, krp, 1)) end
-        if l_krd >= 0 and krd + 1 > l_krd then fail(2, 1 > l_krd and -1 or day_left) end
-        if l_urm >= 0 and urc + wur + 1 > l_urm then fail(3, minute_retry(l_urm, urc, urp, 1)) end
-        if l_urd >= 0 and urd + 1 > l_urd then fail(4, 1 > l_urd and -1 or day_left) end
-        if l_ktm >= 0 and ktc + wkt + est > l_ktm then fail(5, minute_retry(l_ktm, ktc, ktp, est)) end
-        if l_ktd >= 0 and ktd + est > l_ktd then fail(6, est > l_ktd and -1 or day_left) end
-        if l_utm >= 0 and utc + wut + est > l_utm then fail(7, minute_retry(l_utm, utc, utp, est)) end
-        if l_utd >= 0 and utd + est > l_utd then fail(8, est > l_utd and -1 or day_left) end
+        -- Whether any check fails; which one and the retry-after are worked out on rejection only (below).
+        local failed = (l_krm >= 0 and krc + wkr + 1 > l_krm) or (l_krd >= 0 and krd + 1 > l_krd)
+          or (l_urm >= 0 and urc + wur + 1 > l_urm) or (l_urd >= 0 and urd + 1 > l_urd)
+          or (l_ktm >= 0 and ktc + wkt + est > l_ktm) or (l_ktd >= 0 and ktd + est > l_ktd)
+          or (l_utm >= 0 and utc + wut + est > l_utm) or (l_utd >= 0 and utd + est > l_utd)
 
         -- Slots are scored by lease expiry: a slot whose pod died stops counting when its lease passes.
         -- Without a limit nothing reads the set, so it is not swept here (settlement, release and the
         -- reservation expiry remove every member).
+        local key_full, user_full = false, false
         if l_kc >= 0 then
           call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
-          if call('ZCARD', KEYS[3]) >= l_kc then fail(9, conc_retry) end
+          key_full = call('ZCARD', KEYS[3]) >= l_kc
         end
         if l_uc >= 0 then
           call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[1])
-          if call('ZCARD', KEYS[4]) >= l_uc then fail(10, conc_retry) end
+          user_full = call('ZCARD', KEYS[4]) >= l_uc
         end
 
         local life = call('HMGET', KEYS[5], 'tokens', 'spend')
         local life_tokens, life_spend = tonumber(life[1]) or 0, tonumber(life[2]) or 0
-        if token_limit >= 0 and life_tokens + est > token_limit then fail(11, -1) end
-        if spend_limit >= 0 and life_spend + reserved > spend_limit then fail(12, -1) end
         -- Balance and budget in one MGET when there is a budget to check.
         local balance, spent
         if budget >= 0 then
@@ -157,30 +149,66 @@ internal static class EnforcementScripts
         else
           balance = tonumber(call('GET', KEYS[6])) or 0
         end
-        if balance < reserved then fail(13, -1) end
-        if spent and spent + reserved > budget then
-          if period_end > 0 then fail(14, period_end - now) else fail(14, -1) end
-        end
+        failed = failed or key_full or user_full
+          or (token_limit >= 0 and life_tokens + est > token_limit) or (spend_limit >= 0 and life_spend + reserved > spend_limit)
+          or balance < reserved or (spent and spent + reserved > budget)
 
-        -- The counts go back to the caller, which derives the x-ratelimit-* headers from them (it has the limits
-        -- and the clock), so no header arithmetic runs here.
-        if reason ~= 0 then
+        if failed then
+          local reason, retry = 0, 0
+          -- The reason is the first failing check; retry-after is the longest wait among the failing checks
+          -- that can pass by waiting, unless the first failure can never pass by waiting (-1).
+          local function fail(code, r)
+            if reason == 0 then reason, retry = code, r
+            elseif retry >= 0 and r > retry then retry = r end
+          end
+          -- Smallest wait (ms) until a sliding minute window admits k more.
+          local function minute_retry(L, c, pr, k)
+            if k > L then return -1 end
+            if c + k <= L then
+              -- need ceil(pr * (MIN - el - t) / MIN) <= L - c - k
+              return math.max(1, rest - math.floor((L - c - k) * MIN / pr))
+            end
+            -- wait for the next minute, where today's count becomes the weighted previous one
+            local t = MIN - math.floor((L - k) * MIN / c)
+            if t < 0 then t = 0 end
+            return rest + t
+          end
+          if l_krm >= 0 and krc + wkr + 1 > l_krm then fail(1, minute_retry(l_krm, krc, krp, 1)) end
+          if l_krd >= 0 and krd + 1 > l_krd then fail(2, 1 > l_krd and -1 or day_left) end
+          if l_urm >= 0 and urc + wur + 1 > l_urm then fail(3, minute_retry(l_urm, urc, urp, 1)) end
+          if l_urd >= 0 and urd + 1 > l_urd then fail(4, 1 > l_urd and -1 or day_left) end
+          if l_ktm >= 0 and ktc + wkt + est > l_ktm then fail(5, minute_retry(l_ktm, ktc, ktp, est)) end
+          if l_ktd >= 0 and ktd + est > l_ktd then fail(6, est > l_ktd and -1 or day_left) end
+          if l_utm >= 0 and utc + wut + est > l_utm then fail(7, minute_retry(l_utm, utc, utp, est)) end
+          if l_utd >= 0 and utd + est > l_utd then fail(8, est > l_utd and -1 or day_left) end
+          if key_full then fail(9, conc_retry) end
+          if user_full then fail(10, conc_retry) end
+          if token_limit >= 0 and life_tokens + est > token_limit then fail(11, -1) end
+          if spend_limit >= 0 and life_spend + reserved > spend_limit then fail(12, -1) end
+          if balance < reserved then fail(13, -1) end
+          if spent and spent + reserved > budget then
+            if period_end > 0 then fail(14, period_end - now) else fail(14, -1) end
+          end
+          -- The counts go back to the caller, which derives the x-ratelimit-* headers from them (it has the
+          -- limits and the clock), so no header arithmetic runs here.
           call('ZREM', KEYS[8], rid)
           return {0, reason, retry, krc, krp, krd, urc, urp, urd, ktc, ktp, ktd, utc, utp, utd}
         end
 
         -- When every stored index is already the current minute/day (the usual case), only the four counts
         -- change; otherwise the whole normalised state is written.
-        local function store(h, cur, rc, rp, tc, tp, rd, td)
-          if cur then
-            call('HSET', h, 'rmc', fmt('%d', rc + 1), 'tmc', fmt('%d', tc + est), 'rdc', fmt('%d', rd + 1), 'tdc', fmt('%d', td + est))
-          else
-            call('HSET', h, 'rmi', mi, 'rmc', fmt('%d', rc + 1), 'rmp', fmt('%d', rp), 'tmi', mi, 'tmc', fmt('%d', tc + est), 'tmp', fmt('%d', tp),
-              'rdi', di, 'rdc', fmt('%d', rd + 1), 'tdi', di, 'tdc', fmt('%d', td + est))
-          end
+        if kcur then
+          call('HSET', KEYS[1], 'rmc', fmt('%d', krc + 1), 'tmc', fmt('%d', ktc + est), 'rdc', fmt('%d', krd + 1), 'tdc', fmt('%d', ktd + est))
+        else
+          call('HSET', KEYS[1], 'rmi', mi, 'rmc', fmt('%d', krc + 1), 'rmp', fmt('%d', krp), 'tmi', mi, 'tmc', fmt('%d', ktc + est),
+            'tmp', fmt('%d', ktp), 'rdi', di, 'rdc', fmt('%d', krd + 1), 'tdi', di, 'tdc', fmt('%d', ktd + est))
         end
-        store(KEYS[1], kcur, krc, krp, ktc, ktp, krd, ktd)
-        store(KEYS[2], ucur, urc, urp, utc, utp, urd, utd)
+        if ucur then
+          call('HSET', KEYS[2], 'rmc', fmt('%d', urc + 1), 'tmc', fmt('%d', utc + est), 'rdc', fmt('%d', urd + 1), 'tdc', fmt('%d', utd + est))
+        else
+          call('HSET', KEYS[2], 'rmi', mi, 'rmc', fmt('%d', urc + 1), 'rmp', fmt('%d', urp), 'tmi', mi, 'tmc', fmt('%d', utc + est),
+            'tmp', fmt('%d', utp), 'rdi', di, 'rdc', fmt('%d', urd + 1), 'tdi', di, 'tdc', fmt('%d', utd + est))
+        end
         call('ZADD', KEYS[3], ARGV[6], rid)
         call('ZADD', KEYS[4], ARGV[6], rid)
         -- TTLs are relative (not PEXPIREAT) so a skew between the proxy's clock and Redis' cannot delete live
