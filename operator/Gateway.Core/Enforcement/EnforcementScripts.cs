@@ -306,12 +306,23 @@ internal static class EnforcementScripts
         -- tokens to the current one. Only the token fields are read and written.
         if not (am == mi and ad == di and actual_tokens == est) then
           for h = 5, 6 do
-            local w = call('HMGET', KEYS[h], 'tmi', 'tmc', 'tmp', 'tdi', 'tdc')
-            if w[1] == mi and w[4] == di and am == mi and ad == di then
-              -- Admitted this minute, indices current: only the two counts change.
-              call('HSET', KEYS[h], 'tmc', fmt('%d', max(0, (w[2] or 0) - est) + actual_tokens),
-                'tdc', fmt('%d', max(0, (w[5] or 0) - est) + actual_tokens))
+            local w
+            if am == mi and ad == di then
+              -- Admitted this minute (the usual case): the previous minute's count matters only if a stored
+              -- index is stale, so it is read only then.
+              w = call('HMGET', KEYS[h], 'tmi', 'tmc', 'tdi', 'tdc')
+              if w[1] == mi and w[3] == di then
+                -- Indices current: only the two counts change.
+                call('HSET', KEYS[h], 'tmc', fmt('%d', max(0, (w[2] or 0) - est) + actual_tokens),
+                  'tdc', fmt('%d', max(0, (w[4] or 0) - est) + actual_tokens))
+                w = nil
+              else
+                w = call('HMGET', KEYS[h], 'tmi', 'tmc', 'tmp', 'tdi', 'tdc')
+              end
             else
+              w = call('HMGET', KEYS[h], 'tmi', 'tmc', 'tmp', 'tdi', 'tdc')
+            end
+            if w then
               local now = tonumber(ARGV[1])
               local min_idx, day_idx = math.floor(now / MIN), math.floor(now / DAY)
               local adm_min, adm_day = tonumber(am) or 0, tonumber(ad) or 0
