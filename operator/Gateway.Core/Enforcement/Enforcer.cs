@@ -352,7 +352,7 @@ public sealed class Enforcer
     }
 
     /// <summary>Finish's ARGV 1-13. A reservation still equal to what this process's admission stored sends that
-    /// admission's numbers, so the script needs not read the reservation hash; any other (built by hand, or a copy
+    /// admission's numbers, so the script need not read the reservation hash; any other (built by hand, or a copy
     /// with changed fields) makes the script read them.</summary>
     private void AddFinishArgs(RedisArgBuffer args, Reservation reservation, string mode, long actualMicros, long actualTokens)
     {
