@@ -69,6 +69,7 @@ public sealed class RespClientTests : IAsyncLifetime
         var back = await _client.ExecuteAsync("GET", [_prefix + "big"]);
         Assert.Equal(big.Length, back.Bytes.Length);
         Assert.True(back.Bytes.SequenceEqual(big));
+        await _client.ExecuteAsync("DEL", [_prefix + "big"]);
     }
 
     [Fact]
@@ -97,6 +98,8 @@ public sealed class RespClientTests : IAsyncLifetime
         Assert.Equal(Enumerable.Range(1, incrs.Count).Select(i => (long)i), counts.Select(c => c.AsInt64()));
         for (var i = 0; i < payloads.Length; i++)
             Assert.True((await _client.ExecuteAsync("GET", [_prefix + "big" + i])).Bytes.SequenceEqual(payloads[i]), $"value {i} differs");
+        // 32 MiB per run would pile up in the shared development Redis.
+        await _client.ExecuteAsync("DEL", Enumerable.Range(0, payloads.Length).Select(i => (RedisArg)(_prefix + "big" + i)).ToArray());
     }
 
     [Fact]
