@@ -5,8 +5,8 @@
 #
 # Everything runs on 127.0.0.1 with its own state (own Redis key prefix, own PostgreSQL database
 # tokengate_bench, own nginx config under .data/bench/), so it never disturbs `make run`; whatever it
-# starts is stopped on exit. About 4-5 minutes on 2 cores. Knobs (environment):
-#   BENCH_RATE=1000 BENCH_FIXED_SECONDS=10 BENCH_WARMUP_SECONDS=3 BENCH_MAX_SECONDS=10
+# starts is stopped on exit. About 9 minutes on 2 cores. Knobs (environment):
+#   BENCH_RATE=1000 BENCH_FIXED_SECONDS=10 BENCH_FIXED_ROUNDS=3 BENCH_WARMUP_SECONDS=3 BENCH_MAX_SECONDS=10
 #   BENCH_WRK_THREADS=2 BENCH_WRK_CONNECTIONS=64 BENCH_DOC=docs/benchmarks.md (empty: do not write)
 #   BENCH_NOTE='text for the doc'  BENCH_SERVE=1 (start everything, measure nothing, keep serving)
 #   BENCH_DATABASE=tokengate_bench (PostgreSQL database created and dropped; change it when runs may overlap)
@@ -16,6 +16,7 @@ cd "$root"
 
 rate="${BENCH_RATE:-1000}"
 fixed_seconds="${BENCH_FIXED_SECONDS:-10}"
+fixed_rounds="${BENCH_FIXED_ROUNDS:-3}"
 warmup_seconds="${BENCH_WARMUP_SECONDS:-3}"
 max_seconds="${BENCH_MAX_SECONDS:-10}"
 wrk_threads="${BENCH_WRK_THREADS:-2}"
@@ -439,7 +440,8 @@ for mode in json stream; do
 done
 
 for mode in json stream; do
-  log "fixed $rate req/s, $mode (${warmup_seconds}s warm-up + ${fixed_seconds}s each)"
+ for round in $(seq 1 "$fixed_rounds"); do
+  log "fixed $rate req/s, $mode, round $round of $fixed_rounds (${warmup_seconds}s warm-up + ${fixed_seconds}s each)"
   fixed "$mode" direct
   fixed "$mode" nginx
   fwd_before=$(curl -fsS "http://127.0.0.1:$forwarder_port/_stats")
@@ -468,6 +470,7 @@ for mode in json stream; do
   kill -STOP "${pid_of[operator]}"
   fixed "$mode" proxy-ledger-paused || true
   kill -CONT "${pid_of[operator]}"
+ done
 done
 
 for mode in json stream; do

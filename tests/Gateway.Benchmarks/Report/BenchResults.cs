@@ -27,11 +27,24 @@ public sealed class BenchResults
         return fallback;
     }
 
+    /// <summary>
+    /// The run for this kind, mode and target; when the script repeated it (fixed-rate rounds), the
+    /// median run — by p99 for fixed-rate runs, by requests/s for maximum-rate runs — whole, so its
+    /// figures stay from one run. An even count takes the worse of the two middle runs.
+    /// </summary>
     public RunFigures? Find(string kind, string mode, string target)
     {
-        foreach (var r in Runs) if (r.Kind == kind && r.Mode == mode && r.Target == target) return r;
-        return null;
+        var matching = Runs.Where(r => r.Kind == kind && r.Mode == mode && r.Target == target).ToList();
+        if (matching.Count <= 1) return matching.Count == 0 ? null : matching[0];
+        var ordered = kind == "max"
+            ? matching.OrderByDescending(r => r.RequestsPerSecond).ToList()
+            : matching.OrderBy(r => r.P99).ToList();
+        return ordered[matching.Count / 2];
     }
+
+    /// <summary>How many runs there are for this kind, mode and target.</summary>
+    public int Count(string kind, string mode, string target) =>
+        Runs.Count(r => r.Kind == kind && r.Mode == mode && r.Target == target);
 
     public static BenchResults Load(string path)
     {

@@ -46,7 +46,10 @@ public static class ReportCommand
     {
         var sb = new StringBuilder();
         var rate = r.InfoValue("fixed_rate", "1000");
+        var rounds = r.Count("fixed", "json", "proxy");
         sb.AppendLine(Inv, $"### Fixed rate: {rate} requests/s (open loop, latency from the scheduled send time)").AppendLine();
+        if (rounds > 1)
+            sb.AppendLine(Inv, $"Each row is the median of {rounds} runs by p99 (the whole row from that run); the targets ran in {rounds} interleaved rounds, so slow drifts in the machine's load hit every target alike.").AppendLine();
         sb.AppendLine("| mode | target | req/s | p50 ms | p99 ms | mean ms | max ms | errors |");
         sb.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var mode in Modes)
