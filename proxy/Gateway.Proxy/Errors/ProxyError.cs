@@ -54,6 +54,12 @@ public sealed record ProxyError(int Status, string Type, string Code, string Ant
     /// <summary>Writes this error as the response, in the route's provider shape.</summary>
     public Task WriteAsync(HttpContext context, ApiDialect dialect) => WriteAsync(context, dialect, Message);
 
+    // The default encoder writes ' as \u0027 and non-ASCII as \uXXXX: valid, but unreadable for someone
+    // reading the body with curl. The relaxed encoder still escapes quotes, backslashes and control
+    // characters, so echoing a client's model name keeps the JSON valid; the body is application/json,
+    // never HTML.
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     /// <summary>Writes this error with a more specific message.</summary>
     public Task WriteAsync(HttpContext context, ApiDialect dialect, string message)
     {
@@ -61,7 +67,7 @@ public sealed record ProxyError(int Status, string Type, string Code, string Ant
         response.StatusCode = Status;
         response.ContentType = "application/json";
         // The writer targets the response pipe directly: no intermediate string or array.
-        using var writer = new Utf8JsonWriter(response.BodyWriter);
+        using var writer = new Utf8JsonWriter(response.BodyWriter, WriterOptions);
         writer.WriteStartObject();
         if (dialect == ApiDialect.Anthropic)
         {

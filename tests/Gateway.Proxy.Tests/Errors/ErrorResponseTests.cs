@@ -85,6 +85,8 @@ public sealed class ErrorResponseTests : IAsyncLifetime
         var c = await _h.CreateCallerAsync();
         using var r = await Send(c.ApiKey, """{"model":"no-such-model","messages":[]}""");
         await ChatCompletionsTests.AssertOpenAiError(r, HttpStatusCode.NotFound, "model_not_found", "invalid_request_error");
+        // Readable on the wire too (curl users see the raw body): quotes are not \u0027-escaped.
+        Assert.Contains("'no-such-model'", await r.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     [Fact]
