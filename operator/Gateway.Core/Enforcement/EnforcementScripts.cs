@@ -285,7 +285,7 @@ internal static class EnforcementScripts
 
         if ds ~= '0' then
           -- The balance is real money: an actual cost above the reservation may take it below zero (a debt
-          -- the next admission sees); it is never clamped, so it stays equal to the ledger.
+          -- the next admission sees); it is never clamped, so it tracks the ledger (each cost rounded up to a micro-dollar).
           call('DECRBY', KEYS[8], ds)
           delta = ds + 0
           -- Period and lifetime counters are limits, not money: clamp at zero, and leave a budget period
