@@ -34,7 +34,7 @@ public sealed class ControllerTests : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await _cts.CancelAsync();
-        await Task.WhenAll(_running).WaitAsync(TimeSpan.FromSeconds(10));
+        await Task.WhenAll(_running).WaitAsync(TimeSpan.FromSeconds(30));
         await _k.DisposeAsync();
         _cts.Dispose();
     }
