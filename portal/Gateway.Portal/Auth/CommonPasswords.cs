@@ -9,12 +9,21 @@ public static class CommonPasswords
 
     public static int Count => s_list.Value.Count;
 
-    /// <summary>True when the password, or the password with common letter substitutions undone, is on the list.</summary>
+    /// <summary>
+    /// True when the password is on the list, also after undoing common letter substitutions (p@ssw0rd) in
+    /// its leading part, or when that leading part is a listed word followed only by digits and symbols.
+    /// </summary>
     public static bool Contains(string password)
     {
         ArgumentNullException.ThrowIfNull(password);
+        var list = s_list.Value;
         var lower = password.ToLowerInvariant();
-        return s_list.Value.Contains(lower) || s_list.Value.Contains(Unleet(lower));
+        if (list.Contains(lower)) return true;
+        var end = lower.Length;
+        while (end > 0 && !char.IsAsciiLetter(lower[end - 1])) end--;
+        var core = Unleet(lower[..end]);
+        var tail = lower[end..];
+        return list.Contains(core + tail) || (core.Length >= 6 && list.Contains(core));
     }
 
     private static string Unleet(string s) => string.Create(s.Length, s, static (span, src) =>
