@@ -81,7 +81,8 @@ public sealed class SignInService(
         else
         {
             var totp = new TotpService(time);
-            var check = totp.Verify(credentials.UnprotectTotpSecret(user.TotpSecretProtected), code, user.TotpLastStep);
+            // The replay check is the conditional UPDATE below (atomic across replicas), not the row read above.
+            var check = totp.Verify(credentials.UnprotectTotpSecret(user.TotpSecretProtected), code);
             if (!check.Success) return await FailAsync(db, user, SignInResults.BadCode, client, ct);
             // Only one request (on any replica) can move the last step forward to this step.
             var accepted = await db.Users.Where(u => u.Id == user.Id && (u.TotpLastStep == null || u.TotpLastStep < check.TimeStep))
@@ -118,7 +119,7 @@ public sealed class SignInService(
         var now = time.GetUtcNow();
         var lockUntil = now + o.LockoutDuration;
         // Old values on the right-hand side: an expired lock starts the count again from one.
-        var locked = await db.Database.SqlQuery<DateTimeOffset?>($"""
+        var rows = await db.Database.SqlQuery<LockState>($"""
             UPDATE users SET
                 failed_signins = CASE WHEN locked_until IS NOT NULL AND locked_until <= {now} THEN 1 ELSE failed_signins + 1 END,
                 locked_until = CASE
@@ -127,12 +128,12 @@ public sealed class SignInService(
                     WHEN locked_until <= {now} THEN NULL
                     ELSE locked_until END
             WHERE id = {user.Id}
-            RETURNING locked_until AS "Value"
+            RETURNING locked_until AS "LockedUntil", failed_signins = {o.LockoutThreshold} AS "JustLocked"
             """).ToListAsync(ct);
-        var lockedUntil = locked.Count == 1 ? locked[0] : null;
-        if (lockedUntil is { } lu && lu > now)
+        var state = rows.Count == 1 ? rows[0] : new LockState();
+        if (state.LockedUntil is { } lu && lu > now)
         {
-            if (lu == lockUntil)
+            if (state.JustLocked)
             {
                 Log.LockedOut(logger, user.Id, lu);
                 audit.Add(db, user.Id, AuditActions.LockedOut, null, client);
@@ -155,5 +156,11 @@ public sealed class SignInService(
         await db.SaveChangesAsync(ct);
         if (!outcome.Succeeded) Log.SignInRefused(logger, outcome.UserId, outcome.Result);
         return outcome;
+    }
+
+    private sealed class LockState
+    {
+        public DateTimeOffset? LockedUntil { get; set; }
+        public bool JustLocked { get; set; }
     }
 }
