@@ -66,10 +66,14 @@ public static class PortalAuthSetup
 
         services.AddOptions<ForwardedHeadersOptions>().Configure<IOptions<PortalOptions>>((f, p) =>
         {
-            f.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
-            // Nothing is trusted by default (not even loopback): only the configured proxies.
+            // Nothing is trusted by default (not even loopback): only the configured proxies. With both lists
+            // empty the middleware would trust every sender, so no proxies means no forwarded headers at all.
+            f.ForwardedHeaders = p.Value.TrustedProxies.Count == 0 ? ForwardedHeaders.None : ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
             f.KnownProxies.Clear();
             f.KnownIPNetworks.Clear();
+#pragma warning disable ASPDEPR005 // the obsolete list still holds the loopback default and is still consulted
+            f.KnownNetworks.Clear();
+#pragma warning restore ASPDEPR005
             foreach (var entry in p.Value.TrustedProxies)
             {
                 if (!PortalOptions.TryParseProxy(entry, out var address, out var network)) continue;
