@@ -11,6 +11,12 @@ public sealed class TokenGateDbContext(DbContextOptions<TokenGateDbContext> opti
     public DbSet<UpstreamAccountRow> UpstreamAccounts => Set<UpstreamAccountRow>();
     public DbSet<LedgerEntryRow> LedgerEntries => Set<LedgerEntryRow>();
     public DbSet<UsageLogRow> UsageLog => Set<UsageLogRow>();
+    public DbSet<PortalSessionRow> PortalSessions => Set<PortalSessionRow>();
+    public DbSet<SigninEventRow> SigninEvents => Set<SigninEventRow>();
+    public DbSet<AuditLogRow> AuditLog => Set<AuditLogRow>();
+    public DbSet<RecoveryCodeRow> RecoveryCodes => Set<RecoveryCodeRow>();
+    public DbSet<UsedInviteRow> UsedInvites => Set<UsedInviteRow>();
+    public DbSet<DataProtectionKeyRow> DataProtectionKeys => Set<DataProtectionKeyRow>();
 
     protected override void OnModelCreating(ModelBuilder b)
     {
@@ -55,6 +61,8 @@ public sealed class TokenGateDbContext(DbContextOptions<TokenGateDbContext> opti
             e.Property(x => x.Cost).HasColumnType("numeric(20,8)");
             e.HasIndex(x => x.RequestId).IsUnique();
         });
+
+        PortalEntities.Configure(b);
 
         // The hand-written schema uses snake_case columns: map every property by that rule instead of one by one.
         foreach (var entity in b.Model.GetEntityTypes())
