@@ -80,3 +80,10 @@ app.kubernetes.io/component: {{ .component }}
     - key: {{ .Values.pepper.key }}
       path: pepper
 {{- end -}}
+
+{{/* Pod labels: selector labels plus what does not change with every chart release (no rollout on chart bumps). */}}
+{{- define "tokengate.podLabels" -}}
+{{ include "tokengate.selectorLabels" . }}
+app.kubernetes.io/part-of: tokengate
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+{{- end -}}
