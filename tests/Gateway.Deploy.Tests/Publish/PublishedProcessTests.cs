@@ -15,6 +15,7 @@ namespace Gateway.Deploy.Tests.Publish;
 /// </summary>
 public sealed class PublishedProcessTests(PublishedApps apps) : IClassFixture<PublishedApps>
 {
+    private const string RedisPrefix = "TokenGate__Redis__KeyPrefix";
     private static readonly TimeSpan StartTimeout = TimeSpan.FromMinutes(2);
     private readonly string _pepper = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
     private readonly string _prefix = TestEnvironment.UniqueRedisPrefix();
@@ -36,7 +37,8 @@ public sealed class PublishedProcessTests(PublishedApps apps) : IClassFixture<Pu
                 [("tokengate-pepper", "pepper")] = _pepper,
             },
             Fields = { ["metadata.name"] = $"tokengate-{component}-5f7c9d-x2k4q", ["metadata.namespace"] = "tokengate-system" },
-            Overrides = { ["TokenGate__Redis__KeyPrefix"] = _prefix },
+            // Only where the chart sets it (the portal does not use Redis).
+            Overrides = Env(Container(Deployment(component))).ContainsKey(RedisPrefix) ? new() { [RedisPrefix] = _prefix } : [],
             Injected = cluster is null ? [] : new() { ["KUBECONFIG"] = cluster.KubeconfigPath },
         });
     }
