@@ -66,8 +66,11 @@ app.kubernetes.io/component: {{ .component }}
       key: {{ .Values.postgresql.key }}
 {{- end -}}
 
-{{/* .NET writes temp files and the diagnostics socket under TMPDIR: the only writable path in the pod. */}}
-{{- define "tokengate.tmpEnv" -}}
+{{/* Env every process gets: the log format, and TMPDIR (.NET's temp files and diagnostics socket; the only
+     writable path in the pod). */}}
+{{- define "tokengate.commonEnv" -}}
+- name: TokenGate__LogFormat
+  value: {{ .Values.logFormat | quote }}
 - name: TMPDIR
   value: /tmp
 {{- end -}}

@@ -91,6 +91,8 @@ public sealed class HelmChartTests
             }
             Assert.Contains(c["volumeMounts"]!.AsArray(), mnt => mnt!["mountPath"]!.GetValue<string>() == "/tmp");
             Assert.Equal("/tmp", Env(c)["TMPDIR"]["value"]!.GetValue<string>());
+            // Log collectors get one JSON object per line unless the values ask for text.
+            Assert.Equal("json", Env(c)["TokenGate__LogFormat"]["value"]!.GetValue<string>());
 
             Assert.NotNull(c["resources"]!["requests"]!["cpu"]);
             Assert.NotNull(c["resources"]!["requests"]!["memory"]);
