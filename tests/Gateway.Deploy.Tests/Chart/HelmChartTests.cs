@@ -115,6 +115,7 @@ public sealed class HelmChartTests
             var c = Container(m.Get("Deployment", "tokengate-" + component));
             Assert.Equal(("/healthz", management), (c["livenessProbe"]!["httpGet"]!["path"]!.GetValue<string>(), c["livenessProbe"]!["httpGet"]!["port"]!.GetValue<int>()));
             Assert.Equal(("/readyz", management), (c["readinessProbe"]!["httpGet"]!["path"]!.GetValue<string>(), c["readinessProbe"]!["httpGet"]!["port"]!.GetValue<int>()));
+            if (c["startupProbe"] is { } startup) Assert.Equal(management, startup["httpGet"]!["port"]!.GetValue<int>());
             var containerPorts = c["ports"]!.AsArray().Select(p => p!["containerPort"]!.GetValue<int>()).Order().ToList();
             Assert.Equal(publicPort == 0 ? [management] : [publicPort, management], containerPorts);
 
@@ -130,6 +131,9 @@ public sealed class HelmChartTests
             Assert.Equal(management.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 m.Get("Deployment", "tokengate-" + component)["spec"]!["template"]!["metadata"]!["annotations"]!["prometheus.io/port"]!.GetValue<string>());
         }
+
+        // The operator migrates the schema before its listener opens: a startup probe, not liveness, covers that wait.
+        Assert.True(Container(m.Get("Deployment", "tokengate-operator"))["startupProbe"]!["failureThreshold"]!.GetValue<int>() * 5 >= 300);
 
         // The ServiceMonitor scrapes exactly the three management Services, on the port they name.
         var monitor = Assert.Single(m.OfKind("ServiceMonitor"));
