@@ -49,7 +49,15 @@ public sealed class FakeCluster : IAsyncDisposable
             current-context: fake
             """);
         File.SetUnixFileMode(cluster.KubeconfigPath, UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
-        await new KubectlRunner(cluster.KubeconfigPath, Path.Combine(dir, "kubectl-cache")).RunAsync("apply", "-f", RepoPaths.Samples);
+        try
+        {
+            await new KubectlRunner(cluster.KubeconfigPath, Path.Combine(dir, "kubectl-cache")).RunAsync("apply", "-f", RepoPaths.Samples);
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
         return cluster;
     }
 

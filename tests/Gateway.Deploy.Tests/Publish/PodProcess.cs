@@ -183,7 +183,7 @@ public sealed partial class PodProcess : IAsyncDisposable
         var last = "";
         while (true)
         {
-            Assert.False(_process.HasExited, $"{Argv.LastOrDefault()} exited with {(_process.HasExited ? _process.ExitCode : 0)} before it was ready:\n{Log}");
+            Assert.False(_process.HasExited, $"{Argv.FirstOrDefault(a => a.EndsWith(".dll", StringComparison.Ordinal))} exited with {(_process.HasExited ? _process.ExitCode : 0)} before it was ready:\n{Log}");
             try
             {
                 using var response = await http.GetAsync(url);
