@@ -1,0 +1,35 @@
+using Gateway.Core.Metrics;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Gateway.Core.Hosting;
+
+/// <summary>What /readyz reports: ready, or the reason it is not.</summary>
+public readonly record struct Readiness(bool Ready, string Reason)
+{
+    public static readonly Readiness Yes = new(true, "ready");
+
+    public static Readiness No(string reason) => new(false, reason);
+}
+
+/// <summary>Maps /healthz and /readyz (every listener) and /metrics (management listener only).</summary>
+public static class ManagementEndpoints
+{
+    public static IEndpointRouteBuilder MapManagementEndpoints(this IEndpointRouteBuilder endpoints, Func<HttpContext, ValueTask<Readiness>> readiness)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        ArgumentNullException.ThrowIfNull(readiness);
+        endpoints.MapGet("/healthz", static () => Results.Text("ok")).OnEveryListener();
+        endpoints.MapGet("/readyz", async context =>
+        {
+            var r = await readiness(context).ConfigureAwait(false);
+            context.Response.StatusCode = r.Ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+            context.Response.ContentType = "text/plain; charset=utf-8";
+            context.Response.Headers.CacheControl = "no-store";
+            await context.Response.WriteAsync(r.Ready ? "ready" : "not ready: " + r.Reason, context.RequestAborted).ConfigureAwait(false);
+        }).OnEveryListener();
+        endpoints.MapPrometheusMetrics().OnManagementListenerOnly();
+        return endpoints;
+    }
+}
