@@ -10,6 +10,7 @@ using Gateway.Operator.Ledger;
 using Gateway.Operator.Projection;
 using Gateway.Operator.Reconcilers;
 using Gateway.Operator.Sources;
+using Gateway.Operator.Telemetry;
 using Npgsql;
 
 namespace Gateway.Operator.Hosting;
@@ -100,13 +101,20 @@ public static class OperatorApp
         s.AddSingleton(sp => new Enforcer(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(),
             sp.GetRequiredService<TimeProvider>(), null, sp.GetRequiredService<ILogger<Enforcer>>()));
         s.AddSingleton<ReservationSweeper>();
+        s.AddSingleton<OperatorStateMetrics>();
+        s.AddSingleton<UsageBacklogMonitor>();
+        s.AddSingleton<UserBudgetMonitor>();
         if (!leaderOnly)
         {
             s.AddHostedService(sp => sp.GetRequiredService<LedgerWriter>());
             s.AddHostedService(sp => sp.GetRequiredService<ReservationSweeper>());
+            s.AddHostedService(sp => sp.GetRequiredService<UsageBacklogMonitor>());
+            s.AddHostedService(sp => sp.GetRequiredService<UserBudgetMonitor>());
         }
 
         var app = builder.Build();
+        // Created now so that tokengate_operator_redis_up is there from the first scrape.
+        app.Services.GetRequiredService<OperatorStateMetrics>();
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapPrometheusMetrics();
         app.MapGet("/readyz", (MigrationState m, IRedisClient r) =>

@@ -5,7 +5,7 @@ using Gateway.Testing;
 
 namespace Gateway.Proxy.Tests.Endpoints;
 
-/// <summary>/metrics only on the management listener; health on both; readiness follows Redis.</summary>
+/// <summary>/metrics only on the management listener; health on both; readiness and tokengate_proxy_redis_up follow Redis.</summary>
 public sealed class ManagementListenerTests
 {
     [Fact]
@@ -61,8 +61,10 @@ public sealed class ManagementListenerTests
             Assert.Contains("Redis", await (await c.GetAsync("/readyz")).Content.ReadAsStringAsync(), StringComparison.Ordinal);
             Assert.Equal("ok", await c.GetStringAsync("/healthz"));
         }
+        Assert.Contains("tokengate_proxy_redis_up 0", (await h.MetricsAsync()).Split('\n'));
 
         await redis.RestartAsync();
         foreach (var c in clients) await Eventually.TrueAsync(async () => (await c.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK, "ready again once Redis is back", TimeSpan.FromSeconds(30));
+        Assert.Contains("tokengate_proxy_redis_up 1", (await h.MetricsAsync()).Split('\n'));
     }
 }
