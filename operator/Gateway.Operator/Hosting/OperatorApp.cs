@@ -54,7 +54,11 @@ public static class OperatorApp
         problems.AddRange(operatorOptions.Validate());
         var ledgerOptions = problems.Try(() => cfg.GetSection("TokenGate:Ledger").Get<LedgerOptions>()) ?? new LedgerOptions();
         problems.AddRange(ledgerOptions.Validate());
-        if (source == "kubernetes") problems.Try(() => KubernetesSourceOptions.From(cfg));
+        if (source == "kubernetes" && problems.Try(() => KubernetesSourceOptions.From(cfg)) is { } kubernetes)
+        {
+            problems.Try(() => Gateway.Kubernetes.Client.KubernetesClientConfiguration.Load(kubernetes.Kubeconfig),
+                e => $"TokenGate:Kubeconfig (--kubeconfig): no usable cluster configuration: {e.Message}");
+        }
         problems.ThrowIfAny("operator");
 
         var s = builder.Services;
