@@ -7,7 +7,7 @@ namespace Gateway.EndToEnd.Monitoring;
 
 /// <summary>
 /// Debian's Prometheus on a loopback port with its own TSDB in a temporary folder, scraping the given targets
-/// every second and evaluating the TokenGate rules every second (with their <c>for:</c> durations set to 0s, so
+/// every 2 s (a scrape may take a second on a busy 2-core machine) and evaluating the TokenGate rules every second (with their <c>for:</c> durations set to 0s, so
 /// an alert fires as soon as its condition holds).
 /// </summary>
 public sealed partial class PrometheusServer : IAsyncDisposable
@@ -34,8 +34,8 @@ public sealed partial class PrometheusServer : IAsyncDisposable
         await File.WriteAllTextAsync(Path.Combine(dir, "rules.yaml"), rules);
         var config = new System.Text.StringBuilder("""
             global:
-              scrape_interval: 1s
-              scrape_timeout: 1s
+              scrape_interval: 2s
+              scrape_timeout: 2s
               evaluation_interval: 1s
             rule_files:
               - rules.yaml
