@@ -122,6 +122,23 @@ public sealed class PrometheusEndToEndTests : IAsyncLifetime
         Assert.Equal("default/mock", firing.GetProperty("labels").GetProperty("upstream").GetString());
         Assert.Equal("docs/runbooks.md#upstreamerrorratehigh", firing.GetProperty("annotations").GetProperty("runbook_url").GetString());
 
+        // The gauges the other alerts rely on reach Prometheus with the values of a healthy stack.
+        foreach (var series in new[]
+        {
+            "tokengate_operator_leader{job=\"tokengate-operator\"} == 1",
+            "tokengate_operator_redis_up{job=\"tokengate-operator\"} == 1",
+            "tokengate_proxy_redis_up{job=\"tokengate-proxy\"} == 1",
+            "tokengate_operator_upstream_ready{job=\"tokengate-operator\", upstream=\"default/mock\"} == 1",
+            "tokengate_operator_user_budget_used_ratio{job=\"tokengate-operator\", user=\"default/demo\"} > 0",
+            "tokengate_ledger_backlog_events{job=\"tokengate-operator\"} >= 0",
+            "tokengate_ledger_events_total{job=\"tokengate-operator\"} > 0",
+            "process_cpu_seconds_total{job=\"tokengate-portal\"}",
+        })
+        {
+            await Eventually.TrueAsync(async () => (await prometheus.ApiAsync("query?query=" + Uri.EscapeDataString(series))).GetProperty("result").GetArrayLength() == 1,
+                series, TimeSpan.FromSeconds(60));
+        }
+
         // Every expression of the rules and the dashboard is valid PromQL over these metrics.
         var exprs = PromQueries.Rules(MonitoringFilesTests.RulesFile).Select(r => ("rule " + r.Alert, r.Expr))
             .Concat(PromQueries.DashboardPanels(JsonDocument.Parse(await File.ReadAllTextAsync(MonitoringFilesTests.DashboardFile)).RootElement)
