@@ -1,4 +1,5 @@
 using Gateway.Core.Metrics;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -20,7 +21,8 @@ public static class ManagementEndpoints
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(readiness);
-        endpoints.MapGet("/healthz", static () => Results.Text("ok")).OnEveryListener();
+        // Anonymous: probes and Prometheus carry no credentials, whatever authorization the host requires elsewhere.
+        endpoints.MapGet("/healthz", static () => Results.Text("ok")).OnEveryListener().AllowAnonymous();
         endpoints.MapGet("/readyz", async context =>
         {
             var r = await readiness(context).ConfigureAwait(false);
@@ -28,8 +30,8 @@ public static class ManagementEndpoints
             context.Response.ContentType = "text/plain; charset=utf-8";
             context.Response.Headers.CacheControl = "no-store";
             await context.Response.WriteAsync(r.Ready ? "ready" : "not ready: " + r.Reason, context.RequestAborted).ConfigureAwait(false);
-        }).OnEveryListener();
-        endpoints.MapPrometheusMetrics().OnManagementListenerOnly();
+        }).OnEveryListener().AllowAnonymous();
+        endpoints.MapPrometheusMetrics().OnManagementListenerOnly().AllowAnonymous();
         return endpoints;
     }
 }
