@@ -115,6 +115,8 @@ public sealed class Listeners
         void Configure(ListenOptions o)
         {
             into.Add(o);
+            // The certificate comes from Kestrel's HTTPS defaults (Kestrel:Certificates:Default, ConfigureHttpsDefaults).
+            if (string.Equals(address.Scheme, Uri.UriSchemeHttps, StringComparison.OrdinalIgnoreCase)) o.UseHttps();
             o.Use(next => connection =>
             {
                 connection.Features.Set(feature);
@@ -136,8 +138,8 @@ public sealed class Listeners
             BindingAddress a;
             try { a = BindingAddress.Parse(url); }
             catch (FormatException) { problems.Add($"{name}: '{url}' is not a URL (expected e.g. http://0.0.0.0:8090)."); continue; }
-            if (!string.Equals(a.Scheme, "http", StringComparison.OrdinalIgnoreCase))
-                problems.Add($"{name}: '{url}' must be an http:// URL (TLS is terminated in front of TokenGate, e.g. by the ingress).");
+            if (!string.Equals(a.Scheme, "http", StringComparison.OrdinalIgnoreCase) && !string.Equals(a.Scheme, "https", StringComparison.OrdinalIgnoreCase))
+                problems.Add($"{name}: '{url}' must be an http:// (or https://) URL.");
             else if (!string.IsNullOrEmpty(a.PathBase))
                 problems.Add($"{name}: '{url}' must not have a path.");
             else if (!a.IsUnixPipe && string.Equals(a.Host, "localhost", StringComparison.OrdinalIgnoreCase) && a.Port == 0)
@@ -154,7 +156,7 @@ public sealed class Listeners
         for (var i = 0; i < options.Count; i++)
         {
             urls.Add(options[i].IPEndPoint is { } ep
-                ? new Uri($"http://{(ep.Address.Equals(IPAddress.IPv6Any) ? "[::]" : ep.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "[" + ep.Address + "]" : ep.Address.ToString())}:{ep.Port}/")
+                ? new Uri($"{configured[Math.Min(i, configured.Count - 1)].Scheme}://{(ep.Address.Equals(IPAddress.IPv6Any) ? "[::]" : ep.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "[" + ep.Address + "]" : ep.Address.ToString())}:{ep.Port}/")
                 : new Uri(configured[Math.Min(i, configured.Count - 1)].ToString().TrimEnd('/') + "/"));
         }
         return urls;

@@ -34,9 +34,9 @@ public sealed class ListenersTests
     [Fact]
     public void Each_unusable_URL_is_one_problem_naming_the_setting()
     {
-        var (_, problems) = Configure("--urls", "https://0.0.0.0:8443;http://localhost:0", "--TokenGate:Management:Urls", "http://0.0.0.0:8443;http://0.0.0.0:9000/x");
+        var (_, problems) = Configure("--urls", "ftp://0.0.0.0:8443;http://localhost:0", "--TokenGate:Management:Urls", "http://0.0.0.0:9000/x");
         Assert.Equal(3, problems.Messages.Count);
-        Assert.Contains(problems.Messages, m => m.StartsWith("urls", StringComparison.Ordinal) && m.Contains("https://0.0.0.0:8443", StringComparison.Ordinal));
+        Assert.Contains(problems.Messages, m => m.StartsWith("urls", StringComparison.Ordinal) && m.Contains("ftp://0.0.0.0:8443", StringComparison.Ordinal));
         Assert.Contains(problems.Messages, m => m.StartsWith("urls", StringComparison.Ordinal) && m.Contains("localhost", StringComparison.Ordinal));
         Assert.Contains(problems.Messages, m => m.StartsWith("TokenGate:Management:Urls", StringComparison.Ordinal) && m.Contains("path", StringComparison.Ordinal));
 
