@@ -32,6 +32,13 @@ public static class ManagementEndpoints
             await context.Response.WriteAsync(r.Ready ? "ready" : "not ready: " + r.Reason, context.RequestAborted).ConfigureAwait(false);
         }).OnEveryListener().AllowAnonymous();
         endpoints.MapPrometheusMetrics().OnManagementListenerOnly().AllowAnonymous();
+        // Anything else on the management listener is a plain 404, whatever the host does with unknown paths
+        // (the portal would redirect to its sign-in page).
+        endpoints.Map("/{**path}", static context =>
+        {
+            context.Response.StatusCode = StatusCodes.Status404NotFound;
+            return Task.CompletedTask;
+        }).WithOrder(int.MaxValue).OnManagementListenerOnly().AllowAnonymous().WithDisplayName("Management listener: not found");
         return endpoints;
     }
 }

@@ -39,7 +39,10 @@ public sealed class ManagementListenerTests : IAsyncLifetime
         var metrics = await management.GetAsync("/metrics");
         Assert.Equal(HttpStatusCode.OK, metrics.StatusCode);
         Assert.Contains("process_cpu_seconds_total", await metrics.Content.ReadAsStringAsync(), StringComparison.Ordinal);
-        Assert.Equal(HttpStatusCode.NotFound, (await pub.GetAsync("/metrics")).StatusCode);
+        // The public listener has no /metrics (a 404, or the sign-in redirect the portal gives unknown paths).
+        var publicMetrics = await pub.GetAsync("/metrics");
+        Assert.NotEqual(HttpStatusCode.OK, publicMetrics.StatusCode);
+        Assert.DoesNotContain("process_cpu_seconds_total", await publicMetrics.Content.ReadAsStringAsync(), StringComparison.Ordinal);
 
         foreach (var client in new[] { pub, management })
         {
@@ -49,6 +52,7 @@ public sealed class ManagementListenerTests : IAsyncLifetime
         // Pages are for users: the management listener does not serve them.
         Assert.Equal(HttpStatusCode.OK, (await pub.GetAsync("/signin")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await management.GetAsync("/signin")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await management.GetAsync("/favicon.ico")).StatusCode);
     }
 
     [Fact]
