@@ -75,8 +75,8 @@ public sealed class PrometheusEndToEndTests : IAsyncLifetime
 
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
         var operatorUrl = (await op.ListeningUrlsAsync(1))[0];
-        var (proxyUrl, proxyManagement) = await SplitAsync(http, await proxy.ListeningUrlsAsync(2));
-        var (_, portalManagement) = await SplitAsync(http, await portal.ListeningUrlsAsync(2));
+        var (proxyUrl, proxyManagement) = await SplitAsync(await proxy.ListeningUrlsAsync(2));
+        var (_, portalManagement) = await SplitAsync(await portal.ListeningUrlsAsync(2));
         foreach (var ready in new[] { operatorUrl, proxyManagement, portalManagement })
             await Eventually.TrueAsync(async () => (await http.GetAsync(new Uri(ready, "readyz"))).IsSuccessStatusCode, $"{ready} to be ready", TimeSpan.FromSeconds(60));
 
@@ -171,13 +171,20 @@ public sealed class PrometheusEndToEndTests : IAsyncLifetime
         return req;
     }
 
-    /// <summary>Tells the public from the management listener by what they serve: only the latter has /metrics.</summary>
-    private static async Task<(Uri Public, Uri Management)> SplitAsync(HttpClient http, IReadOnlyList<Uri> urls)
+    /// <summary>Tells the public from the management listener by what they serve: only the latter has /metrics
+    /// (the public one answers 404, or the portal's sign-in redirect).</summary>
+    private static async Task<(Uri Public, Uri Management)> SplitAsync(IReadOnlyList<Uri> urls)
     {
         Assert.Equal(2, urls.Count);
-        var first = (await http.GetAsync(new Uri(urls[0], "metrics"))).StatusCode;
-        var second = (await http.GetAsync(new Uri(urls[1], "metrics"))).StatusCode;
-        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.NotFound], new[] { first, second }.Order().ToArray());
-        return first == HttpStatusCode.OK ? (urls[1], urls[0]) : (urls[0], urls[1]);
+        using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { Timeout = TimeSpan.FromSeconds(30) };
+        async Task<bool> ServesMetrics(Uri u)
+        {
+            using var r = await http.GetAsync(new Uri(u, "metrics"));
+            return r.StatusCode == HttpStatusCode.OK && (await r.Content.ReadAsStringAsync()).Contains("# TYPE ", StringComparison.Ordinal);
+        }
+        var first = await ServesMetrics(urls[0]);
+        var second = await ServesMetrics(urls[1]);
+        Assert.True(first != second, $"exactly one of {urls[0]} and {urls[1]} must serve /metrics (got {first}, {second})");
+        return first ? (urls[1], urls[0]) : (urls[0], urls[1]);
     }
 }
