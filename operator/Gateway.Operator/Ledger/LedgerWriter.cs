@@ -22,6 +22,21 @@ public sealed class LedgerOptions
     /// <summary>Entries a dead consumer left pending longer than this are claimed.</summary>
     public TimeSpan ClaimIdle { get; set; } = TimeSpan.FromSeconds(30);
     public string ConsumerName { get; set; } = "ledger-" + Environment.MachineName;
+    /// <summary>How often the leader measures the usage stream's backlog for the tokengate_ledger_backlog_* gauges.</summary>
+    public TimeSpan MetricsInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>One message per wrong setting, empty when valid.</summary>
+    public List<string> Validate()
+    {
+        var errors = new List<string>();
+        if (BatchSize is < 1 or > 100_000) errors.Add($"TokenGate:Ledger:BatchSize must be between 1 and 100000 (was {BatchSize}).");
+        if (Linger < TimeSpan.Zero || Linger > TimeSpan.FromSeconds(10)) errors.Add($"TokenGate:Ledger:Linger must be between 00:00:00 and 00:00:10 (was {Linger}).");
+        if (Block <= TimeSpan.Zero) errors.Add($"TokenGate:Ledger:Block must be positive (was {Block}).");
+        if (ClaimIdle <= TimeSpan.Zero) errors.Add($"TokenGate:Ledger:ClaimIdle must be positive (was {ClaimIdle}).");
+        if (string.IsNullOrWhiteSpace(ConsumerName)) errors.Add("TokenGate:Ledger:ConsumerName must not be empty.");
+        if (MetricsInterval < TimeSpan.FromMilliseconds(100)) errors.Add($"TokenGate:Ledger:MetricsInterval must be at least 00:00:00.1 (was {MetricsInterval}).");
+        return errors;
+    }
 }
 
 /// <summary>

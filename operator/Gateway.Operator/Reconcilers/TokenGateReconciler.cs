@@ -32,7 +32,8 @@ public sealed class TokenGateReconciler(
     KeyHasher hasher,
     IOptions<OperatorOptions> options,
     TimeProvider time,
-    ILogger<TokenGateReconciler> logger)
+    ILogger<TokenGateReconciler> logger,
+    Telemetry.OperatorStateMetrics? metrics = null)
 {
     private static readonly TimeSpan DefaultGrace = TimeSpan.FromHours(24);
     private readonly OperatorOptions _options = options.Value;
@@ -70,7 +71,10 @@ public sealed class TokenGateReconciler(
 
         var problem = ValidateUpstream(spec);
         string? credential = null;
-        if (problem is null) (credential, problem) = await ResolveCredentialAsync(ns, spec.Credentials, source, ct);
+        DateTimeOffset? expiresAt = null;
+        if (problem is null) (credential, expiresAt, problem) = await ResolveCredentialAsync(ns, spec.Credentials, source, ct);
+        status.TokenExpiresAt = expiresAt;
+        metrics?.SetUpstream(ua.Key, spec.Disabled && problem is null ? null : problem is null, expiresAt);
 
         status.ObservedGeneration = gen;
         if (problem is not null)
@@ -111,6 +115,7 @@ public sealed class TokenGateReconciler(
 
     public async Task DeleteUpstreamAsync(string ns, string name, CancellationToken ct)
     {
+        metrics?.RemoveUpstream(ns + "/" + name);
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var row = await db.UpstreamAccounts.SingleOrDefaultAsync(x => x.Namespace == ns && x.Name == name && x.DeletedAt == null, ct);
         if (row is null) return;
@@ -130,31 +135,32 @@ public sealed class TokenGateReconciler(
         return null;
     }
 
-    private static async Task<(string?, (string Reason, string Message)?)> ResolveCredentialAsync(string ns, UpstreamCredentials creds, IResourceSource source, CancellationToken ct)
+    private static async Task<(string?, DateTimeOffset?, (string Reason, string Message)?)> ResolveCredentialAsync(string ns, UpstreamCredentials creds, IResourceSource source, CancellationToken ct)
     {
         if (creds.ApiKeySecretRef is { } r)
         {
             var secret = await source.GetSecretAsync(ns, r.Name, ct);
-            if (secret is null) return (null, ("SecretNotFound", $"Secret '{r.Name}' was not found in namespace '{ns}'."));
-            if (!secret.TryGetValue(r.Key, out var bytes) || bytes.Length == 0) return (null, ("SecretKeyMissing", $"Secret '{r.Name}' has no key '{r.Key}'."));
-            return (Encoding.UTF8.GetString(bytes).Trim(), null);
+            if (secret is null) return (null, null, ("SecretNotFound", $"Secret '{r.Name}' was not found in namespace '{ns}'."));
+            if (!secret.TryGetValue(r.Key, out var bytes) || bytes.Length == 0) return (null, null, ("SecretKeyMissing", $"Secret '{r.Name}' has no key '{r.Key}'."));
+            return (Encoding.UTF8.GetString(bytes).Trim(), null, null);
         }
         var o = creds.Oauth!;
         var s = await source.GetSecretAsync(ns, o.SecretRef.Name, ct);
-        if (s is null) return (null, ("SecretNotFound", $"Secret '{o.SecretRef.Name}' was not found in namespace '{ns}'."));
+        if (s is null) return (null, null, ("SecretNotFound", $"Secret '{o.SecretRef.Name}' was not found in namespace '{ns}'."));
         foreach (var (_, value) in s)
         {
             try
             {
                 using var doc = JsonDocument.Parse(value);
-                if (doc.RootElement.TryGetProperty("access_token", out var at) && at.GetString() is { Length: > 0 } token) return (token, null);
+                if (doc.RootElement.TryGetProperty("access_token", out var at) && at.GetString() is { Length: > 0 } token)
+                    return (token, OAuthExpiry.Read(doc.RootElement), null);
             }
             catch (JsonException)
             {
                 // Not the auth JSON; look at the next key.
             }
         }
-        return (null, ("SecretKeyMissing", $"Secret '{o.SecretRef.Name}' holds no auth JSON with an access_token."));
+        return (null, null, ("SecretKeyMissing", $"Secret '{o.SecretRef.Name}' holds no auth JSON with an access_token."));
     }
 
     // ---------------------------------------------------------------- UserQuota

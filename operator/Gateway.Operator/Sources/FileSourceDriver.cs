@@ -29,6 +29,8 @@ public sealed partial class FileSourceDriver(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // A single file-source operator always runs the controllers and the ledger writer: it is the leader.
+        using var leadership = Gateway.Kubernetes.Runtime.OperatorMetrics.RegisterElector(static () => true);
         using var watcher = new FileSystemWatcher(source.Folder) { IncludeSubdirectories = true, NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.DirectoryName };
         FileSystemEventHandler onChange = (_, _) => Signal();
         watcher.Changed += onChange;
