@@ -11,7 +11,9 @@ namespace Gateway.Testing.Kubernetes;
 /// Serves the resources a CustomResourceDefinition declares and enforces its structural openAPIV3Schema the
 /// way the API server does on create and update: unknown fields pruned, defaults applied, then types,
 /// required fields, enums, bounds, lengths, patterns, item counts and date-time formats checked, failures
-/// answered with 422 Invalid and one cause per field. CEL rules (x-kubernetes-validations) are not evaluated.
+/// answered with 422 Invalid and one cause per field; duplicates in x-kubernetes-list-type set/map lists are
+/// reported. CEL rules (x-kubernetes-validations) are not evaluated; as on the real server, a schema with rules
+/// reports that they were not checked when a blocking error (required, wrong type) came first.
 /// </summary>
 public static class FakeCrdSchema
 {
@@ -90,15 +92,27 @@ public static class FakeCrdSchema
             }
         }
         CheckRequired(schema, obj, "", causes);
+        // The real server skips CEL rules after a blocking error and says so in one more cause.
+        if (HasCelRules(schema) && causes.Any(c => c.Reason is "FieldValueRequired" or "FieldValueTypeInvalid"))
+        {
+            causes.Add(new("<nil>", "Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"));
+        }
         return causes;
     }
+
+    private static bool HasCelRules(JsonNode? node) => node switch
+    {
+        JsonObject o => o.ContainsKey("x-kubernetes-validations") || o.Any(p => HasCelRules(p.Value)),
+        JsonArray a => a.Any(HasCelRules),
+        _ => false,
+    };
 
     private static void Walk(JsonObject schema, JsonNode parent, string key, string path, List<FakeValidationCause> causes)
     {
         var node = parent is JsonObject po ? po[key] : ((JsonArray)parent)[int.Parse(key, CultureInfo.InvariantCulture)];
         if (node is null)
         {
-            if (schema["nullable"]?.GetValue<bool>() != true) causes.Add(new(path, $"Invalid value: \"null\": {path} in body must be of type {schema["type"]?.GetValue<string>() ?? "object"}: \"null\""));
+            if (schema["nullable"]?.GetValue<bool>() != true) causes.Add(new(path, $"Invalid value: \"null\": {path} in body must be of type {schema["type"]?.GetValue<string>() ?? "object"}: \"null\"", TypeInvalid));
             return;
         }
         var type = schema["type"]?.GetValue<string>();
@@ -106,12 +120,12 @@ public static class FakeCrdSchema
         var kind = node.GetValueKind();
         if (intOrString)
         {
-            if (kind is not JsonValueKind.String and not JsonValueKind.Number) causes.Add(new(path, $"Invalid value: {Show(node)}: {path} in body must be of type int-or-string"));
+            if (kind is not JsonValueKind.String and not JsonValueKind.Number) causes.Add(new(path, $"Invalid value: {Show(node)}: {path} in body must be of type int-or-string", TypeInvalid));
             return;
         }
         if (type is not null && !TypeMatches(type, node))
         {
-            causes.Add(new(path, $"Invalid value: \"{KindName(kind)}\": {path} in body must be of type {type}: \"{KindName(kind)}\""));
+            causes.Add(new(path, $"Invalid value: \"{KindName(kind)}\": {path} in body must be of type {type}: \"{KindName(kind)}\"", TypeInvalid));
             return;
         }
 
@@ -147,6 +161,7 @@ public static class FakeCrdSchema
                 {
                     for (var i = 0; i < a.Count; i++) Walk(items, a, i.ToString(CultureInfo.InvariantCulture), $"{path}[{i}]", causes);
                 }
+                CheckListType(schema, a, path, causes);
                 break;
             default:
                 CheckScalar(schema, node, kind, path, causes);
@@ -188,10 +203,40 @@ public static class FakeCrdSchema
             }
             if (schema["format"]?.GetValue<string>() == "date-time" && !DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.None, out _))
             {
-                causes.Add(new(path, $"Invalid value: \"{s}\": {path} in body must be of type date-time: \"{s}\""));
+                causes.Add(new(path, $"Invalid value: \"{s}\": {path} in body must be of type date-time: \"{s}\"", TypeInvalid));
             }
         }
     }
+
+    private const string TypeInvalid = "FieldValueTypeInvalid";
+
+    /// <summary>x-kubernetes-list-type set and map: a repeated item (set) or key (map) is a Duplicate value at its index.</summary>
+    private static void CheckListType(JsonObject schema, JsonArray a, string path, List<FakeValidationCause> causes)
+    {
+        var listType = schema["x-kubernetes-list-type"]?.GetValue<string>();
+        if (listType is not ("set" or "map")) return;
+        var keys = (schema["x-kubernetes-list-map-keys"] as JsonArray)?.Select(k => k!.GetValue<string>()).ToList() ?? [];
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < a.Count; i++)
+        {
+            string shown;
+            if (listType == "set") shown = GoValue(a[i]);
+            else if (a[i] is JsonObject item)
+            {
+                // Go's %#v of the key fields: map[string]interface {}{"name":"a"}.
+                shown = "map[string]interface {}{" + string.Join(", ", keys.Order(StringComparer.Ordinal).Where(item.ContainsKey).Select(k => $"\"{k}\":{GoValue(item[k])}")) + "}";
+            }
+            else continue;
+            if (!seen.Add(shown)) causes.Add(new($"{path}[{i}]", "Duplicate value: " + shown, "FieldValueDuplicate"));
+        }
+    }
+
+    private static string GoValue(JsonNode? node) => node switch
+    {
+        JsonValue v when v.TryGetValue<string>(out var s) => "\"" + s + "\"",
+        null => "interface {}(nil)",
+        _ => node.ToJsonString(),
+    };
 
     private static void CheckRequired(JsonObject schema, JsonObject obj, string path, List<FakeValidationCause> causes)
     {
