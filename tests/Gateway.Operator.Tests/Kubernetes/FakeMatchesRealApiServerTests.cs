@@ -71,10 +71,9 @@ public sealed class FakeMatchesRealApiServerTests(RealApiServerFixture fixture) 
     };
 
     [Theory]
-    [MemberData(nameof(InvalidSpecs))]
+    [RealApiServerMemberData(nameof(InvalidSpecs))]
     public async Task Invalid_specs_are_rejected_with_the_same_status_and_causes(string kind, string spec)
     {
-        if (EnvtestAssets.Unavailable is not null) return; // Theories cannot be skipped per row in xunit 2; the facts above report the skip.
         await CompareAsync(async t =>
         {
             var doc = ApiServerTranscript.Parse($"apiVersion: tokengate.io/v1alpha1\nkind: {kind}\nmetadata: {{name: bad, namespace: default}}\nspec:\n"

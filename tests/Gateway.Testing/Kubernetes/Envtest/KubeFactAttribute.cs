@@ -44,3 +44,20 @@ public sealed class KubeFactDiscoverer(IMessageSink diagnosticMessageSink) : IXu
         return [new XunitTestCase(diagnosticMessageSink, display, displayOptions, testMethod)];
     }
 }
+
+/// <summary>
+/// Member data for a theory that only runs against a real API server: every row is reported as skipped,
+/// with the reason, when <c>KUBEBUILDER_ASSETS</c> does not name usable assets.
+/// </summary>
+[DataDiscoverer("Xunit.Sdk.MemberDataDiscoverer", "xunit.core")]
+[AttributeUsage(AttributeTargets.Method, AllowMultiple = true)]
+public sealed class RealApiServerMemberDataAttribute : MemberDataAttributeBase
+{
+    public RealApiServerMemberDataAttribute(string memberName, params object[] parameters) : base(memberName, parameters)
+    {
+        if (EnvtestAssets.Unavailable is { } why) Skip = "Real API server: " + why;
+    }
+
+    protected override object[]? ConvertDataItem(System.Reflection.MethodInfo testMethod, object item) =>
+        item as object[] ?? throw new ArgumentException($"{MemberName} must yield object[] rows.", nameof(item));
+}
