@@ -68,6 +68,11 @@ public sealed class FakeMatchesRealApiServerTests(RealApiServerFixture fixture) 
         { "UserQuota", "user: {name: a, email: not-an-email}\ndiscountRate: 1.5\nbudget: {amount: 5, period: yearly}" },
         { "UserQuota", "user: {name: a, email: a@b.c}\ngrants: [{id: g1}]\nlimits: {requestsPerMinute: 0}" },
         { "UserQuota", "user: {name: a}\nmaxKeys: \"many\"" },
+        // CEL rules (x-kubernetes-validations).
+        { "UpstreamAccount", "provider: openai\nbaseUrl: https://x\ncredentials: {apiKeySecretRef: {name: s, key: k}, oauth: {secretRef: {name: o}, tokenUrl: \"https://t\", clientId: c}}\nmodels: [{name: a}]" },
+        { "UpstreamAccount", "provider: openai\nbaseUrl: https://x\ncredentials: {}\nmodels: [{name: a}]" },
+        { "UpstreamAccount", "provider: azure-openai\nbaseUrl: https://x\ncredentials: {apiKeySecretRef: {name: s, key: k}}\nmodels: [{name: gpt-4o, upstreamName: d1}, {name: gpt-4o-mini}]" },
+        { "UpstreamAccount", "provider: azure-openai\nbaseUrl: https://x\ncredentials: {}\nmodels: [{name: gpt-4o}]\nweight: 0" },
     };
 
     [Theory]

@@ -12,8 +12,8 @@ namespace Gateway.Testing.Kubernetes;
 /// way the API server does on create and update: unknown fields pruned, defaults applied, then types,
 /// required fields, enums, bounds, lengths, patterns, item counts and date-time formats checked, failures
 /// answered with 422 Invalid and one cause per field; duplicates in x-kubernetes-list-type set/map lists are
-/// reported. CEL rules (x-kubernetes-validations) are not evaluated; as on the real server, a schema with rules
-/// reports that they were not checked when a blocking error (required, wrong type) came first.
+/// reported; CEL rules (x-kubernetes-validations) are evaluated with <see cref="FakeCel"/> — or, as on the real
+/// server, reported as not checked when a blocking error (required, wrong type) came first.
 /// </summary>
 public static class FakeCrdSchema
 {
@@ -97,7 +97,49 @@ public static class FakeCrdSchema
         {
             causes.Add(new("<nil>", "Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"));
         }
+        else
+        {
+            CheckCel(schema, obj, "", causes);
+        }
         return causes;
+    }
+
+    /// <summary>Evaluates the x-kubernetes-validations rules on every present node, after defaulting, as the real server does.</summary>
+    private static void CheckCel(JsonObject schema, JsonNode? node, string path, List<FakeValidationCause> causes)
+    {
+        if (node is null) return;
+        foreach (var rule in (schema["x-kubernetes-validations"] as JsonArray ?? []).OfType<JsonObject>())
+        {
+            var expression = rule["rule"]!.GetValue<string>();
+            if (expression.Contains("oldSelf", StringComparison.Ordinal)) continue; // transition rules: not evaluated by the fake
+            var fieldPath = rule["fieldPath"]?.GetValue<string>() is { Length: > 0 } fp ? path + fp : path;
+            var field = fieldPath.Length == 0 ? "<nil>" : fieldPath.TrimStart('.');
+            var shown = $"Invalid value: \"{KindName(node.GetValueKind())}\": ";
+            try
+            {
+                if (FakeCel.Evaluate(expression, node)) continue;
+                causes.Add(new(field, shown + (rule["message"]?.GetValue<string>() ?? "failed rule: " + expression), rule["reason"]?.GetValue<string>() ?? "FieldValueInvalid"));
+            }
+            catch (InvalidOperationException e)
+            {
+                causes.Add(new(field, shown + e.Message + " evaluating rule: " + expression));
+            }
+        }
+        switch (node)
+        {
+            case JsonObject o:
+                var props = schema["properties"] as JsonObject;
+                foreach (var (k, v) in o)
+                {
+                    if (path.Length == 0 && k is "apiVersion" or "kind" or "metadata") continue;
+                    var child = props?[k] as JsonObject ?? schema["additionalProperties"] as JsonObject;
+                    if (child is not null) CheckCel(child, v, path.Length == 0 ? k : path + "." + k, causes);
+                }
+                break;
+            case JsonArray a when schema["items"] is JsonObject items:
+                for (var i = 0; i < a.Count; i++) CheckCel(items, a[i], $"{path}[{i}]", causes);
+                break;
+        }
     }
 
     private static bool HasCelRules(JsonNode? node) => node switch
