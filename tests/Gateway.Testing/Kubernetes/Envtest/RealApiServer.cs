@@ -41,18 +41,26 @@ public sealed class RealApiServer : IAsyncDisposable
     public static async Task<RealApiServer> StartAsync()
     {
         if (EnvtestAssets.Unavailable is { } why) throw new InvalidOperationException(why);
-        var dir = Path.Combine(Path.GetTempPath(), "tg-envtest-" + Guid.NewGuid().ToString("N")[..8]);
-        System.IO.Directory.CreateDirectory(dir);
-        var server = new RealApiServer(dir, TestPki.Create(Path.Combine(dir, "pki")));
-        try
+        // A free port can be taken by someone else between probing and binding: one more try on fresh ports.
+        for (var attempt = 1; ; attempt++)
         {
-            await server.StartProcessesAsync();
-            return server;
-        }
-        catch
-        {
-            await server.DisposeAsync();
-            throw;
+            var dir = Path.Combine(Path.GetTempPath(), "tg-envtest-" + Guid.NewGuid().ToString("N")[..8]);
+            System.IO.Directory.CreateDirectory(dir);
+            var server = new RealApiServer(dir, TestPki.Create(Path.Combine(dir, "pki")));
+            try
+            {
+                await server.StartProcessesAsync();
+                return server;
+            }
+            catch (InvalidOperationException) when (attempt < 2)
+            {
+                await server.DisposeAsync();
+            }
+            catch
+            {
+                await server.DisposeAsync();
+                throw;
+            }
         }
     }
 
@@ -173,6 +181,8 @@ public sealed class RealApiServer : IAsyncDisposable
 
     private Process Start(string file, string log, params string[] args)
     {
+        // A test host that exits without disposing (crash, timeout) must not leave the servers running.
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => KillQuietly();
         var psi = new ProcessStartInfo(file)
         {
             RedirectStandardOutput = true,
@@ -246,6 +256,15 @@ public sealed class RealApiServer : IAsyncDisposable
         var path = Path.Combine(_dir, name + ".kubeconfig");
         File.WriteAllText(path, Kubeconfig(BaseAddress, Pki.CaCertFile, "    token: " + token, ns), Encoding.UTF8);
         return path;
+    }
+
+    private void KillQuietly()
+    {
+        foreach (var p in new[] { _apiServer, _etcd })
+        {
+            try { if (p is { HasExited: false }) p.Kill(entireProcessTree: true); }
+            catch (InvalidOperationException) { }
+        }
     }
 
     public async ValueTask DisposeAsync()
