@@ -23,6 +23,12 @@ public static class OperatorRbac
             var rendered = await RenderAsync(helm, chart, ns);
             return Select("helm template " + chart, FakeCrdSchema.ParseYaml(rendered));
         }
+        return FromKustomize(repoRoot);
+    }
+
+    /// <summary>The operator's RBAC as config/rbac declares it.</summary>
+    public static Manifests FromKustomize(string repoRoot)
+    {
         var docs = System.IO.Directory.GetFiles(Path.Combine(repoRoot, "config", "rbac"), "*.yaml")
             .Where(f => Path.GetFileName(f) != "kustomization.yaml")
             .Order(StringComparer.Ordinal)
@@ -31,7 +37,7 @@ public static class OperatorRbac
     }
 
     /// <summary>The operator's ServiceAccount and every role bound to it, with their bindings.</summary>
-    private static Manifests Select(string source, IEnumerable<JsonObject> docs)
+    public static Manifests Select(string source, IEnumerable<JsonObject> docs)
     {
         var all = docs.Where(d => d["kind"]?.GetValue<string>() is { } k && Kinds.Contains(k)).ToList();
         var sa = all.Where(d => d["kind"]!.GetValue<string>() == "ServiceAccount")

@@ -14,8 +14,8 @@ public sealed class RealKubeCluster : IKubeTestCluster
     private static readonly string[] SystemNamespaces = ["kube-system", "kube-public", "kube-node-lease"];
     private readonly RealApiServer _server;
     private readonly List<ResourceDefinition> _customTypes;
-    private readonly JsonObject _leaderElectionRole;
-    private readonly JsonObject _leaderElectionBinding;
+    private readonly JsonObject? _leaderElectionRole;
+    private readonly JsonObject? _leaderElectionBinding;
 
     private RealKubeCluster(RealApiServer server, List<ResourceDefinition> customTypes, string operatorKubeconfig, OperatorRbac.Manifests rbac)
     {
@@ -23,8 +23,11 @@ public sealed class RealKubeCluster : IKubeTestCluster
         _customTypes = customTypes;
         OperatorKubeconfigPath = operatorKubeconfig;
         RbacSource = rbac.Source;
-        _leaderElectionRole = rbac.Objects.Single(o => o["kind"]!.GetValue<string>() == "Role");
-        _leaderElectionBinding = rbac.Objects.Single(o => o["kind"]!.GetValue<string>() == "RoleBinding");
+        // The namespaced Role that grants Leases, and its binding (config/rbac/leader_election_role.yaml or the chart's).
+        _leaderElectionRole = rbac.Objects.FirstOrDefault(o => o["kind"]!.GetValue<string>() == "Role"
+            && (o["rules"] as JsonArray ?? []).Any(r => (r?["resources"] as JsonArray ?? []).Any(x => x?.GetValue<string>() == "leases")));
+        _leaderElectionBinding = _leaderElectionRole is null ? null : rbac.Objects.FirstOrDefault(o => o["kind"]!.GetValue<string>() == "RoleBinding"
+            && o["roleRef"]?["name"]?.GetValue<string>() == _leaderElectionRole["metadata"]!["name"]!.GetValue<string>());
     }
 
     public string Name => "real";
@@ -102,6 +105,10 @@ public sealed class RealKubeCluster : IKubeTestCluster
     public async Task GrantLeaderElectionInAsync(string ns)
     {
         await EnsureNamespaceAsync(ns);
+        if (_leaderElectionRole is null || _leaderElectionBinding is null)
+        {
+            throw new InvalidOperationException($"{RbacSource} has no Role granting Leases bound to the operator: nothing to grant in namespace {ns}.");
+        }
         foreach (var template in new[] { _leaderElectionRole, _leaderElectionBinding })
         {
             var o = (JsonObject)template.DeepClone();
