@@ -218,6 +218,16 @@ public sealed class FakeMatchesRealApiServerTests(RealApiServerFixture fixture) 
         var (code, body) = await t.RawAsync(HttpMethod.Get, "apis/tokengate.io/v1alpha1/namespaces/default/apikeys?limit=1");
         var list = (JsonObject)JsonNode.Parse(body)!;
         t.Note("raw list", $"{code} kind={list["kind"]} apiVersion={list["apiVersion"]} remaining={list["metadata"]?["remainingItemCount"]} itemKind={list["items"]?[0]?["kind"]}");
+
+        // A continue token from before a compaction: 410 Expired (the storage cannot serve that snapshot any more).
+        var first = await keys.ListAsync("default", new ListOptions { Limit = 1 });
+        await keys.PatchAsync("default", "k1", Node("""{"metadata":{"labels":{"touched":"yes"}}}"""));
+        await t.Cluster.CompactAsync();
+        var (expiredCode, expiredBody) = await t.RawAsync(HttpMethod.Get, "apis/tokengate.io/v1alpha1/namespaces/default/apikeys?limit=1&continue=" + Uri.EscapeDataString(first.Continue!));
+        var status = (JsonObject)JsonNode.Parse(expiredBody)!;
+        t.Note("expired continue", $"{expiredCode} {status["reason"]} '{status["message"]}' newContinue={status["metadata"]?["continue"] is not null}");
+        await t.Step("typed client", async () => { await keys.ListAsync("default", new ListOptions { Limit = 1, Continue = first.Continue }); return null; });
+        await t.Step("exact list before the compaction", async () => { await keys.ListAsync("default", new ListOptions { ResourceVersion = first.ResourceVersion, ResourceVersionMatch = "Exact" }); return null; });
     });
 
     [KubeFact]

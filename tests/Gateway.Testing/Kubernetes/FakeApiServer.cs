@@ -367,6 +367,7 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         var nameField = fieldSelector is not null && fieldSelector.StartsWith("metadata.name=", StringComparison.Ordinal) ? fieldSelector["metadata.name=".Length..] : null;
 
         JsonObject list;
+        string? inconsistentContinue = null;
         lock (_gate)
         {
             long listRv = _resourceVersion;
@@ -377,7 +378,13 @@ public sealed partial class FakeApiServer : IAsyncDisposable
                 {
                     goto badContinue;
                 }
-                if (tokenRv < _compactedRv) goto gone;
+                if (tokenRv < _compactedRv)
+                {
+                    // Like the real server: the 410 carries a token that continues after the same key at the current
+                    // resourceVersion, for clients that accept an inconsistent list.
+                    inconsistentContinue = EncodeContinue(_resourceVersion, afterKey);
+                    goto gone;
+                }
                 listRv = tokenRv;
             }
             else if (rvMatch == "Exact" && long.TryParse(rvParam, out var exact) && exact < _compactedRv)
@@ -421,7 +428,14 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         return;
 
     gone:
-        await WriteStatus(ctx, 410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.", null, null);
+        if (inconsistentContinue is null)
+        {
+            await WriteStatus(ctx, 410, "Expired", "The resourceVersion for the provided list is too old.", null, null);
+            return;
+        }
+        var expired = StatusObject(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.", null, null);
+        expired["metadata"] = new JsonObject { ["continue"] = inconsistentContinue };
+        await WriteJson(ctx, 410, expired);
         return;
     badContinue:
         await WriteStatus(ctx, 400, "BadRequest", "continue key is not valid", null, null);

@@ -62,6 +62,12 @@ public sealed class FakeKubeCluster : IKubeTestCluster
 
     public Task GrantLeaderElectionInAsync(string ns) => Task.CompletedTask;
 
+    public Task CompactAsync()
+    {
+        Fake.CompactHistory();
+        return Task.CompletedTask;
+    }
+
     public async ValueTask DisposeAsync()
     {
         Admin.Dispose();

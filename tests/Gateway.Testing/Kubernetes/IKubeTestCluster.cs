@@ -34,4 +34,7 @@ public interface IKubeTestCluster : IAsyncDisposable
     /// <paramref name="ns"/>, so its Lease may live there.
     /// </summary>
     Task GrantLeaderElectionInAsync(string ns);
+
+    /// <summary>Drops the history older than now (etcd compaction; the fake's CompactHistory).</summary>
+    Task CompactAsync();
 }

@@ -19,6 +19,7 @@ public sealed class RealApiServer : IAsyncDisposable
     private readonly string _dir;
     private Process? _etcd;
     private Process? _apiServer;
+    private int _etcdClientPort;
 
     private RealApiServer(string dir, TestPki pki)
     {
@@ -66,7 +67,7 @@ public sealed class RealApiServer : IAsyncDisposable
 
     private async Task StartProcessesAsync()
     {
-        var etcdClient = FreePort();
+        var etcdClient = _etcdClientPort = FreePort();
         var etcdPeer = FreePort();
         var securePort = FreePort();
         var etcdData = Path.Combine(_dir, "etcd");
@@ -248,6 +249,21 @@ public sealed class RealApiServer : IAsyncDisposable
             ["spec"] = new JsonObject { ["expirationSeconds"] = (long)(lifetime ?? TimeSpan.FromHours(2)).TotalSeconds },
         }, ns);
         return answer["status"]?["token"]?.GetValue<string>() ?? throw new InvalidOperationException("TokenRequest answered without a token.");
+    }
+
+    /// <summary>
+    /// Compacts etcd's history up to its current revision (what the API server does every 5 minutes): list
+    /// continue tokens and reads at older resourceVersions then get 410 Expired.
+    /// </summary>
+    public async Task CompactEtcdAsync()
+    {
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_etcdClientPort}/"), Timeout = TimeSpan.FromSeconds(30) };
+        // etcd's JSON gateway: any range answers with the current revision in its header.
+        using var range = await http.PostAsync("v3/kv/range", new StringContent("{\"key\":\"AA==\"}", Encoding.UTF8, "application/json"));
+        range.EnsureSuccessStatusCode();
+        var revision = JsonNode.Parse(await range.Content.ReadAsStringAsync())!["header"]!["revision"]!.ToString();
+        using var compact = await http.PostAsync("v3/kv/compaction", new StringContent($"{{\"revision\":\"{revision}\",\"physical\":true}}", Encoding.UTF8, "application/json"));
+        compact.EnsureSuccessStatusCode();
     }
 
     /// <summary>Writes a kubeconfig that authenticates with <paramref name="token"/>; returns its path.</summary>

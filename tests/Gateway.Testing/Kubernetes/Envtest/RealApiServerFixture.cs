@@ -42,6 +42,7 @@ public sealed class RealApiServerFixture : Xunit.IAsyncLifetime
         public FakeApiServer? Fake => null;
         public Task EnsureNamespaceAsync(string ns) => cluster.EnsureNamespaceAsync(ns);
         public Task GrantLeaderElectionInAsync(string ns) => cluster.GrantLeaderElectionInAsync(ns);
+        public Task CompactAsync() => cluster.CompactAsync();
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }

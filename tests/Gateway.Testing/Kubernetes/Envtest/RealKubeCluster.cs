@@ -118,6 +118,8 @@ public sealed class RealKubeCluster : IKubeTestCluster
         }
     }
 
+    public Task CompactAsync() => _server.CompactEtcdAsync();
+
     /// <summary>
     /// Removes what a test left: TokenGate objects (finalizers stripped: no operator runs now), Secrets,
     /// Events and Leases outside the system namespaces, and per-namespace leader-election grants. Nothing
