@@ -107,15 +107,15 @@ public sealed class RealApiServer : IAsyncDisposable
                 client-certificate: {Pki.AdminCertFile}
                 client-key: {Pki.AdminKeyFile}
             """));
-        Admin = new KubernetesClient(KubeConfigLoader.LoadFile(AdminKubeconfigPath) is var c
-            ? new KubernetesClientConfiguration
-            {
-                Server = c.Server,
-                CertificateAuthority = c.CertificateAuthority,
-                ClientCertificate = c.ClientCertificate,
-                RequestTimeout = TimeSpan.FromSeconds(30),
-            }
-            : throw new InvalidOperationException());
+        // Through the kubeconfig, so the file kubectl uses is the one the tests' own client proved.
+        var admin = KubeConfigLoader.LoadFile(AdminKubeconfigPath);
+        Admin = new KubernetesClient(new KubernetesClientConfiguration
+        {
+            Server = admin.Server,
+            CertificateAuthority = admin.CertificateAuthority,
+            ClientCertificate = admin.ClientCertificate,
+            RequestTimeout = TimeSpan.FromSeconds(30),
+        });
         await WaitReadyAsync();
     }
 
