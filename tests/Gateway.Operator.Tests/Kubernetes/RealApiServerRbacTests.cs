@@ -38,6 +38,14 @@ public sealed class RealApiServerRbacTests(RealApiServerFixture fixture) : IAsyn
             review["status"]!["userInfo"]!["username"]!.GetValue<string>());
     }
 
+    [KubeFact]
+    public void The_operator_RBAC_is_the_charts_when_it_has_templates_else_config_rbac()
+    {
+        var chart = Directory.Exists(Path.Combine(Gateway.Testing.RepoPaths.Root, "charts", "tokengate", "templates"))
+            && OperatorRbac.FindHelm(Gateway.Testing.RepoPaths.Root) is not null;
+        Assert.StartsWith(chart ? "helm template" : "config/rbac", fixture.RbacSource, StringComparison.Ordinal);
+    }
+
     public static TheoryData<string, string, string, string?, bool> Permissions => new()
     {
         // What the operator does (issue #9: its resources, their status and finalizers, Secrets, Events, Leases).

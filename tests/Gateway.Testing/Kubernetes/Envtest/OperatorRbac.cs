@@ -56,7 +56,8 @@ public static class OperatorRbac
         return new Manifests(source, saName, saNs, [sa, .. roles, .. bindings]);
     }
 
-    private static string? FindHelm(string repoRoot)
+    /// <summary>.tools/helm/helm (config/local/tools.sh), else helm on PATH; null when neither exists.</summary>
+    public static string? FindHelm(string repoRoot)
     {
         var local = Path.Combine(repoRoot, ".tools", "helm", "helm");
         if (File.Exists(local)) return local;

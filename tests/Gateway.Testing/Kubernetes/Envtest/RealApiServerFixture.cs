@@ -17,6 +17,9 @@ public sealed class RealApiServerFixture : Xunit.IAsyncLifetime
         catch (Exception e) { _startFailure = e; }
     }
 
+    /// <summary>Where the operator's RBAC came from ("helm template …" or "config/rbac"); null when not started.</summary>
+    public string? RbacSource => _cluster?.RbacSource;
+
     /// <summary>The shared cluster, emptied of what earlier tests left.</summary>
     public async Task<IKubeTestCluster> AcquireAsync()
     {
