@@ -1,3 +1,4 @@
+using Gateway.Operator.Kubernetes;
 using System.Text.Json.Nodes;
 using Gateway.Testing;
 using Gateway.Testing.Kubernetes;
@@ -118,20 +119,21 @@ public sealed class ManifestTests
     [Fact]
     public async Task Every_call_the_operator_makes_is_allowed_by_the_rbac_manifests()
     {
-        await using var h = await KubernetesHarness.StartAsync();
+        await using var h = await KubernetesHarness.StartAsync(await KubernetesHarness.FakeClusterAsync());
+        var server = h.Cluster.Fake!;
         await h.ApplySamplesAsync();
-        var before = h.Server.Requests.Count;
+        var before = server.Requests.Count;
         await h.StartOperatorAsync();
-        await h.ReadyAsync(FakeApiServer.ApiKeys, "demo");
-        await h.ReadyAsync(FakeApiServer.UpstreamAccounts, "mock");
-        await h.ReadyAsync(FakeApiServer.UserQuotas, "demo");
-        await Eventually.TrueAsync(() => Task.FromResult(h.Server.ListObjects(FakeApiServer.Events, "default").Count > 0), "an event");
+        await h.ReadyAsync(TokenGateResources.ApiKeys, "demo");
+        await h.ReadyAsync(TokenGateResources.UpstreamAccounts, "mock");
+        await h.ReadyAsync(TokenGateResources.UserQuotas, "demo");
+        await Eventually.TrueAsync(() => Task.FromResult(server.ListObjects(FakeApiServer.Events, "default").Count > 0), "an event");
         // kubectl delete ak demo: the finalizer path (revoke, delete the Secret, drop the finalizer).
-        var operatorCalls = h.Server.Requests.Skip(before).ToList();
+        var operatorCalls = server.Requests.Skip(before).ToList();
         await h.ApiKeys.DeleteAsync("default", "demo");
-        var afterDelete = h.Server.Requests.Count;
-        await Eventually.TrueAsync(() => Task.FromResult(h.Get(FakeApiServer.ApiKeys, "demo") is null), "the ApiKey to be gone");
-        operatorCalls.AddRange(h.Server.Requests.Skip(afterDelete));
+        var afterDelete = server.Requests.Count;
+        await Eventually.TrueAsync(() => Task.FromResult(server.GetObject(FakeApiServer.ApiKeys, "default", "demo") is null), "the ApiKey to be gone");
+        operatorCalls.AddRange(server.Requests.Skip(afterDelete));
 
         var grants = Grants();
         var used = new HashSet<(string, string, string)>();
