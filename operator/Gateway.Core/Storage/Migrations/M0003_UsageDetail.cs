@@ -18,6 +18,22 @@ public sealed class M0003_UsageDetail : Migration
     /// </summary>
     public const string FailedPredicate = "NOT (status BETWEEN 200 AND 399)";
 
+    /// <summary>Builds both roll-ups from the detail rows (they must be empty); the portal benchmark reuses it after bulk loading.</summary>
+    public const string BackfillSql = $"""
+            INSERT INTO usage_daily (user_id, day, api_key_id, model, upstream, streamed, failed, requests, errors,
+                input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, cost)
+            SELECT user_id, (started_at AT TIME ZONE 'UTC')::date, api_key_id, model, upstream, streamed, {FailedPredicate},
+                count(*), CASE WHEN {FailedPredicate} THEN count(*) ELSE 0 END,
+                sum(input_tokens), sum(cached_input_tokens), sum(cache_write_tokens), sum(output_tokens), sum(cost)
+            FROM usage_log
+            GROUP BY user_id, (started_at AT TIME ZONE 'UTC')::date, api_key_id, model, upstream, streamed, {FailedPredicate};
+
+            INSERT INTO ledger_daily (user_id, day, amount, entries, last_at)
+            SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, sum(amount), count(*), max(created_at)
+            FROM ledger_entries WHERE kind = 'consume'
+            GROUP BY user_id, (created_at AT TIME ZONE 'UTC')::date;
+        """;
+
     protected override void Up(MigrationBuilder migrationBuilder)
     {
         migrationBuilder.Sql($"""
@@ -65,18 +81,7 @@ public sealed class M0003_UsageDetail : Migration
             );
             CREATE INDEX ledger_entries_user_not_consume_idx ON ledger_entries (user_id, created_at) WHERE kind <> 'consume';
 
-            INSERT INTO usage_daily (user_id, day, api_key_id, model, upstream, streamed, failed, requests, errors,
-                input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, cost)
-            SELECT user_id, (started_at AT TIME ZONE 'UTC')::date, api_key_id, model, upstream, streamed, {FailedPredicate},
-                count(*), CASE WHEN {FailedPredicate} THEN count(*) ELSE 0 END,
-                sum(input_tokens), sum(cached_input_tokens), sum(cache_write_tokens), sum(output_tokens), sum(cost)
-            FROM usage_log
-            GROUP BY user_id, (started_at AT TIME ZONE 'UTC')::date, api_key_id, model, upstream, streamed, {FailedPredicate};
-
-            INSERT INTO ledger_daily (user_id, day, amount, entries, last_at)
-            SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, sum(amount), count(*), max(created_at)
-            FROM ledger_entries WHERE kind = 'consume'
-            GROUP BY user_id, (created_at AT TIME ZONE 'UTC')::date;
+            {BackfillSql}
             """);
     }
 
