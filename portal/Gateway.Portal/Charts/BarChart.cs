@@ -10,7 +10,7 @@ namespace Gateway.Portal.Charts;
 /// </summary>
 public static class BarChart
 {
-    private const double Width = 640, Height = 220, Left = 8, Right = 8, Top = 22, Bottom = 26;
+    private const double Width = 360, Height = 180, Left = 4, Right = 4, Top = 22, Bottom = 24;
 
     /// <param name="id">Unique in the page (ids of the title and description).</param>
     /// <param name="labelEvery">Label every n-th bar on the axis (the first and last always).</param>
@@ -45,7 +45,7 @@ public static class BarChart
                 {
                     var anchor = i == 0 ? "start" : i == points.Count - 1 ? "end" : "middle";
                     var tx = i == 0 ? x : i == points.Count - 1 ? x + barWidth : x + barWidth / 2;
-                    sb.Append("<text class=\"label\" x=\"").Num(tx).Append("\" y=\"").Num(Height - 8).Append("\" text-anchor=\"").Append(anchor).Append("\">").Text(p.Label).Append("</text>");
+                    sb.Append("<text class=\"label\" x=\"").Num(tx).Append("\" y=\"").Num(Height - 6).Append("\" text-anchor=\"").Append(anchor).Append("\">").Text(p.Label).Append("</text>");
                 }
             }
         }

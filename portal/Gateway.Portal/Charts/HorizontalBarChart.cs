@@ -9,7 +9,7 @@ namespace Gateway.Portal.Charts;
 /// </summary>
 public static class HorizontalBarChart
 {
-    private const double Width = 640, RowHeight = 34, BarHeight = 12, Pad = 6;
+    private const double Width = 340, RowHeight = 36, BarHeight = 12, Pad = 4;
 
     public static IHtmlContent Render(string id, string title, string description, IReadOnlyList<ChartPoint> points)
     {
