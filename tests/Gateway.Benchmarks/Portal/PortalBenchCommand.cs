@@ -40,6 +40,8 @@ public static class PortalBenchCommand
         if (await PortalDataGenerator.IsCompleteAsync(db, size))
         {
             Console.WriteLine($"reusing {database}: {size.Rows:N0} rows, {size.Users:N0} users (drop the database to regenerate)");
+            // Migrations added since the data was generated (they must not need a rewrite of the big tables).
+            await Gateway.Core.Storage.StorageServiceCollectionExtensions.MigrateAsync(connectionString);
         }
         else
         {
@@ -107,6 +109,11 @@ public static class PortalBenchCommand
             csvRows = await csv.WriteAsync(user, new UsageFilter(), sink);
             csvTimes.Add(sw.Elapsed.TotalMilliseconds);
             if (i == 0) Console.WriteLine($"csv: {csvRows:N0} rows, {sink.Length / 1024.0 / 1024.0:F1} MiB");
+        }
+
+        if (options.Optional("http") != "false")
+        {
+            results.AddRange(await PortalHttpPages.RunAsync(connectionString, user, cursor, iterations, Console.Out));
         }
 
         Console.WriteLine();
