@@ -83,6 +83,7 @@ public static class ProxyApp
         services.AddSingleton<UpstreamCatalog>();
         services.AddSingleton<UpstreamInvoker>();
         services.AddSingleton<ProxyMetrics>();
+        services.AddSingleton(new ClientIpResolver(options));
         services.AddSingleton<ProxyRequestHandler>();
         services.AddSingleton<InfoEndpoints>();
         services.AddHostedService<InvalidationListener>();

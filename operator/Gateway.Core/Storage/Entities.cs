@@ -132,4 +132,6 @@ public sealed class UsageLogRow
     public bool Estimated { get; set; }
     public bool Streamed { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
+    public string? ClientIp { get; set; }
+    public string? ErrorCode { get; set; }
 }

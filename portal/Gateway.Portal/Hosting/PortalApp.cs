@@ -4,6 +4,7 @@ using Gateway.Core.Storage;
 using Gateway.Portal.Auth;
 using Gateway.Portal.Localization;
 using Microsoft.EntityFrameworkCore;
+using Gateway.Portal.Usage;
 
 namespace Gateway.Portal.Hosting;
 
@@ -39,6 +40,7 @@ public static class PortalApp
         builder.Services.AddTokenGateStorage(postgres!);
         builder.Services.AddPortalAuth(builder.Configuration, postgres!);
         builder.Services.AddPortalLocalization();
+        builder.Services.AddPortalUsage(postgres!);
         builder.Services.AddRazorPages().AddViewLocalization().AddDataAnnotationsLocalization();
         builder.Services.AddPrometheusExporter();
 
