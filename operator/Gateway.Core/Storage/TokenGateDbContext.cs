@@ -11,6 +11,8 @@ public sealed class TokenGateDbContext(DbContextOptions<TokenGateDbContext> opti
     public DbSet<UpstreamAccountRow> UpstreamAccounts => Set<UpstreamAccountRow>();
     public DbSet<LedgerEntryRow> LedgerEntries => Set<LedgerEntryRow>();
     public DbSet<UsageLogRow> UsageLog => Set<UsageLogRow>();
+    public DbSet<KeyRequestRow> KeyRequests => Set<KeyRequestRow>();
+    public DbSet<KeyRevealRow> KeyReveals => Set<KeyRevealRow>();
 
     protected override void OnModelCreating(ModelBuilder b)
     {
@@ -55,6 +57,8 @@ public sealed class TokenGateDbContext(DbContextOptions<TokenGateDbContext> opti
             e.Property(x => x.Cost).HasColumnType("numeric(20,8)");
             e.HasIndex(x => x.RequestId).IsUnique();
         });
+
+        KeyRequestModel.Map(b);
 
         // The hand-written schema uses snake_case columns: map every property by that rule instead of one by one.
         foreach (var entity in b.Model.GetEntityTypes())

@@ -4,6 +4,7 @@ using Gateway.Core.Metrics;
 using Gateway.Core.Projection;
 using Gateway.Core.Redis;
 using Gateway.Core.Storage;
+using Gateway.Operator.KeyRequests;
 using Gateway.Operator.Kubernetes;
 using Gateway.Operator.Ledger;
 using Gateway.Operator.Projection;
@@ -70,10 +71,12 @@ public static class OperatorApp
             s.AddSingleton(new FileResourceSource(folder, stateDir));
             s.AddSingleton<FileSourceDriver>();
             s.AddHostedService(sp => sp.GetRequiredService<FileSourceDriver>());
+            s.AddSingleton<IPortalKeyStore, FilePortalKeyStore>();
         }
         else if (source == "kubernetes")
         {
             s.AddKubernetesSource(cfg);
+            s.AddSingleton<IPortalKeyStore>(sp => new KubernetesPortalKeyStore(sp.GetRequiredService<KubernetesOperator>()));
             leaderOnly = true;
         }
         else
@@ -91,8 +94,12 @@ public static class OperatorApp
         s.AddSingleton(sp => new Enforcer(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(),
             sp.GetRequiredService<TimeProvider>(), null, sp.GetRequiredService<ILogger<Enforcer>>()));
         s.AddSingleton<ReservationSweeper>();
+        s.Configure<KeyRequestOptions>(cfg.GetSection("TokenGate:KeyRequests"));
+        s.AddSingleton<KeyRequestProcessor>();
+        s.AddSingleton<KeyRequestService>();
         if (!leaderOnly)
         {
+            s.AddHostedService(sp => sp.GetRequiredService<KeyRequestService>());
             s.AddHostedService(sp => sp.GetRequiredService<LedgerWriter>());
             s.AddHostedService(sp => sp.GetRequiredService<ReservationSweeper>());
         }

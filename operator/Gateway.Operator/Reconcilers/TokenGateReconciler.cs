@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -36,6 +37,8 @@ public sealed class TokenGateReconciler(
 {
     private static readonly TimeSpan DefaultGrace = TimeSpan.FromHours(24);
     private readonly OperatorOptions _options = options.Value;
+    // One reconcile per key at a time: a portal request and the key's controller must not both issue a version.
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _keyLocks = new(StringComparer.Ordinal);
 
     // ---------------------------------------------------------------- UpstreamAccount
 
@@ -284,7 +287,28 @@ public sealed class TokenGateReconciler(
 
     // ---------------------------------------------------------------- ApiKey
 
-    public async Task<(ReconcileOutcome Outcome, ApiKeyStatus Status)> ReconcileApiKeyAsync(ApiKey ak, IResourceSource source, CancellationToken ct)
+    public Task<(ReconcileOutcome Outcome, ApiKeyStatus Status)> ReconcileApiKeyAsync(ApiKey ak, IResourceSource source, CancellationToken ct) =>
+        ReconcileApiKeyAsync(ak, source, rotate: false, ct);
+
+    /// <summary>
+    /// Reconciles a key; with <paramref name="rotate"/> a new version is issued as the rotate annotation would
+    /// (portal rotation requests). Serialised per key, so two callers never issue two versions.
+    /// </summary>
+    public async Task<(ReconcileOutcome Outcome, ApiKeyStatus Status)> ReconcileApiKeyAsync(ApiKey ak, IResourceSource source, bool rotate, CancellationToken ct)
+    {
+        var gate = _keyLocks.GetOrAdd(ak.Key, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(ct);
+        try
+        {
+            return await ReconcileApiKeyLockedAsync(ak, source, rotate, ct);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private async Task<(ReconcileOutcome Outcome, ApiKeyStatus Status)> ReconcileApiKeyLockedAsync(ApiKey ak, IResourceSource source, bool rotate, CancellationToken ct)
     {
         var now = time.GetUtcNow();
         var ns = ak.Metadata.Namespace ?? "default";
@@ -317,6 +341,7 @@ public sealed class TokenGateReconciler(
         row.UserId = owner.Id;
         row.Description = spec.Description;
         row.Disabled = spec.Disabled;
+        row.PortalCreated = ak.Metadata.Labels?.GetValueOrDefault(KeyRequestContract.CreatedByLabel) == KeyRequestContract.CreatedByPortal;
         row.ExpiresAt = spec.ExpiresAt;
         row.Spec = JsonSerializer.Serialize(spec, TokenGateJson.Options);
         row.Generation = gen ?? 0;
@@ -352,13 +377,14 @@ public sealed class TokenGateReconciler(
         var rotateRequest = ak.Metadata.Annotations?.GetValueOrDefault(TokenGateApi.RotateAnnotation);
         var rotationDue = spec.Rotation?.Interval is { } iv && GoDuration.TryParse(iv, out var interval) && interval > TimeSpan.Zero && current is not null && current.CreatedAt + interval <= now;
         var rotateRequested = !string.IsNullOrEmpty(rotateRequest) && rotateRequest != row.LastRotateRequest;
+        var disabled = spec.Disabled || row.UserDisabled;
 
         if (current is null && secretHash is not null && versions.All(v => v.KeyHash != secretHash))
         {
             // Adopt the key the Secret already holds (e.g. PostgreSQL was rebuilt): workloads keep working.
             current = await AddVersionAsync(db, row, secretHash, ApiKeyFormat.DisplayPrefix(secretKey!), versions, now, ct);
         }
-        else if (current is null || secretHash != current.KeyHash || rotateRequested || rotationDue)
+        else if (current is null || secretHash != current.KeyHash || rotateRequested || rotationDue || rotate)
         {
             var plaintext = ApiKeyFormat.Generate();
             var previous = current;
@@ -414,7 +440,7 @@ public sealed class TokenGateReconciler(
                 DiscountRate = spec.DiscountRate,
                 ExpiresAt = spec.ExpiresAt,
                 ValidUntil = v.Id == current.Id ? null : v.ExpiresAt,
-                Disabled = spec.Disabled,
+                Disabled = disabled,
             }, ct);
         }
         if (spec.ExpiresAt is { } exp && exp > now) outcome = ReconcileOutcome.Earliest(outcome, ReconcileOutcome.After(Clamp(exp - now)));
@@ -432,6 +458,7 @@ public sealed class TokenGateReconciler(
         status.LastUsedAt = usage?.LastUsed;
 
         var (ready, reason, message) = spec.Disabled ? (Conditions.False, "Disabled", "The key is disabled.")
+            : row.UserDisabled ? (Conditions.False, "DisabledByOwner", "The owner disabled the key in the portal.")
             : spec.ExpiresAt <= now ? (Conditions.False, "Expired", $"The key expired at {spec.ExpiresAt:O}.")
             : owner.Suspended ? (Conditions.False, "OwnerSuspended", $"UserQuota '{spec.Owner}' is suspended.")
             : (Conditions.True, "Issued", $"Key version {current.Version} is in Secret '{ak.EffectiveSecretName}'.");

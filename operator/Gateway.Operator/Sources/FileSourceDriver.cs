@@ -86,6 +86,9 @@ public sealed partial class FileSourceDriver(
         catch (Exception e) when (e is not OperationCanceledException) { return true; }
     }
 
+    /// <summary>Asks for a pass soon (the portal key store wrote or removed a manifest outside the watched folder).</summary>
+    public void RequestPass() => Signal();
+
     private void Signal()
     {
         if (_changed.CurrentCount == 0) _changed.Release();
