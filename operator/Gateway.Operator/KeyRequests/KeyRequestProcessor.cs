@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using Gateway.Core.Json;
 using Gateway.Core.Keys;
@@ -141,9 +140,9 @@ public sealed partial class KeyRequestProcessor(
         {
             case KeyRequestKinds.Rotate:
             {
-                var (_, status) = await reconciler.ReconcileApiKeyAsync(ak, store.Source, rotate: true, ct);
+                var (_, status, key) = await reconciler.ReconcileApiKeyAsync(ak, store.Source, rotate: true, ct);
                 await store.Source.WriteStatusAsync(ak.Kind, ak.Metadata, status, ct);
-                return await IssuedAsync(ak, row.Id, status, ct);
+                return await IssuedAsync(row.Id, key, status, ct);
             }
             case KeyRequestKinds.Disable or KeyRequestKinds.Enable:
             {
@@ -206,18 +205,15 @@ public sealed partial class KeyRequestProcessor(
             },
             Spec = new ApiKeySpec { Owner = user.Name, Description = description, ExpiresAt = p.ExpiresAt, AllowedModels = models },
         }, ct);
-        var (_, status) = await reconciler.ReconcileApiKeyAsync(ak, store.Source, ct);
+        var (_, status, key) = await reconciler.ReconcileApiKeyAsync(ak, store.Source, rotate: false, ct);
         await store.Source.WriteStatusAsync(ak.Kind, ak.Metadata, status, ct);
         var id = await db.ApiKeys.Where(k => k.Namespace == user.Namespace && k.Name == name).Select(k => (Guid?)k.Id).SingleOrDefaultAsync(ct);
-        return await IssuedAsync(ak, id, status, ct);
+        return await IssuedAsync(id, key, status, ct);
     }
 
-    /// <summary>The key now current, read back from its Secret (the only place the plaintext lives) and checked against PostgreSQL.</summary>
-    private async Task<Outcome> IssuedAsync(ApiKey ak, Guid? apiKeyId, ApiKeyStatus status, CancellationToken ct)
+    /// <summary>The key the reconcile left current (issued then, or read from its Secret under the key's lock), checked against PostgreSQL.</summary>
+    private async Task<Outcome> IssuedAsync(Guid? apiKeyId, string? plaintext, ApiKeyStatus status, CancellationToken ct)
     {
-        var ns = ak.Metadata.Namespace ?? "default";
-        var secret = await store.Source.GetSecretAsync(ns, ak.EffectiveSecretName, ct);
-        var plaintext = secret?.GetValueOrDefault("OPENAI_API_KEY") is { } b ? Encoding.UTF8.GetString(b) : null;
         if (plaintext is null || !ApiKeyFormat.IsWellFormed(plaintext) || apiKeyId is null)
         {
             var why = Gateway.Kubernetes.Runtime.Conditions.Find(status.Conditions, "Ready")?.Message ?? "no key was issued.";

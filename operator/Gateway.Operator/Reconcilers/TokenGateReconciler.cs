@@ -287,14 +287,19 @@ public sealed class TokenGateReconciler(
 
     // ---------------------------------------------------------------- ApiKey
 
-    public Task<(ReconcileOutcome Outcome, ApiKeyStatus Status)> ReconcileApiKeyAsync(ApiKey ak, IResourceSource source, CancellationToken ct) =>
-        ReconcileApiKeyAsync(ak, source, rotate: false, ct);
+    public async Task<(ReconcileOutcome Outcome, ApiKeyStatus Status)> ReconcileApiKeyAsync(ApiKey ak, IResourceSource source, CancellationToken ct)
+    {
+        var (outcome, status, _) = await ReconcileApiKeyAsync(ak, source, rotate: false, ct);
+        return (outcome, status);
+    }
 
     /// <summary>
     /// Reconciles a key; with <paramref name="rotate"/> a new version is issued as the rotate annotation would
-    /// (portal rotation requests). Serialised per key, so two callers never issue two versions.
+    /// (portal rotation requests). Serialised per key, so two callers never issue two versions. Also returns the
+    /// plaintext of the version current at the end (issued now, or read from its Secret), for a one-time reveal;
+    /// null when the key is not issued.
     /// </summary>
-    public async Task<(ReconcileOutcome Outcome, ApiKeyStatus Status)> ReconcileApiKeyAsync(ApiKey ak, IResourceSource source, bool rotate, CancellationToken ct)
+    public async Task<(ReconcileOutcome Outcome, ApiKeyStatus Status, string? CurrentKey)> ReconcileApiKeyAsync(ApiKey ak, IResourceSource source, bool rotate, CancellationToken ct)
     {
         var gate = _keyLocks.GetOrAdd(ak.Key, _ => new SemaphoreSlim(1, 1));
         await gate.WaitAsync(ct);
@@ -308,7 +313,7 @@ public sealed class TokenGateReconciler(
         }
     }
 
-    private async Task<(ReconcileOutcome Outcome, ApiKeyStatus Status)> ReconcileApiKeyLockedAsync(ApiKey ak, IResourceSource source, bool rotate, CancellationToken ct)
+    private async Task<(ReconcileOutcome Outcome, ApiKeyStatus Status, string? CurrentKey)> ReconcileApiKeyLockedAsync(ApiKey ak, IResourceSource source, bool rotate, CancellationToken ct)
     {
         var now = time.GetUtcNow();
         var ns = ak.Metadata.Namespace ?? "default";
@@ -324,12 +329,12 @@ public sealed class TokenGateReconciler(
             var msg = $"UserQuota '{spec.Owner}' does not exist in namespace '{ns}'.";
             Conditions.Set(status.Conditions, "Ready", Conditions.False, "OwnerNotFound", msg, gen, now);
             Log.NotReady(logger, ak.Kind, ak.Key, "OwnerNotFound", msg);
-            return (ReconcileOutcome.After(TimeSpan.FromSeconds(10)), status);
+            return (ReconcileOutcome.After(TimeSpan.FromSeconds(10)), status, null);
         }
         if (spec.DiscountRate is <= 0 or > 1)
         {
             Conditions.Set(status.Conditions, "Ready", Conditions.False, "InvalidSpec", "spec.discountRate must be in (0, 1].", gen, now);
-            return (ReconcileOutcome.Done, status);
+            return (ReconcileOutcome.Done, status, null);
         }
 
         var row = await db.ApiKeys.SingleOrDefaultAsync(x => x.Namespace == ns && x.Name == ak.Metadata.Name, ct);
@@ -361,7 +366,7 @@ public sealed class TokenGateReconciler(
                 await source.DeleteSecretAsync(ns, ak.EffectiveSecretName, ct);
                 Conditions.Set(status.Conditions, "Ready", Conditions.False, "MaxKeysExceeded", msg, gen, now);
                 Log.NotReady(logger, ak.Kind, ak.Key, "MaxKeysExceeded", msg);
-                return (ReconcileOutcome.After(TimeSpan.FromSeconds(30)), status);
+                return (ReconcileOutcome.After(TimeSpan.FromSeconds(30)), status, null);
             }
         }
 
@@ -378,6 +383,7 @@ public sealed class TokenGateReconciler(
         var rotationDue = spec.Rotation?.Interval is { } iv && GoDuration.TryParse(iv, out var interval) && interval > TimeSpan.Zero && current is not null && current.CreatedAt + interval <= now;
         var rotateRequested = !string.IsNullOrEmpty(rotateRequest) && rotateRequest != row.LastRotateRequest;
         var disabled = spec.Disabled || row.UserDisabled;
+        var currentKey = secretKey;
 
         if (current is null && secretHash is not null && versions.All(v => v.KeyHash != secretHash))
         {
@@ -387,6 +393,7 @@ public sealed class TokenGateReconciler(
         else if (current is null || secretHash != current.KeyHash || rotateRequested || rotationDue || rotate)
         {
             var plaintext = ApiKeyFormat.Generate();
+            currentKey = plaintext;
             var previous = current;
             current = await AddVersionAsync(db, row, hasher.Hash(plaintext), ApiKeyFormat.DisplayPrefix(plaintext), versions, now, ct);
             if (previous is not null)
@@ -463,7 +470,7 @@ public sealed class TokenGateReconciler(
             : owner.Suspended ? (Conditions.False, "OwnerSuspended", $"UserQuota '{spec.Owner}' is suspended.")
             : (Conditions.True, "Issued", $"Key version {current.Version} is in Secret '{ak.EffectiveSecretName}'.");
         Conditions.Set(status.Conditions, "Ready", ready, reason, message, gen, now);
-        return (outcome, status);
+        return (outcome, status, currentKey);
     }
 
     public async Task DeleteApiKeyAsync(string ns, string name, string secretName, IResourceSource source, CancellationToken ct)
