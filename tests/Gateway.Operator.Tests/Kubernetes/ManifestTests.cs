@@ -43,15 +43,17 @@ public sealed class ManifestTests
         Assert.DoesNotContain(grants, g => g.Group == "*" || g.Resource == "*" || g.Verb == "*");
         foreach (var r in new[] { "apikeys", "userquotas", "upstreamaccounts" })
         {
-            Assert.Equal(["get", "list", "patch", "update", "watch"], grants.Where(g => g.Resource == r).Select(g => g.Verb).Order());
+            // ApiKeys are also created and deleted, for portal requests.
+            string[] verbs = r == "apikeys" ? ["create", "delete", "get", "list", "patch", "update", "watch"] : ["get", "list", "patch", "update", "watch"];
+            Assert.Equal(verbs, grants.Where(g => g.Resource == r).Select(g => g.Verb).Order());
             Assert.Equal(["patch", "update"], grants.Where(g => g.Resource == r + "/status").Select(g => g.Verb).Order());
             Assert.Equal(["update"], grants.Where(g => g.Resource == r + "/finalizers").Select(g => g.Verb));
         }
         Assert.Equal(["create", "delete", "get", "list", "patch", "update", "watch"], grants.Where(g => g.Resource == "secrets").Select(g => g.Verb).Order());
         Assert.Equal(["create", "patch"], grants.Where(g => g.Resource == "events").Select(g => g.Verb).Order());
         Assert.Equal(["create", "get", "update"], grants.Where(g => g.Resource == "leases").Select(g => g.Verb).Order());
-        // 3 kinds × (5 + 2 status + 1 finalizers) + 7 secrets + 2 events + 3 leases: nothing else.
-        Assert.Equal(3 * 8 + 7 + 2 + 3, grants.Count);
+        // 3 kinds × (5 + 2 status + 1 finalizers) + 2 (apikeys create/delete) + 7 secrets + 2 events + 3 leases: nothing else.
+        Assert.Equal(3 * 8 + 2 + 7 + 2 + 3, grants.Count);
 
         // Leases only in the operator's namespace; both bindings name the operator's ServiceAccount.
         var sa = Single("rbac", "ServiceAccount");
