@@ -43,10 +43,16 @@ public sealed record KeyAllowance(int Keys, int PendingCreates, int? MaxKeys, bo
     public bool CanCreate => !Suspended && (MaxKeys is not int max || Keys + PendingCreates < max);
 }
 
-/// <summary>The outcome of asking for a key change: the request id, or why it was refused before reaching the operator.</summary>
-public sealed record KeyRequestSubmission(Guid? RequestId, string? Error)
+/// <summary>
+/// The outcome of asking for a key change: the request id, or why it was refused before reaching the operator.
+/// The reason is an English template (the localization key) and its arguments.
+/// </summary>
+public sealed record KeyRequestSubmission(Guid? RequestId, string? ErrorTemplate = null, object[]? ErrorArguments = null)
 {
-    public static KeyRequestSubmission Refused(string error) => new(null, error);
+    public static KeyRequestSubmission Refused(string template, params object[] arguments) => new(null, template, arguments);
+
+    /// <summary>The reason in English.</summary>
+    public string? Error => ErrorTemplate is null ? null : string.Format(System.Globalization.CultureInfo.InvariantCulture, ErrorTemplate, ErrorArguments ?? []);
 }
 
 /// <summary>What the reveal page can show for a request.</summary>

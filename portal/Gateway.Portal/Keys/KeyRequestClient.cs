@@ -93,13 +93,13 @@ public sealed partial class KeyRequestClient(
     public async Task<KeyRequestSubmission> RequestCreateAsync(Guid userId, string? description, DateTimeOffset? expiresAt, IReadOnlyList<string> allowedModels, CancellationToken ct)
     {
         description = string.IsNullOrWhiteSpace(description) ? null : description.Trim();
-        if (description is { Length: > MaxDescriptionLength }) return KeyRequestSubmission.Refused($"The description can be at most {MaxDescriptionLength} characters.");
+        if (description is { Length: > MaxDescriptionLength }) return KeyRequestSubmission.Refused("The description can be at most {0} characters.", MaxDescriptionLength);
         if (expiresAt is { } e && e <= time.GetUtcNow()) return KeyRequestSubmission.Refused("The expiry date must be in the future.");
         var allowance = await AllowanceAsync(userId, ct);
         if (allowance.Suspended) return KeyRequestSubmission.Refused("Your account is suspended, so you cannot create keys.");
         if (!allowance.CanCreate)
         {
-            return KeyRequestSubmission.Refused($"You have {allowance.Keys + allowance.PendingCreates} key(s), the most your quota allows ({allowance.MaxKeys}). Delete a key first.");
+            return KeyRequestSubmission.Refused("You have {0} key(s), the most your quota allows ({1}). Delete a key first.", allowance.Keys + allowance.PendingCreates, allowance.MaxKeys!);
         }
         var parameters = new KeyRequestParameters { Description = description, ExpiresAt = expiresAt, AllowedModels = [.. allowedModels] };
         return await InsertAsync(userId, KeyRequestKinds.Create, null, parameters, ct);
@@ -124,7 +124,7 @@ public sealed partial class KeyRequestClient(
                 .Where(r => r.UserId == userId && r.ApiKeyId == apiKeyId && r.Kind == kind && r.Status == KeyRequestStatus.Pending)
                 .Select(r => (Guid?)r.Id).FirstOrDefaultAsync(ct);
             // A double submit (back button, second click) joins the request already waiting.
-            if (same is not null) return new KeyRequestSubmission(same, null);
+            if (same is not null) return new KeyRequestSubmission(same);
         }
         return await InsertAsync(userId, kind, apiKeyId, new KeyRequestParameters(), ct);
     }
@@ -155,7 +155,7 @@ public sealed partial class KeyRequestClient(
         // The insert trigger notifies the operator (pg_notify on commit).
         await db.SaveChangesAsync(ct);
         LogRequested(logger, kind, row.Id);
-        return new KeyRequestSubmission(row.Id, null);
+        return new KeyRequestSubmission(row.Id);
     }
 
     /// <summary>The state of one of the user's requests (for the Keys page after an action).</summary>
