@@ -4,11 +4,12 @@ SHELL := /bin/bash
 DOTNET ?= dotnet
 CONFIG ?= Debug
 
-.PHONY: help build build-apps services services-stop run test bench crds clean
+.PHONY: help build build-apps services services-stop run test test-stress bench crds clean
 
 help:
 	@echo "make run            build, start PostgreSQL+Redis, mock upstream, operator, proxy, portal"
 	@echo "make test           start services, build, run every test project"
+	@echo "make test-stress    run the suite N times (default 10) under stress-ng, list flaky tests (N=20 make test-stress)"
 	@echo "make services       start local PostgreSQL (127.0.0.1:55432) and Redis (127.0.0.1:56379)"
 	@echo "make services-stop  stop them"
 	@echo "make bench          run the benchmark (see docs/benchmarks.md)"
@@ -33,6 +34,9 @@ run: build-apps services
 
 test: services
 	@bash config/local/test.sh
+
+test-stress: services
+	@bash config/local/test-stress.sh
 
 bench: services
 	@bash config/local/bench.sh

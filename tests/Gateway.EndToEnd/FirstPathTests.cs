@@ -137,13 +137,13 @@ public sealed class FirstPathTests : IAsyncLifetime
         var file = Path.Combine(_stack.SamplesDir, "userquota-demo.yaml");
         var original = await File.ReadAllTextAsync(file);
         await File.WriteAllTextAsync(file, original.Replace("  maxKeys: 5", "  maxKeys: 5\n  suspended: true", StringComparison.Ordinal));
-        await Eventually.TrueAsync(async () => (await _http.SendAsync(Chat(key))).StatusCode == HttpStatusCode.Forbidden, "the suspension to take effect", TimeSpan.FromSeconds(5));
+        await Eventually.TrueAsync(async () => (await _http.SendAsync(Chat(key))).StatusCode == HttpStatusCode.Forbidden, "the suspension to take effect", TimeSpan.FromSeconds(30));
 
         // Undo it, then delete the key's manifest: the key is revoked.
         await File.WriteAllTextAsync(file, original);
-        await Eventually.TrueAsync(async () => (await _http.SendAsync(Chat(key))).StatusCode == HttpStatusCode.OK, "the suspension to be lifted", TimeSpan.FromSeconds(5));
+        await Eventually.TrueAsync(async () => (await _http.SendAsync(Chat(key))).StatusCode == HttpStatusCode.OK, "the suspension to be lifted", TimeSpan.FromSeconds(30));
         File.Delete(Path.Combine(_stack.SamplesDir, "apikey-demo.yaml"));
-        await Eventually.TrueAsync(async () => (await _http.SendAsync(Chat(key))).StatusCode == HttpStatusCode.Unauthorized, "the key to be revoked", TimeSpan.FromSeconds(5));
+        await Eventually.TrueAsync(async () => (await _http.SendAsync(Chat(key))).StatusCode == HttpStatusCode.Unauthorized, "the key to be revoked", TimeSpan.FromSeconds(30));
     }
 
     [Fact]
@@ -167,6 +167,6 @@ public sealed class FirstPathTests : IAsyncLifetime
         }
 
         // The operator notices the missing epoch and rebuilds; the same key works again.
-        await Eventually.TrueAsync(async () => (await _http.SendAsync(Chat(key))).StatusCode == HttpStatusCode.OK, "the projection to be rebuilt", TimeSpan.FromSeconds(15));
+        await Eventually.TrueAsync(async () => (await _http.SendAsync(Chat(key))).StatusCode == HttpStatusCode.OK, "the projection to be rebuilt", TimeSpan.FromSeconds(60));
     }
 }

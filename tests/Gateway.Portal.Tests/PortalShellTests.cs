@@ -1,77 +1,52 @@
 using System.Net;
-using System.Security.Cryptography;
-using System.Text;
-using Gateway.Core.Storage;
-using Gateway.Portal.Hosting;
-using Gateway.Testing;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
+using Gateway.Portal.Tests.Infrastructure;
 
 namespace Gateway.Portal.Tests;
 
 public sealed class PortalShellTests : IAsyncLifetime
 {
-    private TestDatabase _db = null!;
-    private WebApplication _app = null!;
-    private HttpClient _http = null!;
+    private PortalHarness _h = null!;
 
-    public async Task InitializeAsync()
-    {
-        _db = await TestDatabase.CreateAsync();
-        await StorageServiceCollectionExtensions.MigrateAsync(_db.ConnectionString);
-        _app = PortalApp.Build(["--urls", "http://127.0.0.1:0", "--ConnectionStrings:Postgres", _db.ConnectionString]);
-        await _app.StartAsync();
-        var url = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        _http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = new Uri(url) };
-    }
+    public async Task InitializeAsync() => _h = await PortalHarness.StartAsync();
 
-    public async Task DisposeAsync()
-    {
-        _http.Dispose();
-        await _app.DisposeAsync();
-        await _db.DisposeAsync();
-    }
+    public async Task DisposeAsync() => await _h.DisposeAsync();
 
     [Fact]
-    public async Task Serves_health_and_a_sign_in_form_with_antiforgery()
+    public async Task Serves_health_and_sends_anonymous_visitors_to_a_sign_in_form_with_antiforgery()
     {
-        Assert.Equal("ok", await _http.GetStringAsync("/healthz"));
-        var home = await _http.GetAsync("/");
+        using var client = _h.CreateClient();
+        Assert.Equal("ok", await client.Http.GetStringAsync("/healthz"));
+        using var home = await client.GetAsync("/");
         Assert.Equal(HttpStatusCode.Redirect, home.StatusCode);
-        Assert.Equal("/signin", home.Headers.Location!.OriginalString);
-        var html = await _http.GetStringAsync("/signin");
+        Assert.StartsWith("/signin", home.Headers.Location!.PathAndQuery(), StringComparison.Ordinal);
+        var html = await client.GetPageAsync("/signin");
         Assert.Contains("name=\"Password\"", html, StringComparison.Ordinal);
         Assert.Contains("name=\"Code\"", html, StringComparison.Ordinal);
         Assert.Contains("__RequestVerificationToken", html, StringComparison.Ordinal);
     }
 
     [Fact]
-    public async Task A_post_without_the_antiforgery_token_is_rejected()
+    public async Task Static_assets_are_served_to_anonymous_visitors()
     {
-        var r = await _http.PostAsync("/signin", new FormUrlEncodedContent(new Dictionary<string, string> { ["UserName"] = "demo", ["Password"] = "x", ["Code"] = "123456" }));
-        Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode);
+        using var client = _h.CreateClient();
+        using var css = await client.GetAsync("/css/site.css");
+        Assert.Equal(HttpStatusCode.OK, css.StatusCode);
     }
 
     [Fact]
-    public async Task Invite_links_are_checked_against_the_stored_hash()
+    public async Task Signed_in_users_see_the_dashboard_placeholder_with_the_layout()
     {
-        var token = "invite-token-for-test";
-        await using (var db = StorageServiceCollectionExtensions.CreateContext(_db.ConnectionString))
-        {
-            db.Users.Add(new UserRow
-            {
-                Id = Guid.NewGuid(), Namespace = "default", Name = "demo", Login = "demo", Email = "d@example.com", DisplayName = "Demo User",
-                InviteTokenHash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token))),
-                InviteExpiresAt = DateTimeOffset.UtcNow.AddDays(1), CreatedAt = DateTimeOffset.UtcNow, UpdatedAt = DateTimeOffset.UtcNow,
-            });
-            await db.SaveChangesAsync();
-        }
-        var ok = await _http.GetAsync("/invite/" + token);
-        Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
-        Assert.Contains("Welcome, Demo User", await ok.Content.ReadAsStringAsync(), StringComparison.Ordinal);
-        var bad = await _http.GetAsync("/invite/not-a-real-token");
-        Assert.Equal(HttpStatusCode.NotFound, bad.StatusCode);
+        var user = await _h.SeedEnrolledUserAsync("shell-user");
+        using var client = await _h.SignInAsync(user);
+        var html = await client.GetPageAsync("/");
+        Assert.Contains("Signed in as shell-user", html, StringComparison.Ordinal);
+        Assert.Contains("href=\"/keys\"", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("href=\"/admin\"", html, StringComparison.Ordinal);
     }
+}
+
+internal static class UriTestExtensions
+{
+    /// <summary>Path and query of a Location header, relative or absolute.</summary>
+    public static string PathAndQuery(this Uri uri) => uri.IsAbsoluteUri ? uri.PathAndQuery : uri.OriginalString;
 }

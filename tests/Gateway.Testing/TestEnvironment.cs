@@ -47,7 +47,8 @@ public sealed class TestDatabase : IAsyncDisposable
 /// <summary>Awaits a condition with a deadline instead of sleeping a fixed time.</summary>
 public static class Eventually
 {
-    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(10);
+    // Generous: a deadline costs time only when a test fails, and a loaded CI machine can be slow to get there.
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>Polls <paramref name="probe"/> until it returns a non-null value or the deadline passes.</summary>
     public static async Task<T> ReturnsAsync<T>(Func<Task<T?>> probe, string what, TimeSpan? timeout = null) where T : class

@@ -36,6 +36,22 @@ public sealed class UserQuotaSpec
     [Description("When true, every key of the user is rejected.")]
     [DefaultValue(false)]
     public bool Suspended { get; set; }
+    [Description("Self-service portal settings for this user.")]
+    public PortalSettings? Portal { get; set; }
+}
+
+/// <summary>Portal roles.</summary>
+public static class PortalRoles
+{
+    public const string User = "user";
+    public const string Admin = "admin";
+}
+
+public sealed class PortalSettings
+{
+    [Description("Role in the self-service portal: user (own keys and usage) or admin (also a read-only overview of every user and upstream).")]
+    [AllowedValues(PortalRoles.User, PortalRoles.Admin), DefaultValue(PortalRoles.User)]
+    public string Role { get; set; } = PortalRoles.User;
 }
 
 public sealed class UserIdentity

@@ -17,6 +17,12 @@ public sealed class UserRow
     public string? InviteTokenHash { get; set; }
     public DateTimeOffset? InviteExpiresAt { get; set; }
     public bool Suspended { get; set; }
+    /// <summary>Portal role from the UserQuota's spec.portal.role: user or admin.</summary>
+    public string PortalRole { get; set; } = "user";
+    /// <summary>Consecutive failed portal sign-ins (reset on success or when a lockout has ended).</summary>
+    public int FailedSignins { get; set; }
+    /// <summary>Portal sign-in is refused until this time.</summary>
+    public DateTimeOffset? LockedUntil { get; set; }
     public string Spec { get; set; } = "{}";
     public long Generation { get; set; }
     public DateTimeOffset CreatedAt { get; set; }

@@ -11,6 +11,12 @@ public sealed class TokenGateDbContext(DbContextOptions<TokenGateDbContext> opti
     public DbSet<UpstreamAccountRow> UpstreamAccounts => Set<UpstreamAccountRow>();
     public DbSet<LedgerEntryRow> LedgerEntries => Set<LedgerEntryRow>();
     public DbSet<UsageLogRow> UsageLog => Set<UsageLogRow>();
+    public DbSet<PortalSessionRow> PortalSessions => Set<PortalSessionRow>();
+    public DbSet<SigninEventRow> SigninEvents => Set<SigninEventRow>();
+    public DbSet<AuditLogRow> AuditLog => Set<AuditLogRow>();
+    public DbSet<RecoveryCodeRow> RecoveryCodes => Set<RecoveryCodeRow>();
+    public DbSet<UsedInviteRow> UsedInvites => Set<UsedInviteRow>();
+    public DbSet<DataProtectionKeyRow> DataProtectionKeys => Set<DataProtectionKeyRow>();
     public DbSet<KeyRequestRow> KeyRequests => Set<KeyRequestRow>();
     public DbSet<KeyRevealRow> KeyReveals => Set<KeyRevealRow>();
 
@@ -58,6 +64,7 @@ public sealed class TokenGateDbContext(DbContextOptions<TokenGateDbContext> opti
             e.HasIndex(x => x.RequestId).IsUnique();
         });
 
+        PortalEntities.Configure(b);
         KeyRequestModel.Map(b);
 
         // The hand-written schema uses snake_case columns: map every property by that rule instead of one by one.

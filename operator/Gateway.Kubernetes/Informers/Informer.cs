@@ -98,6 +98,17 @@ public sealed partial class Informer<T> : IInformer where T : class
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="action"/> with the cache's current contents while no event is being applied:
+    /// every change is either fully visible in the list and already dispatched to handlers, or not yet in
+    /// the list and dispatched after the action returns. A controller uses this to start its queue without
+    /// an object arriving both in its initial list and, a moment later, as the same watch event.
+    /// </summary>
+    public void WithConsistentCache(Action<IReadOnlyList<ObjectEntry<T>>> action)
+    {
+        lock (_handlersLock) action(Store.List());
+    }
+
     public void AddEventHandler(Action<ObjectEntry<T>>? onAdd = null, Action<ObjectEntry<T>, ObjectEntry<T>>? onUpdate = null, Action<ObjectEntry<T>>? onDelete = null) =>
         AddEventHandler(new ResourceEventHandler<T>(onAdd, onUpdate, onDelete));
 

@@ -118,11 +118,17 @@ public sealed partial class Controller<T> : IController where T : class
 
         var queue = new RateLimitingQueue<string>(_options.RateLimiterFactory?.Invoke(), _options.TimeProvider);
         using var depth = OperatorMetrics.RegisterQueue(Name, () => queue.Length);
-        _queue = queue;
+        // Publishing the queue and listing the cache happen atomically with respect to the informer's event
+        // dispatch. Otherwise an object applied to the cache just before the list but dispatched just after
+        // it would be enqueued twice, and reconciled twice if a worker had already taken the first copy.
+        _informer.WithConsistentCache(entries =>
+        {
+            _queue = queue;
+            foreach (var e in entries) queue.Add(e.Key);
+        });
         Log.Started(_logger, Name, _options.Workers);
         try
         {
-            foreach (var e in _informer.Store.List()) queue.Add(e.Key);
             var workers = Enumerable.Range(0, Math.Max(1, _options.Workers)).Select(_ => Task.Run(() => WorkerAsync(queue, cancellationToken), CancellationToken.None)).ToArray();
             try
             {

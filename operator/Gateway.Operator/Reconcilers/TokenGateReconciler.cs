@@ -195,6 +195,7 @@ public sealed class TokenGateReconciler(
         row.Email = spec.User.Email;
         row.DisplayName = spec.User.DisplayName;
         row.Suspended = spec.Suspended;
+        row.PortalRole = spec.Portal?.Role == PortalRoles.Admin ? PortalRoles.Admin : PortalRoles.User;
         row.Spec = JsonSerializer.Serialize(spec, TokenGateJson.Options);
         row.Generation = gen ?? 0;
         row.UpdatedAt = now;
@@ -250,6 +251,11 @@ public sealed class TokenGateReconciler(
                 }, Owner(uq)), ct);
                 Log.InviteCreated(logger, uq.Key);
             }
+        }
+        else if (status.Enrollment != "Enrolled")
+        {
+            // The user enrolled in the portal since the last reconcile: the invite link is spent, drop its Secret.
+            await source.DeleteSecretAsync(ns, uq.Metadata.Name + "-invite", ct);
         }
 
         // The same calendar the proxy's enforcement uses, so status and limits agree on the period.

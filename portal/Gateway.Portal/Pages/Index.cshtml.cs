@@ -1,10 +1,11 @@
-using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
 
 namespace Gateway.Portal.Pages;
 
-/// <summary>The portal's home sends visitors to sign in.</summary>
+/// <summary>The dashboard (placeholder until the usage pages arrive); signed-in users only (fallback policy).</summary>
 public sealed class IndexModel : PageModel
 {
-    public IActionResult OnGet() => RedirectToPage("/SignIn");
+    public void OnGet()
+    {
+    }
 }

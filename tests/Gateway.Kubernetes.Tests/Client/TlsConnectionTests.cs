@@ -178,7 +178,7 @@ public sealed class TlsConnectionTests : IAsyncLifetime
         var informer = new Gateway.Kubernetes.Informers.Informer<Widget>(widgets, new Gateway.Kubernetes.Informers.InformerOptions { InitialBackoff = TimeSpan.FromMilliseconds(20), BackoffJitter = 0 });
         using var cts = new CancellationTokenSource();
         var run = informer.RunAsync(cts.Token);
-        await informer.WaitForSyncAsync(cts.Token).WaitAsync(TimeSpan.FromSeconds(10));
+        await informer.WaitForSyncAsync(cts.Token).WaitAsync(TimeSpan.FromSeconds(30));
 
         for (var i = 0; i < 6; i++)
         {
@@ -189,6 +189,6 @@ public sealed class TlsConnectionTests : IAsyncLifetime
         await Gateway.Testing.Eventually.TrueAsync(() => Task.FromResult(informer.Store.Count == 6), "all objects over HTTP/2");
         Assert.Equal(1, informer.ListCount);
         await cts.CancelAsync();
-        await run.WaitAsync(TimeSpan.FromSeconds(10));
+        await run.WaitAsync(TimeSpan.FromSeconds(30));
     }
 }

@@ -38,7 +38,7 @@ public sealed class InformerTests : IAsyncLifetime
             e => log.Enqueue("delete " + e.Metadata.Name));
         _ = informer.RunAsync(_cts.Token);
 
-        await informer.WaitForSyncAsync(_cts.Token).WaitAsync(TimeSpan.FromSeconds(10));
+        await informer.WaitForSyncAsync(_cts.Token).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.True(informer.HasSynced);
         Assert.NotNull(informer.Store.Get("default", "before"));
 
@@ -61,7 +61,7 @@ public sealed class InformerTests : IAsyncLifetime
         var adds = new ConcurrentDictionary<string, int>();
         informer.AddEventHandler(onAdd: e => adds.AddOrUpdate(e.Metadata.Name!, 1, (_, n) => n + 1));
         _ = informer.RunAsync(_cts.Token);
-        await informer.WaitForSyncAsync(_cts.Token).WaitAsync(TimeSpan.FromSeconds(10));
+        await informer.WaitForSyncAsync(_cts.Token).WaitAsync(TimeSpan.FromSeconds(30));
 
         for (var i = 0; i < 30; i++)
         {
@@ -90,7 +90,7 @@ public sealed class InformerTests : IAsyncLifetime
             (_, n) => log.Enqueue("update " + n.Metadata.Name),
             e => log.Enqueue("delete " + e.Metadata.Name));
         _ = informer.RunAsync(_cts.Token);
-        await informer.WaitForSyncAsync(_cts.Token).WaitAsync(TimeSpan.FromSeconds(10));
+        await informer.WaitForSyncAsync(_cts.Token).WaitAsync(TimeSpan.FromSeconds(30));
         await Eventually.TrueAsync(() => Task.FromResult(_k.Server.OpenWatchCount == 1), "the watch to open");
 
         // The informer cannot watch while the world changes and history is compacted behind it.
@@ -120,7 +120,7 @@ public sealed class InformerTests : IAsyncLifetime
     {
         var informer = new Informer<Widget>(_k.Widgets, FastOptions);
         _ = informer.RunAsync(_cts.Token);
-        await informer.WaitForSyncAsync(_cts.Token).WaitAsync(TimeSpan.FromSeconds(10));
+        await informer.WaitForSyncAsync(_cts.Token).WaitAsync(TimeSpan.FromSeconds(30));
         var before = long.Parse(informer.LastResourceVersion, System.Globalization.CultureInfo.InvariantCulture);
 
         // Changes to another type move the global resourceVersion; only a bookmark tells this informer.
@@ -139,7 +139,7 @@ public sealed class InformerTests : IAsyncLifetime
         var informer = new Informer<Widget>(_k.Widgets, FastOptions);
         informer.Store.AddIndexer("owner", e => e.Metadata.OwnerReferences?.Select(o => o.Uid) ?? []);
         _ = informer.RunAsync(_cts.Token);
-        await informer.WaitForSyncAsync(_cts.Token).WaitAsync(TimeSpan.FromSeconds(10));
+        await informer.WaitForSyncAsync(_cts.Token).WaitAsync(TimeSpan.FromSeconds(30));
 
         var seen = new List<string>();
         informer.AddEventHandler(onAdd: e => seen.Add(e.Metadata.Name!));

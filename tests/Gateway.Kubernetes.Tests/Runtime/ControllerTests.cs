@@ -34,7 +34,7 @@ public sealed class ControllerTests : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await _cts.CancelAsync();
-        await Task.WhenAll(_running).WaitAsync(TimeSpan.FromSeconds(10));
+        await Task.WhenAll(_running).WaitAsync(TimeSpan.FromSeconds(30));
         await _k.DisposeAsync();
         _cts.Dispose();
     }
@@ -106,6 +106,46 @@ public sealed class ControllerTests : IAsyncLifetime
 
         await _k.Widgets.DeleteAsync("default", "g");
         await Eventually.TrueAsync(() => Task.FromResult(reconciler.CountFor("g") == 3), "the delete");
+    }
+
+    [Fact]
+    public async Task An_object_applied_to_the_cache_while_the_controller_starts_is_reconciled_once()
+    {
+        // Ordering-dependent by design: a handler registered before the controller's holds the informer inside
+        // the dispatch of "late" (already in the cache, not yet seen by the controller's handler) while the
+        // controller starts. The controller must not both list "late" and then enqueue it again from the event.
+        using var inDispatch = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var informer = new Informer<Widget>(_k.Widgets, Fast);
+        informer.AddEventHandler(onAdd: e =>
+        {
+            if (e.Metadata.Name != "late") return;
+            inDispatch.Set();
+            release.Wait(TimeSpan.FromSeconds(30));
+        });
+        var reconciler = new ScriptedReconciler<Widget>();
+        var controller = new Controller<Widget>(informer, reconciler, new ControllerOptions<Widget> { Name = "Widget" });
+        _running.Add(informer.RunAsync(_cts.Token));
+        await informer.WaitForSyncAsync(_cts.Token);
+
+        await _k.Widgets.CreateAsync(Widget.Named("late"));
+        Assert.True(inDispatch.Wait(TimeSpan.FromSeconds(30)), "the informer never dispatched the add of 'late'");
+        // On another thread: with the fix, starting blocks until the dispatch below is released.
+        _running.Add(Task.Run(() => controller.RunAsync(_cts.Token)));
+        // Without the fix the controller lists "late" and reconciles it while the event is still being dispatched.
+        // With it, the controller waits for the dispatch to end, so this wait runs out (which is fine).
+        try
+        {
+            await Eventually.TrueAsync(() => Task.FromResult(reconciler.CountFor("late") >= 1), "an early reconcile", TimeSpan.FromSeconds(2));
+        }
+        catch (TimeoutException)
+        {
+        }
+        release.Set();
+
+        await _k.Widgets.CreateAsync(Widget.Named("marker"));
+        await Eventually.TrueAsync(() => Task.FromResult(reconciler.CountFor("marker") == 1 && reconciler.CountFor("late") >= 1), "the marker and 'late'");
+        Assert.Equal(1, reconciler.CountFor("late"));
     }
 
     [Fact]

@@ -134,7 +134,7 @@ public sealed partial class LeaderElectionTests : IAsyncLifetime
         await Eventually.TrueAsync(() => Task.FromResult(b.Elector.CurrentLeader == "a"), "b to observe a");
 
         await a.Cts.CancelAsync();
-        await a.Run.WaitAsync(TimeSpan.FromSeconds(10));
+        await a.Run.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.False(a.Elector.IsLeader);
 
         await Eventually.TrueAsync(() => Task.FromResult(b.Elector.IsLeader), "b to take over", LeaseDuration);
@@ -153,7 +153,7 @@ public sealed partial class LeaderElectionTests : IAsyncLifetime
         await Eventually.TrueAsync(() => Task.FromResult(a.Elector.IsLeader), "a to lead");
 
         await a.Cts.CancelAsync();
-        await a.Run.WaitAsync(TimeSpan.FromSeconds(10));
+        await a.Run.WaitAsync(TimeSpan.FromSeconds(30));
 
         var spec = _k.Server.GetObject(FakeApiServer.Leases, "default", "tokengate-operator")!["spec"]!.AsObject();
         Assert.True(spec["holderIdentity"] is null || spec["holderIdentity"]!.GetValue<string>() == "");
@@ -172,7 +172,7 @@ public sealed partial class LeaderElectionTests : IAsyncLifetime
 
         // A crash: a stops without handing the lease back.
         await a.Cts.CancelAsync();
-        await a.Run.WaitAsync(TimeSpan.FromSeconds(10));
+        await a.Run.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal("a", _k.Server.GetObject(FakeApiServer.Leases, "default", "tokengate-operator")!["spec"]!["holderIdentity"]!.GetValue<string>());
 
         await Eventually.TrueAsync(() => Task.FromResult(b.Elector.IsLeader), "b to take over after expiry", LeaseDuration * 3);
@@ -188,7 +188,7 @@ public sealed partial class LeaderElectionTests : IAsyncLifetime
 
         _k.Server.InjectFailure(500, times: 1_000_000, pathContains: "/leases/");
         await Eventually.TrueAsync(() => Task.FromResult(!a.Elector.IsLeader), "a to step down", LeaseDuration * 3);
-        await a.Run.WaitAsync(TimeSpan.FromSeconds(10));
+        await a.Run.WaitAsync(TimeSpan.FromSeconds(30));
     }
 
     /// <summary>Records reconcile intervals per replica.</summary>
@@ -228,7 +228,7 @@ public sealed partial class LeaderElectionTests : IAsyncLifetime
         Assert.False(second.Manager.IsLeader);
 
         await first.Cts.CancelAsync();
-        await first.Run.WaitAsync(TimeSpan.FromSeconds(10));
+        await first.Run.WaitAsync(TimeSpan.FromSeconds(30));
         for (var i = 0; i < 5; i++) await _k.Widgets.CreateAsync(Widget.Named($"after{i}"));
 
         await Eventually.TrueAsync(() => Task.FromResult(log.Count(l => l.Id == "b" && l.Name.StartsWith("after", StringComparison.Ordinal)) >= 5), "b to reconcile the new objects", LeaseDuration * 3);
@@ -236,6 +236,6 @@ public sealed partial class LeaderElectionTests : IAsyncLifetime
         var firstOfB = log.Where(l => l.Id == "b").Min(l => l.Start);
         Assert.True(firstOfB > lastOfA, "b started reconciling only after a had finished");
         await second.Cts.CancelAsync();
-        await second.Run.WaitAsync(TimeSpan.FromSeconds(10));
+        await second.Run.WaitAsync(TimeSpan.FromSeconds(30));
     }
 }

@@ -239,7 +239,7 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
         // What a flushed Redis looks like for this operator (its own prefix only; never FLUSHALL here).
         await _h.Redis.ExecuteAsync("DEL", [_h.Keys.Epoch, _h.Keys.Key(_h.Hasher.Hash(key)), _h.Keys.Upstreams]);
 
-        await Eventually.TrueAsync(async () => await _h.RedisHasKeyAsync(key), "the key projection to be rebuilt", TimeSpan.FromSeconds(20));
+        await Eventually.TrueAsync(async () => await _h.RedisHasKeyAsync(key), "the key projection to be rebuilt", TimeSpan.FromSeconds(60));
         await Eventually.TrueAsync(async () => (await UpstreamCredentialAsync()) == "mock-upstream-key", "the upstream list to be rebuilt");
         Assert.Equal(1L, (await _h.Redis.ExecuteAsync("EXISTS", [_h.Keys.Epoch])).AsInt64());
     }

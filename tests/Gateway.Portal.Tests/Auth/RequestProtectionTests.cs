@@ -1,0 +1,58 @@
+using System.Net;
+using Gateway.Portal.Tests.Infrastructure;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Gateway.Portal.Tests.Auth;
+
+/// <summary>Antiforgery on every form POST and the per-IP limiter on sign-in and enrolment.</summary>
+public sealed class RequestProtectionTests
+{
+    [Fact]
+    public async Task Every_page_refuses_a_post_without_an_antiforgery_token()
+    {
+        await using var h = await PortalHarness.StartAsync();
+        var user = await h.SeedEnrolledUserAsync("af-user");
+        using var client = await h.SignInAsync(user);
+        var pages = h.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
+            .Where(e => e.Metadata.GetMetadata<PageActionDescriptor>() is not null)
+            .Select(e => "/" + (e.RoutePattern.RawText ?? "").Replace("{token}", "some-token", StringComparison.Ordinal).TrimStart('/'))
+            .Distinct().ToList();
+        Assert.Contains("/signin", pages);
+        Assert.Contains("/enrol", pages);
+        Assert.Contains("/signout", pages);
+        foreach (var page in pages)
+        {
+            using var r = await client.PostFormWithTokenAsync(page, [new("x", "y")], token: null);
+            Assert.True(r.StatusCode == HttpStatusCode.BadRequest, $"POST {page} without a token answered {(int)r.StatusCode}");
+        }
+        // The session survived: a refused POST changed nothing.
+        Assert.Contains("Signed in as af-user", await client.GetPageAsync("/"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Too_many_sign_in_posts_from_one_ip_get_a_429_page()
+    {
+        await using var h = await PortalHarness.StartAsync(new Dictionary<string, string?> { ["TokenGate:Portal:AuthPostsPerMinute"] = "3" });
+        using var client = h.CreateClient();
+        var token = await client.GetAntiforgeryTokenAsync("/signin");
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 4; i++)
+        {
+            using var r = await client.PostFormWithTokenAsync("/signin", [new("Login", "x"), new("Password", "y"), new("Code", "123456")], token);
+            statuses.Add(r.StatusCode);
+            if (r.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                Assert.True(r.Headers.RetryAfter is not null);
+                Assert.Contains("Too many sign-in or enrolment attempts", await r.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+        }
+        Assert.Equal([HttpStatusCode.Unauthorized, HttpStatusCode.Unauthorized, HttpStatusCode.Unauthorized, HttpStatusCode.TooManyRequests], statuses);
+        // Enrolment posts share the budget; pages (GET) stay reachable.
+        using var enrol = await client.PostFormWithTokenAsync("/enrol?handler=Password", [new("Password", "x")], token);
+        Assert.Equal(HttpStatusCode.TooManyRequests, enrol.StatusCode);
+        using var page = await client.GetAsync("/signin");
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+    }
+}
