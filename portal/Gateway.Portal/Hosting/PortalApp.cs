@@ -1,6 +1,7 @@
 using Gateway.Core.Metrics;
 using Gateway.Core.Storage;
 using Gateway.Portal.Auth;
+using Gateway.Portal.Keys;
 using Gateway.Portal.Localization;
 
 namespace Gateway.Portal.Hosting;
@@ -28,6 +29,7 @@ public static class PortalApp
             ?? throw new InvalidOperationException("ConnectionStrings:Postgres is not set (e.g. Host=127.0.0.1;Port=55432;Username=postgres;Database=tokengate).");
         builder.Services.AddTokenGateStorage(postgres);
         builder.Services.AddPortalAuth(builder.Configuration, postgres);
+        builder.Services.AddPortalKeys();
         builder.Services.AddPortalLocalization();
         builder.Services.AddRazorPages().AddViewLocalization().AddDataAnnotationsLocalization();
         builder.Services.AddPrometheusExporter();
