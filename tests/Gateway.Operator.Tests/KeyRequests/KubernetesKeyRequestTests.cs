@@ -54,6 +54,7 @@ public sealed class KubernetesKeyRequestTests : IAsyncLifetime
     public async Task Create_makes_a_labelled_ApiKey_owned_by_the_user_and_delete_removes_it_through_the_finalizer()
     {
         var userId = await DemoUserIdAsync();
+        var before = _h.Server.Requests.Count;
         var create = await KeyRequestTestData.InsertAsync(_h.Database.ConnectionString, userId, KeyRequestKinds.Create,
             parameters: new KeyRequestParameters { Description = "laptop" });
 
@@ -79,6 +80,13 @@ public sealed class KubernetesKeyRequestTests : IAsyncLifetime
         Assert.Equal(KeyRequestStatus.Done, (await CompletedAsync(delete.Id)).Status);
         await Eventually.TrueAsync(() => Task.FromResult(_h.Get(FakeApiServer.ApiKeys, name) is null), "the ApiKey to be gone", TimeSpan.FromSeconds(20));
         await Eventually.TrueAsync(async () => !await _h.RedisHasKeyAsync(key), "the key to be revoked in Redis", TimeSpan.FromSeconds(20));
+
+        // Every call made meanwhile (the operator's, and this test's Secret reads) is allowed by config/rbac.
+        var grants = ManifestTests.Grants();
+        var calls = _h.Server.Requests.Skip(before).Select(ManifestTests.Classify).ToList();
+        Assert.All(calls, c => Assert.Contains(c, grants));
+        Assert.Contains(("tokengate.io", "apikeys", "create"), calls);
+        Assert.Contains(("tokengate.io", "apikeys", "delete"), calls);
     }
 
     [Fact]

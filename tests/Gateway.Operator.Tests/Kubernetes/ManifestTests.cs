@@ -18,7 +18,7 @@ public sealed class ManifestTests
     private static IEnumerable<string> Strings(JsonNode? node) => (node as JsonArray ?? []).Select(n => n!.GetValue<string>());
 
     /// <summary>(apiGroup, resource, verb) triples the ClusterRole and the leader-election Role grant.</summary>
-    private static HashSet<(string Group, string Resource, string Verb)> Grants()
+    internal static HashSet<(string Group, string Resource, string Verb)> Grants()
     {
         var grants = new HashSet<(string, string, string)>();
         foreach (var role in new[] { Single("rbac", "ClusterRole"), Single("rbac", "Role") })
@@ -154,7 +154,7 @@ public sealed class ManifestTests
         Assert.Contains(("", "events", "create"), used);
     }
 
-    private static (string Group, string Resource, string Verb) Classify(FakeRequest r)
+    internal static (string Group, string Resource, string Verb) Classify(FakeRequest r)
     {
         var seg = r.Path.Trim('/').Split('/');
         var (group, i) = seg[0] == "api" ? ("", 2) : (seg[1], 3);
