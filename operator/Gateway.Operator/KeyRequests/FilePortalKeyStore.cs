@@ -48,6 +48,9 @@ public sealed class FilePortalKeyStore(FileResourceSource source, FileSourceDriv
         driver.RequestPass();
     }
 
+    public Task<T> RunExclusiveAsync<T>(Func<Task<T>> action, CancellationToken cancellationToken) =>
+        driver.RunExclusiveAsync(action, cancellationToken);
+
     /// <summary>Only keys whose manifest is in the portal folder: a label in a GitOps manifest does not make it the portal's.</summary>
     public bool IsPortalCreated(ApiKey apiKey) =>
         File.Exists(source.PortalKeyPath(apiKey.Metadata.Namespace ?? "default", apiKey.Metadata.Name));

@@ -26,6 +26,9 @@ public interface IPortalKeyStore
 
     /// <summary>True when the ApiKey is one the portal may delete (created for a portal request).</summary>
     bool IsPortalCreated(ApiKey apiKey);
+
+    /// <summary>Runs one request's work so that the source's own passes cannot interleave with it.</summary>
+    Task<T> RunExclusiveAsync<T>(Func<Task<T>> action, CancellationToken cancellationToken);
 }
 
 /// <summary>A request the operator refuses, with a message meant for the user.</summary>

@@ -66,7 +66,7 @@ public sealed partial class KeyRequestProcessor(
         Outcome outcome;
         try
         {
-            outcome = await ExecuteAsync(req, cancellationToken);
+            outcome = await store.RunExclusiveAsync(() => ExecuteAsync(req, cancellationToken), cancellationToken);
         }
         catch (KeyRequestRejectedException e)
         {

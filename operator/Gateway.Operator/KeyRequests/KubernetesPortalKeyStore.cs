@@ -55,6 +55,13 @@ public sealed class KubernetesPortalKeyStore(KubernetesOperator op) : IPortalKey
         }
     }
 
+    /// <summary>Nothing to exclude: controllers and requests share the reconciler's per-key lock.</summary>
+    public Task<T> RunExclusiveAsync<T>(Func<Task<T>> action, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        return action();
+    }
+
     public bool IsPortalCreated(ApiKey apiKey) =>
         apiKey.Metadata.Labels?.GetValueOrDefault(KeyRequestContract.CreatedByLabel) == KeyRequestContract.CreatedByPortal;
 }
