@@ -224,7 +224,7 @@ public sealed class KeysPagesTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task The_keys_pages_require_sign_in()
+    public async Task The_keys_pages_require_sign_in_and_an_unknown_reveal_is_not_found()
     {
         using var anonymous = _h.CreateClient();
         foreach (var path in new[] { "/keys", "/keys/new", $"/keys/reveal/{Guid.NewGuid()}" })
@@ -232,6 +232,11 @@ public sealed class KeysPagesTests : IAsyncLifetime
             using var r = await anonymous.GetAsync(path);
             Assert.Equal(HttpStatusCode.Redirect, r.StatusCode);
             Assert.Contains("/signin", r.Headers.Location!.OriginalString, StringComparison.Ordinal);
+        }
+        foreach (var path in new[] { "/keys/reveal/not-a-request", $"/keys/reveal/{Guid.NewGuid()}" })
+        {
+            using var r = await _client.GetAsync(path);
+            Assert.Equal(HttpStatusCode.NotFound, r.StatusCode);
         }
     }
 }
