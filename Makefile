@@ -4,7 +4,7 @@ SHELL := /bin/bash
 DOTNET ?= dotnet
 CONFIG ?= Debug
 
-.PHONY: help build build-apps services services-stop run test test-stress bench crds clean
+.PHONY: help build build-apps services services-stop run test test-stress bench crds clean tools images
 
 help:
 	@echo "make run            build, start PostgreSQL+Redis, mock upstream, operator, proxy, portal"
@@ -14,6 +14,8 @@ help:
 	@echo "make services-stop  stop them"
 	@echo "make bench          run the benchmark (see docs/benchmarks.md)"
 	@echo "make crds           regenerate CRDs into config/crd and charts/tokengate/crds"
+	@echo "make tools          install Helm 3 (and kubectl) into .tools/ (config/local/tools.sh)"
+	@echo "make images         build the operator, proxy and portal images (docker, podman or buildah)"
 
 build:
 	$(DOTNET) build Gateway.sln -c $(CONFIG) -nologo -clp:NoSummary
@@ -32,10 +34,13 @@ build-apps:
 run: build-apps services
 	@bash config/local/run.sh
 
+# Helm for the chart tests; when it cannot be installed the chart tests fail and say why.
 test: services
+	@bash config/local/tools.sh >/dev/null || echo "make test: Helm could not be installed into .tools/ (chart tests will fail)"
 	@bash config/local/test.sh
 
 test-stress: services
+	@bash config/local/tools.sh >/dev/null || echo "make test-stress: Helm could not be installed into .tools/ (chart tests will fail)"
 	@bash config/local/test-stress.sh
 
 bench: services
@@ -44,6 +49,13 @@ bench: services
 crds:
 	$(DOTNET) run --project operator/Gateway.Operator -- crds --out config/crd
 	cp config/crd/tokengate.io_*.yaml charts/tokengate/crds/
+
+tools:
+	@bash config/local/tools.sh
+
+# IMAGE_REGISTRY/IMAGE_TAG name the images as the chart expects: $(IMAGE_REGISTRY)/<component>:$(IMAGE_TAG).
+images:
+	@bash config/local/images.sh
 
 clean:
 	$(DOTNET) clean Gateway.sln -nologo -v q

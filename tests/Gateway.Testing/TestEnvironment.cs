@@ -48,7 +48,7 @@ public sealed class TestDatabase : IAsyncDisposable
 public static class Eventually
 {
     // Generous: a deadline costs time only when a test fails, and a loaded CI machine can be slow to get there.
-    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(60);
 
     /// <summary>Polls <paramref name="probe"/> until it returns a non-null value or the deadline passes.</summary>
     public static async Task<T> ReturnsAsync<T>(Func<Task<T?>> probe, string what, TimeSpan? timeout = null) where T : class

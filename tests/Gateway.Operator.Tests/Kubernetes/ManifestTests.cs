@@ -70,7 +70,7 @@ public sealed class ManifestTests
     [Fact]
     public void The_deployment_runs_two_hardened_replicas_with_probes_on_8082_and_secrets_from_a_Secret()
     {
-        var deployment = Single("manager", "Deployment");
+        var deployment = Docs("manager").Single(d => d["kind"]!.GetValue<string>() == "Deployment" && d["metadata"]!["name"]!.GetValue<string>() == "tokengate-operator");
         Assert.Equal(2, deployment["spec"]!["replicas"]!.GetValue<int>());
         var pod = deployment["spec"]!["template"]!["spec"]!;
         Assert.Equal(Single("rbac", "ServiceAccount")["metadata"]!["name"]!.GetValue<string>(), pod["serviceAccountName"]!.GetValue<string>());
@@ -87,14 +87,12 @@ public sealed class ManifestTests
 
         var env = c["env"]!.AsArray().ToDictionary(e => e!["name"]!.GetValue<string>(), e => e!);
         Assert.Equal("metadata.name", env["POD_NAME"]["valueFrom"]!["fieldRef"]!["fieldPath"]!.GetValue<string>());
-        foreach (var name in new[] { "ConnectionStrings__Postgres", "ConnectionStrings__Redis" })
-        {
-            Assert.Equal("tokengate-operator", env[name]["valueFrom"]!["secretKeyRef"]!["name"]!.GetValue<string>());
-        }
+        Assert.Equal("tokengate-postgres", env["ConnectionStrings__Postgres"]["valueFrom"]!["secretKeyRef"]!["name"]!.GetValue<string>());
+        Assert.Equal("tokengate-redis", env["ConnectionStrings__Redis"]["valueFrom"]!["secretKeyRef"]!["name"]!.GetValue<string>());
         var pepperFile = env["TokenGate__PepperFile"]["value"]!.GetValue<string>();
         var mount = c["volumeMounts"]!.AsArray().Single(m => pepperFile.StartsWith(m!["mountPath"]!.GetValue<string>() + "/", StringComparison.Ordinal))!;
         var volume = pod["volumes"]!.AsArray().Single(v => v!["name"]!.GetValue<string>() == mount["name"]!.GetValue<string>())!;
-        Assert.Equal("tokengate-operator", volume["secret"]!["secretName"]!.GetValue<string>());
+        Assert.Equal("tokengate-pepper", volume["secret"]!["secretName"]!.GetValue<string>());
     }
 
     [Theory]

@@ -73,6 +73,9 @@ public sealed class ProxyHarness : IAsyncDisposable
                 ["TokenGate:PricesDirectory"] = RepositoryRoot.PricesDirectory,
                 ["TokenGate:Redis:KeyPrefix"] = prefix,
                 ["Logging:LogLevel:Default"] = "Warning",
+                // A loopback connect never needs long, but a starved thread pool on a loaded machine can delay it
+                // past the 10 s default; tests about connect failures use refused ports, which fail at once.
+                ["TokenGate:Proxy:UpstreamConnectTimeoutSeconds"] = "60",
             };
             if (settings is not null) foreach (var (k, v) in settings) config[k] = v;
             var proxy = ProxyApp.Build(["--urls", "http://127.0.0.1:0"], b =>
