@@ -50,7 +50,7 @@ public sealed class PortalKeyRequestTests : IAsyncLifetime
         {
             var r = await _client.GetRequestAsync(user, id, CancellationToken.None);
             return r?.Status == KeyRequestStatus.Pending ? null : r;
-        }, "the operator to complete the request", TimeSpan.FromSeconds(30));
+        }, "the operator to complete the request");
 
     private async Task<string> RevealAsync(Guid user, Guid id)
     {

@@ -42,7 +42,7 @@ public sealed class KubernetesKeyRequestTests : IAsyncLifetime
             await using var db = _h.Db();
             var r = await db.KeyRequests.AsNoTracking().SingleAsync(x => x.Id == id);
             return r.Status == KeyRequestStatus.Pending ? null : r;
-        }, "the key request to complete", TimeSpan.FromSeconds(30));
+        }, "the key request to complete");
 
     private async Task<string> RevealedAsync(KeyRequestTestData.Request request)
     {
@@ -78,8 +78,8 @@ public sealed class KubernetesKeyRequestTests : IAsyncLifetime
 
         var delete = await KeyRequestTestData.InsertAsync(_h.Database.ConnectionString, userId, KeyRequestKinds.Delete, done.ResultApiKeyId);
         Assert.Equal(KeyRequestStatus.Done, (await CompletedAsync(delete.Id)).Status);
-        await Eventually.TrueAsync(() => Task.FromResult(_h.Get(FakeApiServer.ApiKeys, name) is null), "the ApiKey to be gone", TimeSpan.FromSeconds(20));
-        await Eventually.TrueAsync(async () => !await _h.RedisHasKeyAsync(key), "the key to be revoked in Redis", TimeSpan.FromSeconds(20));
+        await Eventually.TrueAsync(() => Task.FromResult(_h.Get(FakeApiServer.ApiKeys, name) is null), "the ApiKey to be gone");
+        await Eventually.TrueAsync(async () => !await _h.RedisHasKeyAsync(key), "the key to be revoked in Redis");
 
         // Every call made meanwhile (the operator's, and this test's Secret reads) is allowed by config/rbac.
         var grants = ManifestTests.Grants();

@@ -25,10 +25,13 @@ public sealed partial class KeysEndToEndTests : IAsyncLifetime
     private string _root = null!;
     private Uri _proxy = null!;
     private HttpClient _http = null!;
+    private SeededUser _user = null!;
 
     public async Task InitializeAsync()
     {
         _h = await PortalHarness.StartAsync();
+        // Enrolled before the operator first reads the samples: it then adopts this users row for UserQuota demo.
+        _user = await _h.SeedEnrolledUserAsync("demo");
         _root = Path.Combine(Path.GetTempPath(), "tg-keys-" + Guid.NewGuid().ToString("N")[..8]);
         var samples = Path.Combine(_root, "samples");
         Directory.CreateDirectory(samples);
@@ -93,7 +96,7 @@ public sealed partial class KeysEndToEndTests : IAsyncLifetime
             var m = KeyField().Match(html);
             if (!m.Success) Assert.Contains("issuing the key", html, StringComparison.Ordinal);
             return m.Success ? m.Groups[1].Value : null;
-        }, "the reveal page to show the key", TimeSpan.FromSeconds(30));
+        }, "the reveal page to show the key");
         Assert.Contains("already shown", PortalClient.ElementText(await client.GetPageAsync(reveal), "reveal-status"), StringComparison.Ordinal);
         return key;
     }
@@ -101,8 +104,7 @@ public sealed partial class KeysEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task A_signed_in_user_creates_a_key_sees_it_once_and_the_proxy_accepts_it_then_rotates_the_GitOps_key()
     {
-        var user = await _h.SeedEnrolledUserAsync("demo");
-        using var client = await _h.SignInAsync(user);
+        using var client = await _h.SignInAsync(_user);
         string demoKeyPrefix = await Eventually.ReturnsAsync(async () =>
         {
             await using var db = _h.CreateDbContext();
