@@ -19,6 +19,8 @@ public sealed class TokenGateDbContext(DbContextOptions<TokenGateDbContext> opti
     public DbSet<RecoveryCodeRow> RecoveryCodes => Set<RecoveryCodeRow>();
     public DbSet<UsedInviteRow> UsedInvites => Set<UsedInviteRow>();
     public DbSet<DataProtectionKeyRow> DataProtectionKeys => Set<DataProtectionKeyRow>();
+    public DbSet<KeyRequestRow> KeyRequests => Set<KeyRequestRow>();
+    public DbSet<KeyRevealRow> KeyReveals => Set<KeyRevealRow>();
 
     protected override void OnModelCreating(ModelBuilder b)
     {
@@ -67,6 +69,7 @@ public sealed class TokenGateDbContext(DbContextOptions<TokenGateDbContext> opti
         b.Entity<LedgerDailyRow>(e => { e.ToTable("ledger_daily").HasKey(x => new { x.UserId, x.Day }); e.Property(x => x.Amount).HasColumnType("numeric(20,8)"); });
 
         PortalEntities.Configure(b);
+        KeyRequestModel.Map(b);
 
         // The hand-written schema uses snake_case columns: map every property by that rule instead of one by one.
         foreach (var entity in b.Model.GetEntityTypes())

@@ -5,6 +5,7 @@ using Gateway.Core.Metrics;
 using Gateway.Core.Projection;
 using Gateway.Core.Redis;
 using Gateway.Core.Storage;
+using Gateway.Operator.KeyRequests;
 using Gateway.Operator.Kubernetes;
 using Gateway.Operator.Ledger;
 using Gateway.Operator.Projection;
@@ -88,10 +89,12 @@ public static class OperatorApp
             s.AddSingleton(new FileResourceSource(folder, stateDir));
             s.AddSingleton<FileSourceDriver>();
             s.AddHostedService(sp => sp.GetRequiredService<FileSourceDriver>());
+            s.AddSingleton<IPortalKeyStore, FilePortalKeyStore>();
         }
         else
         {
             s.AddKubernetesSource(cfg);
+            s.AddSingleton<IPortalKeyStore>(sp => new KubernetesPortalKeyStore(sp.GetRequiredService<KubernetesOperator>()));
             leaderOnly = true;
         }
 
@@ -108,8 +111,12 @@ public static class OperatorApp
         s.AddSingleton<OperatorStateMetrics>();
         s.AddSingleton<UsageBacklogMonitor>();
         s.AddSingleton<UserBudgetMonitor>();
+        s.Configure<KeyRequestOptions>(cfg.GetSection("TokenGate:KeyRequests"));
+        s.AddSingleton<KeyRequestProcessor>();
+        s.AddSingleton<KeyRequestService>();
         if (!leaderOnly)
         {
+            s.AddHostedService(sp => sp.GetRequiredService<KeyRequestService>());
             s.AddHostedService(sp => sp.GetRequiredService<LedgerWriter>());
             s.AddHostedService(sp => sp.GetRequiredService<ReservationSweeper>());
             s.AddHostedService(sp => sp.GetRequiredService<UsageBacklogMonitor>());

@@ -2,6 +2,7 @@ using Gateway.Core.Hosting;
 using Gateway.Core.Metrics;
 using Gateway.Core.Storage;
 using Gateway.Portal.Auth;
+using Gateway.Portal.Keys;
 using Gateway.Portal.Localization;
 using Microsoft.EntityFrameworkCore;
 using Gateway.Portal.Usage;
@@ -39,6 +40,7 @@ public static class PortalApp
 
         builder.Services.AddTokenGateStorage(postgres!);
         builder.Services.AddPortalAuth(builder.Configuration, postgres!);
+        builder.Services.AddPortalKeys();
         builder.Services.AddPortalLocalization();
         builder.Services.AddPortalUsage(postgres!);
         builder.Services.AddRazorPages().AddViewLocalization().AddDataAnnotationsLocalization();
