@@ -61,7 +61,7 @@ public static class PortalApp
         return app;
     }
 
-    // Ready while PostgreSQL answers: every page needs it.
+    // Ready while PostgreSQL answers with the schema migrated (the operator migrates it): every page needs both.
     private static async ValueTask<Readiness> PostgresReadinessAsync(HttpContext context)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
@@ -69,7 +69,10 @@ public static class PortalApp
         try
         {
             await using var db = await context.RequestServices.GetRequiredService<IDbContextFactory<TokenGateDbContext>>().CreateDbContextAsync(timeout.Token);
-            return await db.Database.CanConnectAsync(timeout.Token) ? Readiness.Yes : Readiness.No("PostgreSQL is not reachable");
+            if (!await db.Database.CanConnectAsync(timeout.Token)) return Readiness.No("PostgreSQL is not reachable");
+            return (await db.Database.GetPendingMigrationsAsync(timeout.Token)).Any()
+                ? Readiness.No("the database schema is not migrated yet (the operator migrates it at start)")
+                : Readiness.Yes;
         }
         catch (OperationCanceledException)
         {
