@@ -21,8 +21,12 @@ public static class PortalApp
         {
             builder.WebHost.UseUrls("http://0.0.0.0:8081");
         }
-        // Request-start lines carry the path, and an invite link's path carries its token.
+        // Request-start lines and some debug lines carry the request path, and an invite link's path carries its token.
         builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.StaticFiles", LogLevel.Information);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Routing", LogLevel.Information);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Mvc", LogLevel.Debug);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.HttpLogging", LogLevel.None);
         configure?.Invoke(builder);
         var postgres = builder.Configuration.GetConnectionString("Postgres")
             ?? throw new InvalidOperationException("ConnectionStrings:Postgres is not set (e.g. Host=127.0.0.1;Port=55432;Username=postgres;Database=tokengate).");
