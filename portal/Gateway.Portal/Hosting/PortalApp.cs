@@ -23,14 +23,16 @@ public static class PortalApp
         }
         // Request-start lines and some debug lines carry the request path, and an invite link's path carries its token.
         builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning);
+        // MVC traces handler arguments: these categories are pinned at Information.
         builder.Logging.AddFilter("Microsoft.AspNetCore.StaticFiles", LogLevel.Information);
         builder.Logging.AddFilter("Microsoft.AspNetCore.Routing", LogLevel.Information);
-        builder.Logging.AddFilter("Microsoft.AspNetCore.Mvc", LogLevel.Debug);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Mvc", LogLevel.Information);
         builder.Logging.AddFilter("Microsoft.AspNetCore.HttpLogging", LogLevel.None);
         configure?.Invoke(builder);
         var postgres = builder.Configuration.GetConnectionString("Postgres")
             ?? throw new InvalidOperationException("ConnectionStrings:Postgres is not set (e.g. Host=127.0.0.1;Port=55432;Username=postgres;Database=tokengate).");
         builder.Services.AddTokenGateStorage(postgres);
+        builder.Services.AddHostedService<SchemaGate>();
         builder.Services.AddPortalAuth(builder.Configuration, postgres);
         builder.Services.AddPortalLocalization();
         builder.Services.AddRazorPages().AddViewLocalization().AddDataAnnotationsLocalization();
