@@ -40,6 +40,9 @@ public static class PortalApp
 
         var app = builder.Build();
         app.UseForwardedHeaders();
+        if (!app.Environment.IsDevelopment()) app.UseExceptionHandler("/status/500");
+        // Error statuses without a body of their own (a stale form's 400, 403, 404) get a readable page.
+        app.UseStatusCodePagesWithReExecute("/status/{0}");
         app.UseSecurityHeaders();
         app.UseStaticFiles();
         app.UseRequestLocalization();
