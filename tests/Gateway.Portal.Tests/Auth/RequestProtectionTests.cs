@@ -31,7 +31,7 @@ public sealed class RequestProtectionTests
             Assert.Contains("The form may have expired", await r.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
         // The session survived: a refused POST changed nothing.
-        Assert.Contains("Signed in as af-user", await client.GetPageAsync("/"), StringComparison.Ordinal);
+        Assert.True(PortalPages.ShowsSignedIn(await client.GetPageAsync("/"), "af-user"));
     }
 
     [Fact]
