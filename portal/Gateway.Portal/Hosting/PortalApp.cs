@@ -30,8 +30,13 @@ public static class PortalApp
         configure?.Invoke(builder);
         var problems = new ConfigurationProblems();
         LoggingDefaults.Configure(builder, problems);
-        // Request-start lines carry the path, and an invite link's path carries its token.
+        // Request-start lines and some debug lines carry the request path, and an invite link's path carries its token.
         builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning);
+        // MVC traces handler arguments: these categories are pinned at Information.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.StaticFiles", LogLevel.Information);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Routing", LogLevel.Information);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Mvc", LogLevel.Information);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.HttpLogging", LogLevel.None);
         Listeners.Configure(builder, DefaultUrl, DefaultManagementUrl, problems);
         var postgres = builder.Configuration.GetConnectionString("Postgres");
         if (string.IsNullOrWhiteSpace(postgres)) problems.Add("ConnectionStrings:Postgres is not set (e.g. Host=127.0.0.1;Port=55432;Username=postgres;Database=tokengate).");
@@ -39,6 +44,7 @@ public static class PortalApp
         problems.ThrowIfAny("portal");
 
         builder.Services.AddTokenGateStorage(postgres!);
+        builder.Services.AddHostedService<SchemaGate>();
         builder.Services.AddPortalAuth(builder.Configuration, postgres!);
         builder.Services.AddPortalKeys();
         builder.Services.AddPortalLocalization();
@@ -48,6 +54,9 @@ public static class PortalApp
 
         var app = builder.Build();
         app.UseForwardedHeaders();
+        if (!app.Environment.IsDevelopment()) app.UseExceptionHandler("/status/500");
+        // Error statuses without a body of their own (a stale form's 400, 403, 404) get a readable page.
+        app.UseStatusCodePagesWithReExecute("/status/{0}");
         app.UseSecurityHeaders();
         app.UseStaticFiles();
         app.UseRequestLocalization();
