@@ -105,6 +105,7 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
 
         // The consumption reaches the ledger; dashboard and ledger page agree with it to the cent.
         await AssertDashboardBalanceEqualsLedgerAsync(page, userId, mustHaveConsumption: true);
+        await ChromiumBrowser.ScreenshotAsync(page, "06-dashboard-after-request");
         await page.GotoAsync("/ledger");
         Assert.Equal(DisplayFormat.Usd(await LedgerSumAsync(userId)), (await page.Locator("#ledger-balance").InnerTextAsync()).Trim());
         await ChromiumBrowser.ScreenshotAsync(page, "09-ledger");
@@ -129,6 +130,13 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
         await page.GotoAsync("/keys");
         Assert.DoesNotContain(newKey, await page.ContentAsync(), StringComparison.Ordinal);
         Assert.Contains(newKey[..9], await page.Locator("#key-demo").InnerTextAsync(), StringComparison.Ordinal);
+
+        // The Security page comes with another branch: screenshots when it is there.
+        if ((await page.APIRequest.GetAsync("/security")).Ok)
+        {
+            await page.GotoAsync("/security");
+            await ChromiumBrowser.ScreenshotAsync(page, "12-security");
+        }
 
         // 5. 中文: the switch changes the language, and the choice persists across navigation.
         await page.GotoAsync("/");
