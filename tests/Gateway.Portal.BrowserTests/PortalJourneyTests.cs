@@ -130,12 +130,13 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
         await page.GotoAsync("/keys");
         Assert.DoesNotContain(newKey, await page.ContentAsync(), StringComparison.Ordinal);
         Assert.Contains(newKey[..9], await page.Locator("#key-demo").InnerTextAsync(), StringComparison.Ordinal);
+        await ChromiumBrowser.ScreenshotAsync(page, "12-keys-after-rotation");
 
         // The Security page comes with another branch: screenshots when it is there.
         if ((await page.APIRequest.GetAsync("/security")).Ok)
         {
             await page.GotoAsync("/security");
-            await ChromiumBrowser.ScreenshotAsync(page, "12-security");
+            await ChromiumBrowser.ScreenshotAsync(page, "13-security");
         }
 
         // 5. 中文: the switch changes the language, and the choice persists across navigation.
@@ -143,7 +144,7 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
         await page.Locator(".lang-switch button[value='zh-CN']").ClickAsync();
         await page.WaitForFunctionAsync("document.documentElement.lang === 'zh-CN'");
         Assert.Equal("余额", (await page.Locator("#balance-label").InnerTextAsync()).Trim());
-        await ChromiumBrowser.ScreenshotAsync(page, "13-dashboard-zh");
+        await ChromiumBrowser.ScreenshotAsync(page, "14-dashboard-zh");
         await page.GotoAsync("/keys");
         Assert.Equal("zh-CN", await page.GetAttributeAsync("html", "lang"));
         Assert.Matches(Cjk(), await page.Locator("main h1").InnerTextAsync());
@@ -158,7 +159,7 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
         await other.GotoAsync("/usage");
         Assert.Equal("/usage", new Uri(other.Url).AbsolutePath);
         await page.GotoAsync("/signout");
-        await ChromiumBrowser.ScreenshotAsync(page, "14-signout");
+        await ChromiumBrowser.ScreenshotAsync(page, "15-signout");
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign out everywhere", Exact = true }).ClickAsync();
         await page.WaitForURLAsync("**/signin**");
         await other.GotoAsync("/usage");
@@ -180,7 +181,7 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
         await SignInAsync(locked, right);
         Assert.Contains("locked", await locked.Locator("#signin-error").InnerTextAsync(), StringComparison.Ordinal);
         Assert.Equal("/signin", new Uri(locked.Url).AbsolutePath);
-        await ChromiumBrowser.ScreenshotAsync(locked, "15-signin-locked");
+        await ChromiumBrowser.ScreenshotAsync(locked, "16-signin-locked");
         await locked.Context.CloseAsync();
 
         // 8. No log line or exception of the operator, proxy or portal carries a secret of this run.
