@@ -52,13 +52,13 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
         await ChromiumBrowser.ScreenshotAsync(page, "01-enrol-password");
         await page.FillAsync("#password", Password);
         await page.FillAsync("#confirm", Password);
-        await page.Locator("main form button.primary").ClickAsync();
+        await SubmitAsync(page);
         var secretText = await page.Locator("#totp-secret").InnerTextAsync();
         var secret = secretText.Replace(" ", "", StringComparison.Ordinal).Trim();
         await ChromiumBrowser.ScreenshotAsync(page, "02-enrol-totp");
         var userId = await DemoUserIdAsync();
         await page.FillAsync("#code", await _stack.NextTotpCodeAsync(userId, secret));
-        await page.Locator("main form button.primary").ClickAsync();
+        await SubmitAsync(page);
         var codes = await page.Locator("#recovery-codes code").AllInnerTextsAsync();
         Assert.Equal(10, codes.Count);
         Assert.Equal(10, codes.Distinct(StringComparer.Ordinal).Count());
@@ -176,10 +176,11 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
         for (var i = 0; i < 5; i++)
         {
             await SignInAsync(locked, wrong);
-            await locked.Locator("#signin-error").WaitForAsync();
+            // The fifth consecutive failure locks the account and says so.
+            Assert.Contains(i < 4 ? "not correct" : "Too many failed attempts", await locked.Locator("#signin-error").InnerTextAsync(), StringComparison.Ordinal);
         }
         await SignInAsync(locked, right);
-        Assert.Contains("locked", await locked.Locator("#signin-error").InnerTextAsync(), StringComparison.Ordinal);
+        Assert.Contains("Too many failed attempts: this account is locked", await locked.Locator("#signin-error").InnerTextAsync(), StringComparison.Ordinal);
         Assert.Equal("/signin", new Uri(locked.Url).AbsolutePath);
         await ChromiumBrowser.ScreenshotAsync(locked, "16-signin-locked");
         await locked.Context.CloseAsync();
@@ -207,8 +208,25 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
         await page.FillAsync("#login", "demo");
         await page.FillAsync("#password", Password);
         await page.FillAsync("#code", code);
-        await page.Locator("main form button.primary").ClickAsync();
-        await page.WaitForLoadStateAsync(LoadState.DOMContentLoaded);
+        await SubmitAsync(page);
+    }
+
+    // Clicks the form's primary button and waits for the page the post leads to, so the next step never reads the
+    // previous page (a refused sign-in comes back to the same URL with the same error element).
+    private static async Task SubmitAsync(IPage page)
+    {
+        var loaded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnLoaded(object? sender, IPage p) => loaded.TrySetResult();
+        page.DOMContentLoaded += OnLoaded;
+        try
+        {
+            await page.Locator("main form button.primary").ClickAsync();
+            await loaded.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        finally
+        {
+            page.DOMContentLoaded -= OnLoaded;
+        }
     }
 
     private async Task<Guid> DemoUserIdAsync()
