@@ -23,6 +23,7 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
     private BrowserStack _stack = null!;
     private ChromiumBrowser _browser = null!;
     private HttpClient _proxy = null!;
+    private readonly List<string> _cookies = [];
 
     public async Task InitializeAsync()
     {
@@ -41,6 +42,19 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
     [Fact]
     public async Task A_newcomer_enrols_uses_the_portal_rotates_a_key_and_no_secret_reaches_the_logs()
     {
+        try
+        {
+            await JourneyAsync();
+        }
+        catch
+        {
+            await _browser.ScreenshotOpenPagesAsync("failure");
+            throw;
+        }
+    }
+
+    private async Task JourneyAsync()
+    {
         var inviteUrl = await _stack.InviteUrlAsync();
         var demoKey = await _stack.DemoKeyAsync();
         Assert.StartsWith(_stack.PortalUrl.ToString().TrimEnd('/') + "/invite/", inviteUrl, StringComparison.Ordinal);
@@ -58,6 +72,7 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
         await ChromiumBrowser.ScreenshotAsync(page, "02-enrol-totp");
         var userId = await DemoUserIdAsync();
         await page.FillAsync("#code", await _stack.NextTotpCodeAsync(userId, secret));
+        await KeepCookiesAsync(page); // the enrolment cookie
         await SubmitAsync(page);
         var codes = await page.Locator("#recovery-codes code").AllInnerTextsAsync();
         Assert.Equal(10, codes.Count);
@@ -77,6 +92,7 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
         await ChromiumBrowser.ScreenshotAsync(page, "05-signin");
         await SignInAsync(page, await _stack.NextTotpCodeAsync(userId, secret));
         await page.WaitForURLAsync(u => new Uri(u).AbsolutePath == "/");
+        await KeepCookiesAsync(page);
         await AssertDashboardBalanceEqualsLedgerAsync(page, userId);
         await ChromiumBrowser.ScreenshotAsync(page, "06-dashboard");
 
@@ -156,6 +172,7 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
         await other.GotoAsync("/signin");
         await SignInAsync(other, codes[0]);
         await other.WaitForURLAsync(u => new Uri(u).AbsolutePath == "/");
+        await KeepCookiesAsync(other);
         await other.GotoAsync("/usage");
         Assert.Equal("/usage", new Uri(other.Url).AbsolutePath);
         await page.GotoAsync("/signout");
@@ -183,11 +200,12 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
         Assert.Contains("Too many failed attempts: this account is locked", await locked.Locator("#signin-error").InnerTextAsync(), StringComparison.Ordinal);
         Assert.Equal("/signin", new Uri(locked.Url).AbsolutePath);
         await ChromiumBrowser.ScreenshotAsync(locked, "16-signin-locked");
+        await KeepCookiesAsync(locked);
         await locked.Context.CloseAsync();
 
         // 8. No log line or exception of the operator, proxy or portal carries a secret of this run.
         var token = inviteUrl[(inviteUrl.LastIndexOf('/') + 1)..];
-        string[] secrets = [demoKey, newKey, Password, secret, secretText.Trim(), token, .. codes];
+        string[] secrets = [demoKey, newKey, Password, secret, secretText.Trim(), token, .. codes, .. _cookies];
         var lines = _stack.Logs.SelectMany(l => l.Lines.Select(line => (l.Component, line))).ToList();
         foreach (var component in new[] { "operator", "proxy", "portal" })
         {
@@ -202,6 +220,10 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
             }
         }
     }
+
+    // Cookie values (session, enrolment, antiforgery) are bearer secrets too: they join the log scan.
+    private async Task KeepCookiesAsync(IPage page) =>
+        _cookies.AddRange((await page.Context.CookiesAsync()).Select(c => c.Value).Where(v => v.Length >= 16));
 
     private static async Task SignInAsync(IPage page, string code)
     {

@@ -45,6 +45,8 @@ public sealed class ChromiumBrowser : IAsyncDisposable
                 [
                     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
+                    // Containers often have a small /dev/shm; Chromium then crashes tabs unless it uses /tmp.
+                    "--disable-dev-shm-usage",
                 ],
             });
             return new ChromiumBrowser(playwright, browser);
@@ -80,6 +82,23 @@ public sealed class ChromiumBrowser : IAsyncDisposable
         await page.SetViewportSizeAsync(Phone.Width, Phone.Height);
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(ScreenshotDir, name + "-mobile.png") });
         await page.SetViewportSizeAsync(Desktop.Width, Desktop.Height);
+    }
+
+    /// <summary>After a failure: the page each open tab shows, for the test artifacts.</summary>
+    public async Task ScreenshotOpenPagesAsync(string name)
+    {
+        var i = 0;
+        foreach (var page in Browser.Contexts.SelectMany(c => c.Pages).ToList())
+        {
+            try
+            {
+                await ScreenshotAsync(page, $"{name}-{++i}");
+            }
+            catch (PlaywrightException)
+            {
+                // The tab may be gone; the test's own failure is what matters.
+            }
+        }
     }
 
     public async ValueTask DisposeAsync()
