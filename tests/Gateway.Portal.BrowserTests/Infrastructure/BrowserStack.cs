@@ -71,8 +71,11 @@ public sealed class BrowserStack : IAsyncDisposable
             await File.WriteAllTextAsync(Path.Combine(samples, Path.GetFileName(f)), text);
         }
 
+        // The schema is migrated first: the portal waits for the operator's migrations, the operator for the portal's URL.
+        // Redis settings as the other hosts (the portal's harness sets them too), so the stack shares one prefix.
         var portal = PortalApp.Build(
-            ["--urls", "http://127.0.0.1:0", "--TokenGate:Management:Urls", "http://127.0.0.1:0", "--ConnectionStrings:Postgres", Database.ConnectionString],
+            ["--urls", "http://127.0.0.1:0", "--TokenGate:Management:Urls", "http://127.0.0.1:0", "--ConnectionStrings:Postgres", Database.ConnectionString,
+             "--ConnectionStrings:Redis", TestEnvironment.Redis, "--TokenGate:Redis:KeyPrefix", RedisPrefix],
             b =>
             {
                 // Many sign-in posts come from 127.0.0.1 in one run; the limiter has its own test elsewhere.
