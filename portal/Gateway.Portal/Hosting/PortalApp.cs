@@ -44,7 +44,6 @@ public static class PortalApp
         problems.ThrowIfAny("portal");
 
         builder.Services.AddTokenGateStorage(postgres!);
-        builder.Services.AddHostedService<SchemaGate>();
         builder.Services.AddPortalAuth(builder.Configuration, postgres!);
         builder.Services.AddPortalKeys();
         builder.Services.AddPortalLocalization();
