@@ -4,6 +4,10 @@
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
+# Test hosts start hundreds of web hosts; each would hold inotify instances for config reload and static
+# files, and the default per-user limit (128) runs out when the test assemblies run in parallel.
+export DOTNET_hostBuilder__reloadConfigOnChange=false
+export DOTNET_USE_POLLING_FILE_WATCHER=true
 results="$root/.data/test-results"
 rm -rf "$results"; mkdir -p "$results"
 

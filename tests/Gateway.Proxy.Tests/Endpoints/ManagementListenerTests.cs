@@ -19,9 +19,13 @@ public sealed class ManagementListenerTests
         using var apiOnPublic = await h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", caller.ApiKey,
             """{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"""));
         Assert.Equal(HttpStatusCode.OK, apiOnPublic.StatusCode);
-        var metrics = await management.GetAsync("/metrics");
-        Assert.Equal(HttpStatusCode.OK, metrics.StatusCode);
-        Assert.Contains("tokengate_proxy_requests_total{", await metrics.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        // The request is counted when it settles, which may be just after the client has its response.
+        await Eventually.TrueAsync(async () =>
+        {
+            using var metrics = await management.GetAsync("/metrics");
+            return metrics.StatusCode == HttpStatusCode.OK
+                && (await metrics.Content.ReadAsStringAsync()).Contains("tokengate_proxy_requests_total{", StringComparison.Ordinal);
+        }, "the request counted on the management listener's /metrics");
 
         // The public port has no /metrics: the proxy's own provider-shaped 404, whatever the Host header says.
         using var publicMetrics = await h.Http.GetAsync("/metrics");
