@@ -5,7 +5,12 @@ using Gateway.Testing;
 
 namespace Gateway.Proxy.Tests.Endpoints;
 
-/// <summary>/metrics only on the management listener; health on both; readiness and tokengate_proxy_redis_up follow Redis.</summary>
+/// <summary>
+/// /metrics only on the management listener; health on both; readiness and tokengate_proxy_redis_up follow Redis.
+/// Runs alone (<see cref="ProcessWideMetricsCollection"/>): every proxy in a test process registers the same meter
+/// name, so another test's live proxy would report its own tokengate_proxy_redis_up into this scrape.
+/// </summary>
+[Collection(ProcessWideMetricsCollection.Name)]
 public sealed class ManagementListenerTests
 {
     [Fact]
@@ -71,4 +76,11 @@ public sealed class ManagementListenerTests
         foreach (var c in clients) await Eventually.TrueAsync(async () => (await c.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK, "ready again once Redis is back", TimeSpan.FromSeconds(30));
         Assert.Contains("tokengate_proxy_redis_up 1", (await h.MetricsAsync()).Split('\n'));
     }
+}
+
+/// <summary>Tests that read process-wide gauges; xunit runs this collection after, not beside, the parallel ones.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ProcessWideMetricsCollection
+{
+    public const string Name = "Process-wide metrics";
 }
