@@ -2,6 +2,7 @@ using Gateway.Core.Metrics;
 using Gateway.Core.Storage;
 using Gateway.Portal.Auth;
 using Gateway.Portal.Localization;
+using Gateway.Portal.Security;
 
 namespace Gateway.Portal.Hosting;
 
@@ -29,6 +30,7 @@ public static class PortalApp
         builder.Services.AddTokenGateStorage(postgres);
         builder.Services.AddPortalAuth(builder.Configuration, postgres);
         builder.Services.AddPortalLocalization();
+        builder.Services.AddPortalSecurityAndAdmin(builder.Configuration);
         builder.Services.AddRazorPages().AddViewLocalization().AddDataAnnotationsLocalization();
         builder.Services.AddPrometheusExporter();
 
