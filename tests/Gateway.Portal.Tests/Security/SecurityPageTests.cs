@@ -167,6 +167,19 @@ public sealed class SecurityPageTests : IAsyncLifetime
         Assert.DoesNotContain("system.thing", page1 + page2, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Security_and_admin_pages_speak_simplified_chinese()
+    {
+        var admin = await _h.SeedEnrolledUserAsync("zhang", admin: true);
+        using var client = await _h.SignInAsync(admin);
+        client.Http.DefaultRequestHeaders.AcceptLanguage.ParseAdd("zh-CN");
+        Assert.Contains("活动会话", await client.GetPageAsync("/security"), StringComparison.Ordinal);
+        Assert.Contains("当前密码", await client.GetPageAsync("/security/password"), StringComparison.Ordinal);
+        Assert.Contains("活动日志", await client.GetPageAsync("/security/activity"), StringComparison.Ordinal);
+        Assert.Contains("本周期支出", await client.GetPageAsync("/admin"), StringComparison.Ordinal);
+        Assert.Contains("上游账户", await client.GetPageAsync("/admin/upstreams"), StringComparison.Ordinal);
+    }
+
     private static int CountOccurrences(string text, string what)
     {
         var n = 0;
