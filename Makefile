@@ -4,7 +4,7 @@ SHELL := /bin/bash
 DOTNET ?= dotnet
 CONFIG ?= Debug
 
-.PHONY: help build build-apps services services-stop run test test-stress bench crds clean tools images
+.PHONY: help build build-apps services services-stop run test test-stress bench bench-portal crds clean tools images
 
 help:
 	@echo "make run            build, start PostgreSQL+Redis, mock upstream, operator, proxy, portal"
@@ -13,6 +13,7 @@ help:
 	@echo "make services       start local PostgreSQL (127.0.0.1:55432) and Redis (127.0.0.1:56379)"
 	@echo "make services-stop  stop them"
 	@echo "make bench          run the benchmark (see docs/benchmarks.md)"
+	@echo "make bench-portal   time the portal's pages over 10 million usage rows (docs/benchmarks.md, Portal)"
 	@echo "make crds           regenerate CRDs into config/crd and charts/tokengate/crds"
 	@echo "make tools          install Helm 3 (and kubectl) into .tools/ (config/local/tools.sh)"
 	@echo "make images         build the operator, proxy and portal images (docker, podman or buildah)"
@@ -45,6 +46,9 @@ test-stress: services
 
 bench: services
 	@bash config/local/bench.sh
+
+bench-portal: services
+	@bash config/local/bench-portal.sh
 
 crds:
 	$(DOTNET) run --project operator/Gateway.Operator -- crds --out config/crd

@@ -88,7 +88,8 @@ mock_port=$(pick_port); taken+="$mock_port "
 nginx_port=$(pick_port); taken+="$nginx_port "
 forwarder_port=$(pick_port); taken+="$forwarder_port "
 operator_port=$(pick_port); taken+="$operator_port "
-proxy_port=$(pick_port)
+proxy_port=$(pick_port); taken+="$proxy_port "
+proxy_mgmt_port=$(pick_port)   # the proxy's management listener: /metrics (never on the public port)
 
 export PGOPTIONS='-c client_min_messages=warning'
 psql -h 127.0.0.1 -p "$pg_port" -U postgres -qAtc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null
@@ -245,6 +246,7 @@ start proxy env \
   ConnectionStrings__Redis="127.0.0.1:$redis_port" \
   TokenGate__Redis__KeyPrefix="$prefix" TokenGate__PepperFile="$bench/pepper" \
   TokenGate__PricesDirectory="$root/config/prices" \
+  TokenGate__Management__Urls="http://127.0.0.1:$proxy_mgmt_port" \
   dotnet "$(bin proxy/Gateway.Proxy)" --urls "http://127.0.0.1:$proxy_port"
 
 wait_http "http://127.0.0.1:$mock_port/healthz" mock
@@ -327,8 +329,8 @@ LUA
 
 # BENCH_SERVE=1: keep everything running for manual experiments (ports and key in .data/bench/env).
 if [ "${BENCH_SERVE:-}" = 1 ]; then
-  printf 'mock_port=%s\nnginx_port=%s\nforwarder_port=%s\nproxy_port=%s\noperator_port=%s\nprefix=%s\nBENCH_PROXY_KEY=%s\n' \
-    "$mock_port" "$nginx_port" "$forwarder_port" "$proxy_port" "$operator_port" "$prefix" "$proxy_key" >"$bench/env"
+  printf 'mock_port=%s\nnginx_port=%s\nforwarder_port=%s\nproxy_port=%s\nproxy_mgmt_port=%s\noperator_port=%s\nprefix=%s\nBENCH_PROXY_KEY=%s\n' \
+    "$mock_port" "$nginx_port" "$forwarder_port" "$proxy_port" "$proxy_mgmt_port" "$operator_port" "$prefix" "$proxy_key" >"$bench/env"
   chmod 600 "$bench/env"
   log "serving until interrupted; ports and key in $bench/env"
   wait "${pids[@]}" || true  # every child, so one restarted by hand does not end the others
@@ -336,7 +338,7 @@ if [ "${BENCH_SERVE:-}" = 1 ]; then
 fi
 
 # --- measurements -----------------------------------------------------------------------------
-metrics() { curl -fsS "http://127.0.0.1:$proxy_port/metrics"; }
+metrics() { curl -fsS "http://127.0.0.1:$proxy_mgmt_port/metrics"; }
 # Sum of every sample of a metric family member (e.g. all label sets of a counter).
 metric_sum() { # text name
   awk -v n="$2" '{ split($1, a, "{"); if (a[1] == n) s += $2 } END { printf "%.0f", s }' <<<"$1"

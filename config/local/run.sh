@@ -53,12 +53,13 @@ bin() { echo "$root/$1/bin/$config/net10.0/$(basename "$1").dll"; }
 
 start mock "$(bin tests/Gateway.MockUpstream)" --urls http://127.0.0.1:8089
 start operator "$(bin operator/Gateway.Operator)" --source dir:config/samples --state-dir "$data" --urls http://127.0.0.1:8082
-start proxy "$(bin proxy/Gateway.Proxy)" --urls http://127.0.0.1:8080
-start portal "$(bin portal/Gateway.Portal)" --urls http://127.0.0.1:8081
+# Public ports for users and workloads; /metrics only on the management ports (:8090, :8091).
+start proxy "$(bin proxy/Gateway.Proxy)" --urls http://127.0.0.1:8080 --TokenGate:Management:Urls http://127.0.0.1:8090
+start portal "$(bin portal/Gateway.Portal)" --urls http://127.0.0.1:8081 --TokenGate:Management:Urls http://127.0.0.1:8091
 wait_http http://127.0.0.1:8089/healthz mock
 wait_http http://127.0.0.1:8082/readyz operator
 wait_http http://127.0.0.1:8080/readyz proxy
-wait_http http://127.0.0.1:8081/healthz portal
+wait_http http://127.0.0.1:8091/readyz portal
 
 secret_value() { # file key
   sed -n "s/^  $2: //p" "$1" | head -1 | base64 -d
@@ -73,8 +74,9 @@ invite=$([ -s "$invitefile" ] && secret_value "$invitefile" INVITE_URL || echo "
 cat <<INFO
 
 TokenGate is running.
-  proxy     http://127.0.0.1:8080   (OpenAI- and Anthropic-compatible; /metrics, /healthz)
-  portal    http://127.0.0.1:8081
+  proxy     http://127.0.0.1:8080   (OpenAI- and Anthropic-compatible; /healthz, /readyz)
+            http://127.0.0.1:8090   (management: /metrics, /healthz, /readyz)
+  portal    http://127.0.0.1:8081   (management: http://127.0.0.1:8091/metrics)
   operator  http://127.0.0.1:8082   (/metrics, /healthz, /readyz); watching config/samples
   mock      http://127.0.0.1:8089   (the sample upstream)
   logs      $logs/

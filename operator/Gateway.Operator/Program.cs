@@ -1,3 +1,4 @@
+using Gateway.Core.Hosting;
 using Gateway.Operator.Crds;
 using Gateway.Operator.Hosting;
 
@@ -10,8 +11,6 @@ public static class Program
     {
         if (args.Length > 0 && args[0] == "crds") return CrdCommand.Run(args);
 
-        var app = OperatorApp.Build(args);
-        await app.RunAsync();
-        return 0;
+        return await ProcessHost.RunAsync("operator", () => OperatorApp.Build(args));
     }
 }

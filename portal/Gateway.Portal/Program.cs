@@ -1,3 +1,4 @@
+using Gateway.Core.Hosting;
 using Gateway.Portal.Hosting;
 
 namespace Gateway.Portal;
@@ -5,5 +6,5 @@ namespace Gateway.Portal;
 /// <summary>Process entry point.</summary>
 public static class Program
 {
-    public static void Main(string[] args) => PortalApp.Build(args).Run();
+    public static Task<int> Main(string[] args) => ProcessHost.RunAsync("portal", () => PortalApp.Build(args));
 }

@@ -1,9 +1,11 @@
+using Gateway.Core.Hosting;
+
 namespace Gateway.Proxy;
 
 /// <summary>Process entry point.</summary>
 public static class Program
 {
-    public static void Main(string[] args)
+    public static Task<int> Main(string[] args)
     {
         // Run socket completions on the socket engine's threads instead of queueing each one to the
         // thread pool. Every request waits on four socket events (client request, admission reply,
@@ -13,7 +15,7 @@ public static class Program
         // socket operation, so it is set here before the host starts; set the variable to 0 to opt out.
         if (Environment.GetEnvironmentVariable(InlineCompletionsVariable) is null)
             Environment.SetEnvironmentVariable(InlineCompletionsVariable, "1");
-        ProxyApp.Build(args).Run();
+        return ProcessHost.RunAsync("proxy", () => ProxyApp.Build(args));
     }
 
     private const string InlineCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";

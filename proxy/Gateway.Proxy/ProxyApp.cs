@@ -1,4 +1,5 @@
 using Gateway.Core.Enforcement;
+using Gateway.Core.Hosting;
 using Gateway.Core.Keys;
 using Gateway.Core.Metrics;
 using Gateway.Core.Pricing;
@@ -12,7 +13,6 @@ using Gateway.Proxy.Forwarding;
 using Gateway.Proxy.Requests;
 using Gateway.Proxy.Routing;
 using Gateway.Proxy.Telemetry;
-using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
@@ -22,12 +22,15 @@ namespace Gateway.Proxy;
 /// <remarks>
 /// Configuration: ConnectionStrings:Redis (default 127.0.0.1:56379), TokenGate:Pepper or
 /// TokenGate:PepperFile, TokenGate:PricesDirectory (default config/prices), TokenGate:Redis:KeyPrefix
-/// (default "tg:"), TokenGate:Proxy:* (<see cref="ProxyOptions"/>). Listens on http://0.0.0.0:8080
-/// unless --urls / ASPNETCORE_URLS say otherwise.
+/// (default "tg:"), TokenGate:Proxy:* (<see cref="ProxyOptions"/>), TokenGate:LogFormat (text | json).
+/// Serves the API on http://0.0.0.0:8080 unless --urls / ASPNETCORE_URLS say otherwise, and /metrics,
+/// /healthz, /readyz on the management listener, http://0.0.0.0:8090 unless TokenGate:Management:Urls
+/// says otherwise (see <see cref="Listeners"/>); /healthz and /readyz answer on both.
 /// </remarks>
 public static class ProxyApp
 {
     public const string DefaultUrl = "http://0.0.0.0:8080";
+    public const string DefaultManagementUrl = "http://0.0.0.0:8090";
     public const string DefaultRedis = "127.0.0.1:56379";
 
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
@@ -35,20 +38,17 @@ public static class ProxyApp
         var builder = WebApplication.CreateSlimBuilder(args);
         configure?.Invoke(builder);
         var config = builder.Configuration;
-        // Lowest-precedence defaults (any appsettings, environment variable or argument overrides them).
+        var problems = new ConfigurationProblems();
+        // Lowest-precedence log levels (any appsettings, environment variable or argument overrides them).
         // ASP.NET Core logs several Information lines per request (request starting/finished, endpoint
         // executing/executed), which cost the proxy more CPU than its own work. While the hosting
         // diagnostics logger is enabled at any level, the hosting layer also starts an Activity and a
         // logging scope for every request, so that category is off entirely.
-        config.Sources.Insert(0, new MemoryConfigurationSource
+        LoggingDefaults.Configure(builder, problems, new Dictionary<string, string?>
         {
-            InitialData = new Dictionary<string, string?>
-            {
-                ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
-                ["Logging:LogLevel:Microsoft.AspNetCore.Hosting.Diagnostics"] = "None",
-            },
+            ["Logging:LogLevel:Microsoft.AspNetCore.Hosting.Diagnostics"] = "None",
         });
-        if (string.IsNullOrEmpty(config["urls"]) && string.IsNullOrEmpty(config["ASPNETCORE_URLS"])) builder.WebHost.UseUrls(DefaultUrl);
+        Listeners.Configure(builder, DefaultUrl, DefaultManagementUrl, problems);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
@@ -56,25 +56,19 @@ public static class ProxyApp
             k.Limits.MaxRequestBodySize = null;
         });
 
-        // Validate everything up front so a misconfigured pod fails at start with a clear message.
-        var options = config.GetSection(ProxyOptions.Section).Get<ProxyOptions>() ?? new ProxyOptions();
-        var errors = options.Validate();
+        // Validate everything up front so a misconfigured pod fails at start with one message per problem.
+        var options = problems.Try(() => config.GetSection(ProxyOptions.Section).Get<ProxyOptions>() ?? new ProxyOptions()) ?? new ProxyOptions();
+        problems.AddRange(options.Validate());
         var redisConnection = config.GetConnectionString("Redis");
         if (string.IsNullOrWhiteSpace(redisConnection)) redisConnection = DefaultRedis;
-        RespClientOptions redisOptions;
-        try { redisOptions = RespClientOptions.Parse(redisConnection); }
-        catch (Exception ex) when (ex is FormatException or ArgumentException) { errors.Add($"ConnectionStrings:Redis is not a valid Redis address: {ex.Message}"); redisOptions = new RespClientOptions(); }
+        var redisOptions = problems.Try(() => RespClientOptions.Parse(redisConnection), e => $"ConnectionStrings:Redis is not a valid Redis address: {e.Message}") ?? new RespClientOptions();
         var prefix = config["TokenGate:Redis:KeyPrefix"];
         if (string.IsNullOrEmpty(prefix)) prefix = ProjectionKeys.DefaultPrefix;
-        KeyHasher? hasher = null;
-        try { hasher = KeyHasher.FromConfiguration(config["TokenGate:Pepper"], config["TokenGate:PepperFile"]); }
-        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or IOException) { errors.Add(ex.Message); }
+        var hasher = problems.Try(() => KeyHasher.FromConfiguration(config["TokenGate:Pepper"], config["TokenGate:PepperFile"]));
         var pricesDirectory = config["TokenGate:PricesDirectory"];
         if (string.IsNullOrEmpty(pricesDirectory)) pricesDirectory = Path.Combine("config", "prices");
-        PriceTable? prices = null;
-        try { prices = PriceTable.LoadLatest(pricesDirectory); }
-        catch (Exception ex) when (ex is InvalidOperationException or IOException or System.Text.Json.JsonException) { errors.Add($"Price table: {ex.Message}"); }
-        if (errors.Count > 0) throw new InvalidOperationException("The proxy configuration is invalid:" + Environment.NewLine + " - " + string.Join(Environment.NewLine + " - ", errors));
+        var prices = problems.Try(() => PriceTable.LoadLatest(pricesDirectory), e => $"TokenGate:PricesDirectory ('{pricesDirectory}'): {e.Message}");
+        problems.ThrowIfAny("proxy");
 
         var services = builder.Services;
         services.AddSingleton(Options.Create(options));
@@ -89,6 +83,7 @@ public static class ProxyApp
         services.AddSingleton<UpstreamCatalog>();
         services.AddSingleton<UpstreamInvoker>();
         services.AddSingleton<ProxyMetrics>();
+        services.AddSingleton(new ClientIpResolver(options));
         services.AddSingleton<ProxyRequestHandler>();
         services.AddSingleton<InfoEndpoints>();
         services.AddHostedService<InvalidationListener>();

@@ -22,6 +22,7 @@ public static class Program
             await Console.Error.WriteLineAsync("usage: Gateway.Benchmarks load --url URL --rate N --duration S [--warmup S] [--body-file F] [--header 'Name: value']... [--connections N] [--label L]\n" +
                 "       Gateway.Benchmarks forward --urls http://127.0.0.1:PORT --upstream http://127.0.0.1:PORT\n" +
                 "       Gateway.Benchmarks redis-enforce [--redis 127.0.0.1:56379] [--n 5000] [--warmup 500] [--limits all|none] [--redis-pid PID] [--concurrency 1]\n" +
+                "       Gateway.Benchmarks portal [--rows 10000000] [--users 10000] [--big-user-rows 1000000] [--iterations 40] [--database tokengate_bench_portal]\n" +
                 "       Gateway.Benchmarks micro [BenchmarkDotNet arguments, e.g. --filter '*Sse*']\n" +
                 "       Gateway.Benchmarks report --results FILE --machine FILE [--out docs/benchmarks.md]");
             return 2;
@@ -42,6 +43,7 @@ public static class Program
                 "forward" => await BareForwarder.RunAsync(options),
                 "alloc-types" => AllocationTypes.Run(options),
                 "redis-enforce" => await RedisEnforceCommand.RunAsync(options),
+                "portal" => await Portal.PortalBenchCommand.RunAsync(options),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'; use load or report."),
             };
         }

@@ -1,3 +1,4 @@
+using Gateway.Core.Hosting;
 using Gateway.MockUpstream;
 using Gateway.Operator.Hosting;
 using Gateway.Operator.Sources;
@@ -26,6 +27,8 @@ public sealed class GatewayStack : IAsyncDisposable
     public Uri MockUrl { get; private set; } = null!;
     public Uri OperatorUrl { get; private set; } = null!;
     public Uri ProxyUrl { get; private set; } = null!;
+    /// <summary>The proxy's management listener (/metrics, /healthz, /readyz).</summary>
+    public Uri ProxyManagementUrl { get; private set; } = null!;
     public FileResourceSource Source { get; private set; } = null!;
 
     public static async Task<GatewayStack> StartAsync()
@@ -67,8 +70,11 @@ public sealed class GatewayStack : IAsyncDisposable
         OperatorUrl = await StartAsync(op);
         Source = op.Services.GetRequiredService<FileResourceSource>();
 
-        var proxy = ProxyApp.Build([.. common, "--urls", "http://127.0.0.1:0"]);
-        ProxyUrl = await StartAsync(proxy);
+        var proxy = ProxyApp.Build([.. common, "--urls", "http://127.0.0.1:0", "--TokenGate:Management:Urls", "http://127.0.0.1:0"]);
+        await StartAsync(proxy);
+        var listeners = proxy.Services.GetRequiredService<Listeners>();
+        ProxyUrl = listeners.PublicUrls[0];
+        ProxyManagementUrl = listeners.ManagementUrls[0];
 
         // As `make run` does: wait until both report ready (schema migrated, Redis connected).
         using var http = new HttpClient();

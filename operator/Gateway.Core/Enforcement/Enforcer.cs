@@ -299,6 +299,8 @@ public sealed class Enforcer
             DurationMs = (int)Math.Clamp(nowMs - startedMs, 0, int.MaxValue),
             Status = 0,
             Estimated = true,
+            // The request's outcome is unknown (its settlement never arrived): charged at its reservation.
+            ErrorCode = UsageErrorCodes.ReservationExpired,
         };
         var args = new RedisArgBuffer(FinishFixedArgs + UsageStreamFields.Names.Length);
         AddUnstampedFinishArgs(args, nowMs, requestId, "expire", 0, 0);

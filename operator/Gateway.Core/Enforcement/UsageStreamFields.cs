@@ -19,6 +19,7 @@ internal static class UsageStreamFields
         "request_id", "key_id", "key_version", "user_id", "upstream", "model", "route",
         "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "cost", "price_version",
         "started_at_ms", "duration_ms", "ttfb_ms", "status", "estimated", "streamed",
+        "client_ip", "error_code",
     ];
 
     /// <summary>Appends the values of <paramref name="e"/>'s stream fields, in <see cref="Names"/> order.</summary>
@@ -43,6 +44,8 @@ internal static class UsageStreamFields
         args.Add(e.Status);
         args.Add(e.Estimated ? 1 : 0);
         args.Add(e.Streamed ? 1 : 0);
+        args.Add(e.ClientIp);
+        args.Add(e.ErrorCode);
     }
 
     /// <summary>Field/value pairs as the stream entry holds them (names interleaved with the values).</summary>

@@ -43,6 +43,10 @@ public sealed class ApiKeyRow
     public bool Disabled { get; set; }
     public DateTimeOffset? ExpiresAt { get; set; }
     public string? LastRotateRequest { get; set; }
+    /// <summary>Created by the operator for a portal request (label tokengate.io/created-by=portal).</summary>
+    public bool PortalCreated { get; set; }
+    /// <summary>Disabled by its owner in the portal (for keys whose spec belongs to GitOps).</summary>
+    public bool UserDisabled { get; set; }
     public string Spec { get; set; } = "{}";
     public long Generation { get; set; }
     public DateTimeOffset? LastUsedAt { get; set; }
@@ -132,4 +136,6 @@ public sealed class UsageLogRow
     public bool Estimated { get; set; }
     public bool Streamed { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
+    public string? ClientIp { get; set; }
+    public string? ErrorCode { get; set; }
 }

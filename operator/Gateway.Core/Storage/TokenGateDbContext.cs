@@ -11,12 +11,16 @@ public sealed class TokenGateDbContext(DbContextOptions<TokenGateDbContext> opti
     public DbSet<UpstreamAccountRow> UpstreamAccounts => Set<UpstreamAccountRow>();
     public DbSet<LedgerEntryRow> LedgerEntries => Set<LedgerEntryRow>();
     public DbSet<UsageLogRow> UsageLog => Set<UsageLogRow>();
+    public DbSet<UsageDailyRow> UsageDaily => Set<UsageDailyRow>();
+    public DbSet<LedgerDailyRow> LedgerDaily => Set<LedgerDailyRow>();
     public DbSet<PortalSessionRow> PortalSessions => Set<PortalSessionRow>();
     public DbSet<SigninEventRow> SigninEvents => Set<SigninEventRow>();
     public DbSet<AuditLogRow> AuditLog => Set<AuditLogRow>();
     public DbSet<RecoveryCodeRow> RecoveryCodes => Set<RecoveryCodeRow>();
     public DbSet<UsedInviteRow> UsedInvites => Set<UsedInviteRow>();
     public DbSet<DataProtectionKeyRow> DataProtectionKeys => Set<DataProtectionKeyRow>();
+    public DbSet<KeyRequestRow> KeyRequests => Set<KeyRequestRow>();
+    public DbSet<KeyRevealRow> KeyReveals => Set<KeyRevealRow>();
 
     protected override void OnModelCreating(ModelBuilder b)
     {
@@ -61,8 +65,11 @@ public sealed class TokenGateDbContext(DbContextOptions<TokenGateDbContext> opti
             e.Property(x => x.Cost).HasColumnType("numeric(20,8)");
             e.HasIndex(x => x.RequestId).IsUnique();
         });
+        b.Entity<UsageDailyRow>(e => { e.ToTable("usage_daily").HasNoKey(); e.Property(x => x.Cost).HasColumnType("numeric(20,8)"); });
+        b.Entity<LedgerDailyRow>(e => { e.ToTable("ledger_daily").HasKey(x => new { x.UserId, x.Day }); e.Property(x => x.Amount).HasColumnType("numeric(20,8)"); });
 
         PortalEntities.Configure(b);
+        KeyRequestModel.Map(b);
 
         // The hand-written schema uses snake_case columns: map every property by that rule instead of one by one.
         foreach (var entity in b.Model.GetEntityTypes())

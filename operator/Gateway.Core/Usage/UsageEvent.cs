@@ -29,6 +29,10 @@ public sealed record UsageEvent
     public int Status { get; init; }
     public bool Estimated { get; init; }
     public bool Streamed { get; init; }
+    /// <summary>The caller's IP address as the proxy resolved it (trusted proxies honoured); empty when unknown.</summary>
+    public string ClientIp { get; init; } = "";
+    /// <summary>A short code for a failed request (e.g. <c>rate_limit_exceeded</c>, <c>client_disconnected</c>); empty on success.</summary>
+    public string ErrorCode { get; init; } = "";
 
     /// <summary>Field/value pairs for XADD.</summary>
     public List<RedisArg> ToStreamFields()
@@ -55,6 +59,8 @@ public sealed record UsageEvent
             "status", Status,
             "estimated", Estimated ? 1 : 0,
             "streamed", Streamed ? 1 : 0,
+            "client_ip", ClientIp,
+            "error_code", ErrorCode,
         ];
     }
 
@@ -83,6 +89,9 @@ public sealed record UsageEvent
             Status = (int)L("status"),
             Estimated = L("estimated") == 1,
             Streamed = L("streamed") == 1,
+            // Absent in events written before these fields existed.
+            ClientIp = S("client_ip"),
+            ErrorCode = S("error_code"),
         };
     }
 }

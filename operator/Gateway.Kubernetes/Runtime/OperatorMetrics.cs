@@ -31,8 +31,11 @@ public static class OperatorMetrics
     /// <summary>tokengate_operator_leader: 1 while this process holds the leader lease.</summary>
     public static readonly ObservableGauge<int> Leader = Meter.CreateObservableGauge(
         "tokengate_operator_leader",
-        () => new Measurement<int>(Electors.Values.Any(isLeader => isLeader()) ? 1 : 0),
-        description: "1 when this replica is the leader.");
+        () => new Measurement<int>(IsLeader ? 1 : 0),
+        description: "1 when this replica is the leader (runs the controllers and the ledger writer).");
+
+    /// <summary>True while this process leads (or runs without election, as the file source does).</summary>
+    public static bool IsLeader => Electors.Values.Any(isLeader => isLeader());
 
     internal static IDisposable RegisterQueue(string kind, Func<int> depth)
     {
@@ -41,7 +44,9 @@ public static class OperatorMetrics
         return new Unregister(() => Queues.TryRemove(token, out _));
     }
 
-    internal static IDisposable RegisterElector(Func<bool> isLeader)
+    /// <summary>Adds a source of leadership for <see cref="Leader"/>; the file source registers one that is always true.
+    /// Dispose the result when it stops.</summary>
+    public static IDisposable RegisterElector(Func<bool> isLeader)
     {
         var token = new object();
         Electors[token] = isLeader;

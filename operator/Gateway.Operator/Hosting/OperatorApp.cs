@@ -1,14 +1,17 @@
 using Gateway.Core.Enforcement;
+using Gateway.Core.Hosting;
 using Gateway.Core.Keys;
 using Gateway.Core.Metrics;
 using Gateway.Core.Projection;
 using Gateway.Core.Redis;
 using Gateway.Core.Storage;
+using Gateway.Operator.KeyRequests;
 using Gateway.Operator.Kubernetes;
 using Gateway.Operator.Ledger;
 using Gateway.Operator.Projection;
 using Gateway.Operator.Reconcilers;
 using Gateway.Operator.Sources;
+using Gateway.Operator.Telemetry;
 using Npgsql;
 
 namespace Gateway.Operator.Hosting;
@@ -24,34 +27,50 @@ public static class OperatorApp
         ["--namespace"] = "TokenGate:Namespace",
     };
 
+    public const string DefaultUrl = "http://0.0.0.0:8082";
+
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ApplicationName = typeof(OperatorApp).Assembly.GetName().Name });
         builder.Configuration.AddCommandLine(args, SwitchMappings);
         if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))
         {
-            builder.WebHost.UseUrls("http://0.0.0.0:8082");
+            builder.WebHost.UseUrls(DefaultUrl);
         }
         configure?.Invoke(builder);
 
+        // Every problem is collected and reported at once (one line each) before anything starts.
         var cfg = builder.Configuration;
-        var postgres = cfg.GetConnectionString("Postgres")
-            ?? throw new InvalidOperationException("ConnectionStrings:Postgres is not set (e.g. Host=127.0.0.1;Port=55432;Username=postgres;Database=tokengate).");
-        var redis = cfg.GetConnectionString("Redis")
-            ?? throw new InvalidOperationException("ConnectionStrings:Redis is not set (e.g. 127.0.0.1:56379).");
-        var source = cfg["TokenGate:Source"]
-            ?? throw new InvalidOperationException("No source: pass --source dir:<folder> or --source kubernetes.");
+        var problems = new ConfigurationProblems();
+        LoggingDefaults.Configure(builder, problems);
+        var postgres = Required(cfg.GetConnectionString("Postgres"), "ConnectionStrings:Postgres is not set (e.g. Host=127.0.0.1;Port=55432;Username=postgres;Database=tokengate).", problems);
+        if (postgres is not null) problems.Try(() => new NpgsqlConnectionStringBuilder(postgres), e => $"ConnectionStrings:Postgres is not a valid PostgreSQL connection string: {e.Message}");
+        var redis = Required(cfg.GetConnectionString("Redis"), "ConnectionStrings:Redis is not set (e.g. 127.0.0.1:56379).", problems);
+        var redisOptions = redis is null ? null : problems.Try(() => RespClientOptions.Parse(redis), e => $"ConnectionStrings:Redis is not a valid Redis address: {e.Message}");
+        var source = Required(cfg["TokenGate:Source"], "TokenGate:Source is not set: pass --source dir:<folder> or --source kubernetes.", problems);
+        if (source is not null && !source.StartsWith("dir:", StringComparison.Ordinal) && source != "kubernetes")
+            problems.Add($"TokenGate:Source '{source}' is unknown: use dir:<folder> or kubernetes.");
+        var hasher = problems.Try(() => KeyHasher.FromConfiguration(cfg["TokenGate:Pepper"], cfg["TokenGate:PepperFile"]));
+        var operatorOptions = problems.Try(() => cfg.GetSection("TokenGate").Get<OperatorOptions>()) ?? new OperatorOptions();
+        problems.AddRange(operatorOptions.Validate());
+        var ledgerOptions = problems.Try(() => cfg.GetSection("TokenGate:Ledger").Get<LedgerOptions>()) ?? new LedgerOptions();
+        problems.AddRange(ledgerOptions.Validate());
+        if (source == "kubernetes" && problems.Try(() => KubernetesSourceOptions.From(cfg)) is { } kubernetes)
+        {
+            problems.Try(() => Gateway.Kubernetes.Client.KubernetesClientConfiguration.Load(kubernetes.Kubeconfig),
+                e => $"TokenGate:Kubeconfig (--kubeconfig): no usable cluster configuration: {e.Message}");
+        }
+        problems.ThrowIfAny("operator");
 
         var s = builder.Services;
         s.Configure<OperatorOptions>(cfg.GetSection("TokenGate"));
         s.Configure<LedgerOptions>(cfg.GetSection("TokenGate:Ledger"));
         s.AddSingleton(TimeProvider.System);
         s.AddSingleton(new ProjectionKeys(cfg["TokenGate:Redis:KeyPrefix"] ?? ProjectionKeys.DefaultPrefix));
-        s.AddSingleton(NpgsqlDataSource.Create(postgres));
-        s.AddTokenGateStorage(postgres);
-        s.AddSingleton(KeyHasher.FromConfiguration(cfg["TokenGate:Pepper"], cfg["TokenGate:PepperFile"]));
-        var redisOptions = RespClientOptions.Parse(redis);
-        s.AddSingleton(sp => new RespClient(redisOptions, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Redis")));
+        s.AddSingleton(NpgsqlDataSource.Create(postgres!));
+        s.AddTokenGateStorage(postgres!);
+        s.AddSingleton(hasher!);
+        s.AddSingleton(sp => new RespClient(redisOptions!, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Redis")));
         s.AddSingleton<IRedisClient>(sp => sp.GetRequiredService<RespClient>());
         s.AddSingleton<ProjectionWriter>();
         s.AddSingleton<TokenGateReconciler>();
@@ -59,26 +78,24 @@ public static class OperatorApp
         s.AddPrometheusExporter();
 
         // Migrations first: hosted services start in registration order and this one blocks until done.
-        s.AddHostedService(sp => new MigrationService(postgres, sp.GetRequiredService<MigrationState>(), sp.GetRequiredService<ILogger<MigrationService>>()));
+        s.AddHostedService(sp => new MigrationService(postgres!, sp.GetRequiredService<MigrationState>(), sp.GetRequiredService<ILogger<MigrationService>>()));
 
         // In Kubernetes mode several replicas run; the ledger writer and sweeper then run on the leader only.
         var leaderOnly = false;
-        if (source.StartsWith("dir:", StringComparison.Ordinal))
+        if (source!.StartsWith("dir:", StringComparison.Ordinal))
         {
             var folder = source["dir:".Length..];
             var stateDir = cfg["TokenGate:StateDir"] ?? ".data";
             s.AddSingleton(new FileResourceSource(folder, stateDir));
             s.AddSingleton<FileSourceDriver>();
             s.AddHostedService(sp => sp.GetRequiredService<FileSourceDriver>());
-        }
-        else if (source == "kubernetes")
-        {
-            s.AddKubernetesSource(cfg);
-            leaderOnly = true;
+            s.AddSingleton<IPortalKeyStore, FilePortalKeyStore>();
         }
         else
         {
-            throw new InvalidOperationException($"Unknown source '{source}'. Use dir:<folder> or kubernetes.");
+            s.AddKubernetesSource(cfg);
+            s.AddSingleton<IPortalKeyStore>(sp => new KubernetesPortalKeyStore(sp.GetRequiredService<KubernetesOperator>()));
+            leaderOnly = true;
         }
 
         s.AddSingleton(sp => new LedgerWriter(
@@ -91,18 +108,36 @@ public static class OperatorApp
         s.AddSingleton(sp => new Enforcer(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(),
             sp.GetRequiredService<TimeProvider>(), null, sp.GetRequiredService<ILogger<Enforcer>>()));
         s.AddSingleton<ReservationSweeper>();
+        s.AddSingleton<OperatorStateMetrics>();
+        s.AddSingleton<UsageBacklogMonitor>();
+        s.AddSingleton<UserBudgetMonitor>();
+        s.Configure<KeyRequestOptions>(cfg.GetSection("TokenGate:KeyRequests"));
+        s.AddSingleton<KeyRequestProcessor>();
+        s.AddSingleton<KeyRequestService>();
         if (!leaderOnly)
         {
+            s.AddHostedService(sp => sp.GetRequiredService<KeyRequestService>());
             s.AddHostedService(sp => sp.GetRequiredService<LedgerWriter>());
             s.AddHostedService(sp => sp.GetRequiredService<ReservationSweeper>());
+            s.AddHostedService(sp => sp.GetRequiredService<UsageBacklogMonitor>());
+            s.AddHostedService(sp => sp.GetRequiredService<UserBudgetMonitor>());
         }
 
         var app = builder.Build();
+        // Created now so that tokengate_operator_redis_up is there from the first scrape.
+        app.Services.GetRequiredService<OperatorStateMetrics>();
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapPrometheusMetrics();
         app.MapGet("/readyz", (MigrationState m, IRedisClient r) =>
             m.Done && r.IsConnected ? Results.Text("ready") : Results.Text(m.Done ? "redis unavailable" : "migrating", statusCode: 503));
         return app;
+    }
+
+    private static string? Required(string? value, string problem, ConfigurationProblems problems)
+    {
+        if (!string.IsNullOrWhiteSpace(value)) return value;
+        problems.Add(problem);
+        return null;
     }
 }
 

@@ -94,6 +94,9 @@ public sealed class KubernetesOperator : IDisposable
         Manager.Add(_userQuotas).Add(_upstreams).Add(_apiKeys).Add(ProjectionMonitor);
         Manager.Add(new LeaderOnlyService("LedgerWriter", () => services.GetRequiredService<Ledger.LedgerWriter>()));
         Manager.Add(new LeaderOnlyService("ReservationSweeper", () => services.GetRequiredService<Ledger.ReservationSweeper>()));
+        Manager.Add(new LeaderOnlyService("UsageBacklogMonitor", () => services.GetRequiredService<Telemetry.UsageBacklogMonitor>()));
+        Manager.Add(new LeaderOnlyService("UserBudgetMonitor", () => services.GetRequiredService<Telemetry.UserBudgetMonitor>()));
+        Manager.Add(new LeaderOnlyService("KeyRequests", () => services.GetRequiredService<KeyRequests.KeyRequestService>()));
 
         Log.Starting(logger, options.Namespace is null ? "all namespaces" : "namespace " + options.Namespace,
             election is null ? "disabled" : "enabled", leaseNamespace, options.LeaseName, Identity);

@@ -76,8 +76,10 @@ public sealed class ProjectionMonitor(KubernetesOperator op, ProjectionWriter pr
         foreach (var (key, secretName) in live.ApiKeys)
         {
             if (!IsOrphan(op.ApiKeyInformer, key)) continue;
-            Log.Orphan(logger, "ApiKey", key);
             var (ns, name) = Split(key);
+            // Not cached yet is not gone: a portal request may have just created it (watch lag). Ask the API.
+            if (await op.ApiKeyInformer.Client.TryGetAsync(ns, name, ct) is not null) continue;
+            Log.Orphan(logger, "ApiKey", key);
             await reconciler.DeleteApiKeyAsync(ns, name, secretName, op.Source, ct);
         }
         foreach (var key in live.Users)

@@ -11,4 +11,21 @@ public sealed class OperatorOptions
     public TimeSpan InviteTtl { get; set; } = TimeSpan.FromDays(7);
     /// <summary>How often everything is reconciled again even without changes.</summary>
     public TimeSpan ResyncInterval { get; set; } = TimeSpan.FromSeconds(60);
+    /// <summary>How often the leader refreshes the per-user budget gauge (tokengate_operator_user_budget_used_ratio).</summary>
+    public TimeSpan BudgetMetricsInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>One message per wrong setting, empty when valid.</summary>
+    public List<string> Validate()
+    {
+        var errors = new List<string>();
+        if (!IsHttpUrl(PublicBaseUrl)) errors.Add($"TokenGate:PublicBaseUrl must be an absolute http(s) URL, the proxy as workloads reach it (was '{PublicBaseUrl}').");
+        if (!IsHttpUrl(PortalBaseUrl)) errors.Add($"TokenGate:PortalBaseUrl must be an absolute http(s) URL, the portal as users reach it (was '{PortalBaseUrl}').");
+        if (InviteTtl <= TimeSpan.Zero) errors.Add($"TokenGate:InviteTtl must be positive (was {InviteTtl}).");
+        if (ResyncInterval < TimeSpan.FromSeconds(1)) errors.Add($"TokenGate:ResyncInterval must be at least 00:00:01 (was {ResyncInterval}).");
+        if (BudgetMetricsInterval < TimeSpan.FromSeconds(1)) errors.Add($"TokenGate:BudgetMetricsInterval must be at least 00:00:01 (was {BudgetMetricsInterval}).");
+        return errors;
+    }
+
+    private static bool IsHttpUrl(string? value) =>
+        Uri.TryCreate(value, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps);
 }

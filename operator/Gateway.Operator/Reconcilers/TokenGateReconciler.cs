@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -32,10 +33,13 @@ public sealed class TokenGateReconciler(
     KeyHasher hasher,
     IOptions<OperatorOptions> options,
     TimeProvider time,
-    ILogger<TokenGateReconciler> logger)
+    ILogger<TokenGateReconciler> logger,
+    Telemetry.OperatorStateMetrics? metrics = null)
 {
     private static readonly TimeSpan DefaultGrace = TimeSpan.FromHours(24);
     private readonly OperatorOptions _options = options.Value;
+    // One reconcile per key at a time: a portal request and the key's controller must not both issue a version.
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _keyLocks = new(StringComparer.Ordinal);
 
     // ---------------------------------------------------------------- UpstreamAccount
 
@@ -70,7 +74,10 @@ public sealed class TokenGateReconciler(
 
         var problem = ValidateUpstream(spec);
         string? credential = null;
-        if (problem is null) (credential, problem) = await ResolveCredentialAsync(ns, spec.Credentials, source, ct);
+        DateTimeOffset? expiresAt = null;
+        if (problem is null) (credential, expiresAt, problem) = await ResolveCredentialAsync(ns, spec.Credentials, source, ct);
+        status.TokenExpiresAt = expiresAt;
+        metrics?.SetUpstream(ua.Key, spec.Disabled && problem is null ? null : problem is null, expiresAt);
 
         status.ObservedGeneration = gen;
         if (problem is not null)
@@ -111,6 +118,7 @@ public sealed class TokenGateReconciler(
 
     public async Task DeleteUpstreamAsync(string ns, string name, CancellationToken ct)
     {
+        metrics?.RemoveUpstream(ns + "/" + name);
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var row = await db.UpstreamAccounts.SingleOrDefaultAsync(x => x.Namespace == ns && x.Name == name && x.DeletedAt == null, ct);
         if (row is null) return;
@@ -130,31 +138,32 @@ public sealed class TokenGateReconciler(
         return null;
     }
 
-    private static async Task<(string?, (string Reason, string Message)?)> ResolveCredentialAsync(string ns, UpstreamCredentials creds, IResourceSource source, CancellationToken ct)
+    private static async Task<(string?, DateTimeOffset?, (string Reason, string Message)?)> ResolveCredentialAsync(string ns, UpstreamCredentials creds, IResourceSource source, CancellationToken ct)
     {
         if (creds.ApiKeySecretRef is { } r)
         {
             var secret = await source.GetSecretAsync(ns, r.Name, ct);
-            if (secret is null) return (null, ("SecretNotFound", $"Secret '{r.Name}' was not found in namespace '{ns}'."));
-            if (!secret.TryGetValue(r.Key, out var bytes) || bytes.Length == 0) return (null, ("SecretKeyMissing", $"Secret '{r.Name}' has no key '{r.Key}'."));
-            return (Encoding.UTF8.GetString(bytes).Trim(), null);
+            if (secret is null) return (null, null, ("SecretNotFound", $"Secret '{r.Name}' was not found in namespace '{ns}'."));
+            if (!secret.TryGetValue(r.Key, out var bytes) || bytes.Length == 0) return (null, null, ("SecretKeyMissing", $"Secret '{r.Name}' has no key '{r.Key}'."));
+            return (Encoding.UTF8.GetString(bytes).Trim(), null, null);
         }
         var o = creds.Oauth!;
         var s = await source.GetSecretAsync(ns, o.SecretRef.Name, ct);
-        if (s is null) return (null, ("SecretNotFound", $"Secret '{o.SecretRef.Name}' was not found in namespace '{ns}'."));
+        if (s is null) return (null, null, ("SecretNotFound", $"Secret '{o.SecretRef.Name}' was not found in namespace '{ns}'."));
         foreach (var (_, value) in s)
         {
             try
             {
                 using var doc = JsonDocument.Parse(value);
-                if (doc.RootElement.TryGetProperty("access_token", out var at) && at.GetString() is { Length: > 0 } token) return (token, null);
+                if (doc.RootElement.TryGetProperty("access_token", out var at) && at.GetString() is { Length: > 0 } token)
+                    return (token, OAuthExpiry.Read(doc.RootElement), null);
             }
             catch (JsonException)
             {
                 // Not the auth JSON; look at the next key.
             }
         }
-        return (null, ("SecretKeyMissing", $"Secret '{o.SecretRef.Name}' holds no auth JSON with an access_token."));
+        return (null, null, ("SecretKeyMissing", $"Secret '{o.SecretRef.Name}' holds no auth JSON with an access_token."));
     }
 
     // ---------------------------------------------------------------- UserQuota
@@ -292,6 +301,32 @@ public sealed class TokenGateReconciler(
 
     public async Task<(ReconcileOutcome Outcome, ApiKeyStatus Status)> ReconcileApiKeyAsync(ApiKey ak, IResourceSource source, CancellationToken ct)
     {
+        var (outcome, status, _) = await ReconcileApiKeyAsync(ak, source, rotate: false, ct);
+        return (outcome, status);
+    }
+
+    /// <summary>
+    /// Reconciles a key; with <paramref name="rotate"/> a new version is issued as the rotate annotation would
+    /// (portal rotation requests). Serialised per key, so two callers never issue two versions. Also returns the
+    /// plaintext of the version current at the end (issued now, or read from its Secret), for a one-time reveal;
+    /// null when the key is not issued.
+    /// </summary>
+    public async Task<(ReconcileOutcome Outcome, ApiKeyStatus Status, string? CurrentKey)> ReconcileApiKeyAsync(ApiKey ak, IResourceSource source, bool rotate, CancellationToken ct)
+    {
+        var gate = _keyLocks.GetOrAdd(ak.Key, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(ct);
+        try
+        {
+            return await ReconcileApiKeyLockedAsync(ak, source, rotate, ct);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private async Task<(ReconcileOutcome Outcome, ApiKeyStatus Status, string? CurrentKey)> ReconcileApiKeyLockedAsync(ApiKey ak, IResourceSource source, bool rotate, CancellationToken ct)
+    {
         var now = time.GetUtcNow();
         var ns = ak.Metadata.Namespace ?? "default";
         var gen = ak.Metadata.Generation;
@@ -306,12 +341,12 @@ public sealed class TokenGateReconciler(
             var msg = $"UserQuota '{spec.Owner}' does not exist in namespace '{ns}'.";
             Conditions.Set(status.Conditions, "Ready", Conditions.False, "OwnerNotFound", msg, gen, now);
             Log.NotReady(logger, ak.Kind, ak.Key, "OwnerNotFound", msg);
-            return (ReconcileOutcome.After(TimeSpan.FromSeconds(10)), status);
+            return (ReconcileOutcome.After(TimeSpan.FromSeconds(10)), status, null);
         }
         if (spec.DiscountRate is <= 0 or > 1)
         {
             Conditions.Set(status.Conditions, "Ready", Conditions.False, "InvalidSpec", "spec.discountRate must be in (0, 1].", gen, now);
-            return (ReconcileOutcome.Done, status);
+            return (ReconcileOutcome.Done, status, null);
         }
 
         var row = await db.ApiKeys.SingleOrDefaultAsync(x => x.Namespace == ns && x.Name == ak.Metadata.Name, ct);
@@ -323,6 +358,7 @@ public sealed class TokenGateReconciler(
         row.UserId = owner.Id;
         row.Description = spec.Description;
         row.Disabled = spec.Disabled;
+        row.PortalCreated = ak.Metadata.Labels?.GetValueOrDefault(KeyRequestContract.CreatedByLabel) == KeyRequestContract.CreatedByPortal;
         row.ExpiresAt = spec.ExpiresAt;
         row.Spec = JsonSerializer.Serialize(spec, TokenGateJson.Options);
         row.Generation = gen ?? 0;
@@ -342,7 +378,7 @@ public sealed class TokenGateReconciler(
                 await source.DeleteSecretAsync(ns, ak.EffectiveSecretName, ct);
                 Conditions.Set(status.Conditions, "Ready", Conditions.False, "MaxKeysExceeded", msg, gen, now);
                 Log.NotReady(logger, ak.Kind, ak.Key, "MaxKeysExceeded", msg);
-                return (ReconcileOutcome.After(TimeSpan.FromSeconds(30)), status);
+                return (ReconcileOutcome.After(TimeSpan.FromSeconds(30)), status, null);
             }
         }
 
@@ -358,15 +394,18 @@ public sealed class TokenGateReconciler(
         var rotateRequest = ak.Metadata.Annotations?.GetValueOrDefault(TokenGateApi.RotateAnnotation);
         var rotationDue = spec.Rotation?.Interval is { } iv && GoDuration.TryParse(iv, out var interval) && interval > TimeSpan.Zero && current is not null && current.CreatedAt + interval <= now;
         var rotateRequested = !string.IsNullOrEmpty(rotateRequest) && rotateRequest != row.LastRotateRequest;
+        var disabled = spec.Disabled || row.UserDisabled;
+        var currentKey = secretKey;
 
         if (current is null && secretHash is not null && versions.All(v => v.KeyHash != secretHash))
         {
             // Adopt the key the Secret already holds (e.g. PostgreSQL was rebuilt): workloads keep working.
             current = await AddVersionAsync(db, row, secretHash, ApiKeyFormat.DisplayPrefix(secretKey!), versions, now, ct);
         }
-        else if (current is null || secretHash != current.KeyHash || rotateRequested || rotationDue)
+        else if (current is null || secretHash != current.KeyHash || rotateRequested || rotationDue || rotate)
         {
             var plaintext = ApiKeyFormat.Generate();
+            currentKey = plaintext;
             var previous = current;
             current = await AddVersionAsync(db, row, hasher.Hash(plaintext), ApiKeyFormat.DisplayPrefix(plaintext), versions, now, ct);
             if (previous is not null)
@@ -420,7 +459,7 @@ public sealed class TokenGateReconciler(
                 DiscountRate = spec.DiscountRate,
                 ExpiresAt = spec.ExpiresAt,
                 ValidUntil = v.Id == current.Id ? null : v.ExpiresAt,
-                Disabled = spec.Disabled,
+                Disabled = disabled,
             }, ct);
         }
         if (spec.ExpiresAt is { } exp && exp > now) outcome = ReconcileOutcome.Earliest(outcome, ReconcileOutcome.After(Clamp(exp - now)));
@@ -438,11 +477,12 @@ public sealed class TokenGateReconciler(
         status.LastUsedAt = usage?.LastUsed;
 
         var (ready, reason, message) = spec.Disabled ? (Conditions.False, "Disabled", "The key is disabled.")
+            : row.UserDisabled ? (Conditions.False, "DisabledByOwner", "The owner disabled the key in the portal.")
             : spec.ExpiresAt <= now ? (Conditions.False, "Expired", $"The key expired at {spec.ExpiresAt:O}.")
             : owner.Suspended ? (Conditions.False, "OwnerSuspended", $"UserQuota '{spec.Owner}' is suspended.")
             : (Conditions.True, "Issued", $"Key version {current.Version} is in Secret '{ak.EffectiveSecretName}'.");
         Conditions.Set(status.Conditions, "Ready", ready, reason, message, gen, now);
-        return (outcome, status);
+        return (outcome, status, currentKey);
     }
 
     public async Task DeleteApiKeyAsync(string ns, string name, string secretName, IResourceSource source, CancellationToken ct)

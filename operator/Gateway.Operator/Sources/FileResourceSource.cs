@@ -39,6 +39,8 @@ public sealed class FileResourceSource : IResourceSource
     public string Folder => _folder;
     public string SecretsDir => Path.Combine(_stateDir, "secrets");
     public string StatusDir => Path.Combine(_stateDir, "status");
+    /// <summary>ApiKeys the operator created for portal requests: portal/apikeys/&lt;namespace&gt;/&lt;name&gt;.yaml, read with the folder.</summary>
+    public string PortalKeysDir => Path.Combine(_stateDir, "portal", "apikeys");
 
     /// <summary>Reads the folder. Files that fail to parse are reported in Errors and skipped, never fatal.</summary>
     public ResourceSnapshot Load()
@@ -48,12 +50,9 @@ public sealed class FileResourceSource : IResourceSource
         var aks = new List<ApiKey>();
         var secrets = new Dictionary<string, IReadOnlyDictionary<string, byte[]>>(StringComparer.Ordinal);
         var errors = new List<string>();
-        var files = Directory.EnumerateFiles(_folder, "*.*", SearchOption.AllDirectories)
-            .Where(f => f.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
-            .Order(StringComparer.Ordinal);
-        foreach (var file in files)
+        foreach (var (root, file) in ManifestFiles(_folder).Concat(ManifestFiles(PortalKeysDir)))
         {
-            var rel = Path.GetRelativePath(_folder, file);
+            var rel = Path.GetRelativePath(root, file);
             List<JsonObject> docs;
             try
             {
@@ -98,6 +97,32 @@ public sealed class FileResourceSource : IResourceSource
         }
         lock (_lock) _declaredSecrets = secrets;
         return new ResourceSnapshot(uas, uqs, aks, secrets, errors);
+    }
+
+    private static IEnumerable<(string Root, string File)> ManifestFiles(string root) =>
+        !Directory.Exists(root) ? [] : Directory.EnumerateFiles(root, "*.*", SearchOption.AllDirectories)
+            .Where(f => f.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
+            .Order(StringComparer.Ordinal)
+            .Select(f => (root, f));
+
+    /// <summary>Where the manifest of a portal-created ApiKey lives.</summary>
+    public string PortalKeyPath(string @namespace, string name) => Path.Combine(PortalKeysDir, Safe(@namespace), Safe(name) + ".yaml");
+
+    /// <summary>Writes (or replaces) the manifest of a portal-created ApiKey; the next load reads it.</summary>
+    public void WritePortalKey(string @namespace, string name, string yaml)
+    {
+        var path = PortalKeyPath(@namespace, name);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        WriteFileAtomically(path, yaml, secretFile: false);
+    }
+
+    /// <summary>Deletes the manifest of a portal-created ApiKey; false when there is none.</summary>
+    public bool DeletePortalKey(string @namespace, string name)
+    {
+        var path = PortalKeyPath(@namespace, name);
+        if (!File.Exists(path)) return false;
+        File.Delete(path);
+        return true;
     }
 
     private T Bind<T>(JsonObject doc) where T : class, IResource

@@ -18,6 +18,9 @@ public sealed partial class FileSourceDriver(
     ILogger<FileSourceDriver> logger) : BackgroundService
 {
     private readonly SemaphoreSlim _changed = new(0);
+    // Passes and portal key requests take turns: a pass that loaded the folder before a portal manifest was
+    // written would otherwise find the new key in PostgreSQL but not in its snapshot, and delete it.
+    private readonly SemaphoreSlim _exclusive = new(1, 1);
     private readonly Dictionary<string, DateTimeOffset> _requeue = new(StringComparer.Ordinal);
     private int _passes;
 
@@ -29,6 +32,8 @@ public sealed partial class FileSourceDriver(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // A single file-source operator always runs the controllers and the ledger writer: it is the leader.
+        using var leadership = Gateway.Kubernetes.Runtime.OperatorMetrics.RegisterElector(static () => true);
         using var watcher = new FileSystemWatcher(source.Folder) { IncludeSubdirectories = true, NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.DirectoryName };
         FileSystemEventHandler onChange = (_, _) => Signal();
         watcher.Changed += onChange;
@@ -86,13 +91,37 @@ public sealed partial class FileSourceDriver(
         catch (Exception e) when (e is not OperationCanceledException) { return true; }
     }
 
+    /// <summary>Asks for a pass soon (the portal key store wrote or removed a manifest outside the watched folder).</summary>
+    public void RequestPass() => Signal();
+
     private void Signal()
     {
         if (_changed.CurrentCount == 0) _changed.Release();
     }
 
+    /// <summary>Runs <paramref name="action"/> while no pass runs (portal key requests change what a pass reads).</summary>
+    public async Task<T> RunExclusiveAsync<T>(Func<Task<T>> action, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        await _exclusive.WaitAsync(ct);
+        try
+        {
+            return await action();
+        }
+        finally
+        {
+            _exclusive.Release();
+        }
+    }
+
     /// <summary>One full reconcile pass over the folder.</summary>
-    public async Task PassAsync(CancellationToken ct)
+    public Task PassAsync(CancellationToken ct) => RunExclusiveAsync(async () =>
+    {
+        await PassCoreAsync(ct);
+        return true;
+    }, ct);
+
+    private async Task PassCoreAsync(CancellationToken ct)
     {
         var snap = source.Load();
         foreach (var err in snap.Errors) LogInvalidManifest(logger, err);

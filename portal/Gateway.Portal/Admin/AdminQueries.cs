@@ -46,7 +46,7 @@ public sealed class FailedRequest
 /// <summary>
 /// Read-only queries of the admin pages. Users are paged by the users primary ordering; balances and period
 /// spend are summed per page of users from ledger_entries (user_id, created_at). Time-window queries over
-/// usage_log use the started_at indexes of M0005_PortalSecurityAdmin.
+/// usage_log use the started_at indexes of M0005_PortalSecurityAdmin; spend over time reads the usage_daily roll-up.
 /// </summary>
 public sealed class AdminQueries(IDbContextFactory<TokenGateDbContext> dbFactory, TimeProvider time)
 {
@@ -82,20 +82,39 @@ public sealed class AdminQueries(IDbContextFactory<TokenGateDbContext> dbFactory
         return await db.ApiKeys.AsNoTracking().Where(k => k.UserId == userId && k.DeletedAt == null).OrderBy(k => k.Name).ToListAsync(ct);
     }
 
-    /// <summary>Balance (ledger sum) and spend this period (consumption and expiry since the period start, as the operator computes it).</summary>
+    /// <summary>
+    /// Balance and spend this period of a page of users in one query, read like the dashboard reads them
+    /// (Usage/LedgerQueries, Usage/DashboardQueries): consumption from the ledger_daily roll-up, every other entry
+    /// kind through the ledger indexes, and the partial first day of a period that does not start at UTC midnight
+    /// from ledger_entries. Spend is the operator's definition: consumption and expiry since the period start.
+    /// </summary>
     private async Task<IReadOnlyList<AdminUser>> DescribeAsync(TokenGateDbContext db, List<UserRow> rows, CancellationToken ct)
     {
         var now = time.GetUtcNow();
         var ids = rows.Select(r => r.Id).ToArray();
         var budgets = rows.Select(r => Budget(r.Spec)).ToArray();
         var periods = budgets.Select(b => SafePeriod(b, now)).ToArray();
-        var since = periods.Select(p => (p?.Start ?? DateTimeOffset.UnixEpoch).ToUniversalTime()).ToArray();
+        var starts = new DateTime[rows.Count];
+        var wholeDays = new DateOnly[rows.Count];
+        var wholeDayStarts = new DateTime[rows.Count];
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var start = (periods[i]?.Start ?? DateTimeOffset.UnixEpoch).UtcDateTime;
+            var day = DateOnly.FromDateTime(start);
+            var whole = start.TimeOfDay == TimeSpan.Zero ? day : day.AddDays(1);
+            starts[i] = start;
+            wholeDays[i] = whole;
+            wholeDayStarts[i] = whole.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc);
+        }
         var sums = await db.Database.SqlQuery<UserSums>($"""
             SELECT t.uid AS "UserId",
-                   coalesce((SELECT sum(l.amount) FROM ledger_entries l WHERE l.user_id = t.uid), 0) AS "Balance",
-                   coalesce((SELECT -sum(l.amount) FROM ledger_entries l
-                             WHERE l.user_id = t.uid AND l.kind IN ('consume', 'expire') AND l.created_at >= t.since), 0) AS "Spent"
-            FROM unnest({ids}, {since}) AS t(uid, since)
+                   (SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE user_id = t.uid AND kind <> 'consume')
+                 + (SELECT coalesce(sum(amount), 0) FROM ledger_daily WHERE user_id = t.uid) AS "Balance",
+                 -((SELECT coalesce(sum(amount), 0) FROM ledger_daily WHERE user_id = t.uid AND day >= t.wholeday)
+                 + (SELECT coalesce(sum(amount), 0) FROM ledger_entries
+                    WHERE user_id = t.uid AND kind = 'consume' AND created_at >= t.start AND created_at < t.wholedaystart)
+                 + (SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE user_id = t.uid AND kind = 'expire' AND created_at >= t.start)) AS "Spent"
+            FROM unnest({ids}, {starts}, {wholeDays}, {wholeDayStarts}) AS t(uid, start, wholeday, wholedaystart)
             """).ToListAsync(ct);
         var byId = sums.ToDictionary(s => s.UserId);
         return rows.Select((r, i) =>
@@ -125,28 +144,28 @@ public sealed class AdminQueries(IDbContextFactory<TokenGateDbContext> dbFactory
         }).ToList();
     }
 
-    // TODO(pdata M0003): read these from usage_daily once the roll-up is in main; usage_log over 30 days is
-    // correct but scans every request of the window.
+    /// <summary>Per UTC day over the window, from the usage_daily roll-up.</summary>
     public async Task<IReadOnlyList<SpendRow>> SpendByDayAsync(CancellationToken ct) =>
-        await SpendAsync("to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')", "1", 31, ct);
+        await SpendAsync("to_char(day, 'YYYY-MM-DD')", "1", 40, ct);
 
     public async Task<IReadOnlyList<SpendRow>> SpendByModelAsync(CancellationToken ct) =>
-        await SpendAsync("model", "2 DESC", 50, ct);
+        await SpendAsync("model", "2 DESC, 1", 50, ct);
 
     public async Task<IReadOnlyList<SpendRow>> SpendByUserAsync(CancellationToken ct) =>
-        await SpendAsync("coalesce((SELECT u.namespace || '/' || u.name FROM users u WHERE u.id = usage_log.user_id), '-')", "2 DESC", 50, ct);
+        await SpendAsync("coalesce((SELECT u.namespace || '/' || u.name FROM users u WHERE u.id = usage_daily.user_id), '-')", "2 DESC, 1", 50, ct);
 
+    /// <summary>Sums usage_daily (the ledger writer's per-day roll-up) over the last 30 UTC days, today included.</summary>
     private async Task<IReadOnlyList<SpendRow>> SpendAsync(string groupBy, string orderBy, int limit, CancellationToken ct)
     {
-        var since = time.GetUtcNow() - SpendWindow;
+        var since = DateOnly.FromDateTime((time.GetUtcNow() - SpendWindow).UtcDateTime);
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         // groupBy and orderBy are constants of this class, never user input.
 #pragma warning disable EF1002
         return await db.Database.SqlQueryRaw<SpendRow>($"""
             SELECT {groupBy} AS "Key", coalesce(sum(cost), 0) AS "Spend",
                    coalesce(sum(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens), 0)::bigint AS "Tokens",
-                   count(*) AS "Requests"
-            FROM usage_log WHERE started_at >= @since
+                   coalesce(sum(requests), 0)::bigint AS "Requests"
+            FROM usage_daily WHERE day > @since
             GROUP BY 1 ORDER BY {orderBy} LIMIT {limit}
             """, new NpgsqlParameter("since", since)).ToListAsync(ct);
 #pragma warning restore EF1002
@@ -158,32 +177,22 @@ public sealed class AdminQueries(IDbContextFactory<TokenGateDbContext> dbFactory
         page = Math.Max(1, page);
         var offset = (page - 1) * PageSize;
         await using var db = await dbFactory.CreateDbContextAsync(ct);
-        List<FailedRequest> rows;
-        try
-        {
-            rows = await FailedAsync(db, "l.error_code", offset, ct);
-        }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedColumn)
-        {
-            // usage_log.error_code arrives with M0003_UsageDetail.
-            rows = await FailedAsync(db, "NULL::text", offset, ct);
-        }
+        var rows = await FailedAsync(db, offset, ct);
         var hasNext = rows.Count > PageSize;
         return (hasNext ? rows[..PageSize] : rows, hasNext);
     }
 
-    private static async Task<List<FailedRequest>> FailedAsync(TokenGateDbContext db, string errorCode, int offset, CancellationToken ct)
+    /// <summary>Newest first through usage_log_failed_idx (M0005).</summary>
+    private static async Task<List<FailedRequest>> FailedAsync(TokenGateDbContext db, int offset, CancellationToken ct)
     {
-#pragma warning disable EF1002 // errorCode is one of two constants above
-        return await db.Database.SqlQueryRaw<FailedRequest>($"""
+        return await db.Database.SqlQueryRaw<FailedRequest>("""
             SELECT l.started_at AS "StartedAt", l.request_id AS "RequestId", u.login AS "Login", l.model AS "Model",
-                   l.upstream AS "Upstream", l.status AS "Status", {errorCode} AS "ErrorCode", l.duration_ms AS "DurationMs"
+                   l.upstream AS "Upstream", l.status AS "Status", l.error_code AS "ErrorCode", l.duration_ms AS "DurationMs"
             FROM usage_log l LEFT JOIN users u ON u.id = l.user_id
             WHERE l.status >= 400
             ORDER BY l.started_at DESC, l.id DESC
             OFFSET @offset LIMIT @limit
             """, new NpgsqlParameter("offset", offset), new NpgsqlParameter("limit", PageSize + 1)).ToListAsync(ct);
-#pragma warning restore EF1002
     }
 
     private static Budget? Budget(string spec)

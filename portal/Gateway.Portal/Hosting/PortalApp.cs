@@ -1,14 +1,24 @@
+using Gateway.Core.Hosting;
 using Gateway.Core.Metrics;
 using Gateway.Core.Storage;
 using Gateway.Portal.Auth;
+using Gateway.Portal.Keys;
 using Gateway.Portal.Localization;
 using Gateway.Portal.Security;
+using Microsoft.EntityFrameworkCore;
+using Gateway.Portal.Usage;
 
 namespace Gateway.Portal.Hosting;
 
-/// <summary>Composition of the portal host (:8081).</summary>
+/// <summary>
+/// Composition of the portal host: pages on the public listener (:8081, --urls / ASPNETCORE_URLS), /metrics on
+/// the management listener (:8091, TokenGate:Management:Urls), /healthz and /readyz on both.
+/// </summary>
 public static class PortalApp
 {
+    public const string DefaultUrl = "http://0.0.0.0:8081";
+    public const string DefaultManagementUrl = "http://0.0.0.0:8091";
+
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
         var webRoot = Path.Combine(AppContext.BaseDirectory, "wwwroot");
@@ -18,18 +28,22 @@ public static class PortalApp
             ApplicationName = typeof(PortalApp).Assembly.GetName().Name,
             WebRootPath = Directory.Exists(webRoot) ? webRoot : null,
         });
-        if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))
-        {
-            builder.WebHost.UseUrls("http://0.0.0.0:8081");
-        }
+        configure?.Invoke(builder);
+        var problems = new ConfigurationProblems();
+        LoggingDefaults.Configure(builder, problems);
         // Request-start lines carry the path, and an invite link's path carries its token.
         builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning);
-        configure?.Invoke(builder);
-        var postgres = builder.Configuration.GetConnectionString("Postgres")
-            ?? throw new InvalidOperationException("ConnectionStrings:Postgres is not set (e.g. Host=127.0.0.1;Port=55432;Username=postgres;Database=tokengate).");
-        builder.Services.AddTokenGateStorage(postgres);
-        builder.Services.AddPortalAuth(builder.Configuration, postgres);
+        Listeners.Configure(builder, DefaultUrl, DefaultManagementUrl, problems);
+        var postgres = builder.Configuration.GetConnectionString("Postgres");
+        if (string.IsNullOrWhiteSpace(postgres)) problems.Add("ConnectionStrings:Postgres is not set (e.g. Host=127.0.0.1;Port=55432;Username=postgres;Database=tokengate).");
+        else problems.Try(() => new Npgsql.NpgsqlConnectionStringBuilder(postgres), e => $"ConnectionStrings:Postgres is not a valid PostgreSQL connection string: {e.Message}");
+        problems.ThrowIfAny("portal");
+
+        builder.Services.AddTokenGateStorage(postgres!);
+        builder.Services.AddPortalAuth(builder.Configuration, postgres!);
+        builder.Services.AddPortalKeys();
         builder.Services.AddPortalLocalization();
+        builder.Services.AddPortalUsage(postgres!);
         builder.Services.AddPortalSecurityAndAdmin(builder.Configuration);
         builder.Services.AddRazorPages().AddViewLocalization().AddDataAnnotationsLocalization();
         builder.Services.AddPrometheusExporter();
@@ -44,9 +58,24 @@ public static class PortalApp
         app.UseAuthentication();
         app.UseAuthorization();
         app.UseAntiforgery();
-        app.MapGet("/healthz", () => Results.Text("ok")).AllowAnonymous();
-        app.MapPrometheusMetrics().AllowAnonymous();
+        app.MapManagementEndpoints(PostgresReadinessAsync);
         app.MapRazorPages();
         return app;
+    }
+
+    // Ready while PostgreSQL answers: every page needs it.
+    private static async ValueTask<Readiness> PostgresReadinessAsync(HttpContext context)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        timeout.CancelAfter(TimeSpan.FromSeconds(2));
+        try
+        {
+            await using var db = await context.RequestServices.GetRequiredService<IDbContextFactory<TokenGateDbContext>>().CreateDbContextAsync(timeout.Token);
+            return await db.Database.CanConnectAsync(timeout.Token) ? Readiness.Yes : Readiness.No("PostgreSQL is not reachable");
+        }
+        catch (OperationCanceledException)
+        {
+            return Readiness.No("PostgreSQL did not answer within 2 s");
+        }
     }
 }

@@ -1,6 +1,5 @@
 using Gateway.Core.Storage;
 using Microsoft.EntityFrameworkCore;
-using Npgsql;
 
 namespace Gateway.Portal.Security;
 
@@ -44,30 +43,23 @@ public sealed class SecurityQueries(IDbContextFactory<TokenGateDbContext> dbFact
 
     /// <summary>
     /// Requests, tokens and last use per client IP over the last 30 days (usage_log.client_ip, added by
-    /// M0003_UsageDetail). Null when the column does not exist yet (database not migrated that far).
+    /// M0003_UsageDetail), read through usage_log_user_started_id_idx.
     /// </summary>
-    public async Task<IReadOnlyList<IpUse>?> ApiUseByIpAsync(Guid userId, CancellationToken ct)
+    public async Task<IReadOnlyList<IpUse>> ApiUseByIpAsync(Guid userId, CancellationToken ct)
     {
         var since = time.GetUtcNow() - IpWindow;
         await using var db = await dbFactory.CreateDbContextAsync(ct);
-        try
-        {
-            var rows = await db.Database.SqlQuery<IpUseRow>($"""
-                SELECT coalesce(client_ip, '') AS "Ip", count(*) AS "Requests",
-                       coalesce(sum(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens), 0)::bigint AS "Tokens",
-                       max(started_at) AS "LastSeen"
-                FROM usage_log
-                WHERE user_id = {userId} AND started_at >= {since}
-                GROUP BY 1
-                ORDER BY count(*) DESC, 1
-                LIMIT 100
-                """).ToListAsync(ct);
-            return rows.Select(r => new IpUse(r.Ip, r.Requests, r.Tokens, r.LastSeen)).ToList();
-        }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedColumn)
-        {
-            return null;
-        }
+        var rows = await db.Database.SqlQuery<IpUseRow>($"""
+            SELECT coalesce(client_ip, '') AS "Ip", count(*) AS "Requests",
+                   coalesce(sum(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens), 0)::bigint AS "Tokens",
+                   max(started_at) AS "LastSeen"
+            FROM usage_log
+            WHERE user_id = {userId} AND started_at >= {since}
+            GROUP BY 1
+            ORDER BY count(*) DESC, 1
+            LIMIT 100
+            """).ToListAsync(ct);
+        return rows.Select(r => new IpUse(r.Ip, r.Requests, r.Tokens, r.LastSeen)).ToList();
     }
 
     private static Paged<T> Cut<T>(List<T> rows, int page) =>

@@ -47,6 +47,10 @@ public sealed class ProxyOptions
     /// how far the replicas together can overshoot an account's per-minute limits.</summary>
     public int AccountUsageSyncMilliseconds { get; init; } = 1000;
 
+    /// <summary>Reverse proxies / load balancers (IPs or CIDRs) whose X-Forwarded-For is believed when recording the
+    /// client IP; none by default, so the header is ignored unless the direct peer is listed here.</summary>
+    public string[] TrustedProxies { get; init; } = [];
+
     /// <summary>Returns the problems with these settings, empty when valid.</summary>
     public List<string> Validate()
     {
@@ -65,6 +69,8 @@ public sealed class ProxyOptions
         if (MaxResponseParseBytes < 64 * 1024) errors.Add($"{Section}:MaxResponseParseBytes must be at least 65536.");
         if (AccountUsageSyncMilliseconds != 0 && AccountUsageSyncMilliseconds is < 50 or > 60_000)
             errors.Add($"{Section}:AccountUsageSyncMilliseconds must be 0 (off) or between 50 and 60000 (was {AccountUsageSyncMilliseconds}).");
+        Gateway.Proxy.Requests.ClientIpResolver.ParseNetworks(TrustedProxies, out var proxyErrors);
+        errors.AddRange(proxyErrors);
         return errors;
     }
 }

@@ -1,4 +1,4 @@
-using Gateway.Core.Metrics;
+using Gateway.Core.Hosting;
 using Gateway.Core.Redis;
 using Gateway.Proxy.Requests;
 using Microsoft.AspNetCore.Builder;
@@ -31,11 +31,10 @@ public static class ProxyEndpoints
         // TokenGate's own.
         app.MapGet("/v1/usage", info.UsageAsync);
 
-        app.MapGet("/healthz", () => Results.Text("ok"));
-        app.MapGet("/readyz", (IRedisClient redis) => redis.IsConnected
-            ? Results.Text("ready")
-            : Results.Text("not ready: Redis is not connected", statusCode: StatusCodes.Status503ServiceUnavailable));
-        app.MapPrometheusMetrics();
+        // Health on both listeners; /metrics on the management listener only. Not ready while Redis is
+        // unreachable: without it no request can be admitted (503), so the Service should route elsewhere.
+        var redis = app.ServiceProvider.GetRequiredService<IRedisClient>();
+        app.MapManagementEndpoints(_ => ValueTask.FromResult(redis.IsConnected ? Readiness.Yes : Readiness.No("Redis is not connected")));
         return app;
     }
 }

@@ -46,13 +46,14 @@ public sealed partial class ProxyRequestHandler
     private readonly PriceTable _prices;
     private readonly ProxyOptions _options;
     private readonly ProxyMetrics _metrics;
+    private readonly ClientIpResolver _clientIp;
     private readonly ILogger _logger;
     private readonly TimeSpan _ttfbTimeout;
     private readonly TimeSpan _totalTimeout;
     private readonly TimeSpan _lease;
 
     public ProxyRequestHandler(PolicyCache policies, UpstreamCatalog catalog, KeyHasher hasher, Enforcer enforcer, UpstreamInvoker invoker,
-        PriceTable prices, IOptions<ProxyOptions> options, ProxyMetrics metrics, ILogger<ProxyRequestHandler> logger)
+        PriceTable prices, IOptions<ProxyOptions> options, ProxyMetrics metrics, ClientIpResolver clientIp, ILogger<ProxyRequestHandler> logger)
     {
         _policies = policies;
         _catalog = catalog;
@@ -62,6 +63,7 @@ public sealed partial class ProxyRequestHandler
         _prices = prices;
         _options = options.Value;
         _metrics = metrics;
+        _clientIp = clientIp;
         _logger = logger;
         _ttfbTimeout = TimeSpan.FromSeconds(_options.UpstreamTimeToFirstByteSeconds);
         _totalTimeout = TimeSpan.FromSeconds(_options.UpstreamTotalTimeoutSeconds);
@@ -285,6 +287,8 @@ public sealed partial class ProxyRequestHandler
         /// <summary>The response did not complete normally (client gone, cut, timeout).</summary>
         public bool Incomplete;
         public bool Streamed;
+        /// <summary>Why the request failed, when known more precisely than its status (see <see cref="UsageErrorCodes"/>).</summary>
+        public string? ErrorCode;
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
@@ -340,6 +344,7 @@ public sealed partial class ProxyRequestHandler
                 {
                     target.Health.Exit();
                     x.Status = 499;
+                    x.ErrorCode = UsageErrorCodes.ClientDisconnected;
                     return;
                 }
                 catch (OperationCanceledException)
@@ -478,10 +483,15 @@ public sealed partial class ProxyRequestHandler
         catch (Exception ex) when (ex is OperationCanceledException or IOException or HttpRequestException)
         {
             x.Incomplete = true;
-            if (context.RequestAborted.IsCancellationRequested) x.Status = 499;
+            if (context.RequestAborted.IsCancellationRequested)
+            {
+                x.Status = 499;
+                x.ErrorCode = UsageErrorCodes.ClientDisconnected;
+            }
             else
             {
                 x.Status = ex is OperationCanceledException ? 504 : 502;
+                x.ErrorCode = x.Status == 504 ? UsageErrorCodes.UpstreamTimeout : UsageErrorCodes.UpstreamError;
                 Log.UpstreamCut(_logger, x.Target!.Account.Name, ex.GetType().Name);
                 if (!http.HasStarted)
                 {
@@ -509,6 +519,8 @@ public sealed partial class ProxyRequestHandler
             else if (accumulated is not null)
             {
                 UsageJsonScanner.Scan(accumulated.AsSpan(0, accumulatedLength), ref x.Usage);
+                // A provider's error answer passed through: keep its own code (e.g. insufficient_quota).
+                if (x.Status >= 400 && x.ErrorCode is null) x.ErrorCode = ProviderErrorCode.Read(accumulated.AsSpan(0, accumulatedLength));
             }
             if (accumulated is not null) ArrayPool<byte>.Shared.Return(accumulated);
             ArrayPool<byte>.Shared.Return(buffer);
@@ -534,7 +546,7 @@ public sealed partial class ProxyRequestHandler
                 await _enforcer.ReleaseAsync(reservation, CancellationToken.None).ConfigureAwait(false);
                 return;
             }
-            var usage = BuildUsage(x);
+            var usage = BuildUsage(x, _clientIp.Resolve(context));
             x.Target!.Health.CountTokens(usage.Tokens.Total);
             await _enforcer.SettleAsync(new Settlement { Reservation = reservation, Usage = usage }, CancellationToken.None).ConfigureAwait(false);
             RecordUsageMetrics(usage);
@@ -546,7 +558,7 @@ public sealed partial class ProxyRequestHandler
         }
     }
 
-    private UsageEvent BuildUsage(Exchange x)
+    private UsageEvent BuildUsage(Exchange x, string clientIp)
     {
         var target = x.Target!;
         var model = x.Fields.Model!;
@@ -594,6 +606,8 @@ public sealed partial class ProxyRequestHandler
             Status = x.Status,
             Estimated = estimated,
             Streamed = x.Streamed,
+            ClientIp = clientIp,
+            ErrorCode = x.Status is >= 200 and < 400 ? "" : x.ErrorCode ?? UsageErrorCodes.ForStatus(x.Status),
         };
     }
 

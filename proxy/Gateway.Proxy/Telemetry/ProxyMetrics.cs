@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Gateway.Core.Redis;
 using Gateway.Proxy.Routing;
 
 namespace Gateway.Proxy.Telemetry;
@@ -13,7 +14,7 @@ public sealed class ProxyMetrics : IDisposable
 
     private readonly Meter _meter;
 
-    public ProxyMetrics(UpstreamCatalog catalog)
+    public ProxyMetrics(UpstreamCatalog catalog, IRedisClient redis)
     {
         _meter = new Meter(MeterName);
         Requests = _meter.CreateCounter<long>("tokengate_proxy_requests_total", description: "Requests handled, by route, model and status class.");
@@ -26,6 +27,7 @@ public sealed class ProxyMetrics : IDisposable
         UpstreamRequests = _meter.CreateCounter<long>("tokengate_proxy_upstream_requests_total", description: "Attempts sent upstream, by account and outcome.");
         InFlight = _meter.CreateUpDownCounter<long>("tokengate_proxy_inflight_requests", description: "Requests in flight in this process.");
         _meter.CreateObservableGauge("tokengate_proxy_upstream_cooldown", () => ObserveCooldown(catalog), description: "1 while an upstream account is cooling down or half-open.");
+        _meter.CreateObservableGauge("tokengate_proxy_redis_up", () => redis.IsConnected ? 1 : 0, description: "1 while the proxy's Redis connection is up (requests are refused with 503 otherwise).");
     }
 
     public Counter<long> Requests { get; }

@@ -180,13 +180,15 @@ public sealed class HelmChartTests
         Assert.DoesNotContain(watched.Concat(leaderElection), g => g.Group == "*" || g.Resource == "*" || g.Verb == "*");
         foreach (var r in new[] { "apikeys", "userquotas", "upstreamaccounts" })
         {
-            Assert.Equal(["get", "list", "patch", "update", "watch"], watched.Where(g => g.Group == "tokengate.io" && g.Resource == r).Select(g => g.Verb).Order());
+            // ApiKeys are also created and deleted, for portal key requests.
+            string[] verbs = r == "apikeys" ? ["create", "delete", "get", "list", "patch", "update", "watch"] : ["get", "list", "patch", "update", "watch"];
+            Assert.Equal(verbs, watched.Where(g => g.Group == "tokengate.io" && g.Resource == r).Select(g => g.Verb).Order());
             Assert.Equal(["patch", "update"], watched.Where(g => g.Resource == r + "/status").Select(g => g.Verb).Order());
             Assert.Equal(["update"], watched.Where(g => g.Resource == r + "/finalizers").Select(g => g.Verb));
         }
         Assert.Equal(["create", "delete", "get", "list", "patch", "update", "watch"], watched.Where(g => g.Group == "" && g.Resource == "secrets").Select(g => g.Verb).Order());
         Assert.Equal(["create", "patch"], watched.Where(g => g.Group == "" && g.Resource == "events").Select(g => g.Verb).Order());
-        Assert.Equal(3 * 8 + 7 + 2, watched.Count);
+        Assert.Equal(3 * 8 + 2 + 7 + 2, watched.Count);
         Assert.Equal([("coordination.k8s.io", "leases", "create"), ("coordination.k8s.io", "leases", "get"), ("coordination.k8s.io", "leases", "update")],
             leaderElection.Order());
     }

@@ -3,6 +3,8 @@ using Gateway.Core.Keys;
 using Gateway.Core.Resources;
 using Gateway.Testing;
 using Gateway.Testing.Kubernetes;
+using Gateway.Testing.Kubernetes.Envtest;
+using Gateway.Operator.Kubernetes;
 using Microsoft.EntityFrameworkCore;
 
 namespace Gateway.Operator.Tests.Kubernetes;
@@ -12,26 +14,44 @@ namespace Gateway.Operator.Tests.Kubernetes;
 /// server (which serves the committed CRDs, as after <c>kubectl apply -f charts/tokengate/crds/</c>) and a
 /// real operator host run with <c>--source kubernetes --kubeconfig</c>.
 /// </summary>
-public sealed class KubectlAcceptanceTests : IAsyncLifetime
+public abstract class KubectlAcceptanceTests : IAsyncLifetime
 {
+    public sealed class Fake : KubectlAcceptanceTests
+    {
+        protected override Task<IKubeTestCluster> StartClusterAsync() => KubernetesHarness.FakeClusterAsync();
+    }
+
+    [RealApiServer, Collection(RealApiServerCollection.Name)]
+    public sealed class Real(RealApiServerFixture fixture) : KubectlAcceptanceTests
+    {
+        protected override Task<IKubeTestCluster> StartClusterAsync() => fixture.AcquireAsync();
+    }
+
+    protected abstract Task<IKubeTestCluster> StartClusterAsync();
+
+    private readonly string _kubectlCache = Path.Combine(Path.GetTempPath(), "tg-kubectl-" + Guid.NewGuid().ToString("N")[..8]);
     private KubernetesHarness _h = null!;
 
-    public async Task InitializeAsync() => _h = await KubernetesHarness.StartAsync();
+    public async Task InitializeAsync() => _h = await KubernetesHarness.StartAsync(await StartClusterAsync());
 
-    public async Task DisposeAsync() => await _h.DisposeAsync();
+    public async Task DisposeAsync()
+    {
+        await _h.DisposeAsync();
+        try { Directory.Delete(_kubectlCache, recursive: true); } catch (IOException) { }
+    }
 
     private Task<string> Kubectl(params string[] args) =>
-        new KubectlRunner(_h.KubeconfigPath, Path.Combine(Path.GetDirectoryName(_h.KubeconfigPath)!, "kubectl-cache")).RunAsync(args);
+        new KubectlRunner(_h.KubeconfigPath, _kubectlCache).RunAsync(args);
 
-    [Fact]
+    [KubeFact]
     public async Task Apply_samples_get_ready_read_the_secret_rotate_and_delete_with_kubectl()
     {
         await _h.StartOperatorAsync();
 
         await Kubectl("apply", "-f", RepoPaths.Samples);
-        await _h.ReadyAsync(FakeApiServer.ApiKeys, "demo");
-        await _h.ReadyAsync(FakeApiServer.UserQuotas, "demo");
-        await _h.ReadyAsync(FakeApiServer.UpstreamAccounts, "mock");
+        await _h.ReadyAsync(TokenGateResources.ApiKeys, "demo");
+        await _h.ReadyAsync(TokenGateResources.UserQuotas, "demo");
+        await _h.ReadyAsync(TokenGateResources.UpstreamAccounts, "mock");
 
         var table = await Kubectl("get", "ak,uq,ua");
         Assert.Matches(@"apikey\.tokengate\.io/demo\s+demo\s+tg-\S+\s+True", table);
@@ -50,7 +70,7 @@ public sealed class KubectlAcceptanceTests : IAsyncLifetime
 
         // kubectl delete waits until the object is gone: it returns only if the finalizer completed.
         await Kubectl("delete", "ak", "demo", "--timeout=30s");
-        Assert.Null(_h.Get(FakeApiServer.ApiKeys, "demo"));
+        Assert.Null(await _h.GetAsync(TokenGateResources.ApiKeys, "demo"));
         Assert.False(await _h.RedisHasKeyAsync(key));
         Assert.False(await _h.RedisHasKeyAsync(rotated));
         await using var db = _h.Db();

@@ -16,82 +16,59 @@ using Microsoft.EntityFrameworkCore;
 namespace Gateway.Operator.Tests.Kubernetes;
 
 /// <summary>
-/// A fake API server serving the committed CRDs (with their schema enforced), a throw-away PostgreSQL
-/// database, a unique Redis prefix and a kubeconfig pointing at the fake; starts real operator hosts with
-/// <c>--source kubernetes --kubeconfig</c>.
+/// An API server (the fake, or a real one with the operator's RBAC: <see cref="IKubeTestCluster"/>) with the
+/// TokenGate CRDs, a throw-away PostgreSQL database, a unique Redis prefix, and real operator hosts started
+/// with <c>--source kubernetes --kubeconfig</c> under the cluster's operator identity.
 /// </summary>
 public sealed class KubernetesHarness : IAsyncDisposable
 {
     public const string Pepper = "k8s-test-pepper-0123456789abcdef";
     private readonly List<WebApplication> _apps = [];
-    private readonly string _dir;
+    private readonly HashSet<string> _namespaces = new(StringComparer.Ordinal);
 
-    private KubernetesHarness(FakeApiServer server, TestDatabase db, RespClient redis, string dir)
+    private KubernetesHarness(IKubeTestCluster cluster, TestDatabase db, RespClient redis)
     {
-        Server = server;
+        Cluster = cluster;
         Database = db;
         Redis = redis;
-        _dir = dir;
         Keys = new ProjectionKeys(TestEnvironment.UniqueRedisPrefix());
         Hasher = new KeyHasher(Encoding.UTF8.GetBytes(Pepper));
-        Client = new KubernetesClient(new KubernetesClientConfiguration { Server = server.BaseAddress, RequestTimeout = TimeSpan.FromSeconds(10) });
-        KubeconfigPath = Path.Combine(dir, "kubeconfig");
-        File.WriteAllText(KubeconfigPath, $"""
-            apiVersion: v1
-            kind: Config
-            clusters:
-            - name: fake
-              cluster:
-                server: {server.BaseAddress.ToString().TrimEnd('/')}
-            users:
-            - name: tester
-              user: {"{}"}
-            contexts:
-            - name: fake
-              context:
-                cluster: fake
-                user: tester
-                namespace: default
-            current-context: fake
-            """);
     }
 
-    public FakeApiServer Server { get; }
+    public IKubeTestCluster Cluster { get; }
     public TestDatabase Database { get; }
     public RespClient Redis { get; }
     public ProjectionKeys Keys { get; }
     public KeyHasher Hasher { get; }
-    /// <summary>What kubectl would be: a separate client to the same API server.</summary>
-    public KubernetesClient Client { get; }
-    public string KubeconfigPath { get; }
+    /// <summary>What kubectl would be: a separate (admin) client to the same API server.</summary>
+    public KubernetesClient Client => Cluster.Admin;
+    /// <summary>The admin's kubeconfig (for kubectl); the operator runs with <see cref="IKubeTestCluster.OperatorKubeconfigPath"/>.</summary>
+    public string KubeconfigPath => Cluster.AdminKubeconfigPath;
 
     public ResourceClient<JsonObject> ApiKeys => Client.Resource<JsonObject>(TokenGateResources.ApiKeys);
     public ResourceClient<JsonObject> UserQuotas => Client.Resource<JsonObject>(TokenGateResources.UserQuotas);
     public ResourceClient<JsonObject> UpstreamAccounts => Client.Resource<JsonObject>(TokenGateResources.UpstreamAccounts);
     public ResourceClient<Secret> Secrets => Client.Resource<Secret>(ResourceDefinition.Secrets);
 
-    public static async Task<KubernetesHarness> StartAsync()
+    /// <summary>A fresh fake API server serving the committed CRDs.</summary>
+    public static async Task<IKubeTestCluster> FakeClusterAsync() =>
+        await FakeKubeCluster.StartAsync(Path.Combine(RepoPaths.Root, "config", "crd"));
+
+    public static async Task<KubernetesHarness> StartAsync(IKubeTestCluster cluster)
     {
-        var server = await FakeApiServer.StartAsync(s =>
-        {
-            s.BookmarkInterval = TimeSpan.FromMilliseconds(200);
-            s.RegisterCrdsFromDirectory(Path.Combine(RepoPaths.Root, "config", "crd"));
-        });
         var db = await TestDatabase.CreateAsync();
         var redis = await RespClient.ConnectAsync(TestEnvironment.Redis);
-        var dir = Path.Combine(Path.GetTempPath(), "tg-k8s-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(dir);
-        return new KubernetesHarness(server, db, redis, dir);
+        return new KubernetesHarness(cluster, db, redis);
     }
 
-    /// <summary>Starts an operator replica against the fake (short lease settings so hand-over tests are quick).</summary>
+    /// <summary>Starts an operator replica (short lease settings so hand-over tests are quick).</summary>
     public async Task<WebApplication> StartOperatorAsync(params string[] extra)
     {
         string[] args =
         [
             "--urls", "http://127.0.0.1:0",
             "--source", "kubernetes",
-            "--kubeconfig", KubeconfigPath,
+            "--kubeconfig", Cluster.OperatorKubeconfigPath,
             "--ConnectionStrings:Postgres", Database.ConnectionString,
             "--ConnectionStrings:Redis", TestEnvironment.Redis,
             "--TokenGate:Pepper", Pepper,
@@ -133,27 +110,34 @@ public sealed class KubernetesHarness : IAsyncDisposable
     {
         var kind = doc["kind"]!.GetValue<string>();
         if (kind == "Kustomization") return;
+        var ns = doc["metadata"]?["namespace"]?.GetValue<string>() ?? "default";
+        if (_namespaces.Add(ns)) await Cluster.EnsureNamespaceAsync(ns);
         var resource = kind == "Secret" ? Client.Resource<JsonObject>(ResourceDefinition.Secrets) : Client.Resource<JsonObject>(TokenGateResources.ForKind(kind));
-        await resource.CreateAsync(doc, doc["metadata"]?["namespace"]?.GetValue<string>() ?? "default");
+        await resource.CreateAsync(doc, ns);
     }
 
     public static JsonObject Yaml(string yaml) => FakeCrdSchema.ParseYaml(yaml).Single();
 
-    /// <summary>The object as the API server stores it.</summary>
-    public JsonObject? Get(FakeResourceType type, string name, string ns = "default") => Server.GetObject(type, ns, name);
+    /// <summary>The object as the API server stores it (null when absent).</summary>
+    public Task<JsonObject?> GetAsync(ResourceDefinition type, string name, string ns = "default") =>
+        Client.Resource<JsonObject>(type).TryGetAsync(ns, name);
+
+    /// <summary>The objects of a type in a namespace, as the API server lists them.</summary>
+    public async Task<IReadOnlyList<JsonObject>> ListAsync(ResourceDefinition type, string ns = "default") =>
+        [.. (await Client.Resource<JsonObject>(type).ListAllAsync(ns)).Items];
 
     public static JsonObject? Condition(JsonObject? obj, string type) =>
         (obj?["status"]?["conditions"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(c => c["type"]?.GetValue<string>() == type);
 
     /// <summary>Awaits Ready=True with status.observedGeneration equal to metadata.generation.</summary>
-    public Task<JsonObject> ReadyAsync(FakeResourceType type, string name, string ns = "default") =>
-        Eventually.ReturnsAsync(() =>
+    public Task<JsonObject> ReadyAsync(ResourceDefinition type, string name, string ns = "default") =>
+        Eventually.ReturnsAsync(async () =>
         {
-            var o = Get(type, name, ns);
+            var o = await GetAsync(type, name, ns);
             var ready = Condition(o, "Ready");
             var fresh = o?["status"]?["observedGeneration"]?.GetValue<long>() == o?["metadata"]?["generation"]?.GetValue<long>();
-            return Task.FromResult(ready?["status"]?.GetValue<string>() == "True" && fresh ? o : null);
-        }, $"{type.Kind} {ns}/{name} to be Ready", TimeSpan.FromSeconds(20));
+            return ready?["status"]?.GetValue<string>() == "True" && fresh ? o : null;
+        }, $"{type.Kind} {ns}/{name} to be Ready", TimeSpan.FromSeconds(30));
 
     /// <summary>The plaintext key in the ApiKey's Secret, once it differs from <paramref name="not"/>.</summary>
     public Task<string> IssuedKeyAsync(string secretName = "demo-apikey", string? not = null) =>
@@ -176,10 +160,8 @@ public sealed class KubernetesHarness : IAsyncDisposable
             await _apps[i].StopAsync();
             await _apps[i].DisposeAsync();
         }
-        Client.Dispose();
-        await Server.DisposeAsync();
+        await Cluster.DisposeAsync();
         await Redis.DisposeAsync();
         await Database.DisposeAsync();
-        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
     }
 }

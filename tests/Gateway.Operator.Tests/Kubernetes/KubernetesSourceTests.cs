@@ -6,19 +6,37 @@ using Gateway.Core.Projection;
 using Gateway.Core.Resources;
 using Gateway.Testing;
 using Gateway.Testing.Kubernetes;
+using Gateway.Testing.Kubernetes.Envtest;
+using Gateway.Kubernetes.Client;
+using Gateway.Operator.Kubernetes;
 using Microsoft.EntityFrameworkCore;
 
 namespace Gateway.Operator.Tests.Kubernetes;
 
 /// <summary>
 /// The acceptance steps of running the operator against a cluster, each against the fake API server with
-/// the committed CRDs, real PostgreSQL and real Redis, through the real host (<c>--source kubernetes</c>).
+/// the committed CRDs and — when KUBEBUILDER_ASSETS is set — a real API server where the operator runs
+/// under its least-privilege ServiceAccount; real PostgreSQL and real Redis, through the real host
+/// (<c>--source kubernetes</c>).
 /// </summary>
-public sealed class KubernetesSourceTests : IAsyncLifetime
+public abstract class KubernetesSourceTests : IAsyncLifetime
 {
     private KubernetesHarness _h = null!;
 
-    public async Task InitializeAsync() => _h = await KubernetesHarness.StartAsync();
+    public sealed class Fake : KubernetesSourceTests
+    {
+        protected override Task<IKubeTestCluster> StartClusterAsync() => KubernetesHarness.FakeClusterAsync();
+    }
+
+    [RealApiServer, Collection(RealApiServerCollection.Name)]
+    public sealed class Real(RealApiServerFixture fixture) : KubernetesSourceTests
+    {
+        protected override Task<IKubeTestCluster> StartClusterAsync() => fixture.AcquireAsync();
+    }
+
+    protected abstract Task<IKubeTestCluster> StartClusterAsync();
+
+    public async Task InitializeAsync() => _h = await KubernetesHarness.StartAsync(await StartClusterAsync());
 
     public async Task DisposeAsync() => await _h.DisposeAsync();
 
@@ -26,30 +44,30 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
     {
         await _h.StartOperatorAsync();
         await _h.ApplySamplesAsync();
-        await _h.ReadyAsync(FakeApiServer.UserQuotas, "demo");
-        await _h.ReadyAsync(FakeApiServer.UpstreamAccounts, "mock");
-        await _h.ReadyAsync(FakeApiServer.ApiKeys, "demo");
+        await _h.ReadyAsync(TokenGateResources.UserQuotas, "demo");
+        await _h.ReadyAsync(TokenGateResources.UpstreamAccounts, "mock");
+        await _h.ReadyAsync(TokenGateResources.ApiKeys, "demo");
         return await _h.IssuedKeyAsync();
     }
 
-    private IEnumerable<string?> EventReasons(string name) =>
-        _h.Server.ListObjects(FakeApiServer.Events, "default")
+    private async Task<List<string?>> EventReasonsAsync(string name) =>
+        [.. (await _h.ListAsync(ResourceDefinition.Events))
             .Where(e => e["involvedObject"]?["name"]?.GetValue<string>() == name)
-            .Select(e => e["reason"]?.GetValue<string>());
+            .Select(e => e["reason"]?.GetValue<string>())];
 
-    [Fact]
+    [KubeFact]
     public async Task Applying_the_samples_makes_all_three_ready_and_issues_the_key_into_a_secret_owned_by_the_ApiKey()
     {
         var key = await ReadyDemoAsync();
 
         Assert.True(ApiKeyFormat.IsWellFormed(key));
-        var ak = _h.Get(FakeApiServer.ApiKeys, "demo")!;
+        var ak = (await _h.GetAsync(TokenGateResources.ApiKeys, "demo"))!;
         Assert.Equal(1, ak["status"]!["observedGeneration"]!.GetValue<long>());
         Assert.Equal(key[..9], ak["status"]!["keyPrefix"]!.GetValue<string>());
-        foreach (var type in new[] { FakeApiServer.ApiKeys, FakeApiServer.UserQuotas, FakeApiServer.UpstreamAccounts })
+        foreach (var type in new[] { TokenGateResources.ApiKeys, TokenGateResources.UserQuotas, TokenGateResources.UpstreamAccounts })
         {
-            var name = type == FakeApiServer.UpstreamAccounts ? "mock" : "demo";
-            Assert.Contains(TokenGateApi.Finalizer, _h.Get(type, name)!["metadata"]!["finalizers"]!.AsArray().Select(f => f!.GetValue<string>()));
+            var name = type == TokenGateResources.UpstreamAccounts ? "mock" : "demo";
+            Assert.Contains(TokenGateApi.Finalizer, (await _h.GetAsync(type, name))!["metadata"]!["finalizers"]!.AsArray().Select(f => f!.GetValue<string>()));
         }
 
         // A real Secret: Opaque, base64 data for the SDKs, controlled by the ApiKey (garbage collection deletes it with it).
@@ -73,10 +91,10 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
         Assert.Equal("mock-upstream-key", Assert.Single(upstreams).Credential);
 
         // kubectl describe shows what happened.
-        await Eventually.TrueAsync(() => Task.FromResult(EventReasons("demo").Contains("KeyIssued") && EventReasons("demo").Contains("GrantCredited")), "KeyIssued and GrantCredited events");
+        await Eventually.TrueAsync(async () => await EventReasonsAsync("demo") is var r && r.Contains("KeyIssued") && r.Contains("GrantCredited"), "KeyIssued and GrantCredited events");
     }
 
-    [Fact]
+    [KubeFact]
     public async Task Printer_columns_of_the_committed_crds_resolve_against_the_reconciled_objects()
     {
         var key = await ReadyDemoAsync();
@@ -92,8 +110,8 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
             {
                 var crd = FakeCrdSchema.ParseYaml(await File.ReadAllTextAsync(file)).Single();
                 var plural = crd["spec"]!["names"]!["plural"]!.GetValue<string>();
-                var type = plural switch { "apikeys" => FakeApiServer.ApiKeys, "userquotas" => FakeApiServer.UserQuotas, _ => FakeApiServer.UpstreamAccounts };
-                var obj = _h.Get(type, plural == "upstreamaccounts" ? "mock" : "demo")!;
+                var type = plural switch { "apikeys" => TokenGateResources.ApiKeys, "userquotas" => TokenGateResources.UserQuotas, _ => TokenGateResources.UpstreamAccounts };
+                var obj = (await _h.GetAsync(type, plural == "upstreamaccounts" ? "mock" : "demo"))!;
                 var columns = crd["spec"]!["versions"]![0]!["additionalPrinterColumns"]!.AsArray();
                 Assert.Equal(expected[plural].Count + 1, columns.Count);
                 foreach (var column in columns)
@@ -117,7 +135,7 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
         }
     }
 
-    [Fact]
+    [KubeFact]
     public async Task Reports_InvalidSpec_for_a_base_url_that_matches_the_schema_pattern_but_is_not_a_url()
     {
         await _h.StartOperatorAsync();
@@ -131,41 +149,41 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
               credentials: { apiKeySecretRef: { name: nowhere, key: apiKey } }
               models: [ { name: gpt-4o } ]
             """));
-        var ready = await Eventually.ReturnsAsync(() => Task.FromResult(KubernetesHarness.Condition(_h.Get(FakeApiServer.UpstreamAccounts, "broken"), "Ready")), "a Ready condition");
+        var ready = await Eventually.ReturnsAsync(async () => KubernetesHarness.Condition(await _h.GetAsync(TokenGateResources.UpstreamAccounts, "broken"), "Ready"), "a Ready condition");
         Assert.Equal("False", ready["status"]!.GetValue<string>());
         Assert.Equal("InvalidSpec", ready["reason"]!.GetValue<string>());
         Assert.Contains("spec.baseUrl", ready["message"]!.GetValue<string>());
-        await Eventually.TrueAsync(() => Task.FromResult(_h.Server.ListObjects(FakeApiServer.Events, "default")
-            .Any(e => e["reason"]?.GetValue<string>() == "InvalidSpec" && e["type"]?.GetValue<string>() == "Warning")), "a Warning event");
+        await Eventually.TrueAsync(async () => (await _h.ListAsync(ResourceDefinition.Events))
+            .Any(e => e["reason"]?.GetValue<string>() == "InvalidSpec" && e["type"]?.GetValue<string>() == "Warning"), "a Warning event");
     }
 
-    [Fact]
+    [KubeFact]
     public async Task An_ApiKey_created_before_its_owner_waits_and_is_issued_once_the_UserQuota_appears()
     {
         await _h.StartOperatorAsync();
         var samples = Directory.GetFiles(RepoPaths.Samples, "*.yaml").SelectMany(f => FakeCrdSchema.ParseYaml(File.ReadAllText(f))).ToList();
         await _h.ApplyAsync(samples.Single(d => d["kind"]!.GetValue<string>() == "ApiKey"));
-        var waiting = await Eventually.ReturnsAsync(() => Task.FromResult(KubernetesHarness.Condition(_h.Get(FakeApiServer.ApiKeys, "demo"), "Ready")), "a Ready condition");
+        var waiting = await Eventually.ReturnsAsync(async () => KubernetesHarness.Condition(await _h.GetAsync(TokenGateResources.ApiKeys, "demo"), "Ready"), "a Ready condition");
         Assert.Equal("OwnerNotFound", waiting["reason"]!.GetValue<string>());
         Assert.Null(await _h.Secrets.TryGetAsync("default", "demo-apikey"));
 
         // The owner's reconcile enqueues its keys: no need to wait for the 10 s retry.
         await _h.ApplyAsync(samples.Single(d => d["kind"]!.GetValue<string>() == "UserQuota"));
-        await _h.ReadyAsync(FakeApiServer.ApiKeys, "demo");
+        await _h.ReadyAsync(TokenGateResources.ApiKeys, "demo");
         Assert.True(await _h.RedisHasKeyAsync(await _h.IssuedKeyAsync()));
     }
 
-    [Fact]
+    [KubeFact]
     public async Task An_UpstreamAccount_is_resolved_again_when_its_credentials_secret_appears_or_changes()
     {
         await _h.StartOperatorAsync();
         var samples = Directory.GetFiles(RepoPaths.Samples, "*.yaml").SelectMany(f => FakeCrdSchema.ParseYaml(File.ReadAllText(f))).ToList();
         await _h.ApplyAsync(samples.Single(d => d["kind"]!.GetValue<string>() == "UpstreamAccount"));
-        var waiting = await Eventually.ReturnsAsync(() => Task.FromResult(KubernetesHarness.Condition(_h.Get(FakeApiServer.UpstreamAccounts, "mock"), "Ready")), "a Ready condition");
+        var waiting = await Eventually.ReturnsAsync(async () => KubernetesHarness.Condition(await _h.GetAsync(TokenGateResources.UpstreamAccounts, "mock"), "Ready"), "a Ready condition");
         Assert.Equal("SecretNotFound", waiting["reason"]!.GetValue<string>());
 
         await _h.ApplyAsync(samples.Single(d => d["kind"]!.GetValue<string>() == "Secret"));
-        await _h.ReadyAsync(FakeApiServer.UpstreamAccounts, "mock");
+        await _h.ReadyAsync(TokenGateResources.UpstreamAccounts, "mock");
         await Eventually.TrueAsync(async () => (await UpstreamCredentialAsync()) == "mock-upstream-key", "the credential in the upstream list");
 
         var secret = await _h.Secrets.GetAsync("default", "mock-upstream-credentials");
@@ -180,14 +198,14 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
         return json is null ? null : JsonSerializer.Deserialize<List<UpstreamProjection>>(json, TokenGateJson.Options)!.SingleOrDefault()?.Credential;
     }
 
-    [Fact]
+    [KubeFact]
     public async Task Deleting_the_ApiKey_runs_the_finalizer_revokes_the_key_in_PostgreSQL_and_Redis_and_the_object_goes()
     {
         var key = await ReadyDemoAsync();
 
         await _h.ApiKeys.DeleteAsync("default", "demo");
 
-        await Eventually.TrueAsync(() => Task.FromResult(_h.Get(FakeApiServer.ApiKeys, "demo") is null), "the ApiKey to be gone");
+        await Eventually.TrueAsync(async () => await _h.GetAsync(TokenGateResources.ApiKeys, "demo") is null, "the ApiKey to be gone");
         Assert.False(await _h.RedisHasKeyAsync(key));
         Assert.Null(await _h.Secrets.TryGetAsync("default", "demo-apikey"));
         await using var db = _h.Db();
@@ -195,7 +213,7 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
         Assert.NotNull((await db.ApiKeys.SingleAsync()).DeletedAt);
     }
 
-    [Fact]
+    [KubeFact]
     public async Task Deleting_the_issued_secret_issues_a_new_key()
     {
         var first = await ReadyDemoAsync();
@@ -206,12 +224,12 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
         Assert.True(ApiKeyFormat.IsWellFormed(second));
         // The Secret is written before the projection: wait for Redis too.
         await Eventually.TrueAsync(() => _h.RedisHasKeyAsync(second), "the new key in Redis");
-        await Eventually.TrueAsync(() => Task.FromResult(_h.Get(FakeApiServer.ApiKeys, "demo")?["status"]?["currentVersion"]?.GetValue<int>() == 2), "status.currentVersion 2");
+        await Eventually.TrueAsync(async () => (await _h.GetAsync(TokenGateResources.ApiKeys, "demo"))?["status"]?["currentVersion"]?.GetValue<int>() == 2, "status.currentVersion 2");
         var secret = await _h.Secrets.GetAsync("default", "demo-apikey");
         Assert.Equal("ApiKey", Assert.Single(secret.Metadata.OwnerReferences!).Kind);
     }
 
-    [Fact]
+    [KubeFact]
     public async Task The_rotate_annotation_rotates_the_key_and_keeps_the_old_one_for_the_grace_period()
     {
         var first = await ReadyDemoAsync();
@@ -221,17 +239,17 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
         var second = await _h.IssuedKeyAsync(not: first);
         await Eventually.TrueAsync(() => _h.RedisHasKeyAsync(second), "the new key in Redis");
         Assert.True(await _h.RedisHasKeyAsync(first));
-        var status = await Eventually.ReturnsAsync(() => Task.FromResult(_h.Get(FakeApiServer.ApiKeys, "demo")?["status"] is JsonObject s && s["currentVersion"]?.GetValue<int>() == 2 ? s : null), "status.currentVersion 2");
+        var status = await Eventually.ReturnsAsync(async () => (await _h.GetAsync(TokenGateResources.ApiKeys, "demo"))?["status"] is JsonObject s && s["currentVersion"]?.GetValue<int>() == 2 ? s : null, "status.currentVersion 2");
         Assert.NotNull(status["previousVersionExpiresAt"]);
         Assert.Equal(second[..9], status["keyPrefix"]!.GetValue<string>());
-        await Eventually.TrueAsync(() => Task.FromResult(EventReasons("demo").Contains("KeyRotated")), "a KeyRotated event");
+        await Eventually.TrueAsync(async () => (await EventReasonsAsync("demo")).Contains("KeyRotated"), "a KeyRotated event");
 
         // The same annotation value again is not a new request.
         await _h.ApiKeys.PatchAsync("default", "demo", new JsonObject { ["metadata"] = new JsonObject { ["labels"] = new JsonObject { ["touched"] = "yes" } } });
         Assert.Equal(second, await _h.IssuedKeyAsync());
     }
 
-    [Fact]
+    [KubeFact]
     public async Task Rebuilds_the_projection_when_Redis_loses_it()
     {
         var key = await ReadyDemoAsync();
@@ -244,9 +262,11 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
         Assert.Equal(1L, (await _h.Redis.ExecuteAsync("EXISTS", [_h.Keys.Epoch])).AsInt64());
     }
 
-    [Fact]
+    [KubeFact]
     public async Task With_a_namespace_only_that_namespace_is_reconciled_and_the_lease_lives_there()
     {
+        // A single-namespace install binds the leader-election Role where the Lease then lives.
+        await _h.Cluster.GrantLeaderElectionInAsync("team-a");
         var app = await _h.StartOperatorAsync("--namespace", "team-a");
         foreach (var ns in new[] { "team-a", "team-b" })
         {
@@ -257,15 +277,15 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
                 spec: { user: { name: alice, email: alice@example.com } }
                 """));
         }
-        await _h.ReadyAsync(FakeApiServer.UserQuotas, "alice", "team-a");
-        var other = _h.Get(FakeApiServer.UserQuotas, "alice", "team-b")!;
+        await _h.ReadyAsync(TokenGateResources.UserQuotas, "alice", "team-a");
+        var other = (await _h.GetAsync(TokenGateResources.UserQuotas, "alice", "team-b"))!;
         Assert.Null(other["status"]);
         Assert.Null(other["metadata"]!["finalizers"]);
-        var lease = _h.Server.GetObject(FakeApiServer.Leases, "team-a", "tokengate-operator");
+        var lease = await _h.GetAsync(ResourceDefinition.Leases, "tokengate-operator", "team-a");
         Assert.Equal(KubernetesHarness.OperatorOf(app).Identity, lease?["spec"]?["holderIdentity"]?.GetValue<string>());
     }
 
-    [Fact]
+    [KubeFact]
     public async Task Revokes_the_key_of_an_ApiKey_that_vanished_while_no_operator_ran()
     {
         var key = await ReadyDemoAsync();
@@ -274,7 +294,7 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
         // Someone strips the finalizer and deletes the object while the operator is down.
         await _h.ApiKeys.PatchAsync("default", "demo", new JsonObject { ["metadata"] = new JsonObject { ["finalizers"] = null } });
         await _h.ApiKeys.DeleteAsync("default", "demo");
-        Assert.Null(_h.Get(FakeApiServer.ApiKeys, "demo"));
+        Assert.Null(await _h.GetAsync(TokenGateResources.ApiKeys, "demo"));
         Assert.True(await _h.RedisHasKeyAsync(key));
 
         await _h.StartOperatorAsync();
@@ -283,10 +303,10 @@ public sealed class KubernetesSourceTests : IAsyncLifetime
         await using var db = _h.Db();
         Assert.NotNull((await db.ApiKeyVersions.SingleAsync()).RevokedAt);
         // The rest is untouched.
-        await _h.ReadyAsync(FakeApiServer.UserQuotas, "demo");
+        await _h.ReadyAsync(TokenGateResources.UserQuotas, "demo");
     }
 
-    [Fact]
+    [KubeFact]
     public async Task Deleting_the_invite_secret_brings_a_fresh_invite_owned_by_the_UserQuota()
     {
         await ReadyDemoAsync();

@@ -1,3 +1,4 @@
+using Gateway.Operator.Kubernetes;
 using System.Text.Json.Nodes;
 using Gateway.Testing;
 using Gateway.Testing.Kubernetes;
@@ -18,7 +19,7 @@ public sealed class ManifestTests
     private static IEnumerable<string> Strings(JsonNode? node) => (node as JsonArray ?? []).Select(n => n!.GetValue<string>());
 
     /// <summary>(apiGroup, resource, verb) triples the ClusterRole and the leader-election Role grant.</summary>
-    private static HashSet<(string Group, string Resource, string Verb)> Grants()
+    internal static HashSet<(string Group, string Resource, string Verb)> Grants()
     {
         var grants = new HashSet<(string, string, string)>();
         foreach (var role in new[] { Single("rbac", "ClusterRole"), Single("rbac", "Role") })
@@ -43,15 +44,17 @@ public sealed class ManifestTests
         Assert.DoesNotContain(grants, g => g.Group == "*" || g.Resource == "*" || g.Verb == "*");
         foreach (var r in new[] { "apikeys", "userquotas", "upstreamaccounts" })
         {
-            Assert.Equal(["get", "list", "patch", "update", "watch"], grants.Where(g => g.Resource == r).Select(g => g.Verb).Order());
+            // ApiKeys are also created and deleted, for portal requests.
+            string[] verbs = r == "apikeys" ? ["create", "delete", "get", "list", "patch", "update", "watch"] : ["get", "list", "patch", "update", "watch"];
+            Assert.Equal(verbs, grants.Where(g => g.Resource == r).Select(g => g.Verb).Order());
             Assert.Equal(["patch", "update"], grants.Where(g => g.Resource == r + "/status").Select(g => g.Verb).Order());
             Assert.Equal(["update"], grants.Where(g => g.Resource == r + "/finalizers").Select(g => g.Verb));
         }
         Assert.Equal(["create", "delete", "get", "list", "patch", "update", "watch"], grants.Where(g => g.Resource == "secrets").Select(g => g.Verb).Order());
         Assert.Equal(["create", "patch"], grants.Where(g => g.Resource == "events").Select(g => g.Verb).Order());
         Assert.Equal(["create", "get", "update"], grants.Where(g => g.Resource == "leases").Select(g => g.Verb).Order());
-        // 3 kinds × (5 + 2 status + 1 finalizers) + 7 secrets + 2 events + 3 leases: nothing else.
-        Assert.Equal(3 * 8 + 7 + 2 + 3, grants.Count);
+        // 3 kinds × (5 + 2 status + 1 finalizers) + 2 (apikeys create/delete) + 7 secrets + 2 events + 3 leases: nothing else.
+        Assert.Equal(3 * 8 + 2 + 7 + 2 + 3, grants.Count);
 
         // Leases only in the operator's namespace; both bindings name the operator's ServiceAccount.
         var sa = Single("rbac", "ServiceAccount");
@@ -118,20 +121,21 @@ public sealed class ManifestTests
     [Fact]
     public async Task Every_call_the_operator_makes_is_allowed_by_the_rbac_manifests()
     {
-        await using var h = await KubernetesHarness.StartAsync();
+        await using var h = await KubernetesHarness.StartAsync(await KubernetesHarness.FakeClusterAsync());
+        var server = h.Cluster.Fake!;
         await h.ApplySamplesAsync();
-        var before = h.Server.Requests.Count;
+        var before = server.Requests.Count;
         await h.StartOperatorAsync();
-        await h.ReadyAsync(FakeApiServer.ApiKeys, "demo");
-        await h.ReadyAsync(FakeApiServer.UpstreamAccounts, "mock");
-        await h.ReadyAsync(FakeApiServer.UserQuotas, "demo");
-        await Eventually.TrueAsync(() => Task.FromResult(h.Server.ListObjects(FakeApiServer.Events, "default").Count > 0), "an event");
+        await h.ReadyAsync(TokenGateResources.ApiKeys, "demo");
+        await h.ReadyAsync(TokenGateResources.UpstreamAccounts, "mock");
+        await h.ReadyAsync(TokenGateResources.UserQuotas, "demo");
+        await Eventually.TrueAsync(() => Task.FromResult(server.ListObjects(FakeApiServer.Events, "default").Count > 0), "an event");
         // kubectl delete ak demo: the finalizer path (revoke, delete the Secret, drop the finalizer).
-        var operatorCalls = h.Server.Requests.Skip(before).ToList();
+        var operatorCalls = server.Requests.Skip(before).ToList();
         await h.ApiKeys.DeleteAsync("default", "demo");
-        var afterDelete = h.Server.Requests.Count;
-        await Eventually.TrueAsync(() => Task.FromResult(h.Get(FakeApiServer.ApiKeys, "demo") is null), "the ApiKey to be gone");
-        operatorCalls.AddRange(h.Server.Requests.Skip(afterDelete));
+        var afterDelete = server.Requests.Count;
+        await Eventually.TrueAsync(() => Task.FromResult(server.GetObject(FakeApiServer.ApiKeys, "default", "demo") is null), "the ApiKey to be gone");
+        operatorCalls.AddRange(server.Requests.Skip(afterDelete));
 
         var grants = Grants();
         var used = new HashSet<(string, string, string)>();
@@ -150,7 +154,7 @@ public sealed class ManifestTests
         Assert.Contains(("", "events", "create"), used);
     }
 
-    private static (string Group, string Resource, string Verb) Classify(FakeRequest r)
+    internal static (string Group, string Resource, string Verb) Classify(FakeRequest r)
     {
         var seg = r.Path.Trim('/').Split('/');
         var (group, i) = seg[0] == "api" ? ("", 2) : (seg[1], 3);

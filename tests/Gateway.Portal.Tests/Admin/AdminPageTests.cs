@@ -53,6 +53,13 @@ public sealed class AdminPageTests : IAsyncLifetime
         await db.SaveChangesAsync();
     }
 
+    /// <summary>Builds usage_daily and ledger_daily from the seeded rows, as the ledger writer would have kept them.</summary>
+    private async Task RollUpAsync()
+    {
+        await using var db = _h.CreateDbContext();
+        await db.Database.ExecuteSqlRawAsync(Gateway.Core.Storage.Migrations.M0003_UsageDetail.BackfillSql.Replace("{", "{{", StringComparison.Ordinal).Replace("}", "}}", StringComparison.Ordinal));
+    }
+
     private static string Attr(string html, string rowAttr, string rowValue, string attr)
     {
         var start = html.IndexOf(rowAttr + "=\"" + rowValue + "\"", StringComparison.Ordinal);
@@ -93,16 +100,23 @@ public sealed class AdminPageTests : IAsyncLifetime
         await LedgerAsync(alice.Id, LedgerKinds.Grant, 100m, period.Start.AddDays(-20));
         await LedgerAsync(alice.Id, LedgerKinds.Consume, -7.25m, period.Start.AddDays(-1));     // last period
         await LedgerAsync(alice.Id, LedgerKinds.Consume, -1.50m, period.Start.AddMinutes(1));
-        await LedgerAsync(alice.Id, LedgerKinds.Consume, -0.125m, now.AddMinutes(-1));
-        await LedgerAsync(alice.Id, LedgerKinds.Refund, 0.5m, now.AddMinutes(-1));
+        // "Recent" stays inside this period even in its first minutes.
+        var recent = now.AddMinutes(-1) > period.Start.AddMinutes(2) ? now.AddMinutes(-1) : period.Start.AddMinutes(2);
+        await LedgerAsync(alice.Id, LedgerKinds.Consume, -0.125m, recent);
+        await LedgerAsync(alice.Id, LedgerKinds.Refund, 0.5m, recent);
         await LedgerAsync(bob.Id, LedgerKinds.Grant, 3m, now.AddDays(-2));
+        var today = BudgetCalendar.CurrentPeriod(BudgetPeriods.Daily, "UTC", now)!.Value;
+        await LedgerAsync(bob.Id, LedgerKinds.Expire, -0.5m, today.Start);                       // this (daily) period
+        await LedgerAsync(bob.Id, LedgerKinds.Expire, -0.25m, today.Start.AddSeconds(-1));       // the day before
+        await RollUpAsync();
 
         using var client = await _h.SignInAsync(admin);
         var html = await client.GetPageAsync("/admin");
         Assert.Equal(100m - 7.25m - 1.5m - 0.125m + 0.5m, decimal.Parse(Attr(html, "data-user", "alice", "data-balance"), CultureInfo.InvariantCulture));
         Assert.Equal(1.625m, decimal.Parse(Attr(html, "data-user", "alice", "data-spent"), CultureInfo.InvariantCulture));
         Assert.Equal("enrolled", Attr(html, "data-user", "alice", "data-state"));
-        Assert.Equal(3m, decimal.Parse(Attr(html, "data-user", "bob", "data-balance"), CultureInfo.InvariantCulture));
+        Assert.Equal(2.25m, decimal.Parse(Attr(html, "data-user", "bob", "data-balance"), CultureInfo.InvariantCulture));
+        Assert.Equal(0.5m, decimal.Parse(Attr(html, "data-user", "bob", "data-spent"), CultureInfo.InvariantCulture));
         Assert.Equal("suspended", Attr(html, "data-user", "bob", "data-state"));
         Assert.Equal("invited", Attr(html, "data-user", "carol", "data-state"));
         var table = PortalClient.ElementText(html, "admin-users")!;
@@ -182,6 +196,7 @@ public sealed class AdminPageTests : IAsyncLifetime
         await UsageAsync(null, "gpt-b", "gw/openai-b", 401, 0m, 0, now.AddMinutes(-6), "fail-401");
         await UsageAsync(erik.Id, "gpt-b", "gw/openai-b", 200, 2m, 10, now.AddDays(-2), "ok-old");
         await UsageAsync(erik.Id, "gpt-b", "gw/openai-b", 200, 99m, 10, now.AddDays(-45), "ok-too-old");
+        await RollUpAsync();
 
         using var client = await _h.SignInAsync(admin);
         var up = await client.GetPageAsync("/admin/upstreams");

@@ -123,8 +123,6 @@ public sealed class SecurityPageTests : IAsyncLifetime
         var now = _h.Time.GetUtcNow();
         await using (var db = _h.CreateDbContext())
         {
-            // usage_log.client_ip comes with pdata's M0003_UsageDetail; a no-op once that migration ran.
-            await db.Database.ExecuteSqlRawAsync("ALTER TABLE usage_log ADD COLUMN IF NOT EXISTS client_ip text");
             async Task Add(Guid uid, string ip, DateTimeOffset at, long input, long output) =>
                 await db.Database.ExecuteSqlInterpolatedAsync($"""
                     INSERT INTO usage_log (request_id, user_id, upstream, model, route, input_tokens, output_tokens, cost, price_version, started_at, duration_ms, status, created_at, client_ip)

@@ -192,7 +192,7 @@ public sealed class ChatCompletionsTests : IAsyncLifetime
         var caller = await _h.CreateCallerAsync();
         using var response = await _h.Http.SendAsync(Post("/v1/chat/completions", caller.ApiKey, """{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"""));
         await _h.WaitForUsageAsync(caller.Key.KeyId);
-        var metrics = await _h.Http.GetStringAsync("/metrics");
+        var metrics = await _h.MetricsAsync();
         Assert.Contains("tokengate_proxy_requests_total{", metrics);
         Assert.Contains("route=\"chat_completions\"", metrics);
         Assert.Contains("tokengate_proxy_tokens_total{", metrics);

@@ -1,11 +1,12 @@
+using Gateway.Core.Hosting;
 using Microsoft.Extensions.Configuration;
 
 namespace Gateway.Proxy.Tests.Endpoints;
 
 public sealed class ProxyAppTests
 {
-    private static InvalidOperationException BuildFails(Dictionary<string, string?> settings) =>
-        Assert.Throws<InvalidOperationException>(() => ProxyApp.Build(["--urls", "http://127.0.0.1:0"], b => b.Configuration.AddInMemoryCollection(settings)));
+    private static InvalidConfigurationException BuildFails(Dictionary<string, string?> settings) =>
+        Assert.Throws<InvalidConfigurationException>(() => ProxyApp.Build(["--urls", "http://127.0.0.1:0"], b => b.Configuration.AddInMemoryCollection(settings)));
 
     [Fact]
     public void Start_up_fails_with_a_clear_message_when_the_pepper_is_missing()

@@ -42,6 +42,7 @@ public sealed class ResilienceTests
         }
         var usage = await h.WaitForUsageAsync(c.Key.KeyId);
         Assert.Equal(499, usage.Status);
+        Assert.Equal("client_disconnected", usage.ErrorCode);
         Assert.True(usage.Estimated);
         Assert.True(usage.Tokens.Output > 0 && usage.Tokens.Output < 200);
         Assert.True(usage.Cost > 0);
@@ -76,6 +77,7 @@ public sealed class ResilienceTests
         }
         var usage = await h.WaitForUsageAsync(c.Key.KeyId);
         Assert.Equal(502, usage.Status);
+        Assert.Equal("upstream_error", usage.ErrorCode);
         Assert.True(usage.Estimated);
         Assert.True(usage.Tokens.Input > 0);
     }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Gateway.Core.Hosting;
 using Gateway.Core.Json;
 using Gateway.Core.Keys;
 using Gateway.Core.Pricing;
@@ -11,6 +12,7 @@ using Gateway.MockUpstream;
 using Gateway.Testing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Gateway.Proxy.Tests.Infrastructure;
 
@@ -40,6 +42,8 @@ public sealed class ProxyHarness : IAsyncDisposable
     public ProjectionWriter Projection { get; }
     public Uri MockUrl { get; private set; } = null!;
     public List<Uri> ProxyUrls { get; } = [];
+    /// <summary>Each proxy's management listener (/metrics, /healthz, /readyz).</summary>
+    public List<Uri> ManagementUrls { get; } = [];
     public Uri ProxyUrl => ProxyUrls[0];
     public HttpClient Http { get; private set; } = null!;
     public HttpClient MockHttp { get; private set; } = null!;
@@ -86,7 +90,9 @@ public sealed class ProxyHarness : IAsyncDisposable
             await proxy.StartAsync();
             h._apps.Add(proxy);
             h._proxies.Add(proxy);
-            h.ProxyUrls.Add(new Uri(proxy.Urls.First()));
+            var listeners = proxy.Services.GetRequiredService<Listeners>();
+            h.ProxyUrls.Add(listeners.PublicUrls[0]);
+            h.ManagementUrls.Add(listeners.ManagementUrls[0]);
         }
         if (proxies > 0) h.Http = new HttpClient { BaseAddress = h.ProxyUrl };
         return h;
@@ -143,6 +149,13 @@ public sealed class ProxyHarness : IAsyncDisposable
     }
 
     public HttpClient ClientFor(int proxy) => new() { BaseAddress = ProxyUrls[proxy] };
+
+    /// <summary>The Prometheus exposition of one proxy, scraped from its management listener.</summary>
+    public async Task<string> MetricsAsync(int proxy = 0)
+    {
+        using var http = new HttpClient { BaseAddress = ManagementUrls[proxy] };
+        return await http.GetStringAsync("/metrics");
+    }
 
     /// <summary>The services of one proxy, to look at its in-process state.</summary>
     public IServiceProvider ProxyServices(int proxy) => _proxies[proxy].Services;

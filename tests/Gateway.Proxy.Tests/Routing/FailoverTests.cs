@@ -44,7 +44,7 @@ public sealed class FailoverTests : IAsyncLifetime
         var usage = (await _h.UsageEventsAsync()).Last(e => e.KeyId == c.Key.KeyId);
         Assert.Equal("default/backup", usage.Upstream);
 
-        var metrics = await _h.Http.GetStringAsync("/metrics");
+        var metrics = await _h.MetricsAsync();
         Assert.Contains("tokengate_proxy_upstream_cooldown{upstream=\"default/dead\"} 1", metrics);
         Assert.Contains(metrics.Split('\n'), l => l.StartsWith("tokengate_proxy_upstream_requests_total{", StringComparison.Ordinal)
             && l.Contains("upstream=\"default/dead\"", StringComparison.Ordinal) && l.Contains("outcome=\"error\"", StringComparison.Ordinal));

@@ -29,6 +29,12 @@ public sealed record FakeResourceType(string Group, string Version, string Plura
     /// </summary>
     public bool AllowUnconditionalUpdate { get; init; } = true;
 
+    /// <summary>
+    /// A built-in kind (Secret, Event, Lease...) rather than a custom resource: as on the real server it has no
+    /// metadata.generation, and list items carry no apiVersion/kind (typed lists; custom resources keep them).
+    /// </summary>
+    public bool BuiltIn { get; init; }
+
     /// <summary>Discovery details (kubectl uses them for short names and categories such as `kubectl get tokengate`).</summary>
     public string? Singular { get; init; }
     public IReadOnlyList<string> ShortNames { get; init; } = [];
@@ -94,10 +100,10 @@ public sealed partial class FakeApiServer : IAsyncDisposable
 
     public long CurrentResourceVersion { get { lock (_gate) return _resourceVersion; } }
 
-    public static FakeResourceType Secrets { get; } = new("", "v1", "secrets", "Secret");
-    public static FakeResourceType Events { get; } = new("", "v1", "events", "Event");
-    public static FakeResourceType ConfigMaps { get; } = new("", "v1", "configmaps", "ConfigMap");
-    public static FakeResourceType Leases { get; } = new("coordination.k8s.io", "v1", "leases", "Lease");
+    public static FakeResourceType Secrets { get; } = new("", "v1", "secrets", "Secret") { BuiltIn = true };
+    public static FakeResourceType Events { get; } = new("", "v1", "events", "Event") { BuiltIn = true };
+    public static FakeResourceType ConfigMaps { get; } = new("", "v1", "configmaps", "ConfigMap") { BuiltIn = true };
+    public static FakeResourceType Leases { get; } = new("coordination.k8s.io", "v1", "leases", "Lease") { BuiltIn = true };
     public static FakeResourceType ApiKeys { get; } = new("tokengate.io", "v1alpha1", "apikeys", "ApiKey", HasStatus: true) { AllowUnconditionalUpdate = false };
     public static FakeResourceType UserQuotas { get; } = new("tokengate.io", "v1alpha1", "userquotas", "UserQuota", HasStatus: true) { AllowUnconditionalUpdate = false };
     public static FakeResourceType UpstreamAccounts { get; } = new("tokengate.io", "v1alpha1", "upstreamaccounts", "UpstreamAccount", HasStatus: true) { AllowUnconditionalUpdate = false };
@@ -361,6 +367,7 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         var nameField = fieldSelector is not null && fieldSelector.StartsWith("metadata.name=", StringComparison.Ordinal) ? fieldSelector["metadata.name=".Length..] : null;
 
         JsonObject list;
+        string? inconsistentContinue = null;
         lock (_gate)
         {
             long listRv = _resourceVersion;
@@ -371,7 +378,13 @@ public sealed partial class FakeApiServer : IAsyncDisposable
                 {
                     goto badContinue;
                 }
-                if (tokenRv < _compactedRv) goto gone;
+                if (tokenRv < _compactedRv)
+                {
+                    // Like the real server: the 410 carries a token that continues after the same key at the current
+                    // resourceVersion, for clients that accept an inconsistent list.
+                    inconsistentContinue = EncodeContinue(_resourceVersion, afterKey);
+                    goto gone;
+                }
                 listRv = tokenRv;
             }
             else if (rvMatch == "Exact" && long.TryParse(rvParam, out var exact) && exact < _compactedRv)
@@ -382,17 +395,26 @@ public sealed partial class FakeApiServer : IAsyncDisposable
             var items = new JsonArray();
             string? lastKey = null;
             var more = false;
+            var remaining = 0L;
             foreach (var (k, o) in _objects[t.TypeKey])
             {
                 if (afterKey is not null && string.CompareOrdinal(k, afterKey) <= 0) continue;
                 if (!InScope(o, t.Namespace) || !selector.Matches(Labels(o))) continue;
                 if (nameField is not null && o["metadata"]?["name"]?.GetValue<string>() != nameField) continue;
-                if (items.Count >= limit) { more = true; break; }
-                items.Add(o.DeepClone());
+                if (items.Count >= limit) { more = true; remaining++; continue; }
+                var item = (JsonObject)o.DeepClone();
+                if (t.Type.BuiltIn)
+                {
+                    item.Remove("kind");
+                    item.Remove("apiVersion");
+                }
+                items.Add(item);
                 lastKey = k;
             }
             var meta = new JsonObject { ["resourceVersion"] = listRv.ToString(CultureInfo.InvariantCulture) };
             if (more && lastKey is not null) meta["continue"] = EncodeContinue(listRv, lastKey);
+            // Like etcd's count: only without selectors, which the storage cannot count.
+            if (more && selector.IsEmpty && fieldSelector is null) meta["remainingItemCount"] = remaining;
             list = new JsonObject
             {
                 ["kind"] = t.Type.Kind + "List",
@@ -406,7 +428,14 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         return;
 
     gone:
-        await WriteStatus(ctx, 410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.", null, null);
+        if (inconsistentContinue is null)
+        {
+            await WriteStatus(ctx, 410, "Expired", "The resourceVersion for the provided list is too old.", null, null);
+            return;
+        }
+        var expired = StatusObject(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.", null, null);
+        expired["metadata"] = new JsonObject { ["continue"] = inconsistentContinue };
+        await WriteJson(ctx, 410, expired);
         return;
     badContinue:
         await WriteStatus(ctx, 400, "BadRequest", "continue key is not valid", null, null);
@@ -443,7 +472,9 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         body["apiVersion"] = t.Type.ApiVersion;
         if (t.Type.HasStatus) body.Remove("status");
         FoldStringData(t, body);
-        if (Validate(t, body) is { Count: > 0 } causes)
+        if (t.Type.BuiltIn && t.Type.Kind == "Event" && !body.ContainsKey("eventTime")) body["eventTime"] = null;
+        List<FakeValidationCause> causes = [.. FakeBuiltInValidation.Create(t.Type, body), .. Validate(t, body) ?? []];
+        if (causes.Count > 0)
         {
             await Invalid(ctx, t, name, causes);
             return;
@@ -457,7 +488,8 @@ public sealed partial class FakeApiServer : IAsyncDisposable
             if (store.ContainsKey(key)) goto exists;
             meta["uid"] = Guid.NewGuid().ToString();
             meta["creationTimestamp"] = DateTimeOffset.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
-            meta["generation"] = 1L;
+            if (!t.Type.BuiltIn) meta["generation"] = 1L;
+            else meta.Remove("generation");
             meta.Remove("deletionTimestamp");
             meta["resourceVersion"] = NextRv();
             store[key] = body;
@@ -490,6 +522,7 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         int code = 0;
         JsonObject? result = null;
         List<FakeValidationCause>? invalid = null;
+        var invalidByResource = false;
         lock (_gate)
         {
             var store = _objects[t.TypeKey];
@@ -507,6 +540,8 @@ public sealed partial class FakeApiServer : IAsyncDisposable
             if (string.IsNullOrEmpty(sentRv) && !t.Type.AllowUnconditionalUpdate)
             {
                 invalid = [new FakeValidationCause("metadata.resourceVersion", "Invalid value: 0x0: must be specified for an update")];
+                // This one comes from the storage layer, which names the resource (apikeys.tokengate.io), not the kind.
+                invalidByResource = true;
                 code = 422;
                 goto done;
             }
@@ -542,18 +577,21 @@ public sealed partial class FakeApiServer : IAsyncDisposable
                 }
                 next["kind"] = t.Type.Kind;
                 next["apiVersion"] = t.Type.ApiVersion;
-                if (currentMeta["deletionTimestamp"] is not null && HasNewFinalizers(currentMeta, nextMeta))
+                if (currentMeta["deletionTimestamp"] is not null && NewFinalizers(currentMeta, nextMeta) is { Count: > 0 } added)
                 {
-                    invalid = [new FakeValidationCause("metadata.finalizers", "no new finalizers can be added if the object is being deleted", "FieldValueForbidden")];
+                    // The real server reports this cause twice (object-meta update validation runs twice); the message once.
+                    var message = "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers " + GoStrings(added);
+                    invalid = [new FakeValidationCause("metadata.finalizers", message, "FieldValueForbidden"), new FakeValidationCause("metadata.finalizers", message, "FieldValueForbidden")];
                     code = 422;
                     goto done;
                 }
             }
             FoldStringData(t, next);
+            if (FakeBuiltInValidation.Update(t.Type, current, next) is { Count: > 0 } builtIn) { invalid = builtIn; code = 422; goto done; }
             if (Validate(t, next) is { Count: > 0 } causes) { invalid = causes; code = 422; goto done; }
 
             var spec = SpecOf(current);
-            if (!JsonNode.DeepEquals(spec, SpecOf(next)))
+            if (!t.Type.BuiltIn && !JsonNode.DeepEquals(spec, SpecOf(next)))
             {
                 Meta(next)["generation"] = (currentMeta["generation"]?.GetValue<long>() ?? 0) + 1;
             }
@@ -585,7 +623,7 @@ public sealed partial class FakeApiServer : IAsyncDisposable
             case 200: await WriteJson(ctx, 200, result!); break;
             case 404: await NotFound(ctx, t); break;
             case 409: await WriteStatus(ctx, 409, "Conflict", error!, t.Name, t); break;
-            case 422: await Invalid(ctx, t, t.Name!, invalid!); break;
+            case 422: await Invalid(ctx, t, t.Name!, invalid!, invalidByResource); break;
         }
     }
 
@@ -633,13 +671,13 @@ public sealed partial class FakeApiServer : IAsyncDisposable
             if (preUid is not null && preUid != meta["uid"]?.GetValue<string>())
             {
                 code = 409;
-                error = $"Precondition failed: UID in precondition: {preUid}, UID in object meta: {meta["uid"]}";
+                error = $"Operation cannot be fulfilled on {t.Type.Kind}{GroupSuffix(t)} \"{t.Name}\": the UID in the precondition ({preUid}) does not match the UID in record ({meta["uid"]}). The object might have been deleted and then recreated";
                 goto done;
             }
             if (preRv is not null && preRv != meta["resourceVersion"]?.GetValue<string>())
             {
                 code = 409;
-                error = $"Precondition failed: ResourceVersion in precondition: {preRv}, ResourceVersion in object meta: {meta["resourceVersion"]}";
+                error = $"Operation cannot be fulfilled on {t.Type.Kind}{GroupSuffix(t)} \"{t.Name}\": the ResourceVersion in the precondition ({preRv}) does not match the ResourceVersion in record ({meta["resourceVersion"]}). The object might have been modified";
                 goto done;
             }
             if (Finalizers(current).Count > 0)
@@ -668,7 +706,8 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         {
             case 200: await WriteJson(ctx, 200, result!); break;
             case 404: await NotFound(ctx, t); break;
-            default: await WriteStatus(ctx, 409, "Conflict", error!, t.Name, t); break;
+            // The precondition failures name the kind in their details, as the real server's do.
+            default: await WriteJson(ctx, 409, StatusObject(409, "Conflict", error!, t.Name, t, byKind: true)); break;
         }
     }
 
@@ -794,12 +833,15 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         return v?.Invoke(obj)?.ToList();
     }
 
-    private static bool HasNewFinalizers(JsonObject currentMeta, JsonObject nextMeta)
+    private static List<string> NewFinalizers(JsonObject currentMeta, JsonObject nextMeta)
     {
         var before = (currentMeta["finalizers"] as JsonArray)?.Select(f => f!.GetValue<string>()).ToHashSet() ?? [];
         var after = (nextMeta["finalizers"] as JsonArray)?.Select(f => f!.GetValue<string>()) ?? [];
-        return after.Any(f => !before.Contains(f));
+        return after.Where(f => !before.Contains(f)).ToList();
     }
+
+    /// <summary>Go's %#v of a []string, as the real server prints it in messages.</summary>
+    private static string GoStrings(IEnumerable<string> values) => "[]string{" + string.Join(", ", values.Select(v => "\"" + v + "\"")) + "}";
 
     /// <summary>Like the real server, a Secret's write-only stringData is merged into data (base64) and not stored.</summary>
     private static void FoldStringData(RequestTarget t, JsonObject obj)
@@ -907,10 +949,16 @@ public sealed partial class FakeApiServer : IAsyncDisposable
     private static Task NotFound(HttpContext ctx, RequestTarget t) =>
         WriteStatus(ctx, 404, "NotFound", $"{t.Type.Plural}{GroupSuffix(t)} \"{t.Name}\" not found", t.Name, t);
 
-    private static Task Invalid(HttpContext ctx, RequestTarget t, string name, IReadOnlyList<FakeValidationCause> causes)
+    /// <summary>
+    /// 422 Invalid as apimachinery's NewInvalid writes it: the kind (or, from the storage layer, the resource)
+    /// qualified by group, each distinct "field: message" once, bracketed when there are several; every cause listed.
+    /// </summary>
+    private static Task Invalid(HttpContext ctx, RequestTarget t, string name, IReadOnlyList<FakeValidationCause> causes, bool byResource = false)
     {
-        var detail = string.Join(", ", causes.Select(c => $"{c.Field}: {c.Message}"));
-        var status = StatusObject(422, "Invalid", $"{t.Type.Kind}{GroupSuffix(t)} \"{name}\" is invalid: {detail}", name, t);
+        var distinct = causes.Select(c => $"{c.Field}: {c.Message}").Distinct(StringComparer.Ordinal).ToList();
+        var detail = distinct.Count == 1 ? distinct[0] : "[" + string.Join(", ", distinct) + "]";
+        var qualified = (byResource ? t.Type.Plural : t.Type.Kind) + GroupSuffix(t);
+        var status = StatusObject(422, "Invalid", $"{qualified} \"{name}\" is invalid: {detail}", name, t, byKind: !byResource);
         var arr = new JsonArray();
         foreach (var c in causes) arr.Add(new JsonObject { ["reason"] = c.Reason, ["message"] = c.Message, ["field"] = c.Field });
         ((JsonObject)status["details"]!)["causes"] = arr;
@@ -920,7 +968,7 @@ public sealed partial class FakeApiServer : IAsyncDisposable
     private static Task WriteStatus(HttpContext ctx, int code, string reason, string message, string? name, RequestTarget? t) =>
         WriteJson(ctx, code, StatusObject(code, reason, message, name, t));
 
-    private static JsonObject StatusObject(int code, string reason, string message, string? name, RequestTarget? t)
+    private static JsonObject StatusObject(int code, string reason, string message, string? name, RequestTarget? t, bool byKind = false)
     {
         var status = new JsonObject
         {
@@ -934,7 +982,7 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         };
         if (t is not null)
         {
-            var details = new JsonObject { ["kind"] = t.Type.Plural };
+            var details = new JsonObject { ["kind"] = byKind ? t.Type.Kind : t.Type.Plural };
             if (name is not null) details["name"] = name;
             if (t.Type.Group.Length > 0) details["group"] = t.Type.Group;
             status["details"] = details;

@@ -11,7 +11,9 @@ namespace Gateway.Testing.Kubernetes;
 /// Serves the resources a CustomResourceDefinition declares and enforces its structural openAPIV3Schema the
 /// way the API server does on create and update: unknown fields pruned, defaults applied, then types,
 /// required fields, enums, bounds, lengths, patterns, item counts and date-time formats checked, failures
-/// answered with 422 Invalid and one cause per field. CEL rules (x-kubernetes-validations) are not evaluated.
+/// answered with 422 Invalid and one cause per field; duplicates in x-kubernetes-list-type set/map lists are
+/// reported; CEL rules (x-kubernetes-validations) are evaluated with <see cref="FakeCel"/> — or, as on the real
+/// server, reported as not checked when a blocking error (required, wrong type) came first.
 /// </summary>
 public static class FakeCrdSchema
 {
@@ -90,15 +92,69 @@ public static class FakeCrdSchema
             }
         }
         CheckRequired(schema, obj, "", causes);
+        // The real server skips CEL rules after a blocking error and says so in one more cause.
+        if (HasCelRules(schema) && causes.Any(c => c.Reason is "FieldValueRequired" or "FieldValueTypeInvalid"))
+        {
+            causes.Add(new("<nil>", "Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"));
+        }
+        else
+        {
+            CheckCel(schema, obj, "", causes);
+        }
         return causes;
     }
+
+    /// <summary>Evaluates the x-kubernetes-validations rules on every present node, after defaulting, as the real server does.</summary>
+    private static void CheckCel(JsonObject schema, JsonNode? node, string path, List<FakeValidationCause> causes)
+    {
+        if (node is null) return;
+        foreach (var rule in (schema["x-kubernetes-validations"] as JsonArray ?? []).OfType<JsonObject>())
+        {
+            var expression = rule["rule"]!.GetValue<string>();
+            if (expression.Contains("oldSelf", StringComparison.Ordinal)) continue; // transition rules: not evaluated by the fake
+            var fieldPath = rule["fieldPath"]?.GetValue<string>() is { Length: > 0 } fp ? path + fp : path;
+            var field = fieldPath.Length == 0 ? "<nil>" : fieldPath.TrimStart('.');
+            var shown = $"Invalid value: \"{KindName(node.GetValueKind())}\": ";
+            try
+            {
+                if (FakeCel.Evaluate(expression, node)) continue;
+                causes.Add(new(field, shown + (rule["message"]?.GetValue<string>() ?? "failed rule: " + expression), rule["reason"]?.GetValue<string>() ?? "FieldValueInvalid"));
+            }
+            catch (InvalidOperationException e)
+            {
+                causes.Add(new(field, shown + e.Message + " evaluating rule: " + expression));
+            }
+        }
+        switch (node)
+        {
+            case JsonObject o:
+                var props = schema["properties"] as JsonObject;
+                foreach (var (k, v) in o)
+                {
+                    if (path.Length == 0 && k is "apiVersion" or "kind" or "metadata") continue;
+                    var child = props?[k] as JsonObject ?? schema["additionalProperties"] as JsonObject;
+                    if (child is not null) CheckCel(child, v, path.Length == 0 ? k : path + "." + k, causes);
+                }
+                break;
+            case JsonArray a when schema["items"] is JsonObject items:
+                for (var i = 0; i < a.Count; i++) CheckCel(items, a[i], $"{path}[{i}]", causes);
+                break;
+        }
+    }
+
+    private static bool HasCelRules(JsonNode? node) => node switch
+    {
+        JsonObject o => o.ContainsKey("x-kubernetes-validations") || o.Any(p => HasCelRules(p.Value)),
+        JsonArray a => a.Any(HasCelRules),
+        _ => false,
+    };
 
     private static void Walk(JsonObject schema, JsonNode parent, string key, string path, List<FakeValidationCause> causes)
     {
         var node = parent is JsonObject po ? po[key] : ((JsonArray)parent)[int.Parse(key, CultureInfo.InvariantCulture)];
         if (node is null)
         {
-            if (schema["nullable"]?.GetValue<bool>() != true) causes.Add(new(path, $"Invalid value: \"null\": {path} in body must be of type {schema["type"]?.GetValue<string>() ?? "object"}: \"null\""));
+            if (schema["nullable"]?.GetValue<bool>() != true) causes.Add(new(path, $"Invalid value: \"null\": {path} in body must be of type {schema["type"]?.GetValue<string>() ?? "object"}: \"null\"", TypeInvalid));
             return;
         }
         var type = schema["type"]?.GetValue<string>();
@@ -106,12 +162,12 @@ public static class FakeCrdSchema
         var kind = node.GetValueKind();
         if (intOrString)
         {
-            if (kind is not JsonValueKind.String and not JsonValueKind.Number) causes.Add(new(path, $"Invalid value: {Show(node)}: {path} in body must be of type int-or-string"));
+            if (kind is not JsonValueKind.String and not JsonValueKind.Number) causes.Add(new(path, $"Invalid value: {Show(node)}: {path} in body must be of type int-or-string", TypeInvalid));
             return;
         }
         if (type is not null && !TypeMatches(type, node))
         {
-            causes.Add(new(path, $"Invalid value: \"{KindName(kind)}\": {path} in body must be of type {type}: \"{KindName(kind)}\""));
+            causes.Add(new(path, $"Invalid value: \"{KindName(kind)}\": {path} in body must be of type {type}: \"{KindName(kind)}\"", TypeInvalid));
             return;
         }
 
@@ -147,6 +203,7 @@ public static class FakeCrdSchema
                 {
                     for (var i = 0; i < a.Count; i++) Walk(items, a, i.ToString(CultureInfo.InvariantCulture), $"{path}[{i}]", causes);
                 }
+                CheckListType(schema, a, path, causes);
                 break;
             default:
                 CheckScalar(schema, node, kind, path, causes);
@@ -188,10 +245,40 @@ public static class FakeCrdSchema
             }
             if (schema["format"]?.GetValue<string>() == "date-time" && !DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.None, out _))
             {
-                causes.Add(new(path, $"Invalid value: \"{s}\": {path} in body must be of type date-time: \"{s}\""));
+                causes.Add(new(path, $"Invalid value: \"{s}\": {path} in body must be of type date-time: \"{s}\"", TypeInvalid));
             }
         }
     }
+
+    private const string TypeInvalid = "FieldValueTypeInvalid";
+
+    /// <summary>x-kubernetes-list-type set and map: a repeated item (set) or key (map) is a Duplicate value at its index.</summary>
+    private static void CheckListType(JsonObject schema, JsonArray a, string path, List<FakeValidationCause> causes)
+    {
+        var listType = schema["x-kubernetes-list-type"]?.GetValue<string>();
+        if (listType is not ("set" or "map")) return;
+        var keys = (schema["x-kubernetes-list-map-keys"] as JsonArray)?.Select(k => k!.GetValue<string>()).ToList() ?? [];
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < a.Count; i++)
+        {
+            string shown;
+            if (listType == "set") shown = GoValue(a[i]);
+            else if (a[i] is JsonObject item)
+            {
+                // Go's %#v of the key fields: map[string]interface {}{"name":"a"}.
+                shown = "map[string]interface {}{" + string.Join(", ", keys.Order(StringComparer.Ordinal).Where(item.ContainsKey).Select(k => $"\"{k}\":{GoValue(item[k])}")) + "}";
+            }
+            else continue;
+            if (!seen.Add(shown)) causes.Add(new($"{path}[{i}]", "Duplicate value: " + shown, "FieldValueDuplicate"));
+        }
+    }
+
+    private static string GoValue(JsonNode? node) => node switch
+    {
+        JsonValue v when v.TryGetValue<string>(out var s) => "\"" + s + "\"",
+        null => "interface {}(nil)",
+        _ => node.ToJsonString(),
+    };
 
     private static void CheckRequired(JsonObject schema, JsonObject obj, string path, List<FakeValidationCause> causes)
     {

@@ -12,6 +12,9 @@ public sealed class FakeLabelSelector
 
     public static FakeLabelSelector Everything { get; } = new();
 
+    /// <summary>True when the selector selects everything (no requirements).</summary>
+    public bool IsEmpty => _requirements.Count == 0;
+
     public static FakeLabelSelector Parse(string? selector)
     {
         var result = new FakeLabelSelector();

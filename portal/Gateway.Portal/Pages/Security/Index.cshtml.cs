@@ -17,8 +17,7 @@ public sealed class IndexModel(SessionStore sessions, SecurityQueries queries, A
     public IReadOnlyList<PortalSessionRow> Sessions { get; private set; } = [];
     public Guid? CurrentSessionId { get; private set; }
     public Paged<SigninEventRow> History { get; private set; } = new([], 1, false);
-    /// <summary>Null when usage_log has no client_ip column yet.</summary>
-    public IReadOnlyList<IpUse>? IpUse { get; private set; }
+    public IReadOnlyList<IpUse> IpUse { get; private set; } = [];
     public string? Message { get; private set; }
 
     public async Task OnGetAsync(string? done, CancellationToken ct)
