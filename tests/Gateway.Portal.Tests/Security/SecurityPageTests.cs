@@ -148,19 +148,21 @@ public sealed class SecurityPageTests : IAsyncLifetime
     {
         var user = await _h.SeedEnrolledUserAsync("lotte");
         var audit = (AuditLog)_h.Services.GetService(typeof(AuditLog))!;
-        for (var i = 0; i < 30; i++) await audit.AppendAsync(user.Id, "key.rotated", "key-" + i, new ClientInfo("10.0.0.1", "test"), CancellationToken.None);
+        for (var i = 0; i < 30; i++) await audit.AppendAsync(user.Id, Gateway.Portal.Keys.KeyAuditActions.Rotate, "key-" + i, new ClientInfo("10.0.0.1", "test"), CancellationToken.None);
         await audit.AppendAsync(null, "system.thing", null, null, CancellationToken.None);
         using var client = await _h.SignInAsync(user);
 
         var page1 = await client.GetPageAsync("/security/activity");
         var rows1 = PortalClient.ElementText(page1, "activity")!;
-        Assert.Contains("Signed in", rows1, StringComparison.Ordinal);
+        Assert.Contains("Key rotated", rows1, StringComparison.Ordinal);
+        Assert.Contains("Signed in", rows1, StringComparison.Ordinal);   // the newest entry
         Assert.Contains("key-29", rows1, StringComparison.Ordinal);
         Assert.DoesNotContain("key-0 ", rows1 + " ", StringComparison.Ordinal);
         Assert.Contains("rel=\"next\"", page1, StringComparison.Ordinal);
         var page2 = await client.GetPageAsync("/security/activity?p=2");
         var rows2 = PortalClient.ElementText(page2, "activity")!;
         Assert.Contains("key-0", rows2, StringComparison.Ordinal);
+
         Assert.DoesNotContain("key-29", rows2, StringComparison.Ordinal);
         Assert.DoesNotContain("system.thing", page1 + page2, StringComparison.Ordinal);
     }
