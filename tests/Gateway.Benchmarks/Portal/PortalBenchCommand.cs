@@ -66,6 +66,7 @@ public static class PortalBenchCommand
         var ledger = new LedgerQueries(db);
         var csv = new UsageCsvExport(db);
         var filter = new UsageFilter { Model = "gpt-4o" };
+        var adminQueries = new Gateway.Portal.Admin.AdminQueries(new ContextFactory(connectionString), TimeProvider.System);
 
         // The cursor of page 100 of the filtered table, reached as a user would: 99 clicks on "Older".
         UsageCursor? cursor = null;
@@ -95,9 +96,17 @@ public static class PortalBenchCommand
             })),
             ("request detail", await TimeAsync(iterations, () => usage.DetailAsync(user, "bench-0000500000"))),
             ("ledger", await TimeAsync(iterations, () => ledger.HistoryAsync(user))),
-            // TODO(admin overview): the Admin pages are written by another change; until then this times the
-            // query such a page needs most — every user's balance and spend this month, one page of 50, from the roll-ups.
-            ("admin overview (candidate query, TODO)", await TimeAsync(iterations, () => AdminCandidateAsync(db))),
+            // The admin pages' queries (Gateway.Portal.Admin.AdminQueries): users page 1 holds the 1-million-row user.
+            ("admin users, page 1 (balance, spend this period)", await TimeAsync(iterations, () => adminQueries.UsersAsync(1, default))),
+            ("admin users, page 100", await TimeAsync(iterations, () => adminQueries.UsersAsync(100, default))),
+            ("admin upstream accounts (last hour)", await TimeAsync(iterations, () => adminQueries.UpstreamsAsync(default))),
+            ("admin spend by day, model and user (30 days)", await TimeAsync(iterations, async () =>
+            {
+                await adminQueries.SpendByDayAsync(default);
+                await adminQueries.SpendByModelAsync(default);
+                await adminQueries.SpendByUserAsync(default);
+            })),
+            ("admin failed requests, page 1", await TimeAsync(iterations, () => adminQueries.FailedRequestsAsync(1, default))),
         };
 
         var csvTimes = new List<double>();
@@ -130,17 +139,9 @@ public static class PortalBenchCommand
         return 0;
     }
 
-    private static async Task AdminCandidateAsync(NpgsqlDataSource db)
+    private sealed class ContextFactory(string connectionString) : Microsoft.EntityFrameworkCore.IDbContextFactory<Gateway.Core.Storage.TokenGateDbContext>
     {
-        await using var cmd = db.CreateCommand("""
-            SELECT u.id, u.name,
-                (SELECT coalesce(sum(amount), 0) FROM ledger_entries e WHERE e.user_id = u.id AND e.kind <> 'consume')
-                  + (SELECT coalesce(sum(amount), 0) FROM ledger_daily d WHERE d.user_id = u.id) AS balance,
-                (SELECT coalesce(sum(cost), 0) FROM usage_daily d WHERE d.user_id = u.id AND d.day >= date_trunc('month', now())::date) AS spent
-            FROM users u WHERE u.deleted_at IS NULL ORDER BY u.namespace, u.name LIMIT 50
-            """);
-        await using var r = await cmd.ExecuteReaderAsync();
-        while (await r.ReadAsync()) { }
+        public Gateway.Core.Storage.TokenGateDbContext CreateDbContext() => Gateway.Core.Storage.StorageServiceCollectionExtensions.CreateContext(connectionString);
     }
 
     private static async Task<double[]> TimeAsync(int iterations, Func<Task> run)
