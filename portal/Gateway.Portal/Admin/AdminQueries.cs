@@ -46,13 +46,12 @@ public sealed class FailedRequest
 /// <summary>
 /// Read-only queries of the admin pages. Users are paged by the users primary ordering; balances and period
 /// spend are summed per page of users from ledger_entries (user_id, created_at). Time-window queries over
-/// usage_log use the started_at indexes of M0005_PortalSecurityAdmin; spend over time reads the usage_daily roll-up.
+/// usage_log use the started_at indexes of M0005_PortalSecurityAdmin; spend over time is <see cref="SpendSnapshot"/>.
 /// </summary>
 public sealed class AdminQueries(IDbContextFactory<TokenGateDbContext> dbFactory, TimeProvider time)
 {
     public const int PageSize = 50;
     public static readonly TimeSpan HealthWindow = TimeSpan.FromHours(1);
-    public static readonly TimeSpan SpendWindow = TimeSpan.FromDays(30);
 
     public static string StateOf(UserRow u) => u.Suspended ? "suspended" : u.Enrollment == "Enrolled" ? "enrolled" : "invited";
 
@@ -142,33 +141,6 @@ public sealed class AdminQueries(IDbContextFactory<TokenGateDbContext> dbFactory
             return new AdminUpstream(a.Namespace, a.Name, a.Provider, a.BaseUrl, a.Priority, a.Disabled,
                 s?.Requests ?? 0, s?.Failures ?? 0, s?.LastFailure, RefreshBefore(a.Spec));
         }).ToList();
-    }
-
-    /// <summary>Per UTC day over the window, from the usage_daily roll-up.</summary>
-    public async Task<IReadOnlyList<SpendRow>> SpendByDayAsync(CancellationToken ct) =>
-        await SpendAsync("to_char(day, 'YYYY-MM-DD')", "1", 40, ct);
-
-    public async Task<IReadOnlyList<SpendRow>> SpendByModelAsync(CancellationToken ct) =>
-        await SpendAsync("model", "2 DESC, 1", 50, ct);
-
-    public async Task<IReadOnlyList<SpendRow>> SpendByUserAsync(CancellationToken ct) =>
-        await SpendAsync("coalesce((SELECT u.namespace || '/' || u.name FROM users u WHERE u.id = usage_daily.user_id), '-')", "2 DESC, 1", 50, ct);
-
-    /// <summary>Sums usage_daily (the ledger writer's per-day roll-up) over the last 30 UTC days, today included.</summary>
-    private async Task<IReadOnlyList<SpendRow>> SpendAsync(string groupBy, string orderBy, int limit, CancellationToken ct)
-    {
-        var since = DateOnly.FromDateTime((time.GetUtcNow() - SpendWindow).UtcDateTime);
-        await using var db = await dbFactory.CreateDbContextAsync(ct);
-        // groupBy and orderBy are constants of this class, never user input.
-#pragma warning disable EF1002
-        return await db.Database.SqlQueryRaw<SpendRow>($"""
-            SELECT {groupBy} AS "Key", coalesce(sum(cost), 0) AS "Spend",
-                   coalesce(sum(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens), 0)::bigint AS "Tokens",
-                   coalesce(sum(requests), 0)::bigint AS "Requests"
-            FROM usage_daily WHERE day > @since
-            GROUP BY 1 ORDER BY {orderBy} LIMIT {limit}
-            """, new NpgsqlParameter("since", since)).ToListAsync(ct);
-#pragma warning restore EF1002
     }
 
     /// <summary>Failed requests (status >= 400), newest first.</summary>

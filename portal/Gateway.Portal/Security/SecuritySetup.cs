@@ -9,6 +9,7 @@ public static class SecuritySetup
     {
         services.AddSingleton<SecurityQueries>();
         services.AddSingleton<AdminQueries>();
+        services.AddSingleton<SpendSnapshot>();
         services.AddAdminRedis(configuration);
         return services;
     }

@@ -213,6 +213,21 @@ public sealed class AdminPageTests : IAsyncLifetime
         Assert.Equal(2m, decimal.Parse(Attr(spend, "data-key", "gpt-b", "data-spend"), CultureInfo.InvariantCulture));
         Assert.Equal(4m, decimal.Parse(Attr(spend, "data-key", "default/erik", "data-spend"), CultureInfo.InvariantCulture));
 
+        // Today's roll-up keeps growing: the page shows it once the snapshot's refresh interval has passed.
+        await using (var db = _h.CreateDbContext())
+        {
+            await db.Database.ExecuteSqlInterpolatedAsync($"""
+                INSERT INTO usage_daily (user_id, day, api_key_id, model, upstream, streamed, failed, requests, errors,
+                    input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, cost)
+                VALUES ({erik.Id}, {DateOnly.FromDateTime(now.UtcDateTime)}, NULL, 'gpt-new', 'gw/openai-a', false, false, 1, 0, 7, 0, 0, 0, 5.5)
+                """);
+        }
+        Assert.DoesNotContain("data-key=\"gpt-new\"", await client.GetPageAsync("/admin/spend"), StringComparison.Ordinal);
+        _h.Time.Advance(Gateway.Portal.Admin.SpendSnapshot.RefreshInterval + TimeSpan.FromSeconds(1));
+        var refreshed = await client.GetPageAsync("/admin/spend");
+        Assert.Equal(5.5m, decimal.Parse(Attr(refreshed, "data-key", "gpt-new", "data-spend"), CultureInfo.InvariantCulture));
+        Assert.Equal(9.5m, decimal.Parse(Attr(refreshed, "data-key", "default/erik", "data-spend"), CultureInfo.InvariantCulture));
+
         var failures = await client.GetPageAsync("/admin/failures");
         var table = PortalClient.ElementText(failures, "admin-failures")!;
         Assert.DoesNotContain("ok-1", table, StringComparison.Ordinal);

@@ -135,7 +135,7 @@ public sealed class SecurityPageTests : IAsyncLifetime
             await Add(other.Id, "203.0.113.7", now.AddHours(-1), 7777, 1);      // another user's
         }
         using var client = await _h.SignInAsync(user);
-        var html = await client.GetPageAsync("/security");
+        var html = await client.GetPageAsync("/security/ips");
         var table = System.Text.RegularExpressions.Regex.Replace(PortalClient.ElementText(html, "ip-use")!, "\\s+", " ");
         Assert.Contains("203.0.113.7 2 165", table, StringComparison.Ordinal);
         Assert.Contains("198.51.100.9 1 2", table, StringComparison.Ordinal);

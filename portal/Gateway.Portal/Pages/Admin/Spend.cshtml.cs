@@ -7,7 +7,7 @@ namespace Gateway.Portal.Pages.Admin;
 
 /// <summary>Spend and tokens over the last 30 days: per day, per model and per user.</summary>
 [Authorize(Policy = PortalClaims.AdminPolicy)]
-public sealed class SpendModel(AdminQueries queries) : PageModel
+public sealed class SpendModel(SpendSnapshot snapshot) : PageModel
 {
     public IReadOnlyList<SpendRow> ByDay { get; private set; } = [];
     public IReadOnlyList<SpendRow> ByModel { get; private set; } = [];
@@ -15,8 +15,7 @@ public sealed class SpendModel(AdminQueries queries) : PageModel
 
     public async Task OnGetAsync(CancellationToken ct)
     {
-        ByDay = await queries.SpendByDayAsync(ct);
-        ByModel = await queries.SpendByModelAsync(ct);
-        ByUser = await queries.SpendByUserAsync(ct);
+        var figures = await snapshot.GetAsync(ct);
+        (ByDay, ByModel, ByUser) = (figures.ByDay, figures.ByModel, figures.ByUser);
     }
 }

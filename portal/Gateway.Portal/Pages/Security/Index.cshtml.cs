@@ -9,7 +9,7 @@ using Microsoft.AspNetCore.Mvc.RazorPages;
 
 namespace Gateway.Portal.Pages.Security;
 
-/// <summary>Security overview: active sessions (sign out one or all), sign-in history and API use by source IP.</summary>
+/// <summary>Security overview: active sessions (sign out one or all) and sign-in history.</summary>
 public sealed class IndexModel(SessionStore sessions, SecurityQueries queries, AuditLog audit) : PageModel
 {
     [BindProperty(SupportsGet = true)] public int P { get; set; } = 1;
@@ -17,7 +17,6 @@ public sealed class IndexModel(SessionStore sessions, SecurityQueries queries, A
     public IReadOnlyList<PortalSessionRow> Sessions { get; private set; } = [];
     public Guid? CurrentSessionId { get; private set; }
     public Paged<SigninEventRow> History { get; private set; } = new([], 1, false);
-    public IReadOnlyList<IpUse> IpUse { get; private set; } = [];
     public string? Message { get; private set; }
 
     public async Task OnGetAsync(string? done, CancellationToken ct)
@@ -56,6 +55,5 @@ public sealed class IndexModel(SessionStore sessions, SecurityQueries queries, A
         CurrentSessionId = HttpContext.PortalSession()?.Id;
         Sessions = await sessions.ListActiveAsync(userId, ct);
         History = await queries.SignInHistoryAsync(userId, P, ct);
-        IpUse = await queries.ApiUseByIpAsync(userId, ct);
     }
 }
