@@ -43,8 +43,7 @@ public sealed class SecurityQueries(IDbContextFactory<TokenGateDbContext> dbFact
 
     /// <summary>
     /// Requests, tokens and last use per client IP over the last 30 days (usage_log.client_ip, added by
-    /// M0003_UsageDetail) through usage_log_user_started_id_idx. It reads each of the user's requests of the window
-    /// (about 0.2 s for a user with 330,000 requests in 30 days), so it has a page of its own.
+    /// M0003_UsageDetail), read by an index-only scan of usage_log_user_ip_idx (M0005).
     /// </summary>
     public async Task<IReadOnlyList<IpUse>> ApiUseByIpAsync(Guid userId, CancellationToken ct)
     {
