@@ -34,12 +34,12 @@ public sealed class PortalShellTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Signed_in_users_see_the_dashboard_placeholder_with_the_layout()
+    public async Task Signed_in_users_see_the_home_page_with_the_layout()
     {
         var user = await _h.SeedEnrolledUserAsync("shell-user");
         using var client = await _h.SignInAsync(user);
         var html = await client.GetPageAsync("/");
-        Assert.Contains("Signed in as shell-user", html, StringComparison.Ordinal);
+        Assert.True(PortalPages.ShowsSignedIn(html, "shell-user"));
         Assert.Contains("href=\"/keys\"", html, StringComparison.Ordinal);
         Assert.DoesNotContain("href=\"/admin\"", html, StringComparison.Ordinal);
     }

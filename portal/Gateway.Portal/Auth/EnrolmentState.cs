@@ -39,7 +39,9 @@ public sealed class EnrolmentCookie(IDataProtectionProvider dataProtection, Time
         {
             HttpOnly = true,
             Secure = context.Request.IsHttps,
-            SameSite = SameSiteMode.Strict,
+            // Lax, not Strict: people open the invite from a mail client, and a browser withholds Strict
+            // cookies on every request of a navigation that started on another site (this redirect included).
+            SameSite = SameSiteMode.Lax,
             Path = "/",
             IsEssential = true,
         });
@@ -64,6 +66,6 @@ public sealed class EnrolmentCookie(IDataProtectionProvider dataProtection, Time
     public static void Clear(HttpContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        context.Response.Cookies.Delete(CookieName, new CookieOptions { Path = "/", Secure = context.Request.IsHttps, HttpOnly = true, SameSite = SameSiteMode.Strict });
+        context.Response.Cookies.Delete(CookieName, new CookieOptions { Path = "/", Secure = context.Request.IsHttps, HttpOnly = true, SameSite = SameSiteMode.Lax });
     }
 }

@@ -48,7 +48,7 @@ public sealed class SignInService(
         var key = loginOrEmail.ToLowerInvariant();
         var matches = loginOrEmail.Length == 0 ? [] : await db.Users.AsNoTracking()
             .Where(u => u.DeletedAt == null && (u.Login.ToLower() == key || u.Email.ToLower() == key))
-            .Take(2).ToListAsync(ct);
+            .OrderBy(u => u.Id).Take(2).ToListAsync(ct);
         // An ambiguous name (two users share it) signs nobody in.
         var user = matches.Count == 1 ? matches[0] : null;
         if (user is null)

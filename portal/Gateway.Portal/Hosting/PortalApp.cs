@@ -31,8 +31,13 @@ public static class PortalApp
         configure?.Invoke(builder);
         var problems = new ConfigurationProblems();
         LoggingDefaults.Configure(builder, problems);
-        // Request-start lines carry the path, and an invite link's path carries its token.
+        // Request-start lines and some debug lines carry the request path, and an invite link's path carries its token.
         builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning);
+        // MVC traces handler arguments: these categories are pinned at Information.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.StaticFiles", LogLevel.Information);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Routing", LogLevel.Information);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Mvc", LogLevel.Information);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.HttpLogging", LogLevel.None);
         Listeners.Configure(builder, DefaultUrl, DefaultManagementUrl, problems);
         var postgres = builder.Configuration.GetConnectionString("Postgres");
         if (string.IsNullOrWhiteSpace(postgres)) problems.Add("ConnectionStrings:Postgres is not set (e.g. Host=127.0.0.1;Port=55432;Username=postgres;Database=tokengate).");
@@ -40,6 +45,7 @@ public static class PortalApp
         problems.ThrowIfAny("portal");
 
         builder.Services.AddTokenGateStorage(postgres!);
+        builder.Services.AddHostedService<SchemaGate>();
         builder.Services.AddPortalAuth(builder.Configuration, postgres!);
         builder.Services.AddPortalKeys();
         builder.Services.AddPortalLocalization();
@@ -50,6 +56,9 @@ public static class PortalApp
 
         var app = builder.Build();
         app.UseForwardedHeaders();
+        if (!app.Environment.IsDevelopment()) app.UseExceptionHandler("/status/500");
+        // Error statuses without a body of their own (a stale form's 400, 403, 404) get a readable page.
+        app.UseStatusCodePagesWithReExecute("/status/{0}");
         app.UseSecurityHeaders();
         app.UseStaticFiles();
         app.UseRequestLocalization();
@@ -63,7 +72,7 @@ public static class PortalApp
         return app;
     }
 
-    // Ready while PostgreSQL answers: every page needs it.
+    // Ready while PostgreSQL answers with the schema migrated (the operator migrates it): every page needs both.
     private static async ValueTask<Readiness> PostgresReadinessAsync(HttpContext context)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
@@ -71,7 +80,10 @@ public static class PortalApp
         try
         {
             await using var db = await context.RequestServices.GetRequiredService<IDbContextFactory<TokenGateDbContext>>().CreateDbContextAsync(timeout.Token);
-            return await db.Database.CanConnectAsync(timeout.Token) ? Readiness.Yes : Readiness.No("PostgreSQL is not reachable");
+            if (!await db.Database.CanConnectAsync(timeout.Token)) return Readiness.No("PostgreSQL is not reachable");
+            return (await db.Database.GetPendingMigrationsAsync(timeout.Token)).Any()
+                ? Readiness.No("the database schema is not migrated yet (the operator migrates it at start)")
+                : Readiness.Yes;
         }
         catch (OperationCanceledException)
         {

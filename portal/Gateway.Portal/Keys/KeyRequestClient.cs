@@ -24,7 +24,11 @@ public sealed partial class KeyRequestClient(
     private const int MaxDescriptionLength = 200;
     private readonly IDataProtector _protector = dataProtection.CreateProtector("Gateway.Portal.Keys.Reveal.v1");
 
-    /// <summary>The user's live keys with their figures, oldest first.</summary>
+    /// <summary>
+    /// The user's live keys with their figures, oldest first. Figures come from the daily roll-ups and
+    /// <c>api_keys.last_used_at</c>, both kept by the ledger writer in the transaction that adds the usage rows,
+    /// so the page costs the same for a key with a million requests as for a new one.
+    /// </summary>
     public async Task<IReadOnlyList<KeyListItem>> ListAsync(Guid userId, CancellationToken ct)
     {
         var now = time.GetUtcNow();
@@ -34,15 +38,14 @@ public sealed partial class KeyRequestClient(
         var ids = keys.Select(k => k.Id).ToList();
         var live = await db.ApiKeyVersions.AsNoTracking().Where(v => ids.Contains(v.ApiKeyId) && v.RevokedAt == null)
             .Select(v => new { v.ApiKeyId, v.Version, v.ExpiresAt }).ToListAsync(ct);
-        var usage = await db.UsageLog.AsNoTracking().Where(u => u.ApiKeyId != null && ids.Contains(u.ApiKeyId.Value))
+        var usage = await db.UsageDaily.AsNoTracking().Where(u => u.UserId == userId && u.ApiKeyId != null && ids.Contains(u.ApiKeyId.Value))
             .GroupBy(u => u.ApiKeyId!.Value)
             .Select(g => new
             {
                 Id = g.Key,
-                Requests = g.LongCount(),
+                Requests = g.Sum(u => u.Requests),
                 Tokens = g.Sum(u => u.InputTokens + u.CachedInputTokens + u.CacheWriteTokens + u.OutputTokens),
                 Spend = g.Sum(u => u.Cost),
-                LastUsed = g.Max(u => u.StartedAt),
             }).ToDictionaryAsync(x => x.Id, ct);
         var pending = await db.KeyRequests.AsNoTracking().Where(r => r.UserId == userId && r.Status == KeyRequestStatus.Pending && r.ApiKeyId != null)
             .Select(r => new { r.ApiKeyId, r.Kind }).ToListAsync(ct);
@@ -66,7 +69,7 @@ public sealed partial class KeyRequestClient(
                 State = state,
                 PortalCreated = k.PortalCreated,
                 CreatedAt = k.CreatedAt,
-                LastUsedAt = u?.LastUsed,
+                LastUsedAt = k.LastUsedAt,
                 Requests = u?.Requests ?? 0,
                 Tokens = u?.Tokens ?? 0,
                 Spend = u?.Spend ?? 0m,

@@ -143,6 +143,8 @@ public sealed class PublishedProcessTests(PublishedApps apps) : IClassFixture<Pu
     public async Task Portal_starts_as_rendered_and_serves_the_sign_in_page()
     {
         await using var db = await TestDatabase.CreateAsync();
+        // In a cluster the operator migrates the schema; the portal is ready only once it is there.
+        await Gateway.Core.Storage.StorageServiceCollectionExtensions.MigrateAsync(db.ConnectionString);
         await using var portal = Start("portal", db);
         await portal.WaitReadyAsync(StartTimeout);
         await AssertUnprivilegedAsync(portal, "portal");

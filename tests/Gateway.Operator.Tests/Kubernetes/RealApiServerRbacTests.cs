@@ -59,9 +59,13 @@ public sealed class RealApiServerRbacTests(RealApiServerFixture fixture) : IAsyn
         { "", "events", "create", "default", true },
         { "", "events", "patch", "default", true },
         { "coordination.k8s.io", "leases", "update", RealKubeClusterNames.OperatorNamespace, true },
+        // ApiKeys users ask for in the portal are created and deleted by the operator.
+        { "tokengate.io", "apikeys", "create", "default", true },
+        { "tokengate.io", "apikeys", "delete", "default", true },
         // What it must not be able to do.
-        { "tokengate.io", "apikeys", "create", "default", false },
-        { "tokengate.io", "apikeys", "delete", "default", false },
+        { "tokengate.io", "userquotas", "create", "default", false },
+        { "tokengate.io", "userquotas", "delete", "default", false },
+        { "tokengate.io", "upstreamaccounts", "delete", "default", false },
         { "", "configmaps", "list", null, false },
         { "", "pods", "list", "default", false },
         { "", "events", "delete", "default", false },
@@ -94,9 +98,9 @@ public sealed class RealApiServerRbacTests(RealApiServerFixture fixture) : IAsyn
     public async Task A_call_outside_the_rules_is_refused_with_403()
     {
         var e = await Assert.ThrowsAsync<KubernetesForbiddenException>(() =>
-            _operator.Resource<JsonObject>(TokenGateResources.ApiKeys).DeleteAsync("default", "demo"));
+            _operator.Resource<JsonObject>(TokenGateResources.UserQuotas).DeleteAsync("default", "demo"));
         Assert.Equal("Forbidden", e.Reason);
-        Assert.Contains("cannot delete resource \"apikeys\" in API group \"tokengate.io\" in the namespace \"default\"", e.Message, StringComparison.Ordinal);
+        Assert.Contains("cannot delete resource \"userquotas\" in API group \"tokengate.io\" in the namespace \"default\"", e.Message, StringComparison.Ordinal);
     }
 
     public static TheoryData<string, string, string> CelViolations => new()

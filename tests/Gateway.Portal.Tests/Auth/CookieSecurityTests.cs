@@ -41,6 +41,23 @@ public sealed class CookieSecurityTests
     }
 
     [Fact]
+    public async Task The_enrolment_and_antiforgery_cookies_are_httponly_and_samesite()
+    {
+        await using var h = await PortalHarness.StartAsync(new PortalHarnessOptions { Https = true });
+        var invited = await h.SeedInvitedUserAsync("c0");
+        using var client = h.CreateClient();
+        using var r = await client.GetAsync(invited.InvitePath);
+        var enrol = r.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith(EnrolmentCookie.CookieName + "=", StringComparison.Ordinal));
+        Assert.True(HasFlag(enrol, "httponly") && HasFlag(enrol, "secure"), enrol);
+        // Lax: the invite is opened from a mail client, a cross-site navigation that a Strict cookie would not survive.
+        Assert.Contains("samesite=lax", enrol, StringComparison.OrdinalIgnoreCase);
+        using var page = await client.GetAsync("/signin");
+        var af = page.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith(PortalAuthSetup.AntiforgeryCookieName + "=", StringComparison.Ordinal));
+        Assert.True(HasFlag(af, "httponly") && HasFlag(af, "secure"), af);
+        Assert.Contains("samesite=strict", af, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
     public async Task Over_https_the_cookie_is_secure()
     {
         await using var h = await PortalHarness.StartAsync(new PortalHarnessOptions { Https = true });

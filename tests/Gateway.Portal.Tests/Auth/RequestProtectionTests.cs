@@ -19,6 +19,8 @@ public sealed class RequestProtectionTests
         var pages = h.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
             .Where(e => e.Metadata.GetMetadata<PageActionDescriptor>() is not null)
             .Select(e => "/" + (e.RoutePattern.RawText ?? "").Replace("{token}", "some-token", StringComparison.Ordinal).Replace("{id:guid}", Guid.NewGuid().ToString(), StringComparison.Ordinal).TrimStart('/'))
+            // The error page changes nothing and must also render for a re-executed POST, so it takes no token.
+            .Where(p => !p.StartsWith("/status/", StringComparison.Ordinal))
             .Distinct().ToList();
         Assert.Contains("/signin", pages);
         Assert.Contains("/enrol", pages);
@@ -27,9 +29,24 @@ public sealed class RequestProtectionTests
         {
             using var r = await client.PostFormWithTokenAsync(page, [new("x", "y")], token: null);
             Assert.True(r.StatusCode == HttpStatusCode.BadRequest, $"POST {page} without a token answered {(int)r.StatusCode}");
+            Assert.Contains("The form may have expired", await r.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
         // The session survived: a refused POST changed nothing.
-        Assert.Contains("Signed in as af-user", await client.GetPageAsync("/"), StringComparison.Ordinal);
+        Assert.True(PortalPages.ShowsSignedIn(await client.GetPageAsync("/"), "af-user"));
+    }
+
+    [Fact]
+    public async Task Unknown_addresses_get_a_readable_not_found_page()
+    {
+        await using var h = await PortalHarness.StartAsync();
+        var user = await h.SeedEnrolledUserAsync("nf-user");
+        using var client = await h.SignInAsync(user);
+        using var r = await client.GetAsync("/no/such/page");
+        Assert.Equal(HttpStatusCode.NotFound, r.StatusCode);
+        Assert.Contains("Page not found", await r.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        using var anonymous = h.CreateClient();
+        using var a = await anonymous.GetAsync("/no/such/page");
+        Assert.Equal(HttpStatusCode.Redirect, a.StatusCode);
     }
 
     [Fact]

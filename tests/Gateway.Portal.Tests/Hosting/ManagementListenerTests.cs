@@ -56,6 +56,21 @@ public sealed class ManagementListenerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Not_ready_until_the_schema_is_migrated()
+    {
+        await using var fresh = await TestDatabase.CreateAsync();
+        await using var app = PortalApp.Build(["--urls", "http://127.0.0.1:0", "--ConnectionStrings:Postgres", fresh.ConnectionString]);
+        await app.StartAsync();
+        using var management = new HttpClient { BaseAddress = app.Services.GetRequiredService<Listeners>().ManagementUrls[0] };
+        var r = await management.GetAsync("/readyz");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, r.StatusCode);
+        Assert.Contains("not migrated", await r.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        await StorageServiceCollectionExtensions.MigrateAsync(fresh.ConnectionString);
+        Assert.Equal("ready", await management.GetStringAsync("/readyz"));
+    }
+
+    [Fact]
     public async Task Not_ready_while_PostgreSQL_is_unreachable()
     {
         await using var app = PortalApp.Build(["--urls", "http://127.0.0.1:0", "--ConnectionStrings:Postgres", "Host=127.0.0.1;Port=1;Username=postgres;Database=none;Timeout=1"]);

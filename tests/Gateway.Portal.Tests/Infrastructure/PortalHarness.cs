@@ -46,8 +46,9 @@ public sealed class PortalHarness : IAsyncDisposable
 {
     private readonly TestDatabase? _ownedDatabase;
 
-    private PortalHarness(WebApplication app, string connectionString, TestDatabase? ownedDatabase, ShiftedTimeProvider time, CapturingLoggerProvider logs, Uri baseAddress)
+    private PortalHarness(WebApplication app, string connectionString, string redisPrefix, TestDatabase? ownedDatabase, ShiftedTimeProvider time, CapturingLoggerProvider logs, Uri baseAddress)
     {
+        RedisPrefix = redisPrefix;
         App = app;
         ConnectionString = connectionString;
         _ownedDatabase = ownedDatabase;
@@ -59,6 +60,8 @@ public sealed class PortalHarness : IAsyncDisposable
     public WebApplication App { get; }
     public IServiceProvider Services => App.Services;
     public string ConnectionString { get; }
+    /// <summary>The Redis key prefix this instance (and its peers) use: <c>ConnectionStrings:Redis</c> and <c>TokenGate:Redis:KeyPrefix</c> are set.</summary>
+    public string RedisPrefix { get; }
     /// <summary>The portal's clock (real time plus an offset): <c>h.Time.Advance(TimeSpan.FromMinutes(16))</c>.</summary>
     public ShiftedTimeProvider Time { get; }
     /// <summary>Every log line this instance wrote.</summary>
@@ -72,10 +75,11 @@ public sealed class PortalHarness : IAsyncDisposable
         StartAsync(new PortalHarnessOptions { Configuration = configuration });
 
     /// <summary>Another portal instance (replica) on the same database and clock; disposing it leaves the database alone.</summary>
-    public Task<PortalHarness> StartPeerAsync(PortalHarnessOptions? options = null) => StartAsync(options, ConnectionString, Time);
+    public Task<PortalHarness> StartPeerAsync(PortalHarnessOptions? options = null) => StartAsync(options, ConnectionString, Time, RedisPrefix);
 
-    private static async Task<PortalHarness> StartAsync(PortalHarnessOptions? options, string? database, ShiftedTimeProvider? time)
+    private static async Task<PortalHarness> StartAsync(PortalHarnessOptions? options, string? database, ShiftedTimeProvider? time, string? redisPrefix = null)
     {
+        redisPrefix ??= TestEnvironment.UniqueRedisPrefix();
         options ??= new PortalHarnessOptions();
         TestDatabase? owned = null;
         if (database is null)
@@ -90,6 +94,8 @@ public sealed class PortalHarness : IAsyncDisposable
         {
             // Tests sign in often from 127.0.0.1; the limiter gets its own test with a small limit.
             ["TokenGate:Portal:AuthPostsPerMinute"] = "100000",
+            ["ConnectionStrings:Redis"] = TestEnvironment.Redis,
+            ["TokenGate:Redis:KeyPrefix"] = redisPrefix,
         };
         foreach (var (k, v) in options.Configuration) config[k] = v;
         var scheme = options.Https ? "https" : "http";
@@ -118,7 +124,7 @@ public sealed class PortalHarness : IAsyncDisposable
             throw;
         }
         var url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new PortalHarness(app, database, owned, time, logs, new Uri(url));
+        return new PortalHarness(app, database, redisPrefix, owned, time, logs, new Uri(url));
     }
 
     /// <summary>A fresh, anonymous browser-like client for this instance.</summary>

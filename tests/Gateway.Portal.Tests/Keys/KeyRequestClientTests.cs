@@ -147,9 +147,17 @@ public sealed class KeyRequestClientTests : IAsyncLifetime
             db.ApiKeyVersions.Add(new ApiKeyVersionRow { ApiKeyId = rotated, Version = 2, KeyHash = new string('b', 64), KeyPrefix = "tg-bbbbbb", CreatedAt = now });
             (await db.ApiKeyVersions.SingleAsync(v => v.ApiKeyId == rotated && v.Version == 1)).ExpiresAt = now.AddHours(24);
             (await db.ApiKeys.SingleAsync(k => k.Id == off)).UserDisabled = true;
-            db.UsageLog.Add(new UsageLogRow { RequestId = "r1", ApiKeyId = active, UserId = user, InputTokens = 10, OutputTokens = 5, Cost = 0.25m, StartedAt = now.AddMinutes(-5), CreatedAt = now });
-            db.UsageLog.Add(new UsageLogRow { RequestId = "r2", ApiKeyId = active, UserId = user, InputTokens = 1, CachedInputTokens = 2, OutputTokens = 3, Cost = 0.5m, StartedAt = now.AddMinutes(-1), CreatedAt = now });
             await db.SaveChangesAsync();
+        }
+        // Usage as the ledger writer records it (usage_log, roll-ups and last use in one statement), on two days.
+        await using (var data = Npgsql.NpgsqlDataSource.Create(_s.Database.ConnectionString))
+        {
+            await Gateway.Core.Usage.UsageLedgerBatch.WriteAsync(data,
+            [
+                new Gateway.Core.Usage.UsageEvent { RequestId = "r1", KeyId = active.ToString(), UserId = user.ToString(), Model = "gpt-4o-mini", Tokens = new(10, 0, 0, 5), Cost = 0.25m, StartedAt = now.AddDays(-1), Status = 200 },
+                new Gateway.Core.Usage.UsageEvent { RequestId = "r2", KeyId = active.ToString(), UserId = user.ToString(), Model = "gpt-4o-mini", Tokens = new(1, 2, 0, 3), Cost = 0.5m, StartedAt = now.AddMinutes(-1), Status = 200 },
+                new Gateway.Core.Usage.UsageEvent { RequestId = "r3", KeyId = rotated.ToString(), UserId = user.ToString(), Model = "gpt-4o", Tokens = new(7, 0, 0, 0), Cost = 0.01m, StartedAt = now.AddMinutes(-2), Status = 500 },
+            ]);
         }
         await _s.Client.RequestChangeAsync(user, off, KeyRequestKinds.Enable, CancellationToken.None);
 
@@ -160,6 +168,8 @@ public sealed class KeyRequestClientTests : IAsyncLifetime
         Assert.Equal((plaintext[..9], KeyState.Active, 2L, 21L, 0.75m), (a.Prefix, a.State, a.Requests, a.Tokens, a.Spend));
         Assert.Equal(now.AddMinutes(-1), a.LastUsedAt!.Value, TimeSpan.FromMilliseconds(1));
         Assert.Null(a.PreviousVersionGraceEndsAt);
+        Assert.Equal((1L, 7L, 0.01m), (list[1].Requests, list[1].Tokens, list[1].Spend));
+        Assert.Equal((0L, (DateTimeOffset?)null), (list[2].Requests, list[2].LastUsedAt));
         Assert.Equal(now.AddHours(24), list[1].PreviousVersionGraceEndsAt!.Value, TimeSpan.FromMilliseconds(1));
         Assert.True(list[1].PortalCreated);
         Assert.Equal((KeyState.DisabledByOwner, KeyRequestKinds.Enable, true), (list[2].State, list[2].PendingRequest, list[2].CanEnable));

@@ -18,7 +18,7 @@ public sealed class SessionTests : IAsyncLifetime
     {
         using var r = await client.GetAsync("/");
         Assert.Equal(HttpStatusCode.OK, r.StatusCode);
-        Assert.Contains("Signed in as " + login, await r.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.True(PortalPages.ShowsSignedIn(await r.Content.ReadAsStringAsync(), login));
     }
 
     private static async Task AssertSignedOutAsync(PortalClient client)

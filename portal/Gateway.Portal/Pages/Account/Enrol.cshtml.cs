@@ -98,7 +98,6 @@ public sealed class EnrolModel(EnrolmentService enrolment, EnrolmentCookie cooki
     /// <summary>The enrolment state if there is one and its invite is still valid; otherwise sets up the problem page.</summary>
     private async Task<EnrolmentState?> LoadAsync(CancellationToken ct)
     {
-        Response.Headers.CacheControl = "no-store";
         var state = cookie.Read(HttpContext);
         if (state is null)
         {

@@ -16,9 +16,11 @@ public sealed class InviteModel(EnrolmentService enrolment, EnrolmentCookie cook
     public InviteStatus Status { get; private set; }
     public DateTimeOffset? ExpiredAt { get; private set; }
 
-    public async Task<IActionResult> OnGetAsync(string token, CancellationToken ct)
+    public async Task<IActionResult> OnGetAsync(CancellationToken ct)
     {
-        var hash = EnrolmentService.HashInviteToken(token ?? "");
+        // Read from route data rather than a handler argument: MVC traces handler arguments.
+        var token = RouteData.Values["token"] as string ?? "";
+        var hash = EnrolmentService.HashInviteToken(token);
         var invite = await enrolment.LookupAsync(hash, ct);
         if (invite.Status == InviteStatus.Valid)
         {
