@@ -40,4 +40,20 @@ public sealed class AdminRedisTests
         }, "the live request count on the upstreams page");
         Assert.Contains("data-account=\"gw/acct\"", live, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Without_a_redis_connection_the_live_figures_are_unknown()
+    {
+        await using var h = await PortalHarness.StartAsync(new Dictionary<string, string?> { ["ConnectionStrings:Redis"] = "" });
+        var admin = await h.SeedEnrolledUserAsync("root", admin: true);
+        await using (var db = h.CreateDbContext())
+        {
+            var t = DateTimeOffset.UtcNow;
+            db.UpstreamAccounts.Add(new UpstreamAccountRow { Id = Guid.NewGuid(), Namespace = "gw", Name = "acct", Provider = "openai", BaseUrl = "http://a", CreatedAt = t, UpdatedAt = t });
+            await db.SaveChangesAsync();
+        }
+        using var client = await h.SignInAsync(admin);
+        var html = await client.GetPageAsync("/admin/upstreams");
+        Assert.Contains("data-live=\"unknown\"", html, StringComparison.Ordinal);
+    }
 }
