@@ -4,7 +4,7 @@
 # 10 million usage rows across 10,000 users with one user owning 1 million, with their consume ledger entries
 # and the daily roll-ups; then times, for that user, what each page runs on the server (the page's queries as
 # the page model calls them; Razor rendering and HTTP excluded): dashboard, usage page 1, usage page 100 with a
-# model filter, request detail, ledger, a candidate admin-overview query (TODO: the Admin pages come later),
+# model filter, request detail, ledger, the admin overview pages' queries,
 # and streaming the user's whole CSV. Prints p50/p95 per page as a Markdown table (docs/benchmarks.md, "Portal").
 #
 # Generating the data takes a while (tens of minutes on a busy 2-core machine) and about 10 GB of disk.

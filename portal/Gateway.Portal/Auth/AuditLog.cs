@@ -15,6 +15,10 @@ public static class AuditActions
     public const string RecoveryCodesGenerated = "recovery_codes.generated";
     public const string RecoveryCodeUsed = "recovery_code.used";
     public const string LockedOut = "signin.locked_out";
+    public const string PasswordChanged = "password.changed";
+    public const string TotpReset = "totp.reset";
+    public const string TotpResetRefused = "totp.reset_refused";
+    public const string SessionRevoked = "session.revoked";
 }
 
 /// <summary>Appends to the append-only <c>audit_log</c> table (a trigger refuses updates and deletes).</summary>

@@ -20,4 +20,10 @@ internal static partial class Log
 
     [LoggerMessage(6, LogLevel.Warning, "Too many sign-in or enrolment requests from {Ip}; answered 429.")]
     public static partial void RateLimited(ILogger logger, string ip);
+
+    [LoggerMessage(7, LogLevel.Information, "User {UserId}: {Change}.")]
+    public static partial void SecurityChanged(ILogger logger, Guid userId, string change);
+
+    [LoggerMessage(8, LogLevel.Information, "User {UserId}: security change refused ({Reason}).")]
+    public static partial void SecurityChangeRefused(ILogger logger, Guid userId, string reason);
 }

@@ -31,6 +31,7 @@ public static class PortalAuthSetup
         services.AddSingleton<SessionStore>();
         services.AddSingleton<SignInService>();
         services.AddSingleton<EnrolmentService>();
+        services.AddSingleton<AccountSecurityService>();
         services.AddSingleton<EnrolmentCookie>();
         services.AddScoped<SessionCookieEvents>();
 

@@ -4,6 +4,7 @@ using Gateway.Core.Storage;
 using Gateway.Portal.Auth;
 using Gateway.Portal.Keys;
 using Gateway.Portal.Localization;
+using Gateway.Portal.Security;
 using Microsoft.EntityFrameworkCore;
 using Gateway.Portal.Usage;
 
@@ -48,6 +49,7 @@ public static class PortalApp
         builder.Services.AddPortalKeys();
         builder.Services.AddPortalLocalization();
         builder.Services.AddPortalUsage(postgres!);
+        builder.Services.AddPortalSecurityAndAdmin(builder.Configuration);
         builder.Services.AddRazorPages().AddViewLocalization().AddDataAnnotationsLocalization();
         builder.Services.AddPrometheusExporter();
 

@@ -66,6 +66,10 @@ public static class PortalBenchCommand
         var ledger = new LedgerQueries(db);
         var csv = new UsageCsvExport(db);
         var filter = new UsageFilter { Model = "gpt-4o" };
+        var adminQueries = new Gateway.Portal.Admin.AdminQueries(new ContextFactory(connectionString), TimeProvider.System);
+        var spendClock = new SteppingClock();
+        var spendSnapshot = new Gateway.Portal.Admin.SpendSnapshot(new ContextFactory(connectionString), spendClock);
+        await spendSnapshot.GetAsync(default);
 
         // The cursor of page 100 of the filtered table, reached as a user would: 99 clicks on "Older".
         UsageCursor? cursor = null;
@@ -95,9 +99,15 @@ public static class PortalBenchCommand
             })),
             ("request detail", await TimeAsync(iterations, () => usage.DetailAsync(user, "bench-0000500000"))),
             ("ledger", await TimeAsync(iterations, () => ledger.HistoryAsync(user))),
-            // TODO(admin overview): the Admin pages are written by another change; until then this times the
-            // query such a page needs most — every user's balance and spend this month, one page of 50, from the roll-ups.
-            ("admin overview (candidate query, TODO)", await TimeAsync(iterations, () => AdminCandidateAsync(db))),
+            // The admin pages' queries (Gateway.Portal.Admin.AdminQueries): users page 1 holds the 1-million-row user.
+            ("admin users, page 1 (balance, spend this period)", await TimeAsync(iterations, () => adminQueries.UsersAsync(1, default))),
+            ("admin users, page 100", await TimeAsync(iterations, () => adminQueries.UsersAsync(100, default))),
+            ("admin upstream accounts (last hour)", await TimeAsync(iterations, () => adminQueries.UpstreamsAsync(default))),
+            // The first view of a replica reads 30 days of roll-ups; later views re-read yesterday and today once a minute.
+            ("admin spend by day, model and user: first view", await TimeAsync(1, () => new Gateway.Portal.Admin.SpendSnapshot(new ContextFactory(connectionString), TimeProvider.System).GetAsync(default), warmUp: 0)),
+            ("admin spend: refresh of yesterday and today", await TimeAsync(iterations, () => new SpendRefresh(spendSnapshot, spendClock).RunAsync())),
+            ("admin spend (cached)", await TimeAsync(iterations, () => spendSnapshot.GetAsync(default))),
+            ("admin failed requests, page 1", await TimeAsync(iterations, () => adminQueries.FailedRequestsAsync(1, default))),
         };
 
         var csvTimes = new List<double>();
@@ -130,22 +140,31 @@ public static class PortalBenchCommand
         return 0;
     }
 
-    private static async Task AdminCandidateAsync(NpgsqlDataSource db)
+    private sealed class ContextFactory(string connectionString) : Microsoft.EntityFrameworkCore.IDbContextFactory<Gateway.Core.Storage.TokenGateDbContext>
     {
-        await using var cmd = db.CreateCommand("""
-            SELECT u.id, u.name,
-                (SELECT coalesce(sum(amount), 0) FROM ledger_entries e WHERE e.user_id = u.id AND e.kind <> 'consume')
-                  + (SELECT coalesce(sum(amount), 0) FROM ledger_daily d WHERE d.user_id = u.id) AS balance,
-                (SELECT coalesce(sum(cost), 0) FROM usage_daily d WHERE d.user_id = u.id AND d.day >= date_trunc('month', now())::date) AS spent
-            FROM users u WHERE u.deleted_at IS NULL ORDER BY u.namespace, u.name LIMIT 50
-            """);
-        await using var r = await cmd.ExecuteReaderAsync();
-        while (await r.ReadAsync()) { }
+        public Gateway.Core.Storage.TokenGateDbContext CreateDbContext() => Gateway.Core.Storage.StorageServiceCollectionExtensions.CreateContext(connectionString);
     }
 
-    private static async Task<double[]> TimeAsync(int iterations, Func<Task> run)
+    /// <summary>A clock that moves past the snapshot's refresh interval on demand.</summary>
+    private sealed class SteppingClock : TimeProvider
     {
-        for (var i = 0; i < 3; i++) await run(); // warm-up: plans cached, pages in shared buffers
+        private long _ticks;
+        public void Step() => Interlocked.Add(ref _ticks, Gateway.Portal.Admin.SpendSnapshot.RefreshInterval.Ticks + 1);
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow().AddTicks(Interlocked.Read(ref _ticks));
+    }
+
+    private sealed class SpendRefresh(Gateway.Portal.Admin.SpendSnapshot snapshot, SteppingClock clock)
+    {
+        public async Task RunAsync()
+        {
+            clock.Step();
+            await snapshot.GetAsync(default);
+        }
+    }
+
+    private static async Task<double[]> TimeAsync(int iterations, Func<Task> run, int warmUp = 3)
+    {
+        for (var i = 0; i < warmUp; i++) await run(); // warm-up: plans cached, pages in shared buffers
         var ms = new double[iterations];
         for (var i = 0; i < iterations; i++)
         {

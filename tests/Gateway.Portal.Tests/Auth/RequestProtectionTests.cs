@@ -13,11 +13,12 @@ public sealed class RequestProtectionTests
     public async Task Every_page_refuses_a_post_without_an_antiforgery_token()
     {
         await using var h = await PortalHarness.StartAsync();
-        var user = await h.SeedEnrolledUserAsync("af-user");
+        // An admin, so the admin pages answer too (a non-admin gets 403 there before any antiforgery check).
+        var user = await h.SeedEnrolledUserAsync("af-user", admin: true);
         using var client = await h.SignInAsync(user);
         var pages = h.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
             .Where(e => e.Metadata.GetMetadata<PageActionDescriptor>() is not null)
-            .Select(e => "/" + (e.RoutePattern.RawText ?? "").Replace("{token}", "some-token", StringComparison.Ordinal).TrimStart('/'))
+            .Select(e => "/" + (e.RoutePattern.RawText ?? "").Replace("{token}", "some-token", StringComparison.Ordinal).Replace("{id:guid}", Guid.NewGuid().ToString(), StringComparison.Ordinal).TrimStart('/'))
             // The error page changes nothing and must also render for a re-executed POST, so it takes no token.
             .Where(p => !p.StartsWith("/status/", StringComparison.Ordinal))
             .Distinct().ToList();

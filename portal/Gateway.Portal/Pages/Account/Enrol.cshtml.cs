@@ -4,7 +4,6 @@ using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
 using Microsoft.Extensions.Options;
-using QRCoder;
 
 namespace Gateway.Portal.Pages.Account;
 
@@ -124,11 +123,7 @@ public sealed class EnrolModel(EnrolmentService enrolment, EnrolmentCookie cooki
             return;
         }
         Step = EnrolStep.Totp;
-        SecretForDisplay = string.Join(' ', state.TotpSecret.Chunk(4).Select(c => new string(c)));
-        var uri = OtpAuthUri.Build(options.Value.TotpIssuer, Invite!.Login, state.TotpSecret);
-        using var generator = new QRCodeGenerator();
-        using var data = generator.CreateQrCode(uri, QRCodeGenerator.ECCLevel.M);
-        var png = new PngByteQRCode(data).GetGraphic(5);
-        QrDataUri = "data:image/png;base64," + Convert.ToBase64String(png);
+        SecretForDisplay = TotpQr.DisplaySecret(state.TotpSecret);
+        QrDataUri = TotpQr.DataUri(options.Value.TotpIssuer, Invite!.Login, state.TotpSecret);
     }
 }
