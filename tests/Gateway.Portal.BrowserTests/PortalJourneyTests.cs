@@ -148,11 +148,16 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
         Assert.Contains(newKey[..9], await page.Locator("#key-demo").InnerTextAsync(), StringComparison.Ordinal);
         await ChromiumBrowser.ScreenshotAsync(page, "12-keys-after-rotation");
 
-        // The Security page comes with another branch: screenshots when it is there.
-        if ((await page.APIRequest.GetAsync("/security")).Ok)
+        // The Security pages and (the demo user is an admin here) the admin overview: each answers and is captured.
+        foreach (var (path, shot) in new[]
         {
-            await page.GotoAsync("/security");
-            await ChromiumBrowser.ScreenshotAsync(page, "13-security");
+            ("/security", "13-security"), ("/security/activity", "13-security-activity"), ("/security/ips", "13-security-ips"),
+            ("/admin", "17-admin-users"), ("/admin/upstreams", "17-admin-upstreams"), ("/admin/spend", "17-admin-spend"), ("/admin/failures", "17-admin-failures"),
+        })
+        {
+            var response = await page.GotoAsync(path);
+            Assert.True(response is { Ok: true }, $"{path} answered {response?.Status}");
+            await ChromiumBrowser.ScreenshotAsync(page, shot);
         }
 
         // 5. 中文: the switch changes the language, and the choice persists across navigation.
