@@ -93,6 +93,14 @@ public sealed class ProxyHarness : IAsyncDisposable
             var listeners = proxy.Services.GetRequiredService<Listeners>();
             h.ProxyUrls.Add(listeners.PublicUrls[0]);
             h.ManagementUrls.Add(listeners.ManagementUrls[0]);
+            if (redis is null)
+            {
+                // As a Service would, send nothing until the proxy is ready: its Redis connection may still be
+                // opening on a loaded machine, and until then it answers 503 by design. (Tests that pass their own
+                // Redis address are about that state and watch readiness themselves.)
+                using var probe = new HttpClient { BaseAddress = listeners.ManagementUrls[0] };
+                await Eventually.TrueAsync(async () => (await probe.GetAsync("/readyz")).IsSuccessStatusCode, "the proxy to be ready");
+            }
         }
         if (proxies > 0) h.Http = new HttpClient { BaseAddress = h.ProxyUrl };
         return h;
