@@ -1,10 +1,10 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 
-namespace Gateway.Portal.BrowserTests.Infrastructure;
+namespace Gateway.Testing;
 
 /// <summary>Keeps every formatted log line (with its structured values and exception) so a test can scan them for secrets.</summary>
-public sealed class CapturingLoggerProvider(string component) : ILoggerProvider
+public sealed class CapturingLoggerProvider(string component = "") : ILoggerProvider
 {
     private readonly ConcurrentQueue<string> _lines = new();
 
