@@ -52,6 +52,11 @@ public sealed class TokenGateReconciler(
         var ns = ua.Metadata.Namespace ?? "default";
         var spec = ua.Spec;
 
+        var problem = ValidateUpstream(spec);
+        string? credential = null;
+        DateTimeOffset? expiresAt = null;
+        if (problem is null) (credential, expiresAt, problem) = await ResolveCredentialAsync(ns, spec.Credentials, source, ct);
+
         await using (var db = await dbFactory.CreateDbContextAsync(ct))
         {
             var row = await db.UpstreamAccounts.SingleOrDefaultAsync(x => x.Namespace == ns && x.Name == ua.Metadata.Name, ct);
@@ -69,13 +74,12 @@ public sealed class TokenGateReconciler(
             row.Generation = gen ?? 0;
             row.UpdatedAt = now;
             row.DeletedAt = null;
+            // For the portal's admin overview, which reads PostgreSQL only.
+            row.TokenExpiresAt = expiresAt;
+            row.LastError = problem?.Message;
             await db.SaveChangesAsync(ct);
         }
 
-        var problem = ValidateUpstream(spec);
-        string? credential = null;
-        DateTimeOffset? expiresAt = null;
-        if (problem is null) (credential, expiresAt, problem) = await ResolveCredentialAsync(ns, spec.Credentials, source, ct);
         status.TokenExpiresAt = expiresAt;
         metrics?.SetUpstream(ua.Key, spec.Disabled && problem is null ? null : problem is null, expiresAt);
 
