@@ -97,6 +97,37 @@ public sealed class FailoverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Dedicated_accounts_serve_first_then_the_shared_pool_unless_fallback_is_off()
+    {
+        var teamA = new LabelSelector { MatchLabels = new() { ["pool"] = "team-a" } };
+        var dedicated = _h.MockUpstream("default/team-a", priority: 5, labels: new() { ["pool"] = "team-a" });
+        await _h.Projection.PutUpstreamsAsync(_h.MockUpstream("default/shared"), dedicated);
+        var withFallback = await _h.CreateCallerAsync(user: u => u with { DedicatedSelector = teamA });
+        var dedicatedOnly = await _h.CreateCallerAsync(user: u => u with { DedicatedSelector = teamA, FallbackToShared = false });
+
+        // The dedicated account serves first although the shared one has the better priority.
+        for (var i = 0; i < 5; i++)
+        {
+            using var r = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", withFallback.ApiKey, Chat));
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        }
+        await Eventually.TrueAsync(async () => (await _h.UsageEventsAsync()).Count(e => e.KeyId == withFallback.Key.KeyId) == 5, "five usage events");
+        Assert.All((await _h.UsageEventsAsync()).Where(e => e.KeyId == withFallback.Key.KeyId), e => Assert.Equal("default/team-a", e.Upstream));
+
+        // The dedicated account goes down: one user moves on to the shared pool, the other gets an error.
+        await _h.Projection.PutUpstreamsAsync(_h.MockUpstream("default/shared"), dedicated with { BaseUrl = "http://127.0.0.1:1/v1" });
+        await Eventually.TrueAsync(async () =>
+        {
+            using var r = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", withFallback.ApiKey, Chat));
+            return r.StatusCode == HttpStatusCode.OK && (await _h.UsageEventsAsync()).Where(e => e.KeyId == withFallback.Key.KeyId).Last().Upstream == "default/shared";
+        }, "the shared pool to serve once the dedicated account fails");
+        var sharedBefore = (await _h.MockRequestsAsync()).Count;
+        using (var r = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", dedicatedOnly.ApiKey, Chat)))
+            Assert.True((int)r.StatusCode >= 500, $"fallbackToShared: false still answered {(int)r.StatusCode}");
+        Assert.Equal(sharedBefore, (await _h.MockRequestsAsync()).Count);
+    }
+
+    [Fact]
     public async Task Azure_account_gets_deployment_url_api_version_and_api_key()
     {
         var azure = new UpstreamProjection
