@@ -41,6 +41,7 @@ public sealed partial record ImportAccountsOptions
                 case "--show-tokens": o = o with { ShowTokens = true }; continue;
                 case "--skip-invalid": o = o with { SkipInvalid = true }; continue;
             }
+            if (!ValueOptions.Contains(arg)) return (null, $"unknown option '{arg}'.");
             var value = inline ?? (i + 1 < args.Count ? args[++i] : null);
             if (value is null) return (null, $"option {arg} needs a value.");
             switch (arg)
@@ -86,6 +87,11 @@ public sealed partial record ImportAccountsOptions
         if (!o.Help && inputs.Count == 0) return (null, "name at least one auth file or directory of auth files.");
         return (o with { Inputs = inputs, Settings = s with { Labels = labels } }, null);
     }
+
+    private static readonly HashSet<string> ValueOptions = new(StringComparer.Ordinal)
+    {
+        "-o", "--out", "-n", "--namespace", "--type", "--provider", "--base-url", "--token-url", "--client-id", "--models", "--priority", "--weight", "--label",
+    };
 
     [GeneratedRegex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
     private static partial Regex DnsLabel();
