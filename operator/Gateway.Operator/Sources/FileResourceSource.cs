@@ -29,6 +29,7 @@ public sealed class FileResourceSource : IResourceSource
     private readonly string _stateDir;
     private readonly Dictionary<string, (string SpecJson, long Generation)> _generations = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
+    private IReadOnlyDictionary<string, string> _authFiles = new Dictionary<string, string>();
     private IReadOnlyDictionary<string, IReadOnlyDictionary<string, byte[]>> _declaredSecrets =
         new Dictionary<string, IReadOnlyDictionary<string, byte[]>>();
 
@@ -125,24 +126,41 @@ public sealed class FileResourceSource : IResourceSource
         Dictionary<string, IReadOnlyDictionary<string, byte[]>> declaredSecrets, List<string> errors, List<string> notices)
     {
         var dir = Path.Combine(_folder, AccountsFolder);
-        if (!Directory.Exists(dir)) yield break;
-        var files = Directory.EnumerateFiles(dir, "*.json", SearchOption.TopDirectoryOnly).Order(StringComparer.Ordinal)
-            .Select(f => new AuthFileInput(f, Path.GetRelativePath(_folder, f))).ToList();
-        var result = AccountImporter.Import(files, new ImportSettings());
-        errors.AddRange(result.Errors.Select(e => e.ToString()));
-        notices.AddRange(result.Merges.Select(m => m.ToString()));
-        var declared = declaredAccounts.Select(u => u.Key).ToHashSet(StringComparer.Ordinal);
-        foreach (var m in result.Manifests)
+        var authFiles = new Dictionary<string, string>(StringComparer.Ordinal);
+        var converted = new List<(string, List<JsonObject>)>();
+        if (Directory.Exists(dir))
         {
-            var ns = m.UpstreamAccount["metadata"]!["namespace"]!.GetValue<string>();
-            var secretName = m.Secret["metadata"]!["name"]!.GetValue<string>();
-            if (declared.Contains($"{ns}/{m.Name}") || declaredSecrets.ContainsKey($"{ns}/{secretName}"))
+            var files = Directory.EnumerateFiles(dir, "*.json", SearchOption.TopDirectoryOnly).Order(StringComparer.Ordinal)
+                .Select(f => new AuthFileInput(f, Path.GetRelativePath(_folder, f))).ToList();
+            var result = AccountImporter.Import(files, new ImportSettings());
+            errors.AddRange(result.Errors.Select(e => e.ToString()));
+            notices.AddRange(result.Merges.Select(m => m.ToString()));
+            var declared = declaredAccounts.Select(u => u.Key).ToHashSet(StringComparer.Ordinal);
+            foreach (var m in result.Manifests)
             {
-                notices.Add($"{m.Account.SourceFile}: UpstreamAccount {ns}/{m.Name} or Secret {secretName} is also declared in a manifest; the manifest wins.");
-                continue;
+                var ns = m.UpstreamAccount["metadata"]!["namespace"]!.GetValue<string>();
+                var secretName = m.Secret["metadata"]!["name"]!.GetValue<string>();
+                if (declared.Contains($"{ns}/{m.Name}") || declaredSecrets.ContainsKey($"{ns}/{secretName}"))
+                {
+                    notices.Add($"{m.Account.SourceFile}: UpstreamAccount {ns}/{m.Name} or Secret {secretName} is also declared in a manifest; the manifest wins.");
+                    continue;
+                }
+                authFiles[$"{ns}/{secretName}"] = Path.Combine(_folder, m.Account.SourceFile);
+                converted.Add((m.Account.SourceFile, [m.Secret, m.UpstreamAccount]));
             }
-            yield return (m.Account.SourceFile, [m.Secret, m.UpstreamAccount]);
         }
+        lock (_lock) _authFiles = authFiles;
+        foreach (var c in converted) yield return c; // an iterator: runs only after the manifests were taken in
+    }
+
+    /// <summary>
+    /// The auth file in accounts/ a Secret was converted from at the last load (null for Secrets declared in YAML):
+    /// where a refreshed token pair belongs in file mode (the flat auth JSON of <see cref="ImportedAccount.ToAuthJson"/>
+    /// reads back the same).
+    /// </summary>
+    public string? AuthFilePath(string @namespace, string secretName)
+    {
+        lock (_lock) return _authFiles.GetValueOrDefault($"{@namespace}/{secretName}");
     }
 
     private static IEnumerable<(string Root, string File)> ManifestFiles(string root) =>

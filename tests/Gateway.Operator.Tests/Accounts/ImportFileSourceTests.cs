@@ -73,6 +73,7 @@ public sealed class ImportFileSourceTests : IAsyncLifetime
         Assert.StartsWith("accounts/broken.json: is not valid JSON", error, StringComparison.Ordinal);
         Assert.DoesNotContain("FAKE-broken", error, StringComparison.Ordinal);
         Assert.Contains(snapshot.Notices!, n => n.Contains("accounts/cliproxyapi-codex-alice-old-copy.json into accounts/cliproxyapi-codex-alice.json", StringComparison.Ordinal));
+        Assert.Equal(Path.Combine(accounts, "cliproxyapi-codex-alice.json"), _f.Source.AuthFilePath("default", "codex-alice-example-com-auth"));
 
         // Same objects as the command makes from the same files.
         var (stdout, stderr) = (new StringWriter(), new StringWriter());
@@ -130,5 +131,6 @@ public sealed class ImportFileSourceTests : IAsyncLifetime
         Assert.Equal("FAKE-from-manifest", JsonDocument.Parse(snapshot.Secrets["default/claude-carol-example-com-auth"]["auth.json"]).RootElement.GetProperty("access_token").GetString());
         Assert.Contains(snapshot.Notices!, n => n.Contains("accounts/cliproxyapi-claude-carol.json: UpstreamAccount default/claude-carol-example-com", StringComparison.Ordinal) && n.Contains("the manifest wins", StringComparison.Ordinal));
         Assert.Equal(3, snapshot.UpstreamAccounts.Count);
+        Assert.Null(_f.Source.AuthFilePath("default", "claude-carol-example-com-auth"));
     }
 }
