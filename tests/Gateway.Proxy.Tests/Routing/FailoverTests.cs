@@ -41,7 +41,9 @@ public sealed class FailoverTests : IAsyncLifetime
             using var r = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, Chat));
             return r.StatusCode == HttpStatusCode.OK;
         }, "a request served through the backup");
-        var usage = (await _h.UsageEventsAsync()).Last(e => e.KeyId == c.Key.KeyId);
+        // The usage event is written after the response reached the client (settlement), so wait for it.
+        var usage = await Eventually.ReturnsAsync(async () => (await _h.UsageEventsAsync()).LastOrDefault(e => e.KeyId == c.Key.KeyId && e.Status == 200),
+            "the usage event of the request the backup served");
         Assert.Equal("default/backup", usage.Upstream);
 
         var metrics = await _h.MetricsAsync();
