@@ -56,6 +56,10 @@ public sealed record UpstreamProjection
     public UpstreamLimits? Limits { get; init; }
     public Dictionary<string, string> Labels { get; init; } = [];
     public bool Disabled { get; init; }
+    /// <summary>Extra request headers (spec.headers), validated by the operator.</summary>
+    public Dictionary<string, string>? Headers { get; init; }
+    /// <summary>Upstream path overrides by the route's usual path (spec.paths), validated by the operator.</summary>
+    public Dictionary<string, string>? Paths { get; init; }
     /// <summary>Price version for model price overrides: "ua:namespace/name@generation".</summary>
     public string? PriceVersion { get; init; }
 }
