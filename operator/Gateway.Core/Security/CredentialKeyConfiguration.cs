@@ -40,14 +40,21 @@ public static class CredentialKeyConfiguration
             }
             else
             {
-                foreach (var file in Directory.EnumerateFiles(directory).Order(StringComparer.Ordinal))
+                try
                 {
-                    var id = Path.GetFileName(file);
-                    // Kubernetes Secret volumes add hidden "..data" links; only the items count.
-                    if (id.StartsWith('.')) continue;
-                    var text = File.ReadAllText(file).Trim();
-                    if (id == ActiveFileName) { activeFromFile = text; continue; }
-                    Add(keys, id, text, $"{KeysDirectorySetting} file '{id}'", problems);
+                    foreach (var file in Directory.EnumerateFiles(directory).Order(StringComparer.Ordinal))
+                    {
+                        var id = Path.GetFileName(file);
+                        // Kubernetes Secret volumes add hidden "..data" links; only the items count.
+                        if (id.StartsWith('.')) continue;
+                        var text = File.ReadAllText(file).Trim();
+                        if (id == ActiveFileName) { activeFromFile = text; continue; }
+                        Add(keys, id, text, $"{KeysDirectorySetting} file '{id}'", problems);
+                    }
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    problems.Add($"{KeysDirectorySetting} '{directory}' cannot be read: {e.Message}");
                 }
             }
         }
