@@ -48,8 +48,14 @@ public sealed record UpstreamProjection
     public required string Name { get; init; }
     public required string Provider { get; init; }
     public required string BaseUrl { get; init; }
-    /// <summary>The API key or OAuth access token sent upstream. Never logged.</summary>
+    /// <summary>
+    /// The API key or OAuth access token sent upstream, in memory only. Never logged. In Redis it is null: the
+    /// operator stores <see cref="EncryptedCredential"/> instead, unless it runs without a credential key
+    /// (development setting TokenGate:Credentials:AllowPlaintext).
+    /// </summary>
     public string? Credential { get; init; }
+    /// <summary>The credential sealed by <see cref="Security.CredentialProtector"/> ("v1:keyId:…", account name as associated data).</summary>
+    public string? EncryptedCredential { get; init; }
     public List<UpstreamModel> Models { get; init; } = [];
     public int Priority { get; init; }
     public int Weight { get; init; } = 1;

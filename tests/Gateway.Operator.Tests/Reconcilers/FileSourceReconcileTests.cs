@@ -7,6 +7,7 @@ using Gateway.Core.Projection;
 using Gateway.Core.Resources;
 using Gateway.Core.Storage;
 using Gateway.Operator.Sources;
+using Gateway.Testing;
 using Gateway.Kubernetes.Runtime;
 using Microsoft.EntityFrameworkCore;
 
@@ -60,7 +61,10 @@ public sealed class FileSourceReconcileTests : IAsyncLifetime
 
         var upstreams = JsonSerializer.Deserialize<List<UpstreamProjection>>((await _f.Redis.ExecuteAsync("GET", [_f.Keys.Upstreams])).AsString()!, TokenGateJson.Options)!;
         var mock = Assert.Single(upstreams);
-        Assert.Equal("mock-upstream-key", mock.Credential);
+        // Encrypted with the active key for this account; no plaintext in Redis.
+        Assert.Null(mock.Credential);
+        Assert.StartsWith("v1:" + TestCredentialKeys.KeyId + ":", mock.EncryptedCredential, StringComparison.Ordinal);
+        Assert.Equal("mock-upstream-key", TestCredentialKeys.Open(mock));
         Assert.Equal("http://127.0.0.1:8089/v1", mock.BaseUrl);
 
         var status = _f.Source.ReadStatus<ApiKeyStatus>("ApiKey", "default", "demo")!;
