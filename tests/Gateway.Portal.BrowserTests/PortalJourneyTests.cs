@@ -62,7 +62,7 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
 
         // 1. Enrolment from the invite link: password, TOTP (secret read from the page), recovery codes.
         await page.GotoAsync(inviteUrl);
-        await page.WaitForURLAsync("**/enrol");
+        await ArrivedAsync(page, "**/enrol");
         await ChromiumBrowser.ScreenshotAsync(page, "01-enrol-password");
         await page.FillAsync("#password", Password);
         await page.FillAsync("#confirm", Password);
@@ -88,10 +88,10 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
 
         // 2. Sign in with login, password and a TOTP code; the dashboard balance equals the ledger sum.
         await page.Locator("a[href='/signin']").ClickAsync();
-        await page.WaitForURLAsync("**/signin");
+        await ArrivedAsync(page, "**/signin");
         await ChromiumBrowser.ScreenshotAsync(page, "05-signin");
         await SignInAsync(page, await _stack.NextTotpCodeAsync(userId, secret));
-        await page.WaitForURLAsync(u => new Uri(u).AbsolutePath == "/");
+        await ArrivedAsync(page, u => new Uri(u).AbsolutePath == "/");
         await KeepCookiesAsync(page);
         await AssertDashboardBalanceEqualsLedgerAsync(page, userId);
         await ChromiumBrowser.ScreenshotAsync(page, "06-dashboard");
@@ -115,7 +115,7 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
         File.Delete(csvPath);
 
         await row.Locator("a").First.ClickAsync();
-        await page.WaitForURLAsync("**/usage/*");
+        await ArrivedAsync(page, "**/usage/*");
         Assert.Equal("200 succeeded", (await page.Locator("#status").InnerTextAsync()).Trim());
         await ChromiumBrowser.ScreenshotAsync(page, "08-usage-detail");
 
@@ -130,7 +130,8 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
         await page.GotoAsync("/keys");
         await ChromiumBrowser.ScreenshotAsync(page, "10-keys");
         await page.GetByRole(AriaRole.Button, new() { Name = "Rotate demo", Exact = true }).ClickAsync();
-        await page.WaitForURLAsync("**/keys/reveal/*");
+        // The pending reveal page reloads itself every 2 s (Refresh header); the locator below waits for the key.
+        await ArrivedAsync(page, "**/keys/reveal/*");
         var revealUrl = page.Url;
         var newKey = await page.Locator("#revealed-key").InputValueAsync(); // waits while the page reloads (pending)
         Assert.Matches(FullKey(), newKey);
@@ -176,14 +177,14 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
         var other = await _browser.NewPageAsync(_stack.PortalUrl);
         await other.GotoAsync("/signin");
         await SignInAsync(other, codes[0]);
-        await other.WaitForURLAsync(u => new Uri(u).AbsolutePath == "/");
+        await ArrivedAsync(other, u => new Uri(u).AbsolutePath == "/");
         await KeepCookiesAsync(other);
         await other.GotoAsync("/usage");
         Assert.Equal("/usage", new Uri(other.Url).AbsolutePath);
         await page.GotoAsync("/signout");
         await ChromiumBrowser.ScreenshotAsync(page, "15-signout");
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign out everywhere", Exact = true }).ClickAsync();
-        await page.WaitForURLAsync("**/signin**");
+        await ArrivedAsync(page, "**/signin**");
         await other.GotoAsync("/usage");
         Assert.Equal("/signin", new Uri(other.Url).AbsolutePath);
         await other.GotoAsync("/keys");
@@ -240,6 +241,23 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
 
     // Clicks the form's primary button and waits for the page the post leads to, so the next step never reads the
     // previous page (a refused sign-in comes back to the same URL with the same error element).
+    /// <summary>
+    /// Waits until the page navigated to <paramref name="url"/> and its DOM is parsed. Not Playwright's default "load"
+    /// state: under a loaded machine that wait was seen to time out on pages that had long finished (the locators
+    /// used next wait for what they need anyway).
+    /// </summary>
+    private static async Task ArrivedAsync(IPage page, string url)
+    {
+        await page.WaitForURLAsync(url, new() { WaitUntil = WaitUntilState.Commit });
+        await page.WaitForLoadStateAsync(LoadState.DOMContentLoaded);
+    }
+
+    private static async Task ArrivedAsync(IPage page, Func<string, bool> url)
+    {
+        await page.WaitForURLAsync(url, new() { WaitUntil = WaitUntilState.Commit });
+        await page.WaitForLoadStateAsync(LoadState.DOMContentLoaded);
+    }
+
     private static async Task SubmitAsync(IPage page)
     {
         var loaded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -76,6 +76,11 @@ public sealed class ProjectionKeys(string prefix = ProjectionKeys.DefaultPrefix)
     public string UpstreamUsage(string account, long minuteIndex) =>
         Prefix + "upstream-usage:" + account + ":" + minuteIndex.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
+    /// <summary>HASH: requests every proxy replica has in flight to one upstream account (accounts with maxConcurrent),
+    /// field = replica id, value = "count:server unix ms" of its last sync; fields not refreshed for a few syncs are
+    /// dropped (a killed replica). By account name.</summary>
+    public string UpstreamInFlight(string account) => Prefix + "upstream-inflight:" + account;
+
     /// <summary>String: until when (unix ms) one upstream account cools down, by account name, shared by every proxy
     /// replica (an upstream 429 with Retry-After or rate-limit reset headers, or the circuit breaker opening). A replica
     /// only ever moves it later; it expires at that instant. The portal's admin overview reads it.</summary>

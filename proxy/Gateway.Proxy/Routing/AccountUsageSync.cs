@@ -14,7 +14,9 @@ namespace Gateway.Proxy.Routing;
 /// traffic, so together they can overshoot a limit by about one interval of the other replicas' traffic.
 /// If Redis cannot be reached the sync is skipped (logged once per outage) and routing falls back to
 /// this replica's own counts; requests are never delayed or failed by it.
-/// The same call shares cooldowns: an account this replica cooled down (an upstream 429 with Retry-After, or its
+/// The same call shares each account's requests in flight (accounts with maxConcurrent): every replica writes its
+/// own count and reads the others', so maxConcurrent holds for the fleet, give or take one sync interval of the
+/// others' new requests. The same call shares cooldowns: an account this replica cooled down (an upstream 429 with Retry-After, or its
 /// circuit breaker opening) is written to the account's shared cooldown, and every other account's shared cooldown
 /// is read back and applied here, so an account cools down on every replica within about two sync intervals.
 /// </summary>
@@ -28,21 +30,28 @@ public sealed partial class AccountUsageSync(
     /// <summary>Shared hashes outlive their minute so a replica whose clock is a little behind still finds it.</summary>
     internal const int TtlSeconds = 120;
 
-    // KEYS: U usage hashes (accounts with per-minute limits), then one cooldown string per account.
-    // ARGV[1]: TTL of usage hashes in seconds, ARGV[2]: now (unix ms), ARGV[3]: U, then a (requests, tokens) delta
-    // pair per usage key, then per cooldown key the until (unix ms) this replica wants to share, or 0.
-    // Returns the usage totals (requests, tokens per usage key), then each account's shared cooldown (unix ms, 0 = none).
+    // KEYS: U usage hashes (accounts with per-minute limits), C in-flight hashes (accounts with maxConcurrent), then one
+    // cooldown string per account.
+    // ARGV[1]: TTL of usage hashes in seconds, [2]: now (unix ms), [3]: U, [4]: C, [5]: this replica's id, [6]: how long
+    // (ms) a replica's in-flight count is believed without a refresh; then a (requests, tokens) delta pair per usage key,
+    // this replica's in-flight count per in-flight key, and per cooldown key the until (unix ms) to share, or 0.
+    // Returns the usage totals (requests, tokens per usage key), the other replicas' requests in flight per in-flight
+    // key, then each account's shared cooldown (unix ms, 0 = none).
     // An account with no new traffic is only read, so replicas that merely watch do not write; a cooldown is only
-    // ever moved later, and expires when it ends.
+    // ever moved later, and expires when it ends. In-flight counts are stamped with the server's clock (TIME), so
+    // replicas' clock skew does not matter; a replica that stopped refreshing (killed) stops counting after ARGV[6].
     internal static readonly LuaScript Script = new("""
         local ttl = tonumber(ARGV[1])
         local now = tonumber(ARGV[2])
         local u = tonumber(ARGV[3])
+        local c = tonumber(ARGV[4])
+        local rid = ARGV[5]
+        local stale = tonumber(ARGV[6])
         local out = {}
         for i = 1, u do
           local key = KEYS[i]
-          local dr = tonumber(ARGV[2 + 2 * i])
-          local dt = tonumber(ARGV[3 + 2 * i])
+          local dr = tonumber(ARGV[5 + 2 * i])
+          local dt = tonumber(ARGV[6 + 2 * i])
           local r, t
           if dr > 0 or dt > 0 then
             r = redis.call('HINCRBY', key, 'requests', dr)
@@ -56,9 +65,31 @@ public sealed partial class AccountUsageSync(
           out[2 * i - 1] = r
           out[2 * i] = t
         end
-        for i = u + 1, #KEYS do
+        if c > 0 then
+          local time = redis.call('TIME')
+          local server = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+          for i = 1, c do
+            local key = KEYS[u + i]
+            redis.call('HSET', key, rid, ARGV[6 + 2 * u + i] .. ':' .. server)
+            redis.call('PEXPIRE', key, stale * 2)
+            local all = redis.call('HGETALL', key)
+            local others = 0
+            for j = 1, #all, 2 do
+              if all[j] ~= rid then
+                local v = all[j + 1]
+                local sep = string.find(v, ':', 1, true)
+                local n = sep and tonumber(string.sub(v, 1, sep - 1)) or 0
+                local at = sep and tonumber(string.sub(v, sep + 1)) or 0
+                if at >= server - stale then others = others + n else redis.call('HDEL', key, all[j]) end
+              end
+            end
+            out[#out + 1] = others
+          end
+        end
+        local first = 6 + 2 * u + c
+        for i = u + c + 1, #KEYS do
           local key = KEYS[i]
-          local want = tonumber(ARGV[3 + 2 * u + (i - u)])
+          local want = tonumber(ARGV[first + (i - u - c)])
           local current = tonumber(redis.call('GET', key)) or 0
           if want > now and want > current then
             redis.call('SET', key, want, 'PX', want - now)
@@ -70,12 +101,18 @@ public sealed partial class AccountUsageSync(
         return out
         """);
 
+    /// <summary>How long another replica's in-flight count is believed without a refresh (it may have been killed).</summary>
+    internal static int InFlightStaleMilliseconds(int syncMilliseconds) => Math.Max(5_000, 5 * syncMilliseconds);
+
+    private readonly string _replicaId = Guid.NewGuid().ToString("N");
+
     // Reused by every sync; syncs never overlap (one loop), so no call still holds them.
     private readonly List<RedisArg> _keys = [];
     private readonly List<RedisArg> _args = [];
     private readonly List<UpstreamHealth> _healths = [];
     private readonly List<PendingUsage> _pending = [];
     private readonly List<UpstreamHealth> _cooling = [];
+    private readonly List<UpstreamHealth> _concurrent = [];
     private readonly List<long> _shared = [];
     private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
     private bool _failing;
@@ -123,26 +160,37 @@ public sealed partial class AccountUsageSync(
         _healths.Clear();
         _pending.Clear();
         _cooling.Clear();
+        _concurrent.Clear();
         _shared.Clear();
         _seen.Clear();
-        _args.Add(TtlSeconds);
-        _args.Add(_clock.GetUtcNow().ToUnixTimeMilliseconds());
-        _args.Add(0);   // U, set below
         foreach (var account in snapshot.Accounts)
         {
             if (account.Disabled || !_seen.Add(account.Name) || !catalog.TryGetHealth(account.Name, out var health)) continue;
             _cooling.Add(health);
             if (account.Limits is not { } limits) continue;
+            if (limits.MaxConcurrent is > 0) _concurrent.Add(health);
             if (limits.RequestsPerMinute is not > 0 && limits.TokensPerMinute is not > 0) continue;
-            var pending = health.TakePending();
-            _keys.Add(keys.UpstreamUsage(account.Name, pending.Minute));
-            _args.Add(pending.RequestsDelta);
-            _args.Add(pending.TokensDelta);
             _healths.Add(health);
-            _pending.Add(pending);
+            _pending.Add(health.TakePending());
         }
         if (_cooling.Count == 0) return true;
-        _args[2] = _healths.Count;
+        _args.Add(TtlSeconds);
+        _args.Add(_clock.GetUtcNow().ToUnixTimeMilliseconds());
+        _args.Add(_healths.Count);
+        _args.Add(_concurrent.Count);
+        _args.Add(_replicaId);
+        _args.Add(InFlightStaleMilliseconds(Math.Max(options.Value.AccountUsageSyncMilliseconds, 50)));
+        for (var i = 0; i < _healths.Count; i++)
+        {
+            _keys.Add(keys.UpstreamUsage(_healths[i].Name, _pending[i].Minute));
+            _args.Add(_pending[i].RequestsDelta);
+            _args.Add(_pending[i].TokensDelta);
+        }
+        foreach (var health in _concurrent)
+        {
+            _keys.Add(keys.UpstreamInFlight(health.Name));
+            _args.Add(health.InFlight);
+        }
         foreach (var health in _cooling)
         {
             var until = health.TakeSharedCooldown();
@@ -165,7 +213,7 @@ public sealed partial class AccountUsageSync(
             return false;
         }
         var totals = reply.Items;
-        if (totals.Count < 2 * _healths.Count + _cooling.Count)
+        if (totals.Count < 2 * _healths.Count + _concurrent.Count + _cooling.Count)
         {
             Restore();
             OnFailure(new InvalidOperationException("The usage script returned fewer values than accounts."));
@@ -173,9 +221,11 @@ public sealed partial class AccountUsageSync(
         }
         for (var i = 0; i < _healths.Count; i++)
             _healths[i].ApplyShared(_pending[i], totals[2 * i].AsInt64(), totals[2 * i + 1].AsInt64());
+        for (var i = 0; i < _concurrent.Count; i++)
+            _concurrent[i].ApplyOthersInFlight(totals[2 * _healths.Count + i].AsInt64());
         for (var i = 0; i < _cooling.Count; i++)
         {
-            var until = totals[2 * _healths.Count + i].AsInt64();
+            var until = totals[2 * _healths.Count + _concurrent.Count + i].AsInt64();
             if (until > 0) _cooling[i].ApplySharedCooldown(until);
         }
         if (_failing)

@@ -38,6 +38,16 @@ public sealed class UpstreamHealth(string name, TimeProvider? time = null)
 
     public void Enter() => Interlocked.Increment(ref _inFlight);
 
+    private long _othersInFlight;
+
+    /// <summary>Requests the other proxy replicas had in flight to this account at the last sync (accounts with maxConcurrent).</summary>
+    public long OthersInFlight => Interlocked.Read(ref _othersInFlight);
+
+    internal void ApplyOthersInFlight(long count) => Interlocked.Exchange(ref _othersInFlight, Math.Max(0, count));
+
+    /// <summary>True while this replica's requests in flight plus the others' (as of the last sync) are under <paramref name="maxConcurrent"/>.</summary>
+    public bool UnderConcurrency(int? maxConcurrent) => maxConcurrent is not > 0 || InFlight + OthersInFlight < maxConcurrent;
+
     // Minute windows for the account's requestsPerMinute / tokensPerMinute. The window is the UTC minute
     // (unix time / 60 s) rather than a boot-relative tick count, so every replica's window and the shared
     // one in Redis (AccountUsageSync) start at the same instant. The decision stays local and lock-free:

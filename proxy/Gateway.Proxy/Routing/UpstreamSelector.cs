@@ -117,7 +117,7 @@ public static class UpstreamSelector
         var limits = t.Account.Limits;
         if (limits is not null)
         {
-            if (limits.MaxConcurrent is > 0 && t.Health.InFlight >= limits.MaxConcurrent) return false;
+            if (!t.Health.UnderConcurrency(limits.MaxConcurrent)) return false;
             if (!t.Health.UnderLimits(limits.RequestsPerMinute, limits.TokensPerMinute)) return false;
         }
         return Matches(selector, t.Account.Labels);

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Gateway.Core.Json;
 using Gateway.Core.Projection;
 using Gateway.Core.Resources;
+using Gateway.Testing;
 using Gateway.Kubernetes.Runtime;
 using Gateway.Operator.Accounts;
 using Microsoft.EntityFrameworkCore;
@@ -36,7 +37,9 @@ public sealed class ImportFileSourceTests : IAsyncLifetime
 
         var upstreams = JsonSerializer.Deserialize<List<UpstreamProjection>>((await _f.Redis.ExecuteAsync("GET", [_f.Keys.Upstreams])).AsString()!, TokenGateJson.Options)!;
         Assert.Equal(AccountSamples.Expected.Keys.Select(n => "default/" + n).Order(StringComparer.Ordinal), upstreams.Select(u => u.Name).Order(StringComparer.Ordinal));
-        Assert.All(upstreams, u => Assert.False(string.IsNullOrEmpty(u.Credential)));
+        // The credential is resolved and sealed for the proxy (never plaintext in Redis).
+        Assert.All(upstreams, u => Assert.False(string.IsNullOrEmpty(TestCredentialKeys.Open(u))));
+        Assert.Equal(AccountSamples.AliceNewAccessToken, TestCredentialKeys.Open(upstreams.Single(u => u.Name == "default/codex-alice-example-com")));
         await using var db = _f.Db();
         Assert.Equal(3, await db.UpstreamAccounts.CountAsync(u => u.DeletedAt == null));
     }

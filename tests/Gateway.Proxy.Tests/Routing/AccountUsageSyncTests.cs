@@ -264,6 +264,96 @@ public sealed class AccountUsageSyncTests : IAsyncLifetime
         Assert.Equal(before, (await h.MockRequestsAsync()).Count);
     }
 
+    [Fact]
+    public async Task Requests_in_flight_are_shared_so_max_concurrent_holds_for_the_fleet()
+    {
+        var clock = new ManualTimeProvider(Noon);
+        List<UpstreamProjection> accounts = [Account("default/small") with { Limits = new UpstreamLimits { MaxConcurrent = 3 } }, Account("default/free")];
+        var a = new Replica(_redis, _keys, clock, accounts);
+        var b = new Replica(_redis, _keys, clock, accounts);
+        a.Health("default/small").Enter();
+        a.Health("default/small").Enter();
+        b.Health("default/small").Enter();
+
+        Assert.True(await a.SyncAsync());
+        Assert.True(await b.SyncAsync());
+        var onB = b.Health("default/small");
+        Assert.Equal(2, onB.OthersInFlight);
+        Assert.False(onB.UnderConcurrency(3));   // 1 here + 2 on A
+        Assert.True(onB.UnderConcurrency(4));
+        Assert.True(await a.SyncAsync());
+        Assert.Equal(1, a.Health("default/small").OthersInFlight);
+        // Accounts without maxConcurrent are not shared.
+        Assert.Equal(0, (await _redis.ExecuteAsync("EXISTS", [_keys.UpstreamInFlight("default/free")])).AsInt64());
+
+        // A's requests finish: B sees it at the next syncs.
+        a.Health("default/small").Exit();
+        a.Health("default/small").Exit();
+        Assert.True(await a.SyncAsync());
+        Assert.True(await b.SyncAsync());
+        Assert.Equal(0, onB.OthersInFlight);
+        Assert.True(onB.UnderConcurrency(3));
+    }
+
+    [Fact]
+    public async Task A_replica_that_stops_syncing_stops_counting_against_max_concurrent()
+    {
+        // Stamped with Redis' clock, so this waits for real: the stale bound is a few seconds.
+        var clock = new ManualTimeProvider(Noon);
+        List<UpstreamProjection> accounts = [Account("default/small") with { Limits = new UpstreamLimits { MaxConcurrent = 2 } }];
+        var killed = new Replica(_redis, _keys, clock, accounts);
+        var survivor = new Replica(_redis, _keys, clock, accounts);
+        killed.Health("default/small").Enter();
+        killed.Health("default/small").Enter();
+        Assert.True(await killed.SyncAsync());
+        Assert.True(await survivor.SyncAsync());
+        Assert.False(survivor.Health("default/small").UnderConcurrency(2));
+
+        await Eventually.TrueAsync(async () => await survivor.SyncAsync() && survivor.Health("default/small").UnderConcurrency(2),
+            "the killed replica's in-flight count to go stale");
+        // Only the survivor's own count is left.
+        Assert.Equal(1, (await _redis.ExecuteAsync("HLEN", [_keys.UpstreamInFlight("default/small")])).AsInt64());
+    }
+
+    [Fact]
+    public async Task Account_max_concurrent_holds_across_two_proxy_replicas()
+    {
+        await using var h = await ProxyHarness.StartAsync(
+            proxies: 2,
+            settings: new Dictionary<string, string?> { ["TokenGate:Proxy:AccountUsageSyncMilliseconds"] = "100" },
+            upstreams: x => [x.MockUpstream("default/one-at-a-time") with { Limits = new UpstreamLimits { MaxConcurrent = 1 } }]);
+        var caller = await h.CreateCallerAsync();
+        using var a = h.ClientFor(0);
+        using var b = h.ClientFor(1);
+        // One request through B first: a replica learns the upstream list from its first request.
+        using (var first = await b.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", caller.ApiKey, Chat)))
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+
+        // A slow request holds A's only slot...
+        var slow = ChatCompletionsTests.Post("/v1/chat/completions", caller.ApiKey, Chat);
+        slow.Headers.Add("x-mock-latency-ms", "50000");
+        using var giveUp = new CancellationTokenSource();
+        var pending = a.SendAsync(slow, giveUp.Token);
+        var catalogB = h.ProxyServices(1).GetRequiredService<UpstreamCatalog>();
+        await Eventually.TrueAsync(() => Task.FromResult(catalogB.TryGetHealth("default/one-at-a-time", out var health) && health.OthersInFlight == 1),
+            "replica B to see A's request in flight");
+
+        // ...so B does not send a second one to the account.
+        var before = (await h.MockRequestsAsync()).Count;
+        using (var rejected = await b.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", caller.ApiKey, Chat)))
+            await ChatCompletionsTests.AssertOpenAiError(rejected, HttpStatusCode.ServiceUnavailable, "upstream_unavailable", "server_error");
+        Assert.Equal(before, (await h.MockRequestsAsync()).Count);
+
+        // The client gives up on the slow request; A's slot frees and B may send again.
+        await giveUp.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pending);
+        await Eventually.TrueAsync(async () =>
+        {
+            using var r = await b.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", caller.ApiKey, Chat));
+            return r.StatusCode == HttpStatusCode.OK;
+        }, "B to send again once A's request finished");
+    }
+
     private static int ClosedPort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);
