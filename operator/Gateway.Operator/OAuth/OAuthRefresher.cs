@@ -109,7 +109,8 @@ public sealed class OAuthRefresher(
     {
         if (RefreshRequest(ua) is { } r && r != state.HandledRequest) return "requested";
         var refreshBefore = GoDuration.Parse(ua.Spec.Credentials.Oauth!.RefreshBefore, _options.DefaultRefreshBefore);
-        if (auth.ExpiresAt is not { } expires) return "unknown expiry";
+        // No expiry in the file: refresh once to learn it (a provider that sends no expires_in is refreshed on request only).
+        if (auth.ExpiresAt is not { } expires) return state.LastRefreshAt is null ? "unknown expiry" : null;
         return time.GetUtcNow() >= expires - refreshBefore ? "expiring" : null;
     }
 
