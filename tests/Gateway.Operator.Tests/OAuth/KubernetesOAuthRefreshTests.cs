@@ -7,6 +7,9 @@ using Gateway.Operator.Tests.Kubernetes;
 using Gateway.Testing;
 using Gateway.Testing.Kubernetes;
 using Gateway.Testing.Kubernetes.Envtest;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Gateway.Operator.Tests.OAuth;
 
@@ -152,5 +155,15 @@ public abstract class KubernetesOAuthRefreshTests : IAsyncLifetime
         }, "the account to leave the projection");
         await Eventually.TrueAsync(async () => (await _h.ListAsync(ResourceDefinition.Events)).Any(e =>
             e["reason"]?.GetValue<string>() == "TokenRefreshRejected" && e["message"]!.GetValue<string>().Contains("invalid_grant", StringComparison.Ordinal)), "a TokenRefreshRejected Event");
+        Assert.Contains((await _h.ListAsync(ResourceDefinition.Events)), e => e["reason"]?.GetValue<string>() == "TokenRefreshed");
+
+        // The operator's /metrics count both outcomes (bounded result label, no account, no token).
+        var app = _h.Apps.Single();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync(address + "/metrics");
+        Assert.Contains("tokengate_oauth_refresh_total{result=\"success\"}", metrics, StringComparison.Ordinal);
+        Assert.Contains("tokengate_oauth_refresh_total{result=\"rejected\"}", metrics, StringComparison.Ordinal);
+        Assert.DoesNotContain("mock-rt-", metrics, StringComparison.Ordinal);
     }
 }

@@ -88,6 +88,27 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Two_refreshers_running_at_once_never_present_the_same_refresh_token_twice()
+    {
+        // As during a leader hand-over with a stale leader still running: two refreshers, one account, and a
+        // refreshBefore longer than the token lifetime so that every pass finds a refresh due.
+        var t0 = await _mock.SignInAsync("split");
+        WriteAccount("split", OAuthManifests.AuthJson(t0, DateTimeOffset.UtcNow), _mock.TokenUrl.ToString());
+        _f.WriteManifest("split.yaml", File.ReadAllText(Path.Combine(_f.Folder, "split.yaml")).Replace("refreshBefore: 5m", "refreshBefore: 2h", StringComparison.Ordinal));
+        await _f.Driver.PassAsync(CancellationToken.None);
+        var a = Refresher(TimeProvider.System);
+        var b = Refresher(TimeProvider.System);
+
+        for (var round = 0; round < 10; round++)
+            await Task.WhenAll(Task.Run(() => a.PassAsync(CancellationToken.None)), Task.Run(() => b.PassAsync(CancellationToken.None)));
+
+        var stats = await _mock.GetOAuthStatsAsync("split");
+        Assert.True(stats.Refreshes >= 10, $"{stats.Refreshes} refreshes");
+        Assert.Equal(0, stats.InvalidGrants);
+        Assert.Equal(stats.CurrentRefreshToken, AuthInFile("split")["refresh_token"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Failed_refreshes_back_off_exponentially_and_the_reconciler_reports_them()
     {
         var t0 = await _mock.SignInAsync("backoff");
