@@ -75,6 +75,11 @@ public sealed class ProjectionKeys(string prefix = ProjectionKeys.DefaultPrefix)
     /// own counts about once a second (HINCRBY) and reads the totals back; expires two minutes after its last write.</summary>
     public string UpstreamUsage(string account, long minuteIndex) =>
         Prefix + "upstream-usage:" + account + ":" + minuteIndex.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>String: until when (unix ms) one upstream account cools down, by account name, shared by every proxy
+    /// replica (an upstream 429 with Retry-After or rate-limit reset headers, or the circuit breaker opening). A replica
+    /// only ever moves it later; it expires at that instant. The portal's admin overview reads it.</summary>
+    public string UpstreamCooldown(string account) => Prefix + "upstream-cooldown:" + account;
 }
 
 /// <summary>Invalidation messages on the invalidation channel.</summary>

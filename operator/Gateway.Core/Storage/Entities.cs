@@ -82,6 +82,10 @@ public sealed class UpstreamAccountRow
     public bool Disabled { get; set; }
     public string Spec { get; set; } = "{}";
     public long Generation { get; set; }
+    /// <summary>When the OAuth access token expires, as the operator last read it (M0006); null for API keys or unknown.</summary>
+    public DateTimeOffset? TokenExpiresAt { get; set; }
+    /// <summary>The last error the operator saw for the account (M0006), as in its status; null when it is fine.</summary>
+    public string? LastError { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }
     public DateTimeOffset? DeletedAt { get; set; }

@@ -5,7 +5,8 @@ namespace Gateway.Core.Usage;
 
 /// <summary>
 /// Persists a batch of usage events in one transaction: the <c>usage_log</c> rows, their consume ledger
-/// entries, the keys' last use and the daily roll-ups (<c>usage_daily</c>, <c>ledger_daily</c>). The ledger
+/// entries, the keys' last use and the daily roll-ups (<c>usage_daily</c>, <c>ledger_daily</c>, and the admin
+/// overview's <c>usage_daily_by_model</c> and <c>usage_daily_by_user</c>). The ledger
 /// writer calls it for each batch it reads from the stream; tests and the portal benchmark call it to produce
 /// data exactly as production does. Idempotent on request_id.
 /// </summary>
@@ -55,6 +56,22 @@ public static class UsageLedgerBatch
                 cached_input_tokens = d.cached_input_tokens + EXCLUDED.cached_input_tokens,
                 cache_write_tokens = d.cache_write_tokens + EXCLUDED.cache_write_tokens,
                 output_tokens = d.output_tokens + EXCLUDED.output_tokens, cost = d.cost + EXCLUDED.cost
+            RETURNING 1
+        ), by_model AS (
+            INSERT INTO usage_daily_by_model AS m (day, model, requests, tokens, cost)
+            SELECT (started_at AT TIME ZONE 'UTC')::date, model, count(*),
+                sum(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens), sum(cost)
+            FROM ins GROUP BY 1, 2 ORDER BY 1, 2
+            ON CONFLICT (day, model) DO UPDATE SET requests = m.requests + EXCLUDED.requests,
+                tokens = m.tokens + EXCLUDED.tokens, cost = m.cost + EXCLUDED.cost
+            RETURNING 1
+        ), by_user AS (
+            INSERT INTO usage_daily_by_user AS b (day, user_id, requests, tokens, cost)
+            SELECT (started_at AT TIME ZONE 'UTC')::date, user_id, count(*),
+                sum(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens), sum(cost)
+            FROM ins GROUP BY 1, 2 ORDER BY 1, 2
+            ON CONFLICT ON CONSTRAINT usage_daily_by_user_key DO UPDATE SET requests = b.requests + EXCLUDED.requests,
+                tokens = b.tokens + EXCLUDED.tokens, cost = b.cost + EXCLUDED.cost
             RETURNING 1
         ), consumed AS (
             INSERT INTO ledger_daily AS l (user_id, day, amount, entries, last_at)

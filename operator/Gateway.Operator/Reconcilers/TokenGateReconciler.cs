@@ -53,6 +53,21 @@ public sealed class TokenGateReconciler(
         var ns = ua.Metadata.Namespace ?? "default";
         var spec = ua.Spec;
 
+        var problem = ValidateUpstream(spec);
+        string? credential = null;
+        string? refreshToken = null;
+        DateTimeOffset? expiresAt = null;
+        if (problem is null) (credential, expiresAt, problem, refreshToken) = await ResolveCredentialAsync(ns, spec.Credentials, source, ct);
+        // With the OAuth refresher on, its state decides whether the token is usable (refused refresh, expiry).
+        string? oauthNote = null;
+        if (problem is null && spec.Credentials.Oauth is { } oauth && oauthState is not null)
+        {
+            var verdict = OAuth.OAuthCredentialStatus.Evaluate(await oauthState.GetAsync(ua.Key, ct), refreshToken, expiresAt, now, oauth.SecretRef.Name);
+            problem = verdict.Problem;
+            oauthNote = verdict.Note;
+            status.LastRefreshAt = verdict.LastRefreshAt ?? status.LastRefreshAt;
+        }
+
         await using (var db = await dbFactory.CreateDbContextAsync(ct))
         {
             var row = await db.UpstreamAccounts.SingleOrDefaultAsync(x => x.Namespace == ns && x.Name == ua.Metadata.Name, ct);
@@ -70,24 +85,13 @@ public sealed class TokenGateReconciler(
             row.Generation = gen ?? 0;
             row.UpdatedAt = now;
             row.DeletedAt = null;
+            // For the portal's admin overview, which reads PostgreSQL only.
+            row.TokenExpiresAt = expiresAt;
+            row.LastError = problem?.Message ?? oauthNote;
             await db.SaveChangesAsync(ct);
         }
 
-        var problem = ValidateUpstream(spec);
-        string? credential = null;
-        string? refreshToken = null;
-        DateTimeOffset? expiresAt = null;
-        if (problem is null) (credential, expiresAt, problem, refreshToken) = await ResolveCredentialAsync(ns, spec.Credentials, source, ct);
         status.TokenExpiresAt = expiresAt;
-        // With the OAuth refresher on, its state decides whether the token is usable (refused refresh, expiry).
-        string? oauthNote = null;
-        if (problem is null && spec.Credentials.Oauth is { } oauth && oauthState is not null)
-        {
-            var verdict = OAuth.OAuthCredentialStatus.Evaluate(await oauthState.GetAsync(ua.Key, ct), refreshToken, expiresAt, now, oauth.SecretRef.Name);
-            problem = verdict.Problem;
-            oauthNote = verdict.Note;
-            status.LastRefreshAt = verdict.LastRefreshAt ?? status.LastRefreshAt;
-        }
         metrics?.SetUpstream(ua.Key, spec.Disabled && problem is null ? null : problem is null, expiresAt);
 
         status.ObservedGeneration = gen;

@@ -15,7 +15,7 @@ public sealed record AdminUser(
 
 /// <summary>One upstream account with the last hour's outcomes from usage_log.</summary>
 public sealed record AdminUpstream(string Namespace, string Name, string Provider, string BaseUrl, int Priority, bool Disabled,
-    long Requests, long Failures, DateTimeOffset? LastFailure, string? RefreshBefore)
+    long Requests, long Failures, DateTimeOffset? LastFailure, string? RefreshBefore, bool OAuth, DateTimeOffset? TokenExpiresAt, string? LastError)
 {
     public string Account => Namespace + "/" + Name;
     public double? ErrorRate => Requests == 0 ? null : (double)Failures / Requests;
@@ -138,8 +138,9 @@ public sealed class AdminQueries(IDbContextFactory<TokenGateDbContext> dbFactory
         return accounts.Select(a =>
         {
             var s = byName.GetValueOrDefault(a.Namespace + "/" + a.Name) ?? byName.GetValueOrDefault(a.Name);
+            var (oauth, refreshBefore) = OAuthOf(a.Spec);
             return new AdminUpstream(a.Namespace, a.Name, a.Provider, a.BaseUrl, a.Priority, a.Disabled,
-                s?.Requests ?? 0, s?.Failures ?? 0, s?.LastFailure, RefreshBefore(a.Spec));
+                s?.Requests ?? 0, s?.Failures ?? 0, s?.LastFailure, refreshBefore, oauth, a.TokenExpiresAt, a.LastError);
         }).ToList();
     }
 
@@ -191,17 +192,19 @@ public sealed class AdminQueries(IDbContextFactory<TokenGateDbContext> dbFactory
         }
     }
 
-    private static string? RefreshBefore(string spec)
+    /// <summary>Whether the account signs in with OAuth (spec.credentials.oauth), and its oauth.refreshBefore.</summary>
+    private static (bool OAuth, string? RefreshBefore) OAuthOf(string spec)
     {
         try
         {
             using var doc = JsonDocument.Parse(spec);
-            return doc.RootElement.TryGetProperty("oauth", out var o) && o.ValueKind == JsonValueKind.Object
-                && o.TryGetProperty("refreshBefore", out var r) ? r.GetString() : null;
+            if (!doc.RootElement.TryGetProperty("credentials", out var c) || c.ValueKind != JsonValueKind.Object
+                || !c.TryGetProperty("oauth", out var o) || o.ValueKind != JsonValueKind.Object) return (false, null);
+            return (true, o.TryGetProperty("refreshBefore", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null);
         }
         catch (JsonException)
         {
-            return null;
+            return (false, null);
         }
     }
 

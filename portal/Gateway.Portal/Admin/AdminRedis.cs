@@ -47,6 +47,27 @@ public sealed class AdminRedis(string? connectionString, ProjectionKeys keys, Ti
         }
     }
 
+    /// <summary>Until when the proxies cool the account down (an upstream 429's Retry-After, or repeated failures):
+    /// null when Redis is unknown, <see cref="DateTimeOffset.MinValue"/> when the account is not cooling down.</summary>
+    public async Task<DateTimeOffset?> UpstreamCooldownAsync(string account, CancellationToken ct)
+    {
+        var client = await ClientAsync(ct);
+        if (client is null) return null;
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(2));
+            var reply = await client.ExecuteAsync("GET", [keys.UpstreamCooldown(account)], timeout.Token);
+            return long.TryParse(reply.AsString(), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var ms)
+                && DateTimeOffset.FromUnixTimeMilliseconds(ms) is var until && until > time.GetUtcNow() ? until : DateTimeOffset.MinValue;
+        }
+        catch (Exception e) when (e is RedisConnectionException or RedisServerException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            AdminLog.RedisUnavailable(logger, e.GetType().Name);
+            return null;
+        }
+    }
+
     private async Task<RespClient?> ClientAsync(CancellationToken ct)
     {
         if (!Configured) return null;

@@ -29,6 +29,10 @@ public sealed class ProxyOptions
     /// <summary>Cooldown length; afterwards one probe request is let through (half-open).</summary>
     public double CooldownSeconds { get; init; } = 30;
 
+    /// <summary>Longest cooldown an upstream 429's Retry-After (or rate-limit reset headers) may impose on an account;
+    /// a longer one is cut to this, so a wrong header cannot take an account out for days.</summary>
+    public double MaxRetryAfterSeconds { get; init; } = 3600;
+
     /// <summary>anthropic-version sent upstream when the client sent none.</summary>
     public string AnthropicVersion { get; init; } = "2023-06-01";
 
@@ -63,6 +67,7 @@ public sealed class ProxyOptions
         if (MaxAttempts is < 1 or > 10) errors.Add($"{Section}:MaxAttempts must be between 1 and 10.");
         if (CooldownAfterFailures < 1) errors.Add($"{Section}:CooldownAfterFailures must be at least 1.");
         if (CooldownSeconds <= 0) errors.Add($"{Section}:CooldownSeconds must be positive.");
+        if (MaxRetryAfterSeconds is < 1 or > 7 * 86400) errors.Add($"{Section}:MaxRetryAfterSeconds must be between 1 and 604800 (was {MaxRetryAfterSeconds}).");
         if (string.IsNullOrWhiteSpace(AnthropicVersion)) errors.Add($"{Section}:AnthropicVersion must not be empty.");
         if (string.IsNullOrWhiteSpace(AzureApiVersion)) errors.Add($"{Section}:AzureApiVersion must not be empty.");
         if (DefaultMaxOutputTokens < 1) errors.Add($"{Section}:DefaultMaxOutputTokens must be positive.");

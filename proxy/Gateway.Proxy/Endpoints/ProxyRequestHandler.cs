@@ -367,6 +367,7 @@ public sealed partial class ProxyRequestHandler
                 if (code == 429 || code >= 500)
                 {
                     OnAttemptFailed(target, isProbe, code == 429 ? "429" : "5xx");
+                    if (code == 429) CoolDownAsAsked(target, response);
                     // Retry elsewhere only while nothing has reached the client and another account is eligible.
                     if (attempts < _options.MaxAttempts && UpstreamSelector.HasCandidate(targets, x.Caller.User.UpstreamSelector, tried))
                     {
@@ -411,6 +412,16 @@ public sealed partial class ProxyRequestHandler
         _metrics.UpstreamRequests.Add(1, new("upstream", target.Account.Name), new("outcome", outcome));
         if (target.Health.RecordFailure(isProbe, _options.CooldownAfterFailures, _options.CooldownSeconds))
             Log.UpstreamCoolingDown(_logger, target.Account.Name, _options.CooldownSeconds);
+    }
+
+    /// <summary>An upstream 429 that says when to come back (Retry-After, rate-limit reset headers) cools the account
+    /// down until then, capped at MaxRetryAfterSeconds, on this replica at once and on the others from their next sync.</summary>
+    private void CoolDownAsAsked(UpstreamTarget target, HttpResponseMessage response)
+    {
+        if (RateLimitReset.Delay(response.Headers, DateTimeOffset.UtcNow) is not { } delay) return;
+        var max = TimeSpan.FromSeconds(_options.MaxRetryAfterSeconds);
+        if (delay > max) delay = max;
+        if (target.Health.CoolDownFor(delay)) Log.UpstreamRateLimited(_logger, target.Account.Name, Math.Ceiling(delay.TotalSeconds));
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
@@ -767,6 +778,9 @@ public sealed partial class ProxyRequestHandler
 
         [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Upstream {Upstream} is cooling down for {Seconds} s after repeated failures")]
         public static partial void UpstreamCoolingDown(ILogger logger, string upstream, double seconds);
+
+        [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Upstream {Upstream} answered 429: cooling it down for {Seconds} s as its rate-limit headers ask, on every replica")]
+        public static partial void UpstreamRateLimited(ILogger logger, string upstream, double seconds);
 
         [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Upstream {Upstream} response ended early ({Error})")]
         public static partial void UpstreamCut(ILogger logger, string upstream, string error);

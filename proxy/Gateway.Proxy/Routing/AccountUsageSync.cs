@@ -14,23 +14,35 @@ namespace Gateway.Proxy.Routing;
 /// traffic, so together they can overshoot a limit by about one interval of the other replicas' traffic.
 /// If Redis cannot be reached the sync is skipped (logged once per outage) and routing falls back to
 /// this replica's own counts; requests are never delayed or failed by it.
+/// The same call shares cooldowns: an account this replica cooled down (an upstream 429 with Retry-After, or its
+/// circuit breaker opening) is written to the account's shared cooldown, and every other account's shared cooldown
+/// is read back and applied here, so an account cools down on every replica within about two sync intervals.
 /// </summary>
 public sealed partial class AccountUsageSync(
-    IRedisClient redis, ProjectionKeys keys, UpstreamCatalog catalog, IOptions<ProxyOptions> options, ILogger<AccountUsageSync> logger)
+    IRedisClient redis, ProjectionKeys keys, UpstreamCatalog catalog, IOptions<ProxyOptions> options, ILogger<AccountUsageSync> logger,
+    TimeProvider? time = null)
     : BackgroundService
 {
+    private readonly TimeProvider _clock = time ?? TimeProvider.System;
+
     /// <summary>Shared hashes outlive their minute so a replica whose clock is a little behind still finds it.</summary>
     internal const int TtlSeconds = 120;
 
-    // KEYS: one usage hash per account. ARGV[1]: TTL in seconds, then a (requests, tokens) delta pair per key.
-    // Returns the totals as a flat array (requests, tokens per key). An account with no new traffic is only
-    // read, so replicas that merely watch do not write.
+    // KEYS: U usage hashes (accounts with per-minute limits), then one cooldown string per account.
+    // ARGV[1]: TTL of usage hashes in seconds, ARGV[2]: now (unix ms), ARGV[3]: U, then a (requests, tokens) delta
+    // pair per usage key, then per cooldown key the until (unix ms) this replica wants to share, or 0.
+    // Returns the usage totals (requests, tokens per usage key), then each account's shared cooldown (unix ms, 0 = none).
+    // An account with no new traffic is only read, so replicas that merely watch do not write; a cooldown is only
+    // ever moved later, and expires when it ends.
     internal static readonly LuaScript Script = new("""
         local ttl = tonumber(ARGV[1])
+        local now = tonumber(ARGV[2])
+        local u = tonumber(ARGV[3])
         local out = {}
-        for i, key in ipairs(KEYS) do
-          local dr = tonumber(ARGV[2 * i])
-          local dt = tonumber(ARGV[2 * i + 1])
+        for i = 1, u do
+          local key = KEYS[i]
+          local dr = tonumber(ARGV[2 + 2 * i])
+          local dt = tonumber(ARGV[3 + 2 * i])
           local r, t
           if dr > 0 or dt > 0 then
             r = redis.call('HINCRBY', key, 'requests', dr)
@@ -44,6 +56,17 @@ public sealed partial class AccountUsageSync(
           out[2 * i - 1] = r
           out[2 * i] = t
         end
+        for i = u + 1, #KEYS do
+          local key = KEYS[i]
+          local want = tonumber(ARGV[3 + 2 * u + (i - u)])
+          local current = tonumber(redis.call('GET', key)) or 0
+          if want > now and want > current then
+            redis.call('SET', key, want, 'PX', want - now)
+            current = want
+          end
+          if current <= now then current = 0 end
+          out[#out + 1] = current
+        end
         return out
         """);
 
@@ -52,6 +75,8 @@ public sealed partial class AccountUsageSync(
     private readonly List<RedisArg> _args = [];
     private readonly List<UpstreamHealth> _healths = [];
     private readonly List<PendingUsage> _pending = [];
+    private readonly List<UpstreamHealth> _cooling = [];
+    private readonly List<long> _shared = [];
     private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
     private bool _failing;
 
@@ -97,13 +122,18 @@ public sealed partial class AccountUsageSync(
         _args.Clear();
         _healths.Clear();
         _pending.Clear();
+        _cooling.Clear();
+        _shared.Clear();
         _seen.Clear();
         _args.Add(TtlSeconds);
+        _args.Add(_clock.GetUtcNow().ToUnixTimeMilliseconds());
+        _args.Add(0);   // U, set below
         foreach (var account in snapshot.Accounts)
         {
-            if (account.Disabled || account.Limits is not { } limits) continue;
+            if (account.Disabled || !_seen.Add(account.Name) || !catalog.TryGetHealth(account.Name, out var health)) continue;
+            _cooling.Add(health);
+            if (account.Limits is not { } limits) continue;
             if (limits.RequestsPerMinute is not > 0 && limits.TokensPerMinute is not > 0) continue;
-            if (!_seen.Add(account.Name) || !catalog.TryGetHealth(account.Name, out var health)) continue;
             var pending = health.TakePending();
             _keys.Add(keys.UpstreamUsage(account.Name, pending.Minute));
             _args.Add(pending.RequestsDelta);
@@ -111,7 +141,15 @@ public sealed partial class AccountUsageSync(
             _healths.Add(health);
             _pending.Add(pending);
         }
-        if (_healths.Count == 0) return true;
+        if (_cooling.Count == 0) return true;
+        _args[2] = _healths.Count;
+        foreach (var health in _cooling)
+        {
+            var until = health.TakeSharedCooldown();
+            _keys.Add(keys.UpstreamCooldown(health.Name));
+            _args.Add(until);
+            _shared.Add(until);
+        }
 
         RespValue reply;
         try
@@ -120,25 +158,40 @@ public sealed partial class AccountUsageSync(
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
-            // The deltas stay pending and go with the next sync. A timeout after Redis applied them counts them
-            // twice, which errs on the side of the limit.
+            // The deltas stay pending and go with the next sync, and so do the cooldowns. A timeout after Redis
+            // applied them counts them twice, which errs on the side of the limit.
+            Restore();
             OnFailure(ex);
             return false;
         }
         var totals = reply.Items;
-        if (totals.Count < 2 * _healths.Count)
+        if (totals.Count < 2 * _healths.Count + _cooling.Count)
         {
-            OnFailure(new InvalidOperationException("The usage script returned fewer totals than accounts."));
+            Restore();
+            OnFailure(new InvalidOperationException("The usage script returned fewer values than accounts."));
             return false;
         }
         for (var i = 0; i < _healths.Count; i++)
             _healths[i].ApplyShared(_pending[i], totals[2 * i].AsInt64(), totals[2 * i + 1].AsInt64());
+        for (var i = 0; i < _cooling.Count; i++)
+        {
+            var until = totals[2 * _healths.Count + i].AsInt64();
+            if (until > 0) _cooling[i].ApplySharedCooldown(until);
+        }
         if (_failing)
         {
             _failing = false;
             Log.SyncResumed(logger);
         }
         return true;
+    }
+
+    private void Restore()
+    {
+        for (var i = 0; i < _cooling.Count; i++)
+        {
+            if (_shared[i] > 0) _cooling[i].ReturnSharedCooldown(_shared[i]);
+        }
     }
 
     private void OnFailure(Exception ex)

@@ -149,14 +149,72 @@ public sealed class UpstreamHealth(string name, TimeProvider? time = null)
         }
     }
 
-    /// <summary>Counts a failure; returns true when it opened (or re-opened) the circuit.</summary>
+    /// <summary>Counts a failure; returns true when it opened (or re-opened) the circuit. An opened circuit is shared
+    /// with the other replicas by the next sync (<see cref="AccountUsageSync"/>).</summary>
     public bool RecordFailure(bool wasProbe, int threshold, double cooldownSeconds)
     {
         var failures = Interlocked.Increment(ref _consecutiveFailures);
         if (!wasProbe && failures < threshold) return false;
         Volatile.Write(ref _cooldownUntil, Stopwatch.GetTimestamp() + (long)(cooldownSeconds * Stopwatch.Frequency));
         Volatile.Write(ref _probeInFlight, 0);
+        Share(_time.GetUtcNow().ToUnixTimeMilliseconds() + (long)(cooldownSeconds * 1000));
         return true;
+    }
+
+    // Cooldowns shared across replicas, as unix milliseconds (wall clock, the same on every replica).
+    private long _sharedCooldownPending;   // to push with the next sync; 0 = nothing new
+
+    /// <summary>Cools the account down for <paramref name="delay"/> (an upstream 429's Retry-After or rate-limit reset),
+    /// here at once and on the other replicas from the next sync. Never shortens a longer cooldown. Afterwards one
+    /// probe request is let through, as after a circuit-breaker cooldown.</summary>
+    /// <returns>True when this moved the account's cooldown later (false: a longer one was already running).</returns>
+    public bool CoolDownFor(TimeSpan delay)
+    {
+        if (delay <= TimeSpan.Zero) return false;
+        Share(_time.GetUtcNow().ToUnixTimeMilliseconds() + (long)delay.TotalMilliseconds);
+        return ExtendLocal(delay);
+    }
+
+    /// <summary>Applies a cooldown another replica shared (unix ms); a past or shorter one changes nothing.</summary>
+    internal void ApplySharedCooldown(long untilUnixMs)
+    {
+        var remaining = untilUnixMs - _time.GetUtcNow().ToUnixTimeMilliseconds();
+        if (remaining > 0) ExtendLocal(TimeSpan.FromMilliseconds(remaining));
+    }
+
+    /// <summary>The cooldown (unix ms) this replica has not pushed yet, or 0; taking it clears it.</summary>
+    internal long TakeSharedCooldown() => Interlocked.Exchange(ref _sharedCooldownPending, 0);
+
+    /// <summary>Puts back a cooldown a failed sync could not push (unless a later one arrived meanwhile).</summary>
+    internal void ReturnSharedCooldown(long untilUnixMs) => Share(untilUnixMs);
+
+    private void Share(long untilUnixMs)
+    {
+        var current = Volatile.Read(ref _sharedCooldownPending);
+        while (untilUnixMs > current)
+        {
+            var seen = Interlocked.CompareExchange(ref _sharedCooldownPending, untilUnixMs, current);
+            if (seen == current) return;
+            current = seen;
+        }
+    }
+
+    private bool ExtendLocal(TimeSpan delay)
+    {
+        var until = Stopwatch.GetTimestamp() + (long)(delay.TotalSeconds * Stopwatch.Frequency);
+        var current = Volatile.Read(ref _cooldownUntil);
+        while (until > current)
+        {
+            var seen = Interlocked.CompareExchange(ref _cooldownUntil, until, current);
+            if (seen == current)
+            {
+                // A probe in flight when the cooldown was extended no longer holds the half-open slot.
+                Volatile.Write(ref _probeInFlight, 0);
+                return true;
+            }
+            current = seen;
+        }
+        return false;
     }
 }
 

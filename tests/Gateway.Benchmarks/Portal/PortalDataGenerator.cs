@@ -87,7 +87,7 @@ public static class PortalDataGenerator
                 FROM usage_log WHERE request_id >= 'bench-' || lpad('{from}', 10, '0') AND request_id <= 'bench-' || lpad('{to}', 10, '0') AND cost > 0;
                 """);
         }
-        await StepAsync(db, log, "roll-ups (the migration's backfill)", "TRUNCATE usage_daily, ledger_daily;\n" + M0003_UsageDetail.BackfillSql);
+        await StepAsync(db, log, "roll-ups (the migration's backfill)", "TRUNCATE usage_daily, ledger_daily, usage_daily_by_model, usage_daily_by_user;\n" + M0003_UsageDetail.BackfillSql + M0006_AdminRollups.BackfillSql);
         await StepAsync(db, log, "vacuum analyze", """
             VACUUM ANALYZE users;
             VACUUM ANALYZE api_keys;
@@ -95,6 +95,8 @@ public static class PortalDataGenerator
             VACUUM ANALYZE ledger_entries;
             VACUUM ANALYZE usage_daily;
             VACUUM ANALYZE ledger_daily;
+            VACUUM ANALYZE usage_daily_by_model;
+            VACUUM ANALYZE usage_daily_by_user;
             """);
         await StepAsync(db, log, "mark complete", $"DELETE FROM bench_meta;\nINSERT INTO bench_meta VALUES ({size.Rows}, {size.Users}, {size.BigUserRows}, true);");
         await log.WriteLineAsync($"data generated in {total.Elapsed.TotalMinutes:F1} min");

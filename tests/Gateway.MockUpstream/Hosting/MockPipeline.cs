@@ -57,6 +57,7 @@ internal sealed partial class MockPipeline(RequestRecorder recorder, RequestStat
             }
             if (controls.Status >= 400)
             {
+                if (controls.RetryAfterSeconds > 0) context.Response.Headers.RetryAfter = controls.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 await ProviderErrors.WriteAsync(context, family, controls.Status, ProviderErrors.InjectedMessage(controls.Status));
                 return;
             }

@@ -17,6 +17,8 @@ internal struct MockControls
     public int LatencyMs;
     public int ChunkDelayMs;
     public int Status;
+    /// <summary>Retry-After (seconds) on an injected error status; a 429 says 1 without it.</summary>
+    public int RetryAfterSeconds;
     public MockFault Fault;
     public bool NoUsage;
     public int CachedTokens;
@@ -36,6 +38,7 @@ internal struct MockControls
             if (key.Equals("latency-ms", StringComparison.OrdinalIgnoreCase)) c.LatencyMs = Int(value);
             else if (key.Equals("chunk-delay-ms", StringComparison.OrdinalIgnoreCase)) c.ChunkDelayMs = Int(value);
             else if (key.Equals("status", StringComparison.OrdinalIgnoreCase)) c.Status = Int(value);
+            else if (key.Equals("retry-after", StringComparison.OrdinalIgnoreCase)) c.RetryAfterSeconds = Int(value);
             else if (key.Equals("fault", StringComparison.OrdinalIgnoreCase)) c.Fault = ParseFault(value);
             else if (key.Equals("no-usage", StringComparison.OrdinalIgnoreCase)) c.NoUsage = Flag(value);
             else if (key.Equals("cached-tokens", StringComparison.OrdinalIgnoreCase)) c.CachedTokens = Int(value);

@@ -47,7 +47,7 @@ internal static class ProviderErrors
                 w.WriteEndObject();
             }
             w.WriteEndObject();
-            if (status == StatusCodes.Status429TooManyRequests) context.Response.Headers.RetryAfter = "1";
+            if (status == StatusCodes.Status429TooManyRequests && !context.Response.Headers.ContainsKey("Retry-After")) context.Response.Headers.RetryAfter = "1";
             await MockResponses.WriteJsonAsync(context, status, buffer, Requests.MockFault.None);
         }
         finally

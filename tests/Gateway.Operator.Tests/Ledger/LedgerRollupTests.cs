@@ -168,11 +168,11 @@ public sealed class LedgerRollupTests : IAsyncLifetime
                 """);
         }
         await StorageServiceCollectionExtensions.MigrateAsync(old.ConnectionString);
-        await AssertRollupsMatchAsync(expectedRows: 300, old.ConnectionString);
+        await AssertRollupsMatchAsync(expectedRows: 300, old.ConnectionString, unknownUsers: false);
     }
 
     /// <summary>Compares every roll-up row with the same sums computed from the detail rows, both ways.</summary>
-    private async Task AssertRollupsMatchAsync(int expectedRows, string? connectionString = null)
+    private async Task AssertRollupsMatchAsync(int expectedRows, string? connectionString = null, bool unknownUsers = true)
     {
         await using var conn = new NpgsqlConnection(connectionString ?? _f.Database.ConnectionString);
         await conn.OpenAsync();
@@ -206,5 +206,20 @@ public sealed class LedgerRollupTests : IAsyncLifetime
         Assert.Equal(0, await Scalar($"SELECT count(*) FROM (({consumeFromLedger}) EXCEPT ({consumeDaily})) x"));
         Assert.Equal(0, await Scalar($"SELECT count(*) FROM (({consumeDaily}) EXCEPT ({consumeFromLedger})) x"));
         Assert.True(await Scalar("SELECT count(*) FROM ledger_daily") > 1);
+
+        // The admin overview's global roll-ups (M0006): every user's usage by day and model, and by day and user.
+        foreach (var (dimension, table) in new[] { ("model", "usage_daily_by_model"), ("user_id", "usage_daily_by_user") })
+        {
+            var fromUsage = $"""
+                SELECT (started_at AT TIME ZONE 'UTC')::date, {dimension}, count(*),
+                    sum(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens), sum(cost)
+                FROM usage_log GROUP BY 1, 2
+                """;
+            var fromRollup = $"SELECT day, {dimension}, requests, tokens, cost FROM {table}";
+            Assert.Equal(0, await Scalar($"SELECT count(*) FROM (({fromUsage}) EXCEPT ({fromRollup})) x"));
+            Assert.Equal(0, await Scalar($"SELECT count(*) FROM (({fromRollup}) EXCEPT ({fromUsage})) x"));
+            Assert.True(await Scalar($"SELECT count(*) FROM {table}") > 1);
+        }
+        if (unknownUsers) Assert.True(await Scalar("SELECT count(*) FROM usage_daily_by_user WHERE user_id IS NULL") > 0);
     }
 }

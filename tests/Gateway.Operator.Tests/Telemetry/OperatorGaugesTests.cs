@@ -82,6 +82,16 @@ public sealed class OperatorGaugesTests : IAsyncLifetime
         }, disabled: true), _f.Source, CancellationToken.None);
 
         Assert.Equal(expiry, oauthStatus.TokenExpiresAt);
+        // The portal's admin overview reads the expiry and the last error from PostgreSQL (M0006).
+        await using (var db = _f.Db())
+        {
+            var oauthRow = db.UpstreamAccounts.Single(a => a.Name == "oauth-" + id);
+            Assert.Equal(expiry, oauthRow.TokenExpiresAt);
+            Assert.Null(oauthRow.LastError);
+            var brokenRow = db.UpstreamAccounts.Single(a => a.Name == "broken-" + id);
+            Assert.Null(brokenRow.TokenExpiresAt);
+            Assert.Contains("missing", brokenRow.LastError, StringComparison.Ordinal);
+        }
         var lines = Lines();
         Assert.Contains($"tokengate_operator_upstream_ready{{upstream=\"default/oauth-{id}\"}} 1", lines);
         Assert.Contains($"tokengate_operator_upstream_ready{{upstream=\"default/broken-{id}\"}} 0", lines);

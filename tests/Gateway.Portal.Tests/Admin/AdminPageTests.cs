@@ -53,12 +53,15 @@ public sealed class AdminPageTests : IAsyncLifetime
         await db.SaveChangesAsync();
     }
 
-    /// <summary>Builds usage_daily and ledger_daily from the seeded rows, as the ledger writer would have kept them.</summary>
+    /// <summary>Builds the daily roll-ups from the seeded rows, as the ledger writer would have kept them.</summary>
     private async Task RollUpAsync()
     {
         await using var db = _h.CreateDbContext();
-        await db.Database.ExecuteSqlRawAsync(Gateway.Core.Storage.Migrations.M0003_UsageDetail.BackfillSql.Replace("{", "{{", StringComparison.Ordinal).Replace("}", "}}", StringComparison.Ordinal));
+        await db.Database.ExecuteSqlRawAsync(Escape(Gateway.Core.Storage.Migrations.M0003_UsageDetail.BackfillSql));
+        await db.Database.ExecuteSqlRawAsync(Escape(Gateway.Core.Storage.Migrations.M0006_AdminRollups.BackfillSql));
     }
+
+    private static string Escape(string sql) => sql.Replace("{", "{{", StringComparison.Ordinal).Replace("}", "}}", StringComparison.Ordinal);
 
     private static string Attr(string html, string rowAttr, string rowValue, string attr)
     {
@@ -185,7 +188,12 @@ public sealed class AdminPageTests : IAsyncLifetime
         await using (var db = _h.CreateDbContext())
         {
             var t = DateTimeOffset.UtcNow;
-            db.UpstreamAccounts.Add(new UpstreamAccountRow { Id = Guid.NewGuid(), Namespace = "gw", Name = "openai-a", Provider = "openai", BaseUrl = "http://a", CreatedAt = t, UpdatedAt = t });
+            db.UpstreamAccounts.Add(new UpstreamAccountRow
+            {
+                Id = Guid.NewGuid(), Namespace = "gw", Name = "openai-a", Provider = "openai", BaseUrl = "http://a", CreatedAt = t, UpdatedAt = t,
+                Spec = """{"credentials":{"oauth":{"secretRef":{"name":"a"},"tokenUrl":"http://t","clientId":"c","refreshBefore":"10m"}}}""",
+                TokenExpiresAt = DateTimeOffset.FromUnixTimeMilliseconds(now.AddMinutes(30).ToUnixTimeMilliseconds()), LastError = "token endpoint said invalid_grant",
+            });
             db.UpstreamAccounts.Add(new UpstreamAccountRow { Id = Guid.NewGuid(), Namespace = "gw", Name = "openai-b", Provider = "openai", BaseUrl = "http://b", CreatedAt = t, UpdatedAt = t });
             await db.SaveChangesAsync();
         }
@@ -198,8 +206,23 @@ public sealed class AdminPageTests : IAsyncLifetime
         await UsageAsync(erik.Id, "gpt-b", "gw/openai-b", 200, 99m, 10, now.AddDays(-45), "ok-too-old");
         await RollUpAsync();
 
+        // A cooldown the proxies share in Redis (an upstream 429 with Retry-After), in the portal's Redis prefix.
+        var cooldownUntil = DateTimeOffset.FromUnixTimeMilliseconds(now.AddMinutes(5).ToUnixTimeMilliseconds());
+        await using (var redis = await Gateway.Core.Redis.RespClient.ConnectAsync(Gateway.Testing.TestEnvironment.Redis))
+        {
+            var key = new Gateway.Core.Projection.ProjectionKeys(_h.RedisPrefix).UpstreamCooldown("gw/openai-a");
+            await redis.ExecuteAsync("SET", [key, cooldownUntil.ToUnixTimeMilliseconds(), "EX", 600]);
+        }
+
         using var client = await _h.SignInAsync(admin);
         var up = await client.GetPageAsync("/admin/upstreams");
+        Assert.Equal(cooldownUntil.UtcDateTime.ToString("O", CultureInfo.InvariantCulture), Attr(up, "data-account", "gw/openai-a", "data-cooldown"));
+        Assert.Equal("none", Attr(up, "data-account", "gw/openai-b", "data-cooldown"));
+        Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(now.AddMinutes(30).ToUnixTimeMilliseconds()).UtcDateTime.ToString("O", CultureInfo.InvariantCulture), Attr(up, "data-account", "gw/openai-a", "data-token-expiry"));
+        Assert.Equal("expiring", Attr(up, "data-account", "gw/openai-a", "data-token-state"));
+        Assert.Equal("n/a", Attr(up, "data-account", "gw/openai-b", "data-token-expiry"));
+        Assert.Contains("token endpoint said invalid_grant", up, StringComparison.Ordinal);
+        Assert.Contains("refreshed 10m before expiry", up, StringComparison.Ordinal);
         Assert.Equal("0.5", Attr(up, "data-account", "gw/openai-a", "data-error-rate"));
         Assert.Equal("failing", Attr(up, "data-account", "gw/openai-a", "data-health"));   // half of the last hour failed
         Assert.Equal("healthy", Attr(up, "data-account", "gw/openai-b", "data-health"));
@@ -213,14 +236,16 @@ public sealed class AdminPageTests : IAsyncLifetime
         Assert.Equal(2m, decimal.Parse(Attr(spend, "data-key", "gpt-b", "data-spend"), CultureInfo.InvariantCulture));
         Assert.Equal(4m, decimal.Parse(Attr(spend, "data-key", "default/erik", "data-spend"), CultureInfo.InvariantCulture));
 
-        // Today's roll-up keeps growing: the page shows it once the snapshot's refresh interval has passed.
-        await using (var db = _h.CreateDbContext())
+        // Today's roll-ups keep growing as the ledger writer persists usage: the page shows it once the snapshot's
+        // refresh interval has passed.
+        await using (var dataSource = Npgsql.NpgsqlDataSource.Create(_h.ConnectionString))
         {
-            await db.Database.ExecuteSqlInterpolatedAsync($"""
-                INSERT INTO usage_daily (user_id, day, api_key_id, model, upstream, streamed, failed, requests, errors,
-                    input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, cost)
-                VALUES ({erik.Id}, {DateOnly.FromDateTime(now.UtcDateTime)}, NULL, 'gpt-new', 'gw/openai-a', false, false, 1, 0, 7, 0, 0, 0, 5.5)
-                """);
+            Assert.Equal(1, await Gateway.Core.Usage.UsageLedgerBatch.WriteAsync(dataSource, [new Gateway.Core.Usage.UsageEvent
+            {
+                RequestId = "new-1", KeyId = "", UserId = erik.Id.ToString(), Model = "gpt-new", Upstream = "gw/openai-a",
+                Route = "/v1/chat/completions", Tokens = new Gateway.Core.Usage.TokenCounts(7, 0, 0, 0), Cost = 5.5m,
+                PriceVersion = "test", StartedAt = now, Status = 200,
+            }]));
         }
         Assert.DoesNotContain("data-key=\"gpt-new\"", await client.GetPageAsync("/admin/spend"), StringComparison.Ordinal);
         _h.Time.Advance(Gateway.Portal.Admin.SpendSnapshot.RefreshInterval + TimeSpan.FromSeconds(1));

@@ -56,7 +56,7 @@ public sealed class AccountUsageSyncTests : IAsyncLifetime
             var options = Options.Create(new ProxyOptions());
             Catalog = new UpstreamCatalog(redis, keys, options, clock);
             Snapshot = Catalog.Build(accounts);
-            Sync = new AccountUsageSync(redis, keys, Catalog, options, logger ?? NullLogger<AccountUsageSync>.Instance);
+            Sync = new AccountUsageSync(redis, keys, Catalog, options, logger ?? NullLogger<AccountUsageSync>.Instance, clock);
         }
 
         public UpstreamCatalog Catalog { get; }
@@ -175,6 +175,93 @@ public sealed class AccountUsageSyncTests : IAsyncLifetime
         var forwarded = (await h.MockRequestsAsync()).Count(r => r.Path == "/v1/chat/completions");
         Assert.Equal(4, forwarded);
         Assert.Equal("4", (await h.Redis.ExecuteAsync("HGET", [key, "requests"])).AsString());
+    }
+
+    [Fact]
+    public async Task A_cooldown_on_one_replica_reaches_the_other_and_is_never_shortened()
+    {
+        var clock = new ManualTimeProvider(Noon);
+        List<UpstreamProjection> accounts = [Account("default/a"), Account("default/b")];
+        var a = new Replica(_redis, _keys, clock, accounts);
+        var b = new Replica(_redis, _keys, clock, accounts);
+        var now = System.Diagnostics.Stopwatch.GetTimestamp();
+
+        Assert.True(a.Health("default/a").CoolDownFor(TimeSpan.FromMinutes(10)));
+        Assert.True(a.Health("default/a").IsCoolingDown(now));
+        Assert.False(b.Health("default/a").IsCoolingDown(now));
+
+        Assert.True(await a.SyncAsync());
+        var key = _keys.UpstreamCooldown("default/a");
+        Assert.Equal(Noon.AddMinutes(10).ToUnixTimeMilliseconds(), (await _redis.ExecuteAsync("GET", [key])).AsInt64());
+        Assert.InRange((await _redis.ExecuteAsync("PTTL", [key])).AsInt64(), 1, 600_000);
+        Assert.Equal(0, (await _redis.ExecuteAsync("EXISTS", [_keys.UpstreamCooldown("default/b")])).AsInt64());
+
+        Assert.True(await b.SyncAsync());
+        Assert.True(b.Health("default/a").IsCoolingDown(System.Diagnostics.Stopwatch.GetTimestamp()));
+        Assert.False(b.Health("default/b").IsCoolingDown(System.Diagnostics.Stopwatch.GetTimestamp()));
+
+        // B's own shorter cooldown of the same account does not cut A's short, here or in Redis.
+        Assert.False(b.Health("default/a").CoolDownFor(TimeSpan.FromSeconds(5)));
+        Assert.True(await b.SyncAsync());
+        Assert.Equal(Noon.AddMinutes(10).ToUnixTimeMilliseconds(), (await _redis.ExecuteAsync("GET", [key])).AsInt64());
+
+        // Once it has passed (by the wall clock the replicas share), a replica that had not seen it ignores it.
+        var c = new Replica(_redis, _keys, clock, accounts);
+        clock.Advance(TimeSpan.FromMinutes(11));
+        Assert.True(await c.SyncAsync());
+        Assert.False(c.Health("default/a").IsCoolingDown(System.Diagnostics.Stopwatch.GetTimestamp()));
+    }
+
+    [Fact]
+    public async Task A_cooldown_that_could_not_be_shared_goes_with_the_next_sync()
+    {
+        await using var down = new RespClient(RespClientOptions.Parse("127.0.0.1:" + ClosedPort() + ",connectTimeout=200"), NullLogger<RespClient>.Instance);
+        var clock = new ManualTimeProvider(Noon);
+        var offline = new Replica(down, _keys, clock, [Account("default/a")]);
+        offline.Health("default/a").CoolDownFor(TimeSpan.FromMinutes(1));
+        Assert.False(await offline.SyncAsync());
+
+        // The same health, now syncing through a Redis that answers.
+        var sync = new AccountUsageSync(_redis, _keys, offline.Catalog, Options.Create(new ProxyOptions()), NullLogger<AccountUsageSync>.Instance, clock);
+        Assert.True(await sync.SyncOnceAsync(offline.Snapshot, CancellationToken.None));
+        Assert.Equal(Noon.AddMinutes(1).ToUnixTimeMilliseconds(), (await _redis.ExecuteAsync("GET", [_keys.UpstreamCooldown("default/a")])).AsInt64());
+    }
+
+    [Fact]
+    public async Task An_upstream_429_with_retry_after_cools_the_account_on_both_replicas()
+    {
+        await using var h = await ProxyHarness.StartAsync(
+            proxies: 2,
+            settings: new Dictionary<string, string?> { ["TokenGate:Proxy:AccountUsageSyncMilliseconds"] = "100" },
+            upstreams: x => [x.MockUpstream("default/only")]);
+        var caller = await h.CreateCallerAsync();
+        using var a = h.ClientFor(0);
+        using var b = h.ClientFor(1);
+        // One request through B first: a replica learns the upstream list from its first request.
+        using (var first = await b.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", caller.ApiKey, Chat)))
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+
+        var limited = ChatCompletionsTests.Post("/v1/chat/completions", caller.ApiKey, Chat);
+        limited.Headers.Add("x-mock-status", "429");
+        limited.Headers.Add("x-mock-retry-after", "120");
+        using (var response = await a.SendAsync(limited))
+        {
+            // No other account: the upstream's answer reaches the client, with its Retry-After.
+            Assert.Equal(HttpStatusCode.TooManyRequests, response.StatusCode);
+        }
+        var key = h.Keys.UpstreamCooldown("default/only");
+        await Eventually.TrueAsync(async () => (await h.Redis.ExecuteAsync("PTTL", [key])).AsInt64() is > 60_000 and <= 120_000,
+            "the cooldown shared in Redis for about Retry-After");
+        var catalogB = h.ProxyServices(1).GetRequiredService<UpstreamCatalog>();
+        await Eventually.TrueAsync(() => Task.FromResult(catalogB.TryGetHealth("default/only", out var health)
+            && health.IsCoolingDown(System.Diagnostics.Stopwatch.GetTimestamp())), "replica B to apply the shared cooldown");
+
+        var before = (await h.MockRequestsAsync()).Count;
+        using (var rejected = await b.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", caller.ApiKey, Chat)))
+            await ChatCompletionsTests.AssertOpenAiError(rejected, HttpStatusCode.ServiceUnavailable, "upstream_unavailable", "server_error");
+        using (var rejected = await a.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", caller.ApiKey, Chat)))
+            await ChatCompletionsTests.AssertOpenAiError(rejected, HttpStatusCode.ServiceUnavailable, "upstream_unavailable", "server_error");
+        Assert.Equal(before, (await h.MockRequestsAsync()).Count);
     }
 
     private static int ClosedPort()
