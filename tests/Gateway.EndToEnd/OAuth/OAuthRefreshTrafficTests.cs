@@ -14,10 +14,10 @@ public sealed class OAuthRefreshTrafficTests
     [Fact]
     public async Task Access_tokens_expiring_under_steady_traffic_cause_no_client_visible_error()
     {
-        // Tokens live 8 s and are refreshed 5 s before expiry: a refresh about every 3 s, each leaving 5 s for the
-        // new token to reach the proxy while the old one still works.
-        await using var stack = await OAuthStack.StartAsync(accessTokenLifetimeSeconds: 8);
-        await stack.AddOAuthAccountAsync("sub-a", refreshBefore: "5s");
+        // Tokens live 12 s and are refreshed 8 s before expiry: a refresh about every 4 s, each leaving 8 s (generous
+        // on a loaded machine) for the new token to reach the proxy while the old one still works.
+        await using var stack = await OAuthStack.StartAsync(accessTokenLifetimeSeconds: 12);
+        await stack.AddOAuthAccountAsync("sub-a", refreshBefore: "8s");
         var key = await stack.KeyAsync();
         using var http = new HttpClient { BaseAddress = stack.ProxyUrl };
         await Eventually.TrueAsync(async () =>
@@ -78,7 +78,6 @@ public sealed class OAuthRefreshTrafficTests
             using var r = await http.SendAsync(OAuthStack.Chat(key));
             return r.StatusCode == HttpStatusCode.OK && (await stack.OAuthMock.GetOAuthStatsAsync("sub-b")).Requests > 0;
         }, "the OAuth account to serve");
-        Assert.Equal(0, await ChatCountAsync(stack));
 
         // The provider revokes the account: the next refresh (at most 3 s away) is refused.
         await stack.OAuthMock.RevokeAsync("sub-b");
