@@ -153,6 +153,7 @@ public sealed class OAuthRefresher(
             return;
         }
 
+        var sentAt = time.GetUtcNow();
         var (grant, failure) = await client.RefreshAsync(new Uri(o.TokenUrl), o.ClientId, usedRefresh, _options.RequestTimeout, ct);
         if (failure is not null)
         {
@@ -162,7 +163,8 @@ public sealed class OAuthRefresher(
 
         // The provider has rotated the refresh token: from now on this pair exists only in this process.
         var acceptedAt = time.GetUtcNow();
-        var expiresAt = grant!.ExpiresIn is { } e ? acceptedAt + e : (DateTimeOffset?)null;
+        // The provider counts the lifetime from before its answer arrived: counting from the send errs on the early side.
+        var expiresAt = grant!.ExpiresIn is { } e ? sentAt + e : (DateTimeOffset?)null;
         var json = auth.WithTokens(grant.AccessToken, grant.RefreshToken, grant.IdToken, expiresAt, acceptedAt);
         var record = new PendingTokens(auth.SecretKey, Encoding.UTF8.GetString(json), OAuthAuthFile.Fingerprint(usedRefresh),
             OAuthAuthFile.Fingerprint(grant.RefreshToken ?? usedRefresh), acceptedAt, expiresAt);

@@ -41,6 +41,20 @@ public sealed class OAuthStateStore(IRedisClient redis, OAuthRedisKeys keys)
         }
     }
 
+    /// <summary>Like <see cref="GetAsync"/>, but an empty state when Redis is unreachable: the reconciler keeps
+    /// reconciling PostgreSQL and status without Redis, judging the token by its expiry alone.</summary>
+    public async Task<OAuthAccountState> GetOrEmptyAsync(string account, CancellationToken ct)
+    {
+        try
+        {
+            return await GetAsync(account, ct);
+        }
+        catch (Exception e) when (e is RedisConnectionException or RedisServerException)
+        {
+            return new OAuthAccountState();
+        }
+    }
+
     public async Task SetAsync(string account, OAuthAccountState state, CancellationToken ct) =>
         await redis.ExecuteAsync("SET", [keys.State(account), JsonSerializer.Serialize(state, Json)], ct);
 

@@ -62,7 +62,7 @@ public sealed class TokenGateReconciler(
         string? oauthNote = null;
         if (problem is null && spec.Credentials.Oauth is { } oauth && oauthState is not null)
         {
-            var verdict = OAuth.OAuthCredentialStatus.Evaluate(await oauthState.GetAsync(ua.Key, ct), refreshToken, expiresAt, now, oauth.SecretRef.Name);
+            var verdict = OAuth.OAuthCredentialStatus.Evaluate(await oauthState.GetOrEmptyAsync(ua.Key, ct), refreshToken, expiresAt, now, oauth.SecretRef.Name);
             problem = verdict.Problem;
             oauthNote = verdict.Note;
             status.LastRefreshAt = verdict.LastRefreshAt ?? status.LastRefreshAt;
