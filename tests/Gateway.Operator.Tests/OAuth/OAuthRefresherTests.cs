@@ -88,6 +88,28 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_pending_pair_is_dropped_when_a_person_put_other_tokens_in_the_Secret()
+    {
+        var t0 = await _mock.SignInAsync("superseded");
+        WriteAccount("superseded", OAuthManifests.AuthJson(t0, DateTimeOffset.UtcNow.AddSeconds(-3590)), _mock.TokenUrl.ToString());
+        await _f.Driver.PassAsync(CancellationToken.None);
+        // A pair left over from tokens that are no longer in the Secret (someone signed in again since).
+        await new OAuthPendingTokens(_f.Redis, _keys).SaveAsync("default/superseded", new PendingTokens("auth.json", "{\"access_token\":\"stale\"}",
+            OAuthAuthFile.Fingerprint("an-older-refresh-token"), OAuthAuthFile.Fingerprint("its-successor"), DateTimeOffset.UtcNow, null), CancellationToken.None);
+        var refresher = Refresher(TimeProvider.System);
+
+        await refresher.PassAsync(CancellationToken.None);
+        Assert.Equal(t0.RefreshToken, AuthInFile("superseded")["refresh_token"]!.GetValue<string>());
+        Assert.Equal(0, (await _f.Redis.ExecuteAsync("EXISTS", [_keys.Pending("default/superseded")])).AsInt64());
+
+        // The Secret's own tokens are refreshed as usual afterwards.
+        await refresher.PassAsync(CancellationToken.None);
+        var stats = await _mock.GetOAuthStatsAsync("superseded");
+        Assert.Equal(1, stats.Refreshes);
+        Assert.Equal(stats.CurrentRefreshToken, AuthInFile("superseded")["refresh_token"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Two_refreshers_running_at_once_never_present_the_same_refresh_token_twice()
     {
         // As during a leader hand-over with a stale leader still running: two refreshers, one account, and a
