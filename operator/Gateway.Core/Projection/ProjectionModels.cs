@@ -32,6 +32,10 @@ public sealed record UserProjection
     public List<string> AllowedModels { get; init; } = [];
     public RateLimits? Limits { get; init; }
     public LabelSelector? UpstreamSelector { get; init; }
+    /// <summary>Accounts tried first for this user; null when the user has none.</summary>
+    public LabelSelector? DedicatedSelector { get; init; }
+    /// <summary>With <see cref="DedicatedSelector"/>: whether the shared pool is used after the dedicated accounts.</summary>
+    public bool FallbackToShared { get; init; } = true;
     public decimal? DiscountRate { get; init; }
     public Budget? Budget { get; init; }
     public bool Suspended { get; init; }

@@ -28,8 +28,13 @@ public sealed class UserQuotaSpec
     public RateLimits? Limits { get; set; }
     [Description("Model name globs the user may call; empty means all.")]
     public List<string> AllowedModels { get; set; } = [];
-    [Description("Label selector over UpstreamAccounts this user's traffic may use.")]
+    [Description("Label selector over UpstreamAccounts this user's traffic may use (the shared pool); empty means all.")]
     public LabelSelector? UpstreamSelector { get; set; }
+    [Description("Label selector over UpstreamAccounts dedicated to this user: they are tried first (by priority and weight), and the shared pool (upstreamSelector) only after them, while fallbackToShared is true.")]
+    public LabelSelector? DedicatedSelector { get; set; }
+    [Description("Whether requests go on to the shared pool when no dedicated account can take them (default true). Only used with dedicatedSelector.")]
+    [DefaultValue(true)]
+    public bool FallbackToShared { get; set; } = true;
     [Description("Maximum number of ApiKeys owned by this user.")]
     [Range(0, double.PositiveInfinity)]
     public int? MaxKeys { get; set; }

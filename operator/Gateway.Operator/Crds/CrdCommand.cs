@@ -38,7 +38,7 @@ public static class CrdCommand
     // `dotnet run` starts web projects in the project folder (the Web SDK sets RunWorkingDirectory),
     // so "--out config/crd" would land under operator/Gateway.Operator. A relative path is meant
     // relative to where the user typed the command, which the shell still reports in PWD.
-    private static string ResolveFromInvokingShell(string path)
+    internal static string ResolveFromInvokingShell(string path)
     {
         if (Path.IsPathRooted(path)) return path;
         var pwd = Environment.GetEnvironmentVariable("PWD");

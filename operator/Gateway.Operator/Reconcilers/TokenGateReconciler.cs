@@ -250,6 +250,8 @@ public sealed class TokenGateReconciler(
             AllowedModels = spec.AllowedModels,
             Limits = spec.Limits,
             UpstreamSelector = spec.UpstreamSelector,
+            DedicatedSelector = spec.DedicatedSelector,
+            FallbackToShared = spec.FallbackToShared,
             DiscountRate = spec.DiscountRate,
             Budget = spec.Budget,
             Suspended = spec.Suspended,

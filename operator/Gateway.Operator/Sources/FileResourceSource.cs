@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Gateway.Core.Json;
 using Gateway.Core.Resources;
+using Gateway.Operator.Accounts;
 
 namespace Gateway.Operator.Sources;
 
@@ -13,10 +14,12 @@ public sealed record ResourceSnapshot(
     IReadOnlyList<UserQuota> UserQuotas,
     IReadOnlyList<ApiKey> ApiKeys,
     IReadOnlyDictionary<string, IReadOnlyDictionary<string, byte[]>> Secrets,
-    IReadOnlyList<string> Errors);
+    IReadOnlyList<string> Errors,
+    IReadOnlyList<string>? Notices = null);
 
 /// <summary>
-/// The file source: reads every *.yaml / *.yml under a folder (multi-document), and writes what the
+/// The file source: reads every *.yaml / *.yml under a folder (multi-document) and the raw auth JSON files in its
+/// accounts/ subfolder (converted as `import-accounts` does), and writes what the
 /// operator issues under a state directory: Secrets as manifests in secrets/&lt;namespace&gt;/&lt;name&gt;.yaml
 /// and statuses in status/&lt;namespace&gt;/&lt;kind&gt;.&lt;name&gt;.json.
 /// </summary>
@@ -26,6 +29,7 @@ public sealed class FileResourceSource : IResourceSource
     private readonly string _stateDir;
     private readonly Dictionary<string, (string SpecJson, long Generation)> _generations = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
+    private IReadOnlyDictionary<string, string> _authFiles = new Dictionary<string, string>();
     private IReadOnlyDictionary<string, IReadOnlyDictionary<string, byte[]>> _declaredSecrets =
         new Dictionary<string, IReadOnlyDictionary<string, byte[]>>();
 
@@ -35,6 +39,9 @@ public sealed class FileResourceSource : IResourceSource
         _stateDir = Path.GetFullPath(stateDir);
         if (!Directory.Exists(_folder)) throw new DirectoryNotFoundException($"Source folder '{folder}' does not exist.");
     }
+
+    /// <summary>Subfolder of the source folder whose raw auth JSON files are imported as accounts (see AuthFileDocuments).</summary>
+    public const string AccountsFolder = "accounts";
 
     public string Folder => _folder;
     public string SecretsDir => Path.Combine(_stateDir, "secrets");
@@ -50,19 +57,11 @@ public sealed class FileResourceSource : IResourceSource
         var aks = new List<ApiKey>();
         var secrets = new Dictionary<string, IReadOnlyDictionary<string, byte[]>>(StringComparer.Ordinal);
         var errors = new List<string>();
-        foreach (var (root, file) in ManifestFiles(_folder).Concat(ManifestFiles(PortalKeysDir)))
+        var notices = new List<string>();
+        // Manifests first, then the auth files of accounts/: the iterator runs after the manifests were
+        // taken in, so an object declared in a manifest wins over one converted from an auth file.
+        foreach (var (rel, docs) in ManifestDocuments(errors).Concat(AuthFileDocuments(uas, secrets, errors, notices)))
         {
-            var rel = Path.GetRelativePath(root, file);
-            List<JsonObject> docs;
-            try
-            {
-                docs = YamlDocuments.Parse(File.ReadAllText(file), rel);
-            }
-            catch (Exception e) when (e is InvalidDataException or IOException)
-            {
-                errors.Add(e.Message);
-                continue;
-            }
             foreach (var doc in docs)
             {
                 var kind = doc["kind"]?.GetValue<string>();
@@ -96,7 +95,72 @@ public sealed class FileResourceSource : IResourceSource
             }
         }
         lock (_lock) _declaredSecrets = secrets;
-        return new ResourceSnapshot(uas, uqs, aks, secrets, errors);
+        return new ResourceSnapshot(uas, uqs, aks, secrets, errors, notices);
+    }
+
+    private IEnumerable<(string Rel, List<JsonObject> Docs)> ManifestDocuments(List<string> errors)
+    {
+        foreach (var (root, file) in ManifestFiles(_folder).Concat(ManifestFiles(PortalKeysDir)))
+        {
+            var rel = Path.GetRelativePath(root, file);
+            List<JsonObject> docs;
+            try
+            {
+                docs = YamlDocuments.Parse(File.ReadAllText(file), rel);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException)
+            {
+                errors.Add(e.Message);
+                continue;
+            }
+            yield return (rel, docs);
+        }
+    }
+
+    /// <summary>
+    /// Raw auth files in accounts/ (*.json, not subfolders) become a Secret and an UpstreamAccount each, by the
+    /// conversion `import-accounts` runs with its defaults (namespace default, per-type targets). Unusable files
+    /// are reported and skipped; merged duplicates and objects a manifest already declares are noted.
+    /// </summary>
+    private IEnumerable<(string Rel, List<JsonObject> Docs)> AuthFileDocuments(List<UpstreamAccount> declaredAccounts,
+        Dictionary<string, IReadOnlyDictionary<string, byte[]>> declaredSecrets, List<string> errors, List<string> notices)
+    {
+        var dir = Path.Combine(_folder, AccountsFolder);
+        var authFiles = new Dictionary<string, string>(StringComparer.Ordinal);
+        var converted = new List<(string, List<JsonObject>)>();
+        if (Directory.Exists(dir))
+        {
+            var files = Directory.EnumerateFiles(dir, "*.json", SearchOption.TopDirectoryOnly).Order(StringComparer.Ordinal)
+                .Select(f => new AuthFileInput(f, Path.GetRelativePath(_folder, f))).ToList();
+            var result = AccountImporter.Import(files, new ImportSettings());
+            errors.AddRange(result.Errors.Select(e => e.ToString()));
+            notices.AddRange(result.Merges.Select(m => m.ToString()));
+            var declared = declaredAccounts.Select(u => u.Key).ToHashSet(StringComparer.Ordinal);
+            foreach (var m in result.Manifests)
+            {
+                var ns = m.UpstreamAccount["metadata"]!["namespace"]!.GetValue<string>();
+                var secretName = m.Secret["metadata"]!["name"]!.GetValue<string>();
+                if (declared.Contains($"{ns}/{m.Name}") || declaredSecrets.ContainsKey($"{ns}/{secretName}"))
+                {
+                    notices.Add($"{m.Account.SourceFile}: UpstreamAccount {ns}/{m.Name} or Secret {secretName} is also declared in a manifest; the manifest wins.");
+                    continue;
+                }
+                authFiles[$"{ns}/{secretName}"] = Path.Combine(_folder, m.Account.SourceFile);
+                converted.Add((m.Account.SourceFile, [m.Secret, m.UpstreamAccount]));
+            }
+        }
+        lock (_lock) _authFiles = authFiles;
+        foreach (var c in converted) yield return c; // an iterator: runs only after the manifests were taken in
+    }
+
+    /// <summary>
+    /// The auth file in accounts/ a Secret was converted from at the last load (null for Secrets declared in YAML):
+    /// where a refreshed token pair belongs in file mode (the flat auth JSON of <see cref="ImportedAccount.ToAuthJson"/>
+    /// reads back the same).
+    /// </summary>
+    public string? AuthFilePath(string @namespace, string secretName)
+    {
+        lock (_lock) return _authFiles.GetValueOrDefault($"{@namespace}/{secretName}");
     }
 
     private static IEnumerable<(string Root, string File)> ManifestFiles(string root) =>

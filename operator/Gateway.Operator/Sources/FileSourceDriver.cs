@@ -129,6 +129,7 @@ public sealed partial class FileSourceDriver(
         var snap = source.Load();
         LastSnapshot = snap;
         foreach (var err in snap.Errors) LogInvalidManifest(logger, err);
+        foreach (var notice in snap.Notices ?? []) LogSourceNotice(logger, notice);
         _requeue.Clear();
         var now = DateTimeOffset.UtcNow;
 
@@ -191,6 +192,9 @@ public sealed partial class FileSourceDriver(
 
     [LoggerMessage(101, LogLevel.Warning, "Skipping invalid manifest: {Error}")]
     private static partial void LogInvalidManifest(ILogger logger, string error);
+
+    [LoggerMessage(103, LogLevel.Information, "File source: {Notice}")]
+    private static partial void LogSourceNotice(ILogger logger, string notice);
 
     [LoggerMessage(102, LogLevel.Warning, "The Redis projection is missing (Redis restarted or was flushed); rebuilding it")]
     private static partial void LogProjectionMissing(ILogger logger);

@@ -38,7 +38,7 @@ public sealed class InfoEndpoints(ProxyRequestHandler handler, UpstreamCatalog c
         var models = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var account in snapshot.Accounts)
         {
-            if (account.Disabled || !UpstreamSelector.Matches(c.User.UpstreamSelector, account.Labels)) continue;
+            if (account.Disabled || !UpstreamSelector.MayUse(c.User, account.Labels)) continue;
             foreach (var m in account.Models)
             {
                 if (!string.IsNullOrEmpty(m.Name) && ModelGlob.Allowed(c.Key.AllowedModels, m.Name) && ModelGlob.Allowed(c.User.AllowedModels, m.Name)) models.Add(m.Name);

@@ -306,7 +306,7 @@ public sealed partial class ProxyRequestHandler
         {
             while (attempts < _options.MaxAttempts)
             {
-                var index = UpstreamSelector.Pick(targets, x.Caller.User.UpstreamSelector, tried, out var isProbe);
+                var index = UpstreamSelector.PickFor(targets, x.Caller.User, tried, out var isProbe);
                 if (index < 0) break;
                 tried |= 1UL << index;
                 attempts++;
@@ -369,7 +369,7 @@ public sealed partial class ProxyRequestHandler
                     OnAttemptFailed(target, isProbe, code == 429 ? "429" : "5xx");
                     if (code == 429) CoolDownAsAsked(target, response);
                     // Retry elsewhere only while nothing has reached the client and another account is eligible.
-                    if (attempts < _options.MaxAttempts && UpstreamSelector.HasCandidate(targets, x.Caller.User.UpstreamSelector, tried))
+                    if (attempts < _options.MaxAttempts && UpstreamSelector.HasCandidateFor(targets, x.Caller.User, tried))
                     {
                         response.Dispose();
                         response = null;

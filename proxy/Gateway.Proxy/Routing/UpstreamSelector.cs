@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Gateway.Core.Projection;
 using Gateway.Core.Resources;
 
 namespace Gateway.Proxy.Routing;
@@ -10,6 +11,38 @@ namespace Gateway.Proxy.Routing;
 /// </summary>
 public static class UpstreamSelector
 {
+    /// <summary>
+    /// Picks for a user: the accounts of their <see cref="UserProjection.DedicatedSelector"/> first, then, while
+    /// <see cref="UserProjection.FallbackToShared"/>, the shared pool (<see cref="UserProjection.UpstreamSelector"/>).
+    /// Without a dedicated selector this is <see cref="Pick(UpstreamTarget[], LabelSelector?, ulong, out bool)"/> over the shared pool.
+    /// </summary>
+    public static int PickFor(UpstreamTarget[] targets, UserProjection user, ulong tried, out bool isProbe)
+    {
+        if (user.DedicatedSelector is { } dedicated)
+        {
+            var index = Pick(targets, dedicated, tried, out isProbe);
+            if (index >= 0 || !user.FallbackToShared) return index;
+        }
+        return Pick(targets, user.UpstreamSelector, tried, out isProbe);
+    }
+
+    /// <summary>True when an account not yet tried could take the user's request now, in the order of <see cref="PickFor"/>.</summary>
+    public static bool HasCandidateFor(UpstreamTarget[] targets, UserProjection user, ulong tried)
+    {
+        if (user.DedicatedSelector is { } dedicated)
+        {
+            if (HasCandidate(targets, dedicated, tried)) return true;
+            if (!user.FallbackToShared) return false;
+        }
+        return HasCandidate(targets, user.UpstreamSelector, tried);
+    }
+
+    /// <summary>Whether the user's requests may ever reach <paramref name="labels"/>' account (for listings such as /v1/models).</summary>
+    public static bool MayUse(UserProjection user, Dictionary<string, string>? labels) =>
+        user.DedicatedSelector is { } dedicated
+            ? Matches(dedicated, labels) || user.FallbackToShared && Matches(user.UpstreamSelector, labels)
+            : Matches(user.UpstreamSelector, labels);
+
     /// <summary>Index of the chosen target in <paramref name="targets"/>, or -1. <paramref name="tried"/> is a bit set of indexes already used.</summary>
     public static int Pick(UpstreamTarget[] targets, LabelSelector? selector, ulong tried, out bool isProbe)
     {

@@ -148,6 +148,28 @@ public sealed class FileSourceReconcileTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Dedicated_selector_and_fallback_to_shared_reach_the_user_projection()
+    {
+        _f.CopyRepositorySamples();
+        var yaml = File.ReadAllText(Path.Combine(_f.Folder, "userquota-demo.yaml"))
+            + "  dedicatedSelector:\n    matchLabels:\n      pool: team-a\n  fallbackToShared: false\n";
+        _f.WriteManifest("userquota-demo.yaml", yaml);
+        await _f.Driver.PassAsync(CancellationToken.None);
+        await using var db = _f.Db();
+        var user = await db.Users.SingleAsync();
+        var projection = JsonSerializer.Deserialize<UserProjection>((await _f.Redis.ExecuteAsync("GET", [_f.Keys.User(user.Id.ToString())])).AsString()!, TokenGateJson.Options)!;
+        Assert.Equal("team-a", projection.DedicatedSelector!.MatchLabels!["pool"]);
+        Assert.False(projection.FallbackToShared);
+
+        // Omitted, fallbackToShared defaults to true.
+        _f.WriteManifest("userquota-demo.yaml", yaml.Replace("  fallbackToShared: false\n", "", StringComparison.Ordinal));
+        await _f.Driver.PassAsync(CancellationToken.None);
+        projection = JsonSerializer.Deserialize<UserProjection>((await _f.Redis.ExecuteAsync("GET", [_f.Keys.User(user.Id.ToString())])).AsString()!, TokenGateJson.Options)!;
+        Assert.True(projection.FallbackToShared);
+        Assert.NotNull(projection.DedicatedSelector);
+    }
+
+    [Fact]
     public async Task A_key_whose_owner_is_missing_is_not_ready_and_gets_no_secret()
     {
         _f.WriteManifest("k.yaml", """

@@ -41,7 +41,9 @@ public sealed class FailoverTests : IAsyncLifetime
             using var r = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, Chat));
             return r.StatusCode == HttpStatusCode.OK;
         }, "a request served through the backup");
-        var usage = (await _h.UsageEventsAsync()).Last(e => e.KeyId == c.Key.KeyId);
+        // The usage event is written after the response reached the client (settlement), so wait for it.
+        var usage = await Eventually.ReturnsAsync(async () => (await _h.UsageEventsAsync()).LastOrDefault(e => e.KeyId == c.Key.KeyId && e.Status == 200),
+            "the usage event of the request the backup served");
         Assert.Equal("default/backup", usage.Upstream);
 
         var metrics = await _h.MetricsAsync();
@@ -94,6 +96,37 @@ public sealed class FailoverTests : IAsyncLifetime
             var mine = (await _h.UsageEventsAsync()).Where(e => e.KeyId == c.Key.KeyId).ToList();
             return mine.Count > 0 && mine[^1].Upstream == "default/dedicated";
         }, "a request served by the dedicated account");
+    }
+
+    [Fact]
+    public async Task Dedicated_accounts_serve_first_then_the_shared_pool_unless_fallback_is_off()
+    {
+        var teamA = new LabelSelector { MatchLabels = new() { ["pool"] = "team-a" } };
+        var dedicated = _h.MockUpstream("default/team-a", priority: 5, labels: new() { ["pool"] = "team-a" });
+        await _h.Projection.PutUpstreamsAsync(_h.MockUpstream("default/shared"), dedicated);
+        var withFallback = await _h.CreateCallerAsync(user: u => u with { DedicatedSelector = teamA });
+        var dedicatedOnly = await _h.CreateCallerAsync(user: u => u with { DedicatedSelector = teamA, FallbackToShared = false });
+
+        // The dedicated account serves first although the shared one has the better priority.
+        for (var i = 0; i < 5; i++)
+        {
+            using var r = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", withFallback.ApiKey, Chat));
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        }
+        await Eventually.TrueAsync(async () => (await _h.UsageEventsAsync()).Count(e => e.KeyId == withFallback.Key.KeyId) == 5, "five usage events");
+        Assert.All((await _h.UsageEventsAsync()).Where(e => e.KeyId == withFallback.Key.KeyId), e => Assert.Equal("default/team-a", e.Upstream));
+
+        // The dedicated account goes down: one user moves on to the shared pool, the other gets an error.
+        await _h.Projection.PutUpstreamsAsync(_h.MockUpstream("default/shared"), dedicated with { BaseUrl = "http://127.0.0.1:1/v1" });
+        await Eventually.TrueAsync(async () =>
+        {
+            using var r = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", withFallback.ApiKey, Chat));
+            return r.StatusCode == HttpStatusCode.OK && (await _h.UsageEventsAsync()).Where(e => e.KeyId == withFallback.Key.KeyId).Last().Upstream == "default/shared";
+        }, "the shared pool to serve once the dedicated account fails");
+        var sharedBefore = (await _h.MockRequestsAsync()).Count;
+        using (var r = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", dedicatedOnly.ApiKey, Chat)))
+            Assert.True((int)r.StatusCode >= 500, $"fallbackToShared: false still answered {(int)r.StatusCode}");
+        Assert.Equal(sharedBefore, (await _h.MockRequestsAsync()).Count);
     }
 
     [Fact]

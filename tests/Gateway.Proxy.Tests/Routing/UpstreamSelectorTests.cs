@@ -109,4 +109,39 @@ public sealed class UpstreamSelectorTests
         t.Health.CountRequest();
         Assert.False(t.Health.UnderLimits(2, null));
     }
+
+    private static UserProjection User(LabelSelector? dedicated, bool fallback = true, LabelSelector? shared = null) =>
+        new() { UserId = "u", Name = "default/u", DedicatedSelector = dedicated, FallbackToShared = fallback, UpstreamSelector = shared };
+
+    private static LabelSelector Pool(string pool) => new() { MatchLabels = new() { ["pool"] = pool } };
+
+    [Fact]
+    public void Dedicated_accounts_are_tried_first_whatever_their_priority_then_the_shared_pool()
+    {
+        // The shared account has the better priority; the dedicated one still goes first.
+        UpstreamTarget[] targets = [Target("shared", priority: 0, labels: new() { ["pool"] = "shared" }), Target("mine", priority: 5, labels: new() { ["pool"] = "alice" })];
+        var user = User(Pool("alice"));
+        for (var i = 0; i < 50; i++) Assert.Equal(1, UpstreamSelector.PickFor(targets, user, 0, out _));
+        // Once the dedicated account was tried (or cannot take it), the shared pool is next.
+        Assert.Equal(0, UpstreamSelector.PickFor(targets, user, 1UL << 1, out _));
+        Assert.True(UpstreamSelector.HasCandidateFor(targets, user, 1UL << 1));
+        targets[1].Health.CoolDownFor(TimeSpan.FromMinutes(1));
+        Assert.Equal(0, UpstreamSelector.PickFor(targets, user, 0, out _));
+        // The shared pool is still narrowed by upstreamSelector.
+        Assert.Equal(-1, UpstreamSelector.PickFor(targets, User(Pool("alice"), shared: Pool("other")), 0, out _));
+    }
+
+    [Fact]
+    public void Without_fallback_to_shared_only_dedicated_accounts_serve_the_user()
+    {
+        UpstreamTarget[] targets = [Target("shared", labels: new() { ["pool"] = "shared" }), Target("mine", labels: new() { ["pool"] = "alice" })];
+        var user = User(Pool("alice"), fallback: false);
+        Assert.Equal(1, UpstreamSelector.PickFor(targets, user, 0, out _));
+        Assert.Equal(-1, UpstreamSelector.PickFor(targets, user, 1UL << 1, out _));
+        Assert.False(UpstreamSelector.HasCandidateFor(targets, user, 1UL << 1));
+        Assert.False(UpstreamSelector.MayUse(user, targets[0].Account.Labels));
+        Assert.True(UpstreamSelector.MayUse(User(Pool("alice")), targets[0].Account.Labels));
+        // A user without a dedicated selector uses the shared pool as before.
+        Assert.NotEqual(-1, UpstreamSelector.PickFor(targets, User(null, fallback: false), 0, out _));
+    }
 }
