@@ -6,8 +6,8 @@ using Gateway.Operator.Sources;
 namespace Gateway.Operator.OAuth;
 
 /// <summary>
-/// The Secret in file-source mode: a Secret manifest in the source folder (or, failing that, under the state
-/// directory's secrets/). The version is the SHA-256 of the file's text; a write re-reads the file, refuses if
+/// The Secret in file-source mode: a Secret manifest in the source folder, else the raw auth file in accounts/
+/// the file source converted it from, else a manifest under the state directory's secrets/. The version is the SHA-256 of the file's text; a write re-reads the file, refuses if
 /// the text changed since the read, replaces only that Secret's YAML document (other documents in the file and
 /// the document's leading comments are kept byte for byte) and swaps the file in atomically (temp file + rename),
 /// so the folder watcher and a concurrent reader see the old file or the new one, never half of one.
@@ -19,8 +19,11 @@ public sealed class FileOAuthSecretStore(FileResourceSource source) : IOAuthSecr
     public Task<VersionedSecret?> ReadAsync(string @namespace, string name, bool fresh, CancellationToken cancellationToken)
     {
         var found = Locate(@namespace, name);
-        if (found is null) return Task.FromResult<VersionedSecret?>(null);
-        return Task.FromResult<VersionedSecret?>(new VersionedSecret(ReadData(found.Value.Doc), Hash(found.Value.Text)));
+        if (found is not null) return Task.FromResult<VersionedSecret?>(new VersionedSecret(ReadData(found.Value.Doc), Hash(found.Value.Text)));
+        // A Secret converted from a raw auth file in accounts/: the file is the Secret.
+        if (AuthFile(@namespace, name) is { } authFile && ConvertAuthFile(authFile) is { } data)
+            return Task.FromResult<VersionedSecret?>(new VersionedSecret(data, Hash(File.ReadAllText(authFile))));
+        return Task.FromResult<VersionedSecret?>(null);
     }
 
     public Task<SecretWriteResult> WriteAsync(string @namespace, string name, string expectedVersion, string key, byte[] value, CancellationToken cancellationToken)
@@ -28,17 +31,41 @@ public sealed class FileOAuthSecretStore(FileResourceSource source) : IOAuthSecr
         lock (WriteLock)
         {
             var found = Locate(@namespace, name);
-            if (found is null) return Task.FromResult(SecretWriteResult.NotFound);
+            if (found is null)
+            {
+                // The flat auth JSON (what the conversion produces) replaces the raw file: it reads back as the same account.
+                if (AuthFile(@namespace, name) is not { } authFile) return Task.FromResult(SecretWriteResult.NotFound);
+                if (Hash(File.ReadAllText(authFile)) != expectedVersion) return Task.FromResult(SecretWriteResult.Conflict);
+                ReplaceAtomically(authFile, Encoding.UTF8.GetString(value) + "\n");
+                return Task.FromResult(SecretWriteResult.Written);
+            }
             var (path, text, chunks, index, doc) = found.Value;
             if (Hash(text) != expectedVersion) return Task.FromResult(SecretWriteResult.Conflict);
             var data = new Dictionary<string, byte[]>(ReadData(doc), StringComparer.Ordinal) { [key] = value };
             chunks.Documents[index] = LeadingComments(chunks.Documents[index]) + Render(doc, data);
-            var tmp = path + ".tokengate-tmp";
-            File.WriteAllText(tmp, chunks.Join());
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(tmp, File.GetUnixFileMode(path));
-            File.Move(tmp, path, overwrite: true);
+            ReplaceAtomically(path, chunks.Join());
             return Task.FromResult(SecretWriteResult.Written);
         }
+    }
+
+    private static void ReplaceAtomically(string path, string content)
+    {
+        // Same folder (a rename, not a copy); the suffix keeps it out of the source's *.yaml / accounts/*.json globs.
+        var tmp = path + ".tokengate-tmp";
+        File.WriteAllText(tmp, content);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(tmp, File.GetUnixFileMode(path));
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    private string? AuthFile(string ns, string name) =>
+        source.AuthFilePath(ns, name) is { } path && File.Exists(path) ? path : null;
+
+    /// <summary>The Secret data the file source makes of an auth file (the same conversion, so the versions agree).</summary>
+    private static Dictionary<string, byte[]>? ConvertAuthFile(string path)
+    {
+        var result = Accounts.AccountImporter.Import([new Accounts.AuthFileInput(path, Path.GetFileName(path))], new Accounts.ImportSettings());
+        if (result.Manifests.Count != 1 || result.Manifests[0].Secret["data"] is not JsonObject d) return null;
+        return d.ToDictionary(p => p.Key, p => Convert.FromBase64String(p.Value?.ToString() ?? ""), StringComparer.Ordinal);
     }
 
     private (string Path, string Text, Chunks Chunks, int Index, JsonObject Doc)? Locate(string ns, string name)

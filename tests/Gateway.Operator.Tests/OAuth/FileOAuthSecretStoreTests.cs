@@ -30,6 +30,41 @@ public sealed class FileOAuthSecretStoreTests : IDisposable
         """;
 
     [Fact]
+    public async Task A_Secret_converted_from_an_auth_file_in_accounts_is_written_back_to_that_file()
+    {
+        var accounts = Path.Combine(_source.Folder, FileResourceSource.AccountsFolder);
+        Directory.CreateDirectory(accounts);
+        var file = Path.Combine(accounts, "alice.json");
+        await File.WriteAllTextAsync(file, """
+            {"type":"codex","email":"alice@example.com","account_id":"acct-alice","access_token":"FAKE-at-0","refresh_token":"FAKE-rt-0","expired":"2099-12-31T00:00:00Z"}
+            """);
+        var snapshot = _source.Load();
+        Assert.Empty(snapshot.Errors);
+        var ua = Assert.Single(snapshot.UpstreamAccounts);
+        var secretName = ua.Spec.Credentials.Oauth!.SecretRef.Name;
+        var store = new FileOAuthSecretStore(_source);
+
+        var read = (await store.ReadAsync("default", secretName, fresh: true, CancellationToken.None))!;
+        var auth = OAuthAuthFile.Find(read.Data)!;
+        Assert.Equal("FAKE-rt-0", auth.RefreshToken);
+        var expiry = new DateTimeOffset(2100, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        var refreshed = auth.WithTokens("FAKE-at-1", "FAKE-rt-1", null, expiry, DateTimeOffset.UtcNow);
+        Assert.Equal(SecretWriteResult.Written, await store.WriteAsync("default", secretName, read.Version, auth.SecretKey, refreshed, CancellationToken.None));
+
+        // The file holds the new pair and still converts to the same account; a stale version is refused.
+        snapshot = _source.Load();
+        Assert.Empty(snapshot.Errors);
+        Assert.Equal(ua.Key, Assert.Single(snapshot.UpstreamAccounts).Key);
+        var after = OAuthAuthFile.Find(snapshot.Secrets["default/" + secretName])!;
+        Assert.Equal("FAKE-rt-1", after.RefreshToken);
+        Assert.Equal("FAKE-at-1", after.AccessToken);
+        Assert.Equal(expiry, after.ExpiresAt);
+        Assert.Contains("alice@example.com", await File.ReadAllTextAsync(file), StringComparison.Ordinal);
+        Assert.Equal(SecretWriteResult.Conflict, await store.WriteAsync("default", secretName, read.Version, auth.SecretKey, refreshed, CancellationToken.None));
+        Assert.Single(Directory.GetFiles(accounts));
+    }
+
+    [Fact]
     public async Task Rewrites_only_the_Secret_document_keeps_the_rest_and_refuses_a_stale_version()
     {
         var file = Path.Combine(_source.Folder, "sub.yaml");
