@@ -98,6 +98,10 @@ db_created=1
 
 head -c 32 /dev/urandom | base64 | tr -d '\n' >"$bench/pepper"
 chmod 600 "$bench/pepper"
+# The upstream credential key ring shared by operator and proxy (see config/local/run.sh).
+mkdir -p "$bench/credential-keys"
+head -c 32 /dev/urandom | base64 | tr -d '\n' >"$bench/credential-keys/bench"
+chmod 600 "$bench/credential-keys/bench"
 
 # A user who can never run out: every check runs, none rejects.
 cat >"$bench/samples/bench.yaml" <<YAML
@@ -237,6 +241,7 @@ start_operator() {
     ConnectionStrings__Postgres="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=$database" \
     ConnectionStrings__Redis="127.0.0.1:$redis_port" \
     TokenGate__Redis__KeyPrefix="$prefix" TokenGate__PepperFile="$bench/pepper" \
+    TokenGate__Credentials__KeysDirectory="$bench/credential-keys" \
     TokenGate__PricesDirectory="$root/config/prices" \
     dotnet "$(bin operator/Gateway.Operator)" --source "dir:$bench/samples" --state-dir "$bench/state" --urls "http://127.0.0.1:$operator_port"
 }
@@ -245,6 +250,7 @@ start_operator
 start proxy env \
   ConnectionStrings__Redis="127.0.0.1:$redis_port" \
   TokenGate__Redis__KeyPrefix="$prefix" TokenGate__PepperFile="$bench/pepper" \
+  TokenGate__Credentials__KeysDirectory="$bench/credential-keys" \
   TokenGate__PricesDirectory="$root/config/prices" \
   TokenGate__Management__Urls="http://127.0.0.1:$proxy_mgmt_port" \
   dotnet "$(bin proxy/Gateway.Proxy)" --urls "http://127.0.0.1:$proxy_port"

@@ -14,10 +14,20 @@ if [ ! -s "$data/pepper" ]; then
   head -c 32 /dev/urandom | base64 | tr -d '\n' > "$data/pepper"
   chmod 600 "$data/pepper"
 fi
+# The key that encrypts upstream credentials in Redis, shared by the operator and the proxy: a folder with one
+# file per key id (as the chart's Secret is mounted), generated once per machine. To rotate, add a second file,
+# write its id into "active", restart; remove the old file once the operator has rewritten the projection.
+if [ -z "$(ls -A "$data/credential-keys" 2>/dev/null)" ]; then
+  mkdir -p "$data/credential-keys"
+  chmod 700 "$data/credential-keys"
+  head -c 32 /dev/urandom | base64 | tr -d '\n' > "$data/credential-keys/local-1"
+  chmod 600 "$data/credential-keys/local-1"
+fi
 
 export ConnectionStrings__Postgres="Host=127.0.0.1;Port=55432;Username=postgres;Database=tokengate"
 export ConnectionStrings__Redis="127.0.0.1:56379"
 export TokenGate__PepperFile="$data/pepper"
+export TokenGate__Credentials__KeysDirectory="$data/credential-keys"
 export TokenGate__PricesDirectory="$root/config/prices"
 export TokenGate__PublicBaseUrl="http://127.0.0.1:8080"
 export TokenGate__PortalBaseUrl="http://127.0.0.1:8081"

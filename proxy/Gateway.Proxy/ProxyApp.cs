@@ -5,6 +5,7 @@ using Gateway.Core.Metrics;
 using Gateway.Core.Pricing;
 using Gateway.Core.Projection;
 using Gateway.Core.Redis;
+using Gateway.Core.Security;
 using Gateway.Proxy.Auth;
 using Gateway.Proxy.Configuration;
 using Gateway.Proxy.Endpoints;
@@ -21,7 +22,7 @@ namespace Gateway.Proxy;
 /// <summary>Builds the proxy host; tests and other hosts start it on real Kestrel.</summary>
 /// <remarks>
 /// Configuration: ConnectionStrings:Redis (default 127.0.0.1:56379), TokenGate:Pepper or
-/// TokenGate:PepperFile, TokenGate:PricesDirectory (default config/prices), TokenGate:Redis:KeyPrefix
+/// TokenGate:PepperFile, TokenGate:Credentials:* (<see cref="CredentialKeyConfiguration"/>), TokenGate:PricesDirectory (default config/prices), TokenGate:Redis:KeyPrefix
 /// (default "tg:"), TokenGate:Proxy:* (<see cref="ProxyOptions"/>), TokenGate:LogFormat (text | json).
 /// Serves the API on http://0.0.0.0:8080 unless --urls / ASPNETCORE_URLS say otherwise, and /metrics,
 /// /healthz, /readyz on the management listener, http://0.0.0.0:8090 unless TokenGate:Management:Urls
@@ -65,6 +66,7 @@ public static class ProxyApp
         var prefix = config["TokenGate:Redis:KeyPrefix"];
         if (string.IsNullOrEmpty(prefix)) prefix = ProjectionKeys.DefaultPrefix;
         var hasher = problems.Try(() => KeyHasher.FromConfiguration(config["TokenGate:Pepper"], config["TokenGate:PepperFile"]));
+        var credentials = CredentialKeyConfiguration.Load(config, problems);
         var pricesDirectory = config["TokenGate:PricesDirectory"];
         if (string.IsNullOrEmpty(pricesDirectory)) pricesDirectory = Path.Combine("config", "prices");
         var prices = problems.Try(() => PriceTable.LoadLatest(pricesDirectory), e => $"TokenGate:PricesDirectory ('{pricesDirectory}'): {e.Message}");
@@ -74,6 +76,7 @@ public static class ProxyApp
         services.AddSingleton(Options.Create(options));
         services.AddSingleton(new ProjectionKeys(prefix));
         services.AddSingleton(hasher!);
+        services.AddSingleton(credentials!);
         services.AddSingleton(prices!);
         // Wall clock of the accounts' per-minute windows; a host (or test) may register its own first.
         services.TryAddSingleton(TimeProvider.System);

@@ -30,6 +30,8 @@ public sealed class GatewayStack : IAsyncDisposable
     /// <summary>The proxy's management listener (/metrics, /healthz, /readyz).</summary>
     public Uri ProxyManagementUrl { get; private set; } = null!;
     public FileResourceSource Source { get; private set; } = null!;
+    /// <summary>The credential key ring folder (one file per key id, as a mounted Secret).</summary>
+    public string CredentialKeysDir { get; private set; } = null!;
 
     public static async Task<GatewayStack> StartAsync()
     {
@@ -47,6 +49,8 @@ public sealed class GatewayStack : IAsyncDisposable
         Directory.CreateDirectory(SamplesDir);
         var pepperFile = Path.Combine(root, "pepper");
         await File.WriteAllTextAsync(pepperFile, "e2e-pepper-" + Guid.NewGuid().ToString("N"));
+        // As `make run` does: a folder with one generated key, shared by the operator and the proxy.
+        CredentialKeysDir = TestCredentialKeys.WriteDirectory(root);
 
         var mock = MockUpstreamApp.Build(["--urls", "http://127.0.0.1:0"]);
         MockUrl = await StartAsync(mock);
@@ -63,6 +67,7 @@ public sealed class GatewayStack : IAsyncDisposable
             "--ConnectionStrings:Postgres", Database.ConnectionString,
             "--ConnectionStrings:Redis", TestEnvironment.Redis,
             "--TokenGate:PepperFile", pepperFile,
+            "--TokenGate:Credentials:KeysDirectory", CredentialKeysDir,
             "--TokenGate:Redis:KeyPrefix", RedisPrefix,
             "--TokenGate:PricesDirectory", RepoPaths.Prices,
         ];

@@ -30,7 +30,7 @@ public sealed class OperatorFixture : IAsyncDisposable
         DbFactory = new PooledDbContextFactory<TokenGateDbContext>(
             new DbContextOptionsBuilder<TokenGateDbContext>().UseNpgsql(db.ConnectionString)
                 .ConfigureWarnings(w => w.Ignore(Microsoft.EntityFrameworkCore.Diagnostics.RelationalEventId.PendingModelChangesWarning)).Options);
-        Projection = new ProjectionWriter(redis, Keys);
+        Projection = new ProjectionWriter(redis, Keys, TestCredentialKeys.Protector);
         Reconciler = new TokenGateReconciler(DbFactory, Projection, Hasher, Options.Create(new OperatorOptions()), TimeProvider.System, NullLogger<TokenGateReconciler>.Instance);
         Source = new FileResourceSource(folder, stateDir);
         Driver = new FileSourceDriver(Source, Reconciler, Projection, Options.Create(new OperatorOptions()), NullLogger<FileSourceDriver>.Instance);

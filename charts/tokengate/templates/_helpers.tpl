@@ -75,6 +75,17 @@ app.kubernetes.io/component: {{ .component }}
   value: /tmp
 {{- end -}}
 
+{{- define "tokengate.credentialKeysSecretName" -}}
+{{- .Values.credentialKeys.existingSecret | default (printf "%s-credential-keys" (include "tokengate.fullname" .)) -}}
+{{- end -}}
+
+{{/* The whole credential keys Secret as a folder (one file per key id, and "active"): a rotation adds items. */}}
+{{- define "tokengate.credentialKeysVolume" -}}
+- name: credential-keys
+  secret:
+    secretName: {{ include "tokengate.credentialKeysSecretName" . }}
+{{- end -}}
+
 {{- define "tokengate.pepperVolume" -}}
 - name: pepper
   secret:

@@ -48,14 +48,24 @@ public sealed record UpstreamProjection
     public required string Name { get; init; }
     public required string Provider { get; init; }
     public required string BaseUrl { get; init; }
-    /// <summary>The API key or OAuth access token sent upstream. Never logged.</summary>
+    /// <summary>
+    /// The API key or OAuth access token sent upstream, in memory only. Never logged. In Redis it is null: the
+    /// operator stores <see cref="EncryptedCredential"/> instead, unless it runs without a credential key
+    /// (development setting TokenGate:Credentials:AllowPlaintext).
+    /// </summary>
     public string? Credential { get; init; }
+    /// <summary>The credential sealed by <see cref="Security.CredentialProtector"/> ("v1:keyId:…", account name as associated data).</summary>
+    public string? EncryptedCredential { get; init; }
     public List<UpstreamModel> Models { get; init; } = [];
     public int Priority { get; init; }
     public int Weight { get; init; } = 1;
     public UpstreamLimits? Limits { get; init; }
     public Dictionary<string, string> Labels { get; init; } = [];
     public bool Disabled { get; init; }
+    /// <summary>Extra request headers (spec.headers), validated by the operator.</summary>
+    public Dictionary<string, string>? Headers { get; init; }
+    /// <summary>Upstream path overrides by the route's usual path (spec.paths), validated by the operator.</summary>
+    public Dictionary<string, string>? Paths { get; init; }
     /// <summary>Price version for model price overrides: "ua:namespace/name@generation".</summary>
     public string? PriceVersion { get; init; }
 }

@@ -48,6 +48,10 @@ public sealed class UpstreamAccountSpec
     [Description("When true, the account receives no traffic.")]
     [DefaultValue(false)]
     public bool Disabled { get; set; }
+    [Description("Extra request headers sent to this account with every request, replacing a client header of the same name (e.g. an account-id header an OAuth subscription backend needs). Credentials, Host and framing headers are the proxy's and cannot be set here.")]
+    public Dictionary<string, string>? Headers { get; set; }
+    [Description("Per-route path overrides: the upstream path (after baseUrl) by the route's usual path, one of /chat/completions, /completions, /embeddings, /responses, /messages, /messages/count_tokens. E.g. {\"/responses\": \"/codex/responses\"}. Not for azure-openai, whose URLs follow the deployment.")]
+    public Dictionary<string, string>? Paths { get; set; }
 }
 
 [CelRule("has(self.apiKeySecretRef) != has(self.oauth)", Message = "set exactly one of apiKeySecretRef or oauth")]

@@ -22,6 +22,8 @@ public static class AccountManifestBuilder
     public const string SourceAnnotation = "tokengate.io/imported-from";
     public const string EmailAnnotation = "tokengate.io/account-email";
     public const string AccountIdAnnotation = "tokengate.io/account-id";
+    /// <summary>The header the ChatGPT (Codex) backend reads the account id from.</summary>
+    public const string CodexAccountHeader = "ChatGPT-Account-Id";
 
     public static AccountManifest Build(string name, ImportedAccount account, AccountTarget target, ImportSettings settings)
     {
@@ -48,6 +50,10 @@ public static class AccountManifestBuilder
                 Models = [.. target.Models.Select(m => new UpstreamModel { Name = m })],
                 Priority = settings.Priority ?? 0,
                 Weight = settings.Weight ?? 1,
+                // The ChatGPT (Codex) backend wants the account id on every request.
+                Headers = account.Type == "codex" && account.AccountId is not null
+                    ? new Dictionary<string, string>(StringComparer.Ordinal) { [CodexAccountHeader] = account.AccountId }
+                    : null,
             },
         };
         var uaNode = JsonSerializer.SerializeToNode(ua, TokenGateJson.Options)!.AsObject();

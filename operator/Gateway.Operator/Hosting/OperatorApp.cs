@@ -4,6 +4,7 @@ using Gateway.Core.Keys;
 using Gateway.Core.Metrics;
 using Gateway.Core.Projection;
 using Gateway.Core.Redis;
+using Gateway.Core.Security;
 using Gateway.Core.Storage;
 using Gateway.Operator.KeyRequests;
 using Gateway.Operator.Kubernetes;
@@ -52,6 +53,7 @@ public static class OperatorApp
         if (source is not null && !source.StartsWith("dir:", StringComparison.Ordinal) && source != "kubernetes")
             problems.Add($"TokenGate:Source '{source}' is unknown: use dir:<folder> or kubernetes.");
         var hasher = problems.Try(() => KeyHasher.FromConfiguration(cfg["TokenGate:Pepper"], cfg["TokenGate:PepperFile"]));
+        var credentials = CredentialKeyConfiguration.Load(cfg, problems);
         var operatorOptions = problems.Try(() => cfg.GetSection("TokenGate").Get<OperatorOptions>()) ?? new OperatorOptions();
         problems.AddRange(operatorOptions.Validate());
         var ledgerOptions = problems.Try(() => cfg.GetSection("TokenGate:Ledger").Get<LedgerOptions>()) ?? new LedgerOptions();
@@ -73,6 +75,7 @@ public static class OperatorApp
         s.AddSingleton(NpgsqlDataSource.Create(postgres!));
         s.AddTokenGateStorage(postgres!);
         s.AddSingleton(hasher!);
+        s.AddSingleton(credentials!);
         s.AddSingleton(sp => new RespClient(redisOptions!, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Redis")));
         s.AddSingleton<IRedisClient>(sp => sp.GetRequiredService<RespClient>());
         s.AddSingleton<ProjectionWriter>();
@@ -132,6 +135,8 @@ public static class OperatorApp
         var app = builder.Build();
         // Created now so that tokengate_operator_redis_up is there from the first scrape.
         app.Services.GetRequiredService<OperatorStateMetrics>();
+        if (credentials!.ActiveKeyId is { } activeKey) CredentialLog.Encrypting(app.Logger, activeKey, string.Join(", ", credentials.KeyIds));
+        else CredentialLog.Plaintext(app.Logger);
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapPrometheusMetrics();
         app.MapGet("/readyz", (MigrationState m, IRedisClient r) =>

@@ -2,14 +2,16 @@ using System.Text.Json;
 using Gateway.Core.Json;
 using Gateway.Core.Projection;
 using Gateway.Core.Redis;
+using Gateway.Core.Security;
 
 namespace Gateway.Operator.Projection;
 
 /// <summary>
 /// Writes the Redis projection the proxy reads. The operator is its only writer; every change is
-/// followed by an invalidation message so proxy caches drop the entry at once.
+/// followed by an invalidation message so proxy caches drop the entry at once. Upstream credentials are
+/// encrypted here, the one place they are written, so no caller can put one into Redis in plaintext.
 /// </summary>
-public sealed class ProjectionWriter(IRedisClient redis, ProjectionKeys keys)
+public sealed class ProjectionWriter(IRedisClient redis, ProjectionKeys keys, CredentialProtector credentials)
 {
     // Initialises a balance only when absent (new user or rebuilt Redis), recording which grants it includes.
     private static readonly LuaScript InitBalanceScript = new("""
@@ -77,8 +79,17 @@ public sealed class ProjectionWriter(IRedisClient redis, ProjectionKeys keys)
 
     public async Task WriteUpstreamsAsync(IReadOnlyList<UpstreamProjection> upstreams, CancellationToken ct)
     {
-        await redis.ExecuteAsync("SET", [keys.Upstreams, JsonSerializer.Serialize(upstreams, TokenGateJson.Options)], ct);
+        var stored = new List<UpstreamProjection>(upstreams.Count);
+        foreach (var u in upstreams) stored.Add(Seal(u));
+        await redis.ExecuteAsync("SET", [keys.Upstreams, JsonSerializer.Serialize(stored, TokenGateJson.Options)], ct);
         await PublishAsync(Invalidation.Upstreams, ct);
+    }
+
+    /// <summary>The account as stored: its credential encrypted with the active key (plaintext only without keys, a development setting).</summary>
+    private UpstreamProjection Seal(UpstreamProjection upstream)
+    {
+        if (string.IsNullOrEmpty(upstream.Credential) || !credentials.CanEncrypt) return upstream;
+        return upstream with { Credential = null, EncryptedCredential = credentials.Protect(upstream.Credential, upstream.Name) };
     }
 
     /// <summary>Marks the projection complete; a missing epoch means Redis lost it and it must be rebuilt.</summary>

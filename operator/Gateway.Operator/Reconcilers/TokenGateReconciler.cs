@@ -127,6 +127,8 @@ public sealed class TokenGateReconciler(
             Limits = spec.Limits,
             Labels = ua.Metadata.Labels ?? [],
             Disabled = spec.Disabled,
+            Headers = spec.Headers is { Count: > 0 } ? spec.Headers : null,
+            Paths = spec.Paths is { Count: > 0 } ? spec.Paths : null,
             PriceVersion = $"ua:{ua.Key}@{gen ?? 0}",
         };
         return (p, status);
@@ -151,6 +153,9 @@ public sealed class TokenGateReconciler(
         if (!Uri.TryCreate(spec.BaseUrl, UriKind.Absolute, out var u) || (u.Scheme != "http" && u.Scheme != "https")) return ("InvalidSpec", "spec.baseUrl must be an absolute http(s) URL.");
         if (spec.Models.Count == 0) return ("InvalidSpec", "spec.models must list at least one model.");
         if ((spec.Credentials.ApiKeySecretRef is null) == (spec.Credentials.Oauth is null)) return ("InvalidSpec", "spec.credentials must set exactly one of apiKeySecretRef or oauth.");
+        if (UpstreamRequestRules.HeadersProblem(spec.Headers) is { } headers) return ("InvalidSpec", headers);
+        if (UpstreamRequestRules.PathsProblem(spec.Paths) is { } paths) return ("InvalidSpec", paths);
+        if (spec.Provider == Providers.AzureOpenAI && spec.Paths is { Count: > 0 }) return ("InvalidSpec", "spec.paths cannot be used with azure-openai: its URLs follow the deployment.");
         return null;
     }
 

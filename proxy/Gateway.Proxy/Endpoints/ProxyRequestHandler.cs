@@ -327,6 +327,7 @@ public sealed partial class ProxyRequestHandler
                     Content = new ByteArrayContent(sendBody, 0, sendLength),
                 };
                 HeaderRules.CopyRequestHeaders(context.Request.Headers, request);
+                ProviderAdapter.ApplyAccountHeaders(request, target);
                 // Correlate with the upstream's logs when the client sent no id of its own.
                 if (!context.Request.Headers.ContainsKey("x-request-id")) request.Headers.TryAddWithoutValidation("x-request-id", x.RequestId);
                 ProviderAdapter.ApplyCredential(request, target, route, _options.AnthropicVersion);

@@ -25,9 +25,22 @@ public static class ProviderAdapter
             if (route == ProxyRoute.Responses) return new Uri(basePath + "/responses?" + query);
             return new Uri(string.Concat(basePath, "/deployments/", Uri.EscapeDataString(target.UpstreamModelName), route.UpstreamPath, "?", query));
         }
+        // spec.paths may move a route elsewhere on the account (validated by the operator).
+        var path = target.Account.Paths is { } paths && paths.TryGetValue(route.UpstreamPath, out var custom) ? custom : route.UpstreamPath;
         return string.IsNullOrEmpty(target.BaseQuery)
-            ? new Uri(target.BaseUrl + route.UpstreamPath)
-            : new Uri(string.Concat(target.BaseUrl, route.UpstreamPath, "?", target.BaseQuery));
+            ? new Uri(target.BaseUrl + path)
+            : new Uri(string.Concat(target.BaseUrl, path, "?", target.BaseQuery));
+    }
+
+    /// <summary>Sets the account's extra headers (spec.headers), replacing a client header of the same name.</summary>
+    public static void ApplyAccountHeaders(HttpRequestMessage request, UpstreamTarget target)
+    {
+        if (target.Account.Headers is not { Count: > 0 } headers) return;
+        foreach (var (name, value) in headers)
+        {
+            request.Headers.Remove(name);
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
     }
 
     /// <summary>Sets the credential headers (the client's were not copied) in the provider's style.</summary>

@@ -7,9 +7,12 @@ using Gateway.Core.Json;
 using Gateway.Core.Projection;
 using Gateway.Core.Redis;
 using Gateway.Core.Resources;
+using Gateway.Core.Security;
 using Gateway.Proxy.Configuration;
 using Gateway.Proxy.Forwarding;
 using Gateway.Proxy.Requests;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Proxy.Routing;
@@ -63,7 +66,9 @@ public sealed class UpstreamSnapshot
 
 /// <summary>
 /// The upstream accounts from the Redis projection, cached in process, reloaded after an
-/// "upstreams"/"all" invalidation or the TTL. Per-account health survives reloads.
+/// "upstreams"/"all" invalidation or the TTL. Per-account health survives reloads. Credentials are stored
+/// encrypted (<see cref="CredentialProtector"/>) and decrypted here into the in-memory snapshot only; an account
+/// whose credential does not decrypt is left out of the snapshot, logged once and reported by a gauge.
 /// </summary>
 public sealed class UpstreamCatalog
 {
@@ -77,15 +82,27 @@ public sealed class UpstreamCatalog
     private long _generation;
     private Task<UpstreamSnapshot>? _refresh;
     private readonly Lock _refreshLock = new();
+    private readonly CredentialProtector? _credentials;
+    private readonly ILogger _logger;
+    // Account → "reason|keyId" of the failure last logged, so a bad credential is logged once, not per reload.
+    private readonly ConcurrentDictionary<string, string> _credentialFailures = new(StringComparer.Ordinal);
+    private volatile IReadOnlyList<(string Account, CredentialFailure Failure)> _unusable = [];
 
     /// <param name="time">Wall clock for the accounts' per-minute windows (UTC minutes shared by every replica).</param>
-    public UpstreamCatalog(IRedisClient redis, ProjectionKeys keys, IOptions<ProxyOptions> options, TimeProvider? time = null)
+    /// <param name="credentials">Key ring for encrypted credentials; without it an encrypted account is unusable.</param>
+    public UpstreamCatalog(IRedisClient redis, ProjectionKeys keys, IOptions<ProxyOptions> options, TimeProvider? time = null,
+        CredentialProtector? credentials = null, ILogger<UpstreamCatalog>? logger = null)
     {
         _redis = redis;
         _keys = keys;
         _ttlTicks = (long)(options.Value.PolicyCacheTtlSeconds * Stopwatch.Frequency);
         _time = time ?? TimeProvider.System;
+        _credentials = credentials;
+        _logger = logger ?? NullLogger<UpstreamCatalog>.Instance;
     }
+
+    /// <summary>Accounts of the last snapshot left out because their credential did not decrypt, for the gauge.</summary>
+    public IReadOnlyList<(string Account, CredentialFailure Failure)> UnusableCredentials => _unusable;
 
     /// <summary>Health states of every account seen, for the cooldown gauge.</summary>
     public ICollection<UpstreamHealth> Health => _health.Values;
@@ -134,8 +151,9 @@ public sealed class UpstreamCatalog
         return snapshot;
     }
 
-    internal UpstreamSnapshot Build(List<UpstreamProjection> accounts)
+    internal UpstreamSnapshot Build(List<UpstreamProjection> stored)
     {
+        var accounts = Unseal(stored);
         var openAi = new Dictionary<string, List<UpstreamTarget>>(StringComparer.Ordinal);
         var anthropic = new Dictionary<string, List<UpstreamTarget>>(StringComparer.Ordinal);
         foreach (var account in accounts)
@@ -165,6 +183,48 @@ public sealed class UpstreamCatalog
             }
         }
         return new UpstreamSnapshot(accounts, Freeze(openAi), Freeze(anthropic));
+    }
+
+    /// <summary>The accounts with their credentials decrypted (in memory only); accounts that do not decrypt are left out.</summary>
+    private List<UpstreamProjection> Unseal(List<UpstreamProjection> stored)
+    {
+        List<(string, CredentialFailure)>? unusable = null;
+        var accounts = new List<UpstreamProjection>(stored.Count);
+        foreach (var account in stored)
+        {
+            if (account.EncryptedCredential is not { } envelope)
+            {
+                // Plaintext: an operator in development mode (no key), or one older than encryption during an upgrade.
+                accounts.Add(account);
+                _credentialFailures.TryRemove(account.Name, out _);
+                continue;
+            }
+            string? keyId;
+            CredentialFailure failure;
+            if (_credentials is null)
+            {
+                failure = CredentialFailure.UnknownKey;
+                keyId = CredentialProtector.KeyIdOf(envelope);
+            }
+            else if (_credentials.TryUnprotect(envelope, account.Name, out var credential, out failure, out keyId))
+            {
+                accounts.Add(account with { Credential = credential, EncryptedCredential = null });
+                _credentialFailures.TryRemove(account.Name, out _);
+                continue;
+            }
+            (unusable ??= []).Add((account.Name, failure));
+            var signature = failure + "|" + keyId;
+            if (_credentialFailures.TryGetValue(account.Name, out var logged) && logged == signature) continue;
+            _credentialFailures[account.Name] = signature;
+            if (failure == CredentialFailure.UnknownKey) CredentialLog.UnknownKey(_logger, account.Name, keyId ?? "?");
+            else CredentialLog.Invalid(_logger, account.Name, keyId ?? "?");
+        }
+        foreach (var name in _credentialFailures.Keys)
+        {
+            if (!stored.Exists(a => a.Name == name)) _credentialFailures.TryRemove(name, out _);
+        }
+        _unusable = unusable is null ? [] : unusable;
+        return accounts;
     }
 
     private static (string BaseUrl, string Query) SplitBase(string baseUrl)

@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using Gateway.Core.Redis;
+using Gateway.Core.Security;
 using Gateway.Proxy.Routing;
 
 namespace Gateway.Proxy.Telemetry;
@@ -27,6 +28,8 @@ public sealed class ProxyMetrics : IDisposable
         UpstreamRequests = _meter.CreateCounter<long>("tokengate_proxy_upstream_requests_total", description: "Attempts sent upstream, by account and outcome.");
         InFlight = _meter.CreateUpDownCounter<long>("tokengate_proxy_inflight_requests", description: "Requests in flight in this process.");
         _meter.CreateObservableGauge("tokengate_proxy_upstream_cooldown", () => ObserveCooldown(catalog), description: "1 while an upstream account is cooling down or half-open.");
+        _meter.CreateObservableGauge("tokengate_proxy_upstream_credential_unusable", () => ObserveUnusableCredentials(catalog),
+            description: "1 for an upstream account left out because its stored credential does not decrypt, by reason (unknown_key: this proxy lacks the key id; invalid: altered or moved).");
         _meter.CreateObservableGauge("tokengate_proxy_redis_up", () => redis.IsConnected ? 1 : 0, description: "1 while the proxy's Redis connection is up (requests are refused with 503 otherwise).");
     }
 
@@ -53,6 +56,15 @@ public sealed class ProxyMetrics : IDisposable
     private static IEnumerable<Measurement<int>> ObserveCooldown(UpstreamCatalog catalog)
     {
         foreach (var h in catalog.Health) yield return new Measurement<int>(h.CooldownGauge, new KeyValuePair<string, object?>("upstream", h.Name));
+    }
+
+    private static IEnumerable<Measurement<int>> ObserveUnusableCredentials(UpstreamCatalog catalog)
+    {
+        foreach (var (account, failure) in catalog.UnusableCredentials)
+        {
+            yield return new Measurement<int>(1, new KeyValuePair<string, object?>("upstream", account),
+                new KeyValuePair<string, object?>("reason", failure == CredentialFailure.UnknownKey ? "unknown_key" : "invalid"));
+        }
     }
 
     public void Dispose() => _meter.Dispose();

@@ -252,9 +252,51 @@ public sealed class HelmChartTests
             Assert.Equal("tokengate-pepper", volume["secret"]!["secretName"]!.GetValue<string>());
             var item = Assert.Single(volume["secret"]!["items"]!.AsArray())!;
             Assert.Equal(("value", Path.GetFileName(pepperFile)), (item["key"]!.GetValue<string>(), item["path"]!.GetValue<string>()));
+            Assert.Equal("platform-credential-keys", CredentialKeysVolume(d)["secret"]!["secretName"]!.GetValue<string>());
             Assert.Equal("registry.example.com/platform/" + name["tokengate-".Length..] + ":0.1.0", c["image"]!.GetValue<string>());
             Assert.Equal("registry-credentials", PodSpec(d)["imagePullSecrets"]![0]!["name"]!.GetValue<string>());
         }
+    }
+
+    /// <summary>The Secret volume behind TokenGate__Credentials__KeysDirectory, mounted whole (no items) at that folder.</summary>
+    private static JsonObject CredentialKeysVolume(JsonObject deployment)
+    {
+        var c = Container(deployment);
+        var folder = Env(c)["TokenGate__Credentials__KeysDirectory"]["value"]!.GetValue<string>();
+        var mount = c["volumeMounts"]!.AsArray().Single(v => v!["mountPath"]!.GetValue<string>() == folder)!;
+        Assert.True(mount["readOnly"]!.GetValue<bool>());
+        var volume = PodSpec(deployment)["volumes"]!.AsArray().Single(v => v!["name"]!.GetValue<string>() == mount["name"]!.GetValue<string>())!.AsObject();
+        Assert.Null(volume["secret"]!["items"]); // every key id and "active": a rotation only edits the Secret
+        return volume;
+    }
+
+    [Fact]
+    public async Task A_generated_credential_key_is_random_kept_and_mounted_in_the_operator_and_the_proxy_only()
+    {
+        var m = await Helm.TemplateAsync();
+        var first = m.Get("Secret", "tokengate-credential-keys");
+        var second = (await Helm.TemplateAsync()).Get("Secret", "tokengate-credential-keys");
+        Assert.Equal("keep", first["metadata"]!["annotations"]!["helm.sh/resource-policy"]!.GetValue<string>());
+        string Item(JsonObject s, string key) => Encoding.ASCII.GetString(Convert.FromBase64String(s["data"]![key]!.GetValue<string>()));
+        // The item is what the processes read: 32 random bytes in base64 (AES-256), and "active" names it.
+        Assert.Equal(32, Convert.FromBase64String(Item(first, "k1")).Length);
+        Assert.Equal("k1", Item(first, "active"));
+        Assert.NotEqual(Item(first, "k1"), Item(second, "k1"));
+        var template = await File.ReadAllTextAsync(Path.Combine(Helm.ChartDirectory, "templates", "credential-keys-secret.yaml"));
+        Assert.Contains("lookup \"v1\" \"Secret\" .Release.Namespace $name", template, StringComparison.Ordinal);
+
+        foreach (var name in new[] { "tokengate-operator", "tokengate-proxy" })
+        {
+            Assert.Equal("tokengate-credential-keys", CredentialKeysVolume(m.Get("Deployment", name))["secret"]!["secretName"]!.GetValue<string>());
+        }
+        var portal = m.Get("Deployment", "tokengate-portal");
+        Assert.False(Env(Container(portal)).ContainsKey("TokenGate__Credentials__KeysDirectory"), "the portal never sees upstream credentials");
+        Assert.DoesNotContain(PodSpec(portal)["volumes"]!.AsArray(), v => v!["secret"]?["secretName"]?.GetValue<string>() == "tokengate-credential-keys");
+
+        // An existing Secret replaces the generated one.
+        var existing = await Helm.TemplateAsync(set: ["credentialKeys.existingSecret=my-keys"]);
+        Assert.Null(existing.Find("Secret", "tokengate-credential-keys"));
+        Assert.Equal("my-keys", CredentialKeysVolume(existing.Get("Deployment", "tokengate-proxy"))["secret"]!["secretName"]!.GetValue<string>());
     }
 
     [Fact]

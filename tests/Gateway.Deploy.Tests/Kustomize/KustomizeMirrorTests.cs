@@ -8,7 +8,8 @@ namespace Gateway.Deploy.Tests.Kustomize;
 
 /// <summary>
 /// config/default (kubectl apply -k) mirrors the chart: the same CRDs, the same RBAC and the same workloads as
-/// `helm template tokengate -n tokengate-system` with the pepper in the tokengate-pepper Secret.
+/// `helm template tokengate -n tokengate-system` with the pepper in the tokengate-pepper Secret and the credential
+/// keys in the tokengate-credential-keys Secret.
 /// </summary>
 public sealed class KustomizeMirrorTests
 {
@@ -28,7 +29,7 @@ public sealed class KustomizeMirrorTests
     }
 
     private static Task<Manifests> ChartAsync() =>
-        Helm.TemplateAsync(set: ["pepper.existingSecret=tokengate-pepper"], includeCrds: true);
+        Helm.TemplateAsync(set: ["pepper.existingSecret=tokengate-pepper", "credentialKeys.existingSecret=tokengate-credential-keys"], includeCrds: true);
 
     [Fact]
     public async Task Kustomize_renders_the_whole_installation_into_tokengate_system()

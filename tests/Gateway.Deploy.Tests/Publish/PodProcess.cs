@@ -86,10 +86,15 @@ public sealed partial class PodProcess : IAsyncDisposable
             if (volume["secret"] is { } secret)
             {
                 var secretName = secret["secretName"]!.GetValue<string>();
-                foreach (var item in secret["items"]!.AsArray())
+                // Without items, the kubelet projects every key of the Secret as a file of that name.
+                var items = secret["items"] is JsonArray listed
+                    ? listed.Select(i => (Key: i!["key"]!.GetValue<string>(), Path: i["path"]!.GetValue<string>())).ToList()
+                    : inputs.Secrets.Keys.Where(k => k.Secret == secretName).Select(k => (k.Key, Path: k.Key)).ToList();
+                Assert.True(items.Count > 0, $"Secret volume {secretName}: no keys given in the pod inputs");
+                foreach (var (key, path) in items)
                 {
-                    var file = Path.Combine(host, item!["path"]!.GetValue<string>());
-                    File.WriteAllText(file, Lookup(inputs.Secrets, (secretName, item["key"]!.GetValue<string>()), "Secret volume"));
+                    var file = Path.Combine(host, path);
+                    File.WriteAllText(file, Lookup(inputs.Secrets, (secretName, key), "Secret volume"));
                     File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
                 }
                 File.SetUnixFileMode(host, ReadOnlyDirectory);

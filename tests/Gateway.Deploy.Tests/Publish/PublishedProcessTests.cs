@@ -11,13 +11,14 @@ namespace Gateway.Deploy.Tests.Publish;
 /// <summary>
 /// The chart and the binaries agree: each `dotnet publish -c Release` output, started with exactly the command,
 /// args, env, working directory, volumes and user of its rendered Deployment (Secrets given local values: a
-/// throw-away database, a unique Redis prefix, a fresh pepper), becomes ready on its probe port and serves.
+/// throw-away database, a unique Redis prefix, a fresh pepper and credential key), becomes ready on its probe port and serves.
 /// </summary>
 public sealed class PublishedProcessTests(PublishedApps apps) : IClassFixture<PublishedApps>
 {
     private const string RedisPrefix = "TokenGate__Redis__KeyPrefix";
     private static readonly TimeSpan StartTimeout = TimeSpan.FromMinutes(2);
     private readonly string _pepper = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+    private readonly string _credentialKey = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
     private readonly string _prefix = TestEnvironment.UniqueRedisPrefix();
 
     private JsonObject Deployment(string component) => apps.Chart.Get("Deployment", "tokengate-" + component);
@@ -35,6 +36,9 @@ public sealed class PublishedProcessTests(PublishedApps apps) : IClassFixture<Pu
                 [("tokengate-postgres", "connectionString")] = db.ConnectionString,
                 [("tokengate-redis", "connectionString")] = TestEnvironment.Redis,
                 [("tokengate-pepper", "pepper")] = _pepper,
+                // The chart's generated credential keys Secret: one key and the active key id.
+                [("tokengate-credential-keys", "k1")] = _credentialKey,
+                [("tokengate-credential-keys", "active")] = "k1",
             },
             Fields = { ["metadata.name"] = $"tokengate-{component}-5f7c9d-x2k4q", ["metadata.namespace"] = "tokengate-system" },
             // Only where the chart sets it (the portal does not use Redis).

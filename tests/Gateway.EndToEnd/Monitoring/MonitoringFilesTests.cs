@@ -13,6 +13,7 @@ public sealed partial class MonitoringFilesTests
         "UpstreamAccountDown", "UpstreamErrorRateHigh", "UpstreamCredentialsExpiring", "ProxyOverheadHigh",
         "ProxyErrorRateHigh", "ProxyRejectionsSpike", "UserBudgetNearlyExhausted", "UsagePipelineLagging",
         "LedgerWriterStalled", "RedisUnavailable", "OperatorReconcileErrors", "OperatorNoLeader",
+        "UpstreamCredentialUnreadable",
     ];
 
     public static string RulesFile => Path.Combine(RepoPaths.Root, "config", "prometheus", "tokengate-rules.yaml");

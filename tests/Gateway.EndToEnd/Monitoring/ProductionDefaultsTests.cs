@@ -11,6 +11,9 @@ namespace Gateway.EndToEnd.Monitoring;
 /// </summary>
 public sealed class ProductionDefaultsTests
 {
+    // A 16-byte key: valid base64, wrong length for AES-256.
+    private static readonly string ShortKey = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+
     private static async Task<ChildProcess> ExitsAsync(string project, string[] args, Dictionary<string, string> env)
     {
         var p = ChildProcess.StartApp(project, args, env);
@@ -39,9 +42,11 @@ public sealed class ProductionDefaultsTests
             ["TokenGate__Management__Urls"] = "ftp://127.0.0.1:0",
             ["TokenGate__PricesDirectory"] = "/nonexistent/prices",
             ["ConnectionStrings__Redis"] = "127.0.0.1:notaport",
+            ["TokenGate__Credentials__Keys__short"] = ShortKey,
         });
         AssertProblems(p, "TokenGate:Proxy:MaxAttempts", "TokenGate:Proxy:CooldownSeconds", "TokenGate:LogFormat", "TokenGate:Management:Urls",
-            "TokenGate:PricesDirectory", "ConnectionStrings:Redis", "TokenGate:PepperFile");
+            "TokenGate:PricesDirectory", "ConnectionStrings:Redis", "TokenGate:PepperFile", "TokenGate:Credentials:Keys:short must be 32 bytes");
+        Assert.DoesNotContain(p.Stderr, l => l.Contains(ShortKey, StringComparison.Ordinal)); // key material is never printed
     }
 
     [Fact]
@@ -53,7 +58,9 @@ public sealed class ProductionDefaultsTests
             ["TokenGate__Ledger__BatchSize"] = "0",
             ["TokenGate__Pepper"] = "0123456789abcdef0123",
         });
-        AssertProblems(p, "ConnectionStrings:Postgres", "ConnectionStrings:Redis", "TokenGate:Source", "TokenGate:PublicBaseUrl", "TokenGate:Ledger:BatchSize");
+        // No credential key and no development opt-out: the operator refuses to store upstream credentials in plaintext.
+        AssertProblems(p, "ConnectionStrings:Postgres", "ConnectionStrings:Redis", "TokenGate:Source", "TokenGate:PublicBaseUrl", "TokenGate:Ledger:BatchSize",
+            "No credential encryption key configured");
     }
 
     [Fact]
@@ -83,6 +90,7 @@ public sealed class ProductionDefaultsTests
                 ["TokenGate__Pepper"] = "logs-test-pepper-0123456789abcdef",
                 ["TokenGate__Redis__KeyPrefix"] = TestEnvironment.UniqueRedisPrefix(),
                 ["TokenGate__LogFormat"] = "json",
+                ["TokenGate__Credentials__KeysDirectory"] = TestCredentialKeys.WriteDirectory(root),
             });
             var url = (await op.ListeningUrlsAsync(1))[0];
             using var http = new HttpClient();

@@ -61,6 +61,7 @@ public sealed class PrometheusEndToEndTests : IAsyncLifetime
             ["ConnectionStrings__Postgres"] = _db.ConnectionString,
             ["ConnectionStrings__Redis"] = TestEnvironment.Redis,
             ["TokenGate__PepperFile"] = pepper,
+            ["TokenGate__Credentials__KeysDirectory"] = TestCredentialKeys.WriteDirectory(_root),
             ["TokenGate__Redis__KeyPrefix"] = TestEnvironment.UniqueRedisPrefix(),
             ["TokenGate__PricesDirectory"] = RepoPaths.Prices,
             ["TokenGate__Management__Urls"] = "http://127.0.0.1:0",

@@ -98,8 +98,11 @@ public sealed class ImportAccountsCommandTests : IDisposable
         var codex = Doc(defaults.Stdout, "UpstreamAccount", "codex-bob-example-com")["spec"]!;
         Assert.Equal(("openai", "https://chatgpt.com/backend-api/codex"), (codex["provider"]!.GetValue<string>(), codex["baseUrl"]!.GetValue<string>()));
         Assert.Equal("https://auth.openai.com/oauth/token", codex["credentials"]!["oauth"]!["tokenUrl"]!.GetValue<string>());
+        // The ChatGPT backend reads the account id from a header, which the importer writes into spec.headers.
+        Assert.Equal("acct-fake-bob-0003", codex["headers"]!["ChatGPT-Account-Id"]!.GetValue<string>());
         var claude = Doc(defaults.Stdout, "UpstreamAccount", "claude-carol-example-com")["spec"]!;
         Assert.Equal("anthropic", claude["provider"]!.GetValue<string>());
+        Assert.Null(claude["headers"]);
 
         var r = Invoke(terminal: false, Path.Combine(AccountSamples.Folder, "codex-cli-bob-auth.json"),
             "--provider", "openai-compatible", "--base-url", "http://127.0.0.1:8089/v1", "--token-url", "http://127.0.0.1:8089/oauth/token",

@@ -72,6 +72,7 @@ public sealed class KubernetesHarness : IAsyncDisposable
             "--ConnectionStrings:Postgres", Database.ConnectionString,
             "--ConnectionStrings:Redis", TestEnvironment.Redis,
             "--TokenGate:Pepper", Pepper,
+            .. TestCredentialKeys.Args,
             "--TokenGate:Redis:KeyPrefix", Keys.Prefix,
             "--TokenGate:Kubernetes:LeaseDuration", "00:00:03",
             "--TokenGate:Kubernetes:RenewDeadline", "00:00:02",

@@ -88,7 +88,7 @@ public abstract class KubernetesSourceTests : IAsyncLifetime
         }
         Assert.True(await _h.RedisHasKeyAsync(key));
         var upstreams = JsonSerializer.Deserialize<List<UpstreamProjection>>((await _h.Redis.ExecuteAsync("GET", [_h.Keys.Upstreams])).AsString()!, TokenGateJson.Options)!;
-        Assert.Equal("mock-upstream-key", Assert.Single(upstreams).Credential);
+        Assert.Equal("mock-upstream-key", TestCredentialKeys.Open(Assert.Single(upstreams)));
 
         // kubectl describe shows what happened.
         await Eventually.TrueAsync(async () => await EventReasonsAsync("demo") is var r && r.Contains("KeyIssued") && r.Contains("GrantCredited"), "KeyIssued and GrantCredited events");
@@ -195,7 +195,7 @@ public abstract class KubernetesSourceTests : IAsyncLifetime
     private async Task<string?> UpstreamCredentialAsync()
     {
         var json = (await _h.Redis.ExecuteAsync("GET", [_h.Keys.Upstreams])).AsString();
-        return json is null ? null : JsonSerializer.Deserialize<List<UpstreamProjection>>(json, TokenGateJson.Options)!.SingleOrDefault()?.Credential;
+        return json is null ? null : JsonSerializer.Deserialize<List<UpstreamProjection>>(json, TokenGateJson.Options)!.SingleOrDefault() is { } u ? TestCredentialKeys.Open(u) : null;
     }
 
     [KubeFact]

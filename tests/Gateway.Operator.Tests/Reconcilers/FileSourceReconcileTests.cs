@@ -7,6 +7,7 @@ using Gateway.Core.Projection;
 using Gateway.Core.Resources;
 using Gateway.Core.Storage;
 using Gateway.Operator.Sources;
+using Gateway.Testing;
 using Gateway.Kubernetes.Runtime;
 using Microsoft.EntityFrameworkCore;
 
@@ -60,7 +61,10 @@ public sealed class FileSourceReconcileTests : IAsyncLifetime
 
         var upstreams = JsonSerializer.Deserialize<List<UpstreamProjection>>((await _f.Redis.ExecuteAsync("GET", [_f.Keys.Upstreams])).AsString()!, TokenGateJson.Options)!;
         var mock = Assert.Single(upstreams);
-        Assert.Equal("mock-upstream-key", mock.Credential);
+        // Encrypted with the active key for this account; no plaintext in Redis.
+        Assert.Null(mock.Credential);
+        Assert.StartsWith("v1:" + TestCredentialKeys.KeyId + ":", mock.EncryptedCredential, StringComparison.Ordinal);
+        Assert.Equal("mock-upstream-key", TestCredentialKeys.Open(mock));
         Assert.Equal("http://127.0.0.1:8089/v1", mock.BaseUrl);
 
         var status = _f.Source.ReadStatus<ApiKeyStatus>("ApiKey", "default", "demo")!;
@@ -220,6 +224,28 @@ public sealed class FileSourceReconcileTests : IAsyncLifetime
         Assert.Equal("SecretNotFound", Conditions.Find(status.Conditions, "CredentialsValid")!.Reason);
         var upstreams = JsonSerializer.Deserialize<List<UpstreamProjection>>((await _f.Redis.ExecuteAsync("GET", [_f.Keys.Upstreams])).AsString()!, TokenGateJson.Options)!;
         Assert.Empty(upstreams);
+    }
+
+    [Fact]
+    public async Task Account_headers_and_paths_reach_the_projection_and_unsafe_ones_keep_the_account_out()
+    {
+        _f.CopyRepositorySamples();
+        var sample = File.ReadAllText(Path.Combine(_f.Folder, "upstreamaccount-mock.yaml"));
+        _f.WriteManifest("upstreamaccount-mock.yaml", sample + "  headers:\n    ChatGPT-Account-Id: acct-7\n  paths:\n    /responses: /codex/responses\n");
+        await _f.Driver.PassAsync(CancellationToken.None);
+        var upstream = Assert.Single(JsonSerializer.Deserialize<List<UpstreamProjection>>((await _f.Redis.ExecuteAsync("GET", [_f.Keys.Upstreams])).AsString()!, TokenGateJson.Options)!);
+        Assert.Equal("acct-7", upstream.Headers!["ChatGPT-Account-Id"]);
+        Assert.Equal("/codex/responses", upstream.Paths!["/responses"]);
+
+        // A header the proxy owns (the credential) is refused with a clear condition, and the account leaves the projection.
+        _f.WriteManifest("upstreamaccount-mock.yaml", sample + "  headers:\n    Authorization: Bearer smuggled\n");
+        await _f.Driver.PassAsync(CancellationToken.None);
+        var status = _f.Source.ReadStatus<UpstreamAccountStatus>("UpstreamAccount", "default", "mock")!;
+        var ready = Conditions.Find(status.Conditions, "Ready")!;
+        Assert.Equal("InvalidSpec", ready.Reason);
+        Assert.Contains("Authorization", ready.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("smuggled", ready.Message, StringComparison.Ordinal);
+        Assert.Empty(JsonSerializer.Deserialize<List<UpstreamProjection>>((await _f.Redis.ExecuteAsync("GET", [_f.Keys.Upstreams])).AsString()!, TokenGateJson.Options)!);
     }
 
     [Fact]

@@ -91,6 +91,7 @@ public sealed class BrowserStack : IAsyncDisposable
             "--ConnectionStrings:Postgres", Database.ConnectionString,
             "--ConnectionStrings:Redis", TestEnvironment.Redis,
             "--TokenGate:PepperFile", pepperFile,
+            .. TestCredentialKeys.Args,
             "--TokenGate:Redis:KeyPrefix", RedisPrefix,
             "--TokenGate:PricesDirectory", RepoPaths.Prices,
         ];

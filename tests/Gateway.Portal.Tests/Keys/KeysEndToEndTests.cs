@@ -50,6 +50,7 @@ public sealed partial class KeysEndToEndTests : IAsyncLifetime
             "--ConnectionStrings:Postgres", _h.ConnectionString,
             "--ConnectionStrings:Redis", TestEnvironment.Redis,
             "--TokenGate:PepperFile", pepper,
+            .. TestCredentialKeys.Args,
             "--TokenGate:Redis:KeyPrefix", TestEnvironment.UniqueRedisPrefix(),
             "--TokenGate:PricesDirectory", RepoPaths.Prices,
         ];

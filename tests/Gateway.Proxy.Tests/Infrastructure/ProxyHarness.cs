@@ -74,6 +74,7 @@ public sealed class ProxyHarness : IAsyncDisposable
             {
                 ["ConnectionStrings:Redis"] = redis ?? TestEnvironment.Redis,
                 ["TokenGate:Pepper"] = Pepper,
+                [Gateway.Core.Security.CredentialKeyConfiguration.KeysSetting + ":" + TestCredentialKeys.KeyId] = TestCredentialKeys.Key,
                 ["TokenGate:PricesDirectory"] = RepositoryRoot.PricesDirectory,
                 ["TokenGate:Redis:KeyPrefix"] = prefix,
                 ["Logging:LogLevel:Default"] = "Warning",
@@ -236,9 +237,12 @@ public sealed class ProjectionWriter(IRedisClient redis, ProjectionKeys keys, Ke
         await PublishAsync(Invalidation.ForKey(hash));
     }
 
+    /// <summary>Stores the accounts as the operator does: each credential encrypted with the test key ring.</summary>
     public async Task PutUpstreamsAsync(params UpstreamProjection[] upstreams)
     {
-        await redis.ExecuteAsync("SET", [keys.Upstreams, JsonSerializer.Serialize(upstreams.ToList(), TokenGateJson.Options)]);
+        var stored = upstreams.Select(u => string.IsNullOrEmpty(u.Credential) ? u
+            : u with { Credential = null, EncryptedCredential = TestCredentialKeys.Protector.Protect(u.Credential, u.Name) }).ToList();
+        await redis.ExecuteAsync("SET", [keys.Upstreams, JsonSerializer.Serialize(stored, TokenGateJson.Options)]);
         await PublishAsync(Invalidation.Upstreams);
     }
 
