@@ -49,6 +49,8 @@ public sealed class OAuthStack : IAsyncDisposable
         Directory.CreateDirectory(SamplesDir);
         var pepperFile = Path.Combine(root, "pepper");
         await File.WriteAllTextAsync(pepperFile, "oauth-pepper-" + Guid.NewGuid().ToString("N"));
+        // Credentials are encrypted in the projection: one generated key, shared by the operator and the proxy.
+        var credentialKeys = TestCredentialKeys.WriteDirectory(root);
 
         OAuthMock = await MockUpstreamServer.StartAsync(
         [
@@ -80,6 +82,7 @@ public sealed class OAuthStack : IAsyncDisposable
             "--ConnectionStrings:Postgres", Database.ConnectionString,
             "--ConnectionStrings:Redis", TestEnvironment.Redis,
             "--TokenGate:PepperFile", pepperFile,
+            "--TokenGate:Credentials:KeysDirectory", credentialKeys,
             "--TokenGate:Redis:KeyPrefix", redisPrefix,
             "--TokenGate:PricesDirectory", RepoPaths.Prices,
         ];
