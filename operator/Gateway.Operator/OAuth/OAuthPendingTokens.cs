@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Gateway.Core.Redis;
+using Gateway.Core.Security;
 
 namespace Gateway.Operator.OAuth;
 
@@ -17,19 +18,32 @@ public sealed record PendingTokens(string SecretKey, string AuthJson, string Use
 /// crashes in between leaves it for the next leader, which writes it to the Secret before refreshing again.
 /// Redis rather than PostgreSQL: it needs no schema change and the operator already depends on it for the
 /// lease; losing Redis and crashing inside the same few milliseconds is the remaining (documented) window.
+/// The auth JSON is encrypted with the projection's credential key ring (AES-GCM, bound to the account), so
+/// Redis never holds a token in plaintext unless the ring runs without keys (development).
 /// </summary>
-public sealed class OAuthPendingTokens(IRedisClient redis, OAuthRedisKeys keys)
+public sealed class OAuthPendingTokens(IRedisClient redis, OAuthRedisKeys keys, CredentialProtector credentials)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
-    public async Task SaveAsync(string account, PendingTokens pending, CancellationToken ct) =>
-        await redis.ExecuteAsync("SET", [keys.Pending(account), JsonSerializer.Serialize(pending, Json)], ct);
+    public async Task SaveAsync(string account, PendingTokens pending, CancellationToken ct)
+    {
+        var stored = credentials.CanEncrypt ? pending with { AuthJson = credentials.Protect(pending.AuthJson, AssociatedData(account)) } : pending;
+        await redis.ExecuteAsync("SET", [keys.Pending(account), JsonSerializer.Serialize(stored, Json)], ct);
+    }
 
     public async Task<PendingTokens?> GetAsync(string account, CancellationToken ct)
     {
         var r = await redis.ExecuteAsync("GET", [keys.Pending(account)], ct);
-        return r.IsNull ? null : JsonSerializer.Deserialize<PendingTokens>(r.AsString()!, Json);
+        if (r.IsNull) return null;
+        var stored = JsonSerializer.Deserialize<PendingTokens>(r.AsString()!, Json);
+        if (stored is null || !CredentialProtector.IsEnvelope(stored.AuthJson)) return stored;
+        if (!credentials.TryUnprotect(stored.AuthJson, AssociatedData(account), out var json, out var failure, out var keyId))
+            throw new InvalidOperationException($"The pending OAuth token pair of {account} does not decrypt ({failure}, key id '{keyId}'): the key that wrote it must stay in the credential key ring until the pair is written.");
+        return stored with { AuthJson = json };
     }
+
+    // Bound to the account and to this use, so the ciphertext is useless as a projection credential or for another account.
+    private static string AssociatedData(string account) => account + "#oauth-pending";
 
     public async Task DeleteAsync(string account, CancellationToken ct) =>
         await redis.ExecuteAsync("DEL", [keys.Pending(account)], ct);

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using System.Security.Cryptography;
+using Gateway.Core.Security;
 using Gateway.MockUpstream;
 using Gateway.Operator.OAuth;
 using Gateway.Testing;
@@ -15,6 +17,7 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
     private OperatorFixture _f = null!;
     private MockUpstreamServer _mock = null!;
     private OAuthRedisKeys _keys = null!;
+    private readonly CredentialProtector _ring = new(new Dictionary<string, byte[]> { ["k1"] = RandomNumberGenerator.GetBytes(32) }, "k1");
 
     public async Task InitializeAsync()
     {
@@ -33,7 +36,7 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
         new FileOAuthAccounts(_f.Source, _f.Driver),
         new OAuthTokenClient(new HttpClient()),
         new OAuthRefreshLease(_f.Redis, _keys),
-        new OAuthPendingTokens(_f.Redis, _keys),
+        new OAuthPendingTokens(_f.Redis, _keys, _ring),
         new OAuthStateStore(_f.Redis, _keys),
         Options.Create(options ?? new OAuthRefreshOptions { MinBackoff = TimeSpan.FromSeconds(10), MaxBackoff = TimeSpan.FromSeconds(60) }),
         time,
@@ -70,8 +73,13 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
         var newRefresh = answer["refresh_token"]!.GetValue<string>();
         var auth = OAuthAuthFile.Find(_f.Source.Load().Secrets["default/crash-auth"])!;
         var json = auth.WithTokens(answer["access_token"]!.GetValue<string>(), newRefresh, null, DateTimeOffset.UtcNow.AddHours(1), DateTimeOffset.UtcNow);
-        await new OAuthPendingTokens(_f.Redis, _keys).SaveAsync("default/crash", new PendingTokens("auth.json", Encoding.UTF8.GetString(json),
+        await new OAuthPendingTokens(_f.Redis, _keys, _ring).SaveAsync("default/crash", new PendingTokens("auth.json", Encoding.UTF8.GetString(json),
             OAuthAuthFile.Fingerprint(t0.RefreshToken), OAuthAuthFile.Fingerprint(newRefresh), DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddHours(1)), CancellationToken.None);
+
+        // Redis holds the pending pair encrypted.
+        var raw = (await _f.Redis.ExecuteAsync("GET", [_keys.Pending("default/crash")])).AsString()!;
+        Assert.DoesNotContain(newRefresh, raw, StringComparison.Ordinal);
+        Assert.DoesNotContain(answer["access_token"]!.GetValue<string>(), raw, StringComparison.Ordinal);
 
         await Refresher(TimeProvider.System).PassAsync(CancellationToken.None);
 
@@ -94,7 +102,7 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
         WriteAccount("superseded", OAuthManifests.AuthJson(t0, DateTimeOffset.UtcNow.AddSeconds(-3590)), _mock.TokenUrl.ToString());
         await _f.Driver.PassAsync(CancellationToken.None);
         // A pair left over from tokens that are no longer in the Secret (someone signed in again since).
-        await new OAuthPendingTokens(_f.Redis, _keys).SaveAsync("default/superseded", new PendingTokens("auth.json", "{\"access_token\":\"stale\"}",
+        await new OAuthPendingTokens(_f.Redis, _keys, _ring).SaveAsync("default/superseded", new PendingTokens("auth.json", "{\"access_token\":\"stale\"}",
             OAuthAuthFile.Fingerprint("an-older-refresh-token"), OAuthAuthFile.Fingerprint("its-successor"), DateTimeOffset.UtcNow, null), CancellationToken.None);
         var refresher = Refresher(TimeProvider.System);
 
