@@ -1,5 +1,6 @@
 using Gateway.MockUpstream.Anthropic;
 using Gateway.MockUpstream.Hosting;
+using Gateway.MockUpstream.OAuth;
 using Gateway.MockUpstream.OpenAI;
 using Gateway.MockUpstream.Recording;
 using Gateway.MockUpstream.Responses;
@@ -26,14 +27,17 @@ public static class MockUpstreamApp
         options.Validate();
         var recorder = new RequestRecorder(options.Record, options.RecordCapacity);
         var stats = new RequestStats();
+        var tokens = new OAuthTokenStore(options.OAuth, TimeProvider.System);
         builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(tokens);
         builder.Services.AddSingleton(recorder);
         builder.Services.AddSingleton(stats);
 
         var app = builder.Build();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.MockUpstream");
-        var pipeline = new MockPipeline(recorder, stats, options.ApiKey, logger);
+        var pipeline = new MockPipeline(recorder, stats, options.ApiKey, logger, options.OAuth.RequireAccessToken ? tokens : null);
         app.MapControlEndpoints(recorder, stats);
+        app.MapOAuthEndpoints(tokens);
         app.MapProviderEndpoints(pipeline, new ModelsEndpoint(options.Models is { Length: > 0 } m ? m : MockUpstreamOptions.DefaultModels));
         return app;
     }

@@ -22,8 +22,12 @@ public sealed class MockUpstreamOptions
     public static IReadOnlyList<string> DefaultModels { get; } =
         ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "claude-sonnet-4-5"];
 
+    /// <summary>The OAuth token endpoint (Mock:OAuth:*): access-token lifetime, client id, and whether API routes require its tokens.</summary>
+    public OAuth.MockOAuthOptions OAuth { get; set; } = new();
+
     internal void Validate()
     {
+        OAuth.Validate();
         if (RecordCapacity < 1)
             throw new InvalidOperationException($"Mock:RecordCapacity must be at least 1 (was {RecordCapacity}).");
     }

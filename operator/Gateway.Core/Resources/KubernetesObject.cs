@@ -13,6 +13,8 @@ public static class TokenGateApi
     public const string Category = "tokengate";
     public const string Finalizer = "tokengate.io/finalizer";
     public const string RotateAnnotation = "tokengate.io/rotate";
+    /// <summary>On an OAuth UpstreamAccount: a new value asks the operator to refresh the access token now.</summary>
+    public const string RefreshAnnotation = "tokengate.io/refresh";
 }
 
 /// <summary>Standard object metadata (the subset TokenGate reads and writes).</summary>

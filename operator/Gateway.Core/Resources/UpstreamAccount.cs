@@ -74,6 +74,9 @@ public sealed class OAuthCredentials
     [Description("OAuth client id used for refresh.")]
     [Required, MinLength(1)]
     public string ClientId { get; set; } = "";
+    [Description("How long before the access token expires the operator refreshes it (Go duration, default 5m).")]
+    [RegularExpression(SchemaPatterns.Duration), DefaultValue("5m")]
+    public string? RefreshBefore { get; set; }
 }
 
 public sealed class UpstreamModel

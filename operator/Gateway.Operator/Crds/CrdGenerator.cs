@@ -65,6 +65,8 @@ public static class CrdGenerator
             new("Models", "string", ".spec.models[*].name", "Models this account serves."),
             new("Priority", "integer", ".spec.priority", "Priority tier; lower tiers are tried first."),
             new("Healthy", "string", ".status.conditions[?(@.type==\"Healthy\")].status", "Whether recent requests to the provider succeeded."),
+            // A string, not a date: kubectl prints future dates as <invalid>.
+            new("Expires", "string", ".status.tokenExpiresAt", "When the OAuth access token expires (the operator refreshes it oauth.refreshBefore ahead)."),
             Ready,
             Age,
         ]),

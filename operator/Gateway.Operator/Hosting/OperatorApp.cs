@@ -9,6 +9,7 @@ using Gateway.Core.Storage;
 using Gateway.Operator.KeyRequests;
 using Gateway.Operator.Kubernetes;
 using Gateway.Operator.Ledger;
+using Gateway.Operator.OAuth;
 using Gateway.Operator.Projection;
 using Gateway.Operator.Reconcilers;
 using Gateway.Operator.Sources;
@@ -57,6 +58,8 @@ public static class OperatorApp
         problems.AddRange(operatorOptions.Validate());
         var ledgerOptions = problems.Try(() => cfg.GetSection("TokenGate:Ledger").Get<LedgerOptions>()) ?? new LedgerOptions();
         problems.AddRange(ledgerOptions.Validate());
+        var oauthOptions = problems.Try(() => cfg.GetSection("TokenGate:OAuth").Get<OAuthRefreshOptions>()) ?? new OAuthRefreshOptions();
+        problems.AddRange(oauthOptions.Validate());
         if (source == "kubernetes" && problems.Try(() => KubernetesSourceOptions.From(cfg)) is { } kubernetes)
         {
             problems.Try(() => Gateway.Kubernetes.Client.KubernetesClientConfiguration.Load(kubernetes.Kubeconfig),
@@ -114,6 +117,8 @@ public static class OperatorApp
         s.AddSingleton<OperatorStateMetrics>();
         s.AddSingleton<UsageBacklogMonitor>();
         s.AddSingleton<UserBudgetMonitor>();
+        s.Configure<OAuthRefreshOptions>(cfg.GetSection("TokenGate:OAuth"));
+        if (oauthOptions.Enabled) s.AddOAuthRefresh(fileSource: !leaderOnly);
         s.Configure<KeyRequestOptions>(cfg.GetSection("TokenGate:KeyRequests"));
         s.AddSingleton<KeyRequestProcessor>();
         s.AddSingleton<KeyRequestService>();
@@ -124,6 +129,7 @@ public static class OperatorApp
             s.AddHostedService(sp => sp.GetRequiredService<ReservationSweeper>());
             s.AddHostedService(sp => sp.GetRequiredService<UsageBacklogMonitor>());
             s.AddHostedService(sp => sp.GetRequiredService<UserBudgetMonitor>());
+            if (oauthOptions.Enabled) s.AddHostedService(sp => sp.GetRequiredService<OAuthRefresher>());
         }
 
         var app = builder.Build();

@@ -50,6 +50,7 @@ public sealed class KubernetesOperator : IDisposable
         Manager = new ControllerManager(Client, election, loggerFactory);
         Source = new KubernetesResourceSource(Client);
         var events = new EventRecorder(Client, new EventRecorderOptions { Component = "tokengate-operator", Instance = Identity }, loggerFactory);
+        Events = events;
 
         var scope = new InformerOptions { Namespace = options.Namespace };
         ApiKeyInformer = Manager.Informer(Client.Resource<ApiKey>(TokenGateResources.ApiKeys, TokenGateJson.Options), scope);
@@ -97,6 +98,8 @@ public sealed class KubernetesOperator : IDisposable
         Manager.Add(new LeaderOnlyService("UsageBacklogMonitor", () => services.GetRequiredService<Telemetry.UsageBacklogMonitor>()));
         Manager.Add(new LeaderOnlyService("UserBudgetMonitor", () => services.GetRequiredService<Telemetry.UserBudgetMonitor>()));
         Manager.Add(new LeaderOnlyService("KeyRequests", () => services.GetRequiredService<KeyRequests.KeyRequestService>()));
+        if (services.GetService<IOptions<OAuth.OAuthRefreshOptions>>()?.Value.Enabled == true)
+            Manager.Add(new LeaderOnlyService("OAuthRefresher", () => services.GetRequiredService<OAuth.OAuthRefresher>()));
 
         Log.Starting(logger, options.Namespace is null ? "all namespaces" : "namespace " + options.Namespace,
             election is null ? "disabled" : "enabled", leaseNamespace, options.LeaseName, Identity);
@@ -106,6 +109,7 @@ public sealed class KubernetesOperator : IDisposable
     public KubernetesClient Client { get; }
     public ControllerManager Manager { get; }
     public KubernetesResourceSource Source { get; }
+    public EventRecorder Events { get; }
 
     /// <summary>This replica's lease identity: pod name (or host name) plus a random suffix.</summary>
     public string Identity { get; }
@@ -131,6 +135,9 @@ public sealed class KubernetesOperator : IDisposable
         foreach (var e in UpstreamAccountInformer.Store.List()) _upstreams.Enqueue(e.Key);
         foreach (var e in ApiKeyInformer.Store.List()) _apiKeys.Enqueue(e.Key);
     }
+
+    /// <summary>Queues one UpstreamAccount (its OAuth refresh state changed).</summary>
+    public void EnqueueUpstream(string key) => _upstreams.Enqueue(key);
 
     private void EnqueueKeysOf(string userQuotaKey)
     {

@@ -34,7 +34,8 @@ public sealed class TokenGateReconciler(
     IOptions<OperatorOptions> options,
     TimeProvider time,
     ILogger<TokenGateReconciler> logger,
-    Telemetry.OperatorStateMetrics? metrics = null)
+    Telemetry.OperatorStateMetrics? metrics = null,
+    OAuth.OAuthStateStore? oauthState = null)
 {
     private static readonly TimeSpan DefaultGrace = TimeSpan.FromHours(24);
     private readonly OperatorOptions _options = options.Value;
@@ -54,8 +55,18 @@ public sealed class TokenGateReconciler(
 
         var problem = ValidateUpstream(spec);
         string? credential = null;
+        string? refreshToken = null;
         DateTimeOffset? expiresAt = null;
-        if (problem is null) (credential, expiresAt, problem) = await ResolveCredentialAsync(ns, spec.Credentials, source, ct);
+        if (problem is null) (credential, expiresAt, problem, refreshToken) = await ResolveCredentialAsync(ns, spec.Credentials, source, ct);
+        // With the OAuth refresher on, its state decides whether the token is usable (refused refresh, expiry).
+        string? oauthNote = null;
+        if (problem is null && spec.Credentials.Oauth is { } oauth && oauthState is not null)
+        {
+            var verdict = OAuth.OAuthCredentialStatus.Evaluate(await oauthState.GetOrEmptyAsync(ua.Key, ct), refreshToken, expiresAt, now, oauth.SecretRef.Name);
+            problem = verdict.Problem;
+            oauthNote = verdict.Note;
+            status.LastRefreshAt = verdict.LastRefreshAt ?? status.LastRefreshAt;
+        }
 
         await using (var db = await dbFactory.CreateDbContextAsync(ct))
         {
@@ -76,7 +87,7 @@ public sealed class TokenGateReconciler(
             row.DeletedAt = null;
             // For the portal's admin overview, which reads PostgreSQL only.
             row.TokenExpiresAt = expiresAt;
-            row.LastError = problem?.Message;
+            row.LastError = problem?.Message ?? oauthNote;
             await db.SaveChangesAsync(ct);
         }
 
@@ -93,7 +104,8 @@ public sealed class TokenGateReconciler(
             return (null, status);
         }
 
-        Conditions.Set(status.Conditions, "CredentialsValid", Conditions.True, "CredentialsResolved", "Credentials were read from the referenced Secret.", gen, now);
+        Conditions.Set(status.Conditions, "CredentialsValid", Conditions.True, "CredentialsResolved",
+            oauthNote is null ? "Credentials were read from the referenced Secret." : "Credentials were read from the referenced Secret. " + oauthNote, gen, now);
         if (Conditions.Find(status.Conditions, "Healthy") is null)
         {
             Conditions.Set(status.Conditions, "Healthy", Conditions.Unknown, "NoTrafficYet", "No requests have been forwarded yet.", gen, now);
@@ -101,7 +113,7 @@ public sealed class TokenGateReconciler(
         Conditions.Set(status.Conditions, "Ready", spec.Disabled ? Conditions.False : Conditions.True,
             spec.Disabled ? "Disabled" : "Reconciled",
             spec.Disabled ? "The account is disabled and receives no traffic." : $"Serving {spec.Models.Count} model(s).", gen, now);
-        status.LastError = null;
+        status.LastError = oauthNote;
 
         var p = new UpstreamProjection
         {
@@ -147,32 +159,33 @@ public sealed class TokenGateReconciler(
         return null;
     }
 
-    private static async Task<(string?, DateTimeOffset?, (string Reason, string Message)?)> ResolveCredentialAsync(string ns, UpstreamCredentials creds, IResourceSource source, CancellationToken ct)
+    private static async Task<(string?, DateTimeOffset?, (string Reason, string Message)?, string? RefreshToken)> ResolveCredentialAsync(string ns, UpstreamCredentials creds, IResourceSource source, CancellationToken ct)
     {
         if (creds.ApiKeySecretRef is { } r)
         {
             var secret = await source.GetSecretAsync(ns, r.Name, ct);
-            if (secret is null) return (null, null, ("SecretNotFound", $"Secret '{r.Name}' was not found in namespace '{ns}'."));
-            if (!secret.TryGetValue(r.Key, out var bytes) || bytes.Length == 0) return (null, null, ("SecretKeyMissing", $"Secret '{r.Name}' has no key '{r.Key}'."));
-            return (Encoding.UTF8.GetString(bytes).Trim(), null, null);
+            if (secret is null) return (null, null, ("SecretNotFound", $"Secret '{r.Name}' was not found in namespace '{ns}'."), null);
+            if (!secret.TryGetValue(r.Key, out var bytes) || bytes.Length == 0) return (null, null, ("SecretKeyMissing", $"Secret '{r.Name}' has no key '{r.Key}'."), null);
+            return (Encoding.UTF8.GetString(bytes).Trim(), null, null, null);
         }
         var o = creds.Oauth!;
         var s = await source.GetSecretAsync(ns, o.SecretRef.Name, ct);
-        if (s is null) return (null, null, ("SecretNotFound", $"Secret '{o.SecretRef.Name}' was not found in namespace '{ns}'."));
+        if (s is null) return (null, null, ("SecretNotFound", $"Secret '{o.SecretRef.Name}' was not found in namespace '{ns}'."), null);
         foreach (var (_, value) in s)
         {
             try
             {
                 using var doc = JsonDocument.Parse(value);
                 if (doc.RootElement.TryGetProperty("access_token", out var at) && at.GetString() is { Length: > 0 } token)
-                    return (token, OAuthExpiry.Read(doc.RootElement), null);
+                    return (token, OAuthExpiry.Read(doc.RootElement), null,
+                        doc.RootElement.TryGetProperty("refresh_token", out var rt) && rt.ValueKind == JsonValueKind.String ? rt.GetString() : null);
             }
             catch (JsonException)
             {
                 // Not the auth JSON; look at the next key.
             }
         }
-        return (null, null, ("SecretKeyMissing", $"Secret '{o.SecretRef.Name}' holds no auth JSON with an access_token."));
+        return (null, null, ("SecretKeyMissing", $"Secret '{o.SecretRef.Name}' holds no auth JSON with an access_token."), null);
     }
 
     // ---------------------------------------------------------------- UserQuota

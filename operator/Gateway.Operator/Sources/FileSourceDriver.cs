@@ -27,6 +27,9 @@ public sealed partial class FileSourceDriver(
     /// <summary>Completed reconcile passes (observability for tools and tests).</summary>
     public int Passes => Volatile.Read(ref _passes);
 
+    /// <summary>The folder as the last pass read it (the OAuth refresher lists accounts from it).</summary>
+    public ResourceSnapshot? LastSnapshot { get; private set; }
+
     /// <summary>Raised after each pass.</summary>
     public event Action<int>? PassCompleted;
 
@@ -124,6 +127,7 @@ public sealed partial class FileSourceDriver(
     private async Task PassCoreAsync(CancellationToken ct)
     {
         var snap = source.Load();
+        LastSnapshot = snap;
         foreach (var err in snap.Errors) LogInvalidManifest(logger, err);
         foreach (var notice in snap.Notices ?? []) LogSourceNotice(logger, notice);
         _requeue.Clear();

@@ -26,6 +26,8 @@ public sealed class OperatorStateMetrics : IDisposable
             description: "1 when an UpstreamAccount is Ready, 0 when it is not for a problem (credentials, spec); disabled accounts are not listed.");
         _meter.CreateObservableGauge("tokengate_operator_upstream_credentials_expiry_timestamp_seconds", () => Observe(_credentialsExpiry),
             description: "Unix time at which an UpstreamAccount's OAuth access token expires (from its auth JSON).");
+        _meter.CreateObservableGauge("tokengate_upstream_token_expiry_seconds", ObserveSecondsLeft,
+            description: "Seconds until an UpstreamAccount's OAuth access token expires (negative once expired); the operator refreshes it oauth.refreshBefore ahead.");
         _meter.CreateObservableGauge("tokengate_operator_user_budget_used_ratio", ObserveBudget,
             description: "Spend in the current budget period over the budget amount, per UserQuota with a budget (refreshed every TokenGate:BudgetMetricsInterval).");
     }
@@ -49,6 +51,14 @@ public sealed class OperatorStateMetrics : IDisposable
         if (!OperatorMetrics.IsLeader) yield break;
         foreach (var (name, value) in values)
             yield return new Measurement<double>(value.ToDouble(System.Globalization.CultureInfo.InvariantCulture), new KeyValuePair<string, object?>("upstream", name));
+    }
+
+    private IEnumerable<Measurement<double>> ObserveSecondsLeft()
+    {
+        if (!OperatorMetrics.IsLeader) yield break;
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
+        foreach (var (name, expiry) in _credentialsExpiry)
+            yield return new Measurement<double>(Math.Round(expiry - now, 3), new KeyValuePair<string, object?>("upstream", name));
     }
 
     private IEnumerable<Measurement<double>> ObserveBudget()

@@ -23,7 +23,7 @@ internal enum BodyKind
 /// The steps every API request goes through, in order: count, read the body, record, authenticate,
 /// delay, faults and injected statuses, body validation, then the endpoint.
 /// </summary>
-internal sealed partial class MockPipeline(RequestRecorder recorder, RequestStats stats, string? apiKey, ILogger logger)
+internal sealed partial class MockPipeline(RequestRecorder recorder, RequestStats stats, string? apiKey, ILogger logger, OAuth.OAuthTokenStore? requiredTokens = null)
 {
     // Credential headers besides Authorization: Anthropic's and Azure's.
     private static readonly string[] s_keyHeaders = ["x-api-key", "api-key"];
@@ -157,12 +157,20 @@ internal sealed partial class MockPipeline(RequestRecorder recorder, RequestStat
         return true;
     }
 
-    private bool Matches(ReadOnlySpan<char> credential) =>
-        !credential.IsEmpty && (string.IsNullOrEmpty(apiKey) || credential.SequenceEqual(apiKey));
-
-    private static bool Fail(out string failure)
+    private bool Matches(ReadOnlySpan<char> credential)
     {
-        failure = "Incorrect API key provided to the mock upstream (it expects the key configured as Mock:ApiKey).";
+        if (credential.IsEmpty) return false;
+        // Mock:OAuth:RequireAccessToken: the configured key (if any) or a live access token from /oauth/token.
+        if (requiredTokens is not null)
+            return (!string.IsNullOrEmpty(apiKey) && credential.SequenceEqual(apiKey)) || requiredTokens.TryUseAccessToken(credential.ToString());
+        return string.IsNullOrEmpty(apiKey) || credential.SequenceEqual(apiKey);
+    }
+
+    private bool Fail(out string failure)
+    {
+        failure = requiredTokens is not null
+            ? "The access token is expired, revoked or was not issued by the mock's OAuth provider (Mock:OAuth:RequireAccessToken is on)."
+            : "Incorrect API key provided to the mock upstream (it expects the key configured as Mock:ApiKey).";
         return false;
     }
 

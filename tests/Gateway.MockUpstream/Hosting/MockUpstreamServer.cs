@@ -77,6 +77,30 @@ public sealed class MockUpstreamServer : IAsyncDisposable
         await _control.GetFromJsonAsync<StatsSnapshot>("_mock/stats", s_json, cancellationToken)
         ?? throw new InvalidOperationException("GET /_mock/stats returned no body.");
 
+    /// <summary>The OAuth token endpoint, http://127.0.0.1:{port}/oauth/token.</summary>
+    public Uri TokenUrl => new(BaseAddress, "oauth/token");
+
+    /// <summary>POST /_mock/oauth/accounts/{account}: signs an account in (a new token family) and returns its first pair.</summary>
+    public async Task<OAuth.IssuedTokens> SignInAsync(string account, double? expiresInSeconds = null, CancellationToken cancellationToken = default)
+    {
+        var query = expiresInSeconds is { } e ? "?expiresIn=" + e.ToString(System.Globalization.CultureInfo.InvariantCulture) : "";
+        using var response = await _control.PostAsync($"_mock/oauth/accounts/{Uri.EscapeDataString(account)}{query}", null, cancellationToken);
+        response.EnsureSuccessStatusCode();
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken));
+        var r = doc.RootElement;
+        return new OAuth.IssuedTokens(r.GetProperty("access_token").GetString()!, r.GetProperty("refresh_token").GetString()!,
+            r.GetProperty("expires_in").GetDouble(), account);
+    }
+
+    /// <summary>POST /_mock/oauth/accounts/{account}/revoke: kills every refresh and access token of the account.</summary>
+    public async Task RevokeAsync(string account, CancellationToken cancellationToken = default) =>
+        (await _control.PostAsync($"_mock/oauth/accounts/{Uri.EscapeDataString(account)}/revoke", null, cancellationToken)).EnsureSuccessStatusCode();
+
+    /// <summary>GET /_mock/oauth/accounts/{account}: refresh, invalid_grant and request counts, and the live refresh token.</summary>
+    public async Task<OAuth.OAuthAccountStats> GetOAuthStatsAsync(string account, CancellationToken cancellationToken = default) =>
+        await _control.GetFromJsonAsync<OAuth.OAuthAccountStats>($"_mock/oauth/accounts/{Uri.EscapeDataString(account)}", s_json, cancellationToken)
+        ?? throw new InvalidOperationException("GET /_mock/oauth/accounts/{account} returned no body.");
+
     public async ValueTask DisposeAsync()
     {
         _control.Dispose();

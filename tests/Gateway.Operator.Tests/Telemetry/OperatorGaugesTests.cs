@@ -98,6 +98,10 @@ public sealed class OperatorGaugesTests : IAsyncLifetime
         Assert.DoesNotContain(lines, l => l.StartsWith("tokengate_operator_upstream_ready{upstream=\"default/off-" + id, StringComparison.Ordinal));
         Assert.Contains($"tokengate_operator_upstream_credentials_expiry_timestamp_seconds{{upstream=\"default/oauth-{id}\"}} {expiry.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)}", lines);
         Assert.DoesNotContain(lines, l => l.Contains("at-" + id, StringComparison.Ordinal));
+        // The same expiry as seconds left (years here), next to the timestamp.
+        var left = lines.Single(l => l.StartsWith($"tokengate_upstream_token_expiry_seconds{{upstream=\"default/oauth-{id}\"}} ", StringComparison.Ordinal));
+        var seconds = double.Parse(left[(left.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+        Assert.InRange(seconds, (expiry - DateTimeOffset.UtcNow).TotalSeconds - 60, (expiry - DateTimeOffset.UtcNow).TotalSeconds + 1);
 
         await reconciler.DeleteUpstreamAsync("default", "oauth-" + id, CancellationToken.None);
         Assert.DoesNotContain(Lines(), l => l.Contains("default/oauth-" + id, StringComparison.Ordinal));
