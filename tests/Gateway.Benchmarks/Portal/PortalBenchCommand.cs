@@ -66,9 +66,9 @@ public static class PortalBenchCommand
         var ledger = new LedgerQueries(db);
         var csv = new UsageCsvExport(db);
         var filter = new UsageFilter { Model = "gpt-4o" };
-        var adminQueries = new Gateway.Portal.Admin.AdminQueries(new ContextFactory(connectionString), TimeProvider.System);
-        var spendClock = new SteppingClock();
-        var spendSnapshot = new Gateway.Portal.Admin.SpendSnapshot(new ContextFactory(connectionString), spendClock);
+        var adminQueries = new Gateway.Portal.Admin.AdminQueries(new BenchContextFactory(connectionString), TimeProvider.System);
+        var spendClock = new SpendSteppingClock();
+        var spendSnapshot = new Gateway.Portal.Admin.SpendSnapshot(new BenchContextFactory(connectionString), spendClock);
         await spendSnapshot.GetAsync(default);
 
         // The cursor of page 100 of the filtered table, reached as a user would: 99 clicks on "Older".
@@ -139,20 +139,9 @@ public static class PortalBenchCommand
         return 0;
     }
 
-    private sealed class ContextFactory(string connectionString) : Microsoft.EntityFrameworkCore.IDbContextFactory<Gateway.Core.Storage.TokenGateDbContext>
-    {
-        public Gateway.Core.Storage.TokenGateDbContext CreateDbContext() => Gateway.Core.Storage.StorageServiceCollectionExtensions.CreateContext(connectionString);
-    }
 
-    /// <summary>A clock that moves past the snapshot's refresh interval on demand.</summary>
-    private sealed class SteppingClock : TimeProvider
-    {
-        private long _ticks;
-        public void Step() => Interlocked.Add(ref _ticks, Gateway.Portal.Admin.SpendSnapshot.RefreshInterval.Ticks + 1);
-        public override DateTimeOffset GetUtcNow() => base.GetUtcNow().AddTicks(Interlocked.Read(ref _ticks));
-    }
 
-    private sealed class SpendRefresh(Gateway.Portal.Admin.SpendSnapshot snapshot, SteppingClock clock)
+    private sealed class SpendRefresh(Gateway.Portal.Admin.SpendSnapshot snapshot, SpendSteppingClock clock)
     {
         public async Task RunAsync()
         {
@@ -161,7 +150,7 @@ public static class PortalBenchCommand
         }
     }
 
-    private static async Task<double[]> TimeAsync(int iterations, Func<Task> run, int warmUp = 3)
+    internal static async Task<double[]> TimeAsync(int iterations, Func<Task> run, int warmUp = 3)
     {
         for (var i = 0; i < warmUp; i++) await run(); // warm-up: plans cached, pages in shared buffers
         var ms = new double[iterations];
@@ -174,7 +163,7 @@ public static class PortalBenchCommand
         return ms;
     }
 
-    private static double Percentile(double[] values, double p)
+    internal static double Percentile(double[] values, double p)
     {
         var sorted = values.Order().ToArray();
         var rank = (int)Math.Ceiling(p / 100 * sorted.Length) - 1;

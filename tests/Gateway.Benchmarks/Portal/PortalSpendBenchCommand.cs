@@ -59,10 +59,10 @@ public static class PortalSpendBenchCommand
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"filled usage_daily_by_user with {(long)users * days:N0} rows ({users:N0} users × {days} days) and usage_daily_by_model with {models * days:N0} in {fill.Elapsed.TotalSeconds:F1} s"));
 
-        var clock = new SteppingClock();
-        var snapshot = new Gateway.Portal.Admin.SpendSnapshot(new ContextFactory(connectionString), clock);
-        var read = await TimeAsync(iterations, async () => { clock.Step(); await snapshot.GetAsync(default); });
-        var cached = await TimeAsync(iterations, async () => await snapshot.GetAsync(default));
+        var clock = new SpendSteppingClock();
+        var snapshot = new Gateway.Portal.Admin.SpendSnapshot(new BenchContextFactory(connectionString), clock);
+        var read = await PortalBenchCommand.TimeAsync(iterations, async () => { clock.Step(); await snapshot.GetAsync(default); });
+        var cached = await PortalBenchCommand.TimeAsync(iterations, async () => await snapshot.GetAsync(default));
         var figures = await snapshot.GetAsync(default);
         Console.WriteLine($"top user: {figures.ByUser[0].Key} {figures.ByUser[0].Spend} USD; {figures.ByDay.Count} days, {figures.ByModel.Count} models");
         Console.WriteLine("| admin spend page | p50 ms | p95 ms | max ms |");
@@ -81,35 +81,9 @@ public static class PortalSpendBenchCommand
         return 0;
     }
 
-    private static void Print(string name, double[] ms)
-    {
-        Array.Sort(ms);
-        double P(double q) => ms[Math.Min(ms.Length - 1, (int)Math.Ceiling(q / 100 * ms.Length) - 1)];
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {P(50):F1} | {P(95):F1} | {ms[^1]:F1} |"));
-    }
+    private static void Print(string name, double[] ms) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"| {name} | {PortalBenchCommand.Percentile(ms, 50):F1} | {PortalBenchCommand.Percentile(ms, 95):F1} | {ms.Max():F1} |"));
 
-    private static async Task<double[]> TimeAsync(int iterations, Func<Task> run)
-    {
-        for (var i = 0; i < 3; i++) await run();
-        var ms = new double[iterations];
-        for (var i = 0; i < iterations; i++)
-        {
-            var start = Stopwatch.GetTimestamp();
-            await run();
-            ms[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-        }
-        return ms;
-    }
 
-    private sealed class ContextFactory(string connectionString) : Microsoft.EntityFrameworkCore.IDbContextFactory<Gateway.Core.Storage.TokenGateDbContext>
-    {
-        public Gateway.Core.Storage.TokenGateDbContext CreateDbContext() => Gateway.Core.Storage.StorageServiceCollectionExtensions.CreateContext(connectionString);
-    }
 
-    private sealed class SteppingClock : TimeProvider
-    {
-        private long _ticks;
-        public void Step() => Interlocked.Add(ref _ticks, Gateway.Portal.Admin.SpendSnapshot.RefreshInterval.Ticks + 1);
-        public override DateTimeOffset GetUtcNow() => base.GetUtcNow().AddTicks(Interlocked.Read(ref _ticks));
-    }
 }
