@@ -87,6 +87,7 @@ public static class ProxyApp
         services.AddSingleton<UpstreamInvoker>();
         services.AddSingleton<ProxyMetrics>();
         services.AddSingleton(new ClientIpResolver(options));
+        services.AddSingleton<OAuthRefreshRequests>();
         services.AddSingleton<ProxyRequestHandler>();
         services.AddSingleton<InfoEndpoints>();
         services.AddHostedService<InvalidationListener>();

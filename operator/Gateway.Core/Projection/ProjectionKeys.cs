@@ -81,6 +81,11 @@ public sealed class ProjectionKeys(string prefix = ProjectionKeys.DefaultPrefix)
     /// dropped (a killed replica). By account name.</summary>
     public string UpstreamInFlight(string account) => Prefix + "upstream-inflight:" + account;
 
+    /// <summary>String: when (unix ms) a proxy last saw the OAuth account's upstream answer 401, asking the operator to
+    /// refresh its access token now rather than at <c>oauth.refreshBefore</c>. The account sits in a hash tag, as the
+    /// operator's other OAuth keys do. Expires after 10 minutes.</summary>
+    public string UpstreamRefreshRequest(string account) => Prefix + "oauth:{" + account + "}:refresh-request";
+
     /// <summary>String: until when (unix ms) one upstream account cools down, by account name, shared by every proxy
     /// replica (an upstream 429 with Retry-After or rate-limit reset headers, or the circuit breaker opening). A replica
     /// only ever moves it later; it expires at that instant. The portal's admin overview reads it.</summary>

@@ -62,6 +62,8 @@ public sealed record UpstreamProjection
     public UpstreamLimits? Limits { get; init; }
     public Dictionary<string, string> Labels { get; init; } = [];
     public bool Disabled { get; init; }
+    /// <summary>True for an OAuth subscription account (its credential is an access token the operator refreshes).</summary>
+    public bool OAuth { get; init; }
     /// <summary>Extra request headers (spec.headers), validated by the operator.</summary>
     public Dictionary<string, string>? Headers { get; init; }
     /// <summary>Upstream path overrides by the route's usual path (spec.paths), validated by the operator.</summary>

@@ -14,6 +14,9 @@ public sealed class OAuthRedisKeys(ProjectionKeys keys)
     /// <summary>String (JSON): a token pair the provider issued that is not in the Secret yet.</summary>
     public string Pending(string account) => keys.Prefix + "oauth:{" + account + "}:pending";
 
+    /// <summary>String (unix ms): when a proxy last saw the account's upstream answer 401 (written by the proxies).</summary>
+    public string RefreshRequest(string account) => keys.UpstreamRefreshRequest(account);
+
     /// <summary>Hash: last refresh, last failure, backoff and the handled refresh annotation.</summary>
     public string State(string account) => keys.Prefix + "oauth:{" + account + "}:state";
 }

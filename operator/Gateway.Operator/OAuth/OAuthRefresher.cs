@@ -87,7 +87,7 @@ public sealed class OAuthRefresher(
         if (secret is null || OAuthAuthFile.Find(secret.Data) is not { } auth) return;
         var state = await states.GetAsync(ua.Key, ct);
         var waiting = _unwritten.ContainsKey(ua.Key) || await pending.GetAsync(ua.Key, ct) is not null;
-        if (!waiting && Due(ua, auth, state) is null) return;
+        if (!waiting && Due(ua, auth, state) is null && !await RejectedSinceRefreshAsync(ua, state, ct)) return;
         if (!waiting && InBackoff(ua, auth, state)) return;
 
         var fence = await lease.TryAcquireAsync(ua.Key, identity.Value, _options.LeaseDuration, ct);
@@ -112,6 +112,17 @@ public sealed class OAuthRefresher(
         // No expiry in the file: refresh once to learn it (a provider that sends no expires_in is refreshed on request only).
         if (auth.ExpiresAt is not { } expires) return state.LastRefreshAt is null ? "unknown expiry" : null;
         return time.GetUtcNow() >= expires - refreshBefore ? "expiring" : null;
+    }
+
+    /// <summary>
+    /// True when a proxy saw the upstream reject the account's access token (401) after the last refresh: the token
+    /// was revoked or expired early, so it is refreshed now instead of at refreshBefore. Backoff still applies, so a
+    /// provider that keeps rejecting is not hammered.
+    /// </summary>
+    private async Task<bool> RejectedSinceRefreshAsync(UpstreamAccount ua, OAuthAccountState state, CancellationToken ct)
+    {
+        var requested = await states.RefreshRequestedAtAsync(ua.Key, ct);
+        return requested is { } at && (state.LastRefreshAt is not { } last || at > last);
     }
 
     private bool InBackoff(UpstreamAccount ua, OAuthAuthFile auth, OAuthAccountState state)
@@ -143,7 +154,7 @@ public sealed class OAuthRefresher(
 
         // Decide again on the authoritative copy: another replica may have refreshed a moment ago.
         var state = await states.GetAsync(ua.Key, ct);
-        if (Due(ua, auth, state) is null || InBackoff(ua, auth, state)) return;
+        if (Due(ua, auth, state) is null && !await RejectedSinceRefreshAsync(ua, state, ct) || InBackoff(ua, auth, state)) return;
         var request = RefreshRequest(ua);
         var usedRefresh = auth.RefreshToken;
         if (usedRefresh is null)

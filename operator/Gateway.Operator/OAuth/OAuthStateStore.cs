@@ -55,6 +55,14 @@ public sealed class OAuthStateStore(IRedisClient redis, OAuthRedisKeys keys)
         }
     }
 
+    /// <summary>When a proxy last asked for a refresh because the upstream rejected the token (401), or null.</summary>
+    public async Task<DateTimeOffset?> RefreshRequestedAtAsync(string account, CancellationToken ct)
+    {
+        var r = await redis.ExecuteAsync("GET", [keys.RefreshRequest(account)], ct);
+        return long.TryParse(r.AsString(), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var ms) && ms > 0
+            ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
+    }
+
     public async Task SetAsync(string account, OAuthAccountState state, CancellationToken ct) =>
         await redis.ExecuteAsync("SET", [keys.State(account), JsonSerializer.Serialize(state, Json)], ct);
 

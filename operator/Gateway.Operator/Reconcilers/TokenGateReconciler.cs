@@ -127,6 +127,7 @@ public sealed class TokenGateReconciler(
             Limits = spec.Limits,
             Labels = ua.Metadata.Labels ?? [],
             Disabled = spec.Disabled,
+            OAuth = spec.Credentials.Oauth is not null,
             Headers = spec.Headers is { Count: > 0 } ? spec.Headers : null,
             Paths = spec.Paths is { Count: > 0 } ? spec.Paths : null,
             PriceVersion = $"ua:{ua.Key}@{gen ?? 0}",

@@ -47,14 +47,17 @@ public sealed partial class ProxyRequestHandler
     private readonly ProxyOptions _options;
     private readonly ProxyMetrics _metrics;
     private readonly ClientIpResolver _clientIp;
+    private readonly OAuthRefreshRequests _refreshRequests;
     private readonly ILogger _logger;
     private readonly TimeSpan _ttfbTimeout;
     private readonly TimeSpan _totalTimeout;
     private readonly TimeSpan _lease;
 
     public ProxyRequestHandler(PolicyCache policies, UpstreamCatalog catalog, KeyHasher hasher, Enforcer enforcer, UpstreamInvoker invoker,
-        PriceTable prices, IOptions<ProxyOptions> options, ProxyMetrics metrics, ClientIpResolver clientIp, ILogger<ProxyRequestHandler> logger)
+        PriceTable prices, IOptions<ProxyOptions> options, ProxyMetrics metrics, ClientIpResolver clientIp, ILogger<ProxyRequestHandler> logger,
+        OAuthRefreshRequests refreshRequests)
     {
+        _refreshRequests = refreshRequests;
         _policies = policies;
         _catalog = catalog;
         _hasher = hasher;
@@ -365,10 +368,18 @@ public sealed partial class ProxyRequestHandler
                 }
                 headersAt = Stopwatch.GetTimestamp();
                 var code = (int)response.StatusCode;
-                if (code == 429 || code >= 500)
+                // An OAuth account's token rejected (revoked or expired early): the operator is asked to refresh it
+                // now, the account cools down here and on the other replicas, and another account takes the request.
+                var tokenRejected = code == 401 && target.Account.OAuth;
+                if (code == 429 || code >= 500 || tokenRejected)
                 {
-                    OnAttemptFailed(target, isProbe, code == 429 ? "429" : "5xx");
+                    OnAttemptFailed(target, isProbe, code == 429 ? "429" : code == 401 ? "401" : "5xx");
                     if (code == 429) CoolDownAsAsked(target, response);
+                    if (tokenRejected)
+                    {
+                        target.Health.CoolDownFor(TimeSpan.FromSeconds(_options.CooldownSeconds));
+                        _ = _refreshRequests.RequestAsync(target.Account.Name);
+                    }
                     // Retry elsewhere only while nothing has reached the client and another account is eligible.
                     if (attempts < _options.MaxAttempts && UpstreamSelector.HasCandidateFor(targets, x.Caller.User, tried))
                     {

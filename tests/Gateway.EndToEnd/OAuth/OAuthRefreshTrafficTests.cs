@@ -110,6 +110,45 @@ public sealed class OAuthRefreshTrafficTests
         Assert.True((await stack.OAuthMock.GetOAuthStatsAsync("sub-b")).InvalidGrants >= 1);
     }
 
+    [Fact]
+    public async Task A_token_the_upstream_rejects_early_is_refreshed_at_once_and_the_client_never_sees_the_401()
+    {
+        // Tokens live an hour, refreshed 5 minutes ahead: nothing is due when the provider invalidates them.
+        await using var stack = await OAuthStack.StartAsync(3600, "--TokenGate:Proxy:CooldownSeconds", "2");
+        await stack.AddOAuthAccountAsync("sub-c", refreshBefore: "5m", priority: 0);
+        await stack.AddPlainAccountAsync("fallback", priority: 1);
+        var key = await stack.KeyAsync();
+        using var http = new HttpClient { BaseAddress = stack.ProxyUrl };
+        await Eventually.TrueAsync(async () =>
+        {
+            using var r = await http.SendAsync(OAuthStack.Chat(key));
+            return r.StatusCode == HttpStatusCode.OK && (await stack.OAuthMock.GetOAuthStatsAsync("sub-c")).Requests > 0;
+        }, "the OAuth account to serve");
+        var before = await stack.OAuthMock.GetOAuthStatsAsync("sub-c");
+
+        // The provider invalidates the access token long before its expiry.
+        await stack.OAuthMock.InvalidateAccessTokensAsync("sub-c");
+        for (var i = 0; i < 5; i++)
+        {
+            // Every request succeeds: the 401 is retried on the other account before any byte reached the client.
+            using var r = await http.SendAsync(OAuthStack.Chat(key));
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        }
+
+        // The proxy asked for a refresh; the operator refreshed at once, and the account serves again with the new token.
+        await Eventually.TrueAsync(async () => (await stack.OAuthMock.GetOAuthStatsAsync("sub-c")).Refreshes > before.Refreshes,
+            "the operator to refresh the rejected token");
+        await Eventually.TrueAsync(async () =>
+        {
+            using var r = await http.SendAsync(OAuthStack.Chat(key));
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+            return (await stack.OAuthMock.GetOAuthStatsAsync("sub-c")).Requests > before.Requests;
+        }, "the OAuth account to serve again with the refreshed token");
+        var after = await stack.OAuthMock.GetOAuthStatsAsync("sub-c");
+        Assert.Equal(0, after.InvalidGrants);
+        Assert.Equal(0, after.ReusedRefreshTokens);
+    }
+
     private static async Task<long> ChatCountAsync(OAuthStack stack) =>
         (await stack.PlainMock.GetStatsAsync()).Paths.GetValueOrDefault("/v1/chat/completions");
 }

@@ -34,14 +34,15 @@ public sealed class OAuthStack : IAsyncDisposable
     public FileResourceSource Source { get; private set; } = null!;
     public Uri ProxyUrl { get; private set; } = null!;
 
-    public static async Task<OAuthStack> StartAsync(double accessTokenLifetimeSeconds)
+    /// <param name="proxyArgs">Extra proxy settings (command-line form), e.g. a shorter cooldown.</param>
+    public static async Task<OAuthStack> StartAsync(double accessTokenLifetimeSeconds, params string[] proxyArgs)
     {
         var s = new OAuthStack();
-        await s.StartInternalAsync(accessTokenLifetimeSeconds);
+        await s.StartInternalAsync(accessTokenLifetimeSeconds, proxyArgs);
         return s;
     }
 
-    private async Task StartInternalAsync(double lifetime)
+    private async Task StartInternalAsync(double lifetime, string[] proxyArgs)
     {
         Database = await TestDatabase.CreateAsync();
         var root = Path.Combine(Path.GetTempPath(), "tg-oauth-" + Guid.NewGuid().ToString("N")[..8]);
@@ -91,7 +92,7 @@ public sealed class OAuthStack : IAsyncDisposable
         var operatorUrl = await StartAsync(op);
         Source = op.Services.GetRequiredService<FileResourceSource>();
 
-        var proxy = ProxyApp.Build([.. common, "--urls", "http://127.0.0.1:0", "--TokenGate:Management:Urls", "http://127.0.0.1:0"]);
+        var proxy = ProxyApp.Build([.. common, "--urls", "http://127.0.0.1:0", "--TokenGate:Management:Urls", "http://127.0.0.1:0", .. proxyArgs]);
         await StartAsync(proxy);
         ProxyUrl = proxy.Services.GetRequiredService<Listeners>().PublicUrls[0];
 

@@ -96,6 +96,10 @@ public sealed class MockUpstreamServer : IAsyncDisposable
     public async Task RevokeAsync(string account, CancellationToken cancellationToken = default) =>
         (await _control.PostAsync($"_mock/oauth/accounts/{Uri.EscapeDataString(account)}/revoke", null, cancellationToken)).EnsureSuccessStatusCode();
 
+    /// <summary>POST /_mock/oauth/accounts/{account}/invalidate-access: the account's access tokens stop working (401); its refresh token still works.</summary>
+    public async Task InvalidateAccessTokensAsync(string account, CancellationToken cancellationToken = default) =>
+        (await _control.PostAsync($"_mock/oauth/accounts/{Uri.EscapeDataString(account)}/invalidate-access", null, cancellationToken)).EnsureSuccessStatusCode();
+
     /// <summary>GET /_mock/oauth/accounts/{account}: refresh, invalid_grant and request counts, and the live refresh token.</summary>
     public async Task<OAuth.OAuthAccountStats> GetOAuthStatsAsync(string account, CancellationToken cancellationToken = default) =>
         await _control.GetFromJsonAsync<OAuth.OAuthAccountStats>($"_mock/oauth/accounts/{Uri.EscapeDataString(account)}", s_json, cancellationToken)

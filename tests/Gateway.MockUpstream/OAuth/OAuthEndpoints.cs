@@ -22,6 +22,8 @@ internal static class OAuthEndpoints
         });
         mock.MapPost("/accounts/{account}/revoke", (string account) =>
             store.Revoke(account) ? Results.NoContent() : Results.NotFound());
+        mock.MapPost("/accounts/{account}/invalidate-access", (string account) =>
+            store.InvalidateAccessTokens(account) ? Results.NoContent() : Results.NotFound());
         mock.MapGet("/accounts/{account}", (string account) =>
             store.Stats(account) is { } s ? Results.Json(s, s_json) : Results.NotFound());
         mock.MapGet("/accounts", () => Results.Json(store.AllStats(), s_json));

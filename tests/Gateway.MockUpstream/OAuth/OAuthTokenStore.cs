@@ -103,6 +103,18 @@ public sealed class OAuthTokenStore(MockOAuthOptions options, TimeProvider time)
         }
     }
 
+    /// <summary>Invalidates the account's access tokens issued so far (as a provider does after a password change or an
+    /// early expiry) and keeps its refresh token usable. False when the account is unknown.</summary>
+    public bool InvalidateAccessTokens(string account)
+    {
+        lock (_lock)
+        {
+            if (!_accounts.ContainsKey(account)) return false;
+            foreach (var token in _accessTokens.Where(t => t.Value.Account == account).Select(t => t.Key).ToList()) _accessTokens.Remove(token);
+            return true;
+        }
+    }
+
     public OAuthAccountStats? Stats(string account)
     {
         lock (_lock)
