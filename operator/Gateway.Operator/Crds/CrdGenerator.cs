@@ -67,6 +67,7 @@ public static class CrdGenerator
             new("Healthy", "string", ".status.conditions[?(@.type==\"Healthy\")].status", "Whether recent requests to the provider succeeded."),
             // A string, not a date: kubectl prints future dates as <invalid>.
             new("Expires", "string", ".status.tokenExpiresAt", "When the OAuth access token expires (the operator refreshes it oauth.refreshBefore ahead)."),
+            new("Cooldown", "string", ".status.cooldownUntil", "Until when the proxies hold the account in cooldown (an upstream 429 with Retry-After, or repeated failures)."),
             Ready,
             Age,
         ]),

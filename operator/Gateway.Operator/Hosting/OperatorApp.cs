@@ -117,6 +117,8 @@ public static class OperatorApp
         s.AddSingleton<OperatorStateMetrics>();
         s.AddSingleton<UsageBacklogMonitor>();
         s.AddSingleton<UserBudgetMonitor>();
+        s.AddSingleton<UpstreamHealthBoard>();
+        s.AddSingleton<UpstreamHealthMonitor>();
         s.Configure<OAuthRefreshOptions>(cfg.GetSection("TokenGate:OAuth"));
         if (oauthOptions.Enabled) s.AddOAuthRefresh(fileSource: !leaderOnly);
         s.Configure<KeyRequestOptions>(cfg.GetSection("TokenGate:KeyRequests"));
@@ -129,10 +131,17 @@ public static class OperatorApp
             s.AddHostedService(sp => sp.GetRequiredService<ReservationSweeper>());
             s.AddHostedService(sp => sp.GetRequiredService<UsageBacklogMonitor>());
             s.AddHostedService(sp => sp.GetRequiredService<UserBudgetMonitor>());
+            s.AddHostedService(sp => sp.GetRequiredService<UpstreamHealthMonitor>());
             if (oauthOptions.Enabled) s.AddHostedService(sp => sp.GetRequiredService<OAuthRefresher>());
         }
 
         var app = builder.Build();
+        if (!leaderOnly)
+        {
+            // File source: a changed health verdict reaches the account's status with the next pass, at once.
+            var driver = app.Services.GetRequiredService<FileSourceDriver>();
+            app.Services.GetRequiredService<UpstreamHealthBoard>().Changed += _ => driver.RequestPass();
+        }
         // Created now so that tokengate_operator_redis_up is there from the first scrape.
         app.Services.GetRequiredService<OperatorStateMetrics>();
         if (credentials!.ActiveKeyId is { } activeKey) CredentialLog.Encrypting(app.Logger, activeKey, string.Join(", ", credentials.KeyIds));

@@ -97,6 +97,9 @@ public sealed class KubernetesOperator : IDisposable
         Manager.Add(new LeaderOnlyService("ReservationSweeper", () => services.GetRequiredService<Ledger.ReservationSweeper>()));
         Manager.Add(new LeaderOnlyService("UsageBacklogMonitor", () => services.GetRequiredService<Telemetry.UsageBacklogMonitor>()));
         Manager.Add(new LeaderOnlyService("UserBudgetMonitor", () => services.GetRequiredService<Telemetry.UserBudgetMonitor>()));
+        Manager.Add(new LeaderOnlyService("UpstreamHealthMonitor", () => services.GetRequiredService<Telemetry.UpstreamHealthMonitor>()));
+        // A changed health verdict is written to the account's status by its reconcile.
+        services.GetRequiredService<Telemetry.UpstreamHealthBoard>().Changed += EnqueueUpstream;
         Manager.Add(new LeaderOnlyService("KeyRequests", () => services.GetRequiredService<KeyRequests.KeyRequestService>()));
         if (services.GetService<IOptions<OAuth.OAuthRefreshOptions>>()?.Value.Enabled == true)
             Manager.Add(new LeaderOnlyService("OAuthRefresher", () => services.GetRequiredService<OAuth.OAuthRefresher>()));

@@ -13,6 +13,8 @@ public sealed class OperatorOptions
     public TimeSpan ResyncInterval { get; set; } = TimeSpan.FromSeconds(60);
     /// <summary>How often the leader refreshes the per-user budget gauge (tokengate_operator_user_budget_used_ratio).</summary>
     public TimeSpan BudgetMetricsInterval { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>How often the leader judges upstream accounts' health (Healthy condition, cooldownUntil, tokengate_upstream_healthy).</summary>
+    public TimeSpan UpstreamHealthInterval { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>One message per wrong setting, empty when valid.</summary>
     public List<string> Validate()
@@ -22,6 +24,7 @@ public sealed class OperatorOptions
         if (!IsHttpUrl(PortalBaseUrl)) errors.Add($"TokenGate:PortalBaseUrl must be an absolute http(s) URL, the portal as users reach it (was '{PortalBaseUrl}').");
         if (InviteTtl <= TimeSpan.Zero) errors.Add($"TokenGate:InviteTtl must be positive (was {InviteTtl}).");
         if (ResyncInterval < TimeSpan.FromSeconds(1)) errors.Add($"TokenGate:ResyncInterval must be at least 00:00:01 (was {ResyncInterval}).");
+        if (UpstreamHealthInterval < TimeSpan.FromSeconds(1)) errors.Add($"TokenGate:UpstreamHealthInterval must be at least 00:00:01 (was {UpstreamHealthInterval}).");
         if (BudgetMetricsInterval < TimeSpan.FromSeconds(1)) errors.Add($"TokenGate:BudgetMetricsInterval must be at least 00:00:01 (was {BudgetMetricsInterval}).");
         return errors;
     }

@@ -35,7 +35,8 @@ public sealed class TokenGateReconciler(
     TimeProvider time,
     ILogger<TokenGateReconciler> logger,
     Telemetry.OperatorStateMetrics? metrics = null,
-    OAuth.OAuthStateStore? oauthState = null)
+    OAuth.OAuthStateStore? oauthState = null,
+    Telemetry.UpstreamHealthBoard? healthBoard = null)
 {
     private static readonly TimeSpan DefaultGrace = TimeSpan.FromHours(24);
     private readonly OperatorOptions _options = options.Value;
@@ -106,7 +107,13 @@ public sealed class TokenGateReconciler(
 
         Conditions.Set(status.Conditions, "CredentialsValid", Conditions.True, "CredentialsResolved",
             oauthNote is null ? "Credentials were read from the referenced Secret." : "Credentials were read from the referenced Secret. " + oauthNote, gen, now);
-        if (Conditions.Find(status.Conditions, "Healthy") is null)
+        // Health as the leader last judged it from the proxies' cooldowns and recent requests (Telemetry/UpstreamHealthMonitor).
+        if (healthBoard?.Get(ua.Key) is { } health)
+        {
+            Conditions.Set(status.Conditions, "Healthy", health.Status, health.Reason, health.Message, gen, now);
+            status.CooldownUntil = health.CooldownUntil;
+        }
+        else if (Conditions.Find(status.Conditions, "Healthy") is null)
         {
             Conditions.Set(status.Conditions, "Healthy", Conditions.Unknown, "NoTrafficYet", "No requests have been forwarded yet.", gen, now);
         }

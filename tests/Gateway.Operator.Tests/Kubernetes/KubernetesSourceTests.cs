@@ -102,7 +102,7 @@ public abstract class KubernetesSourceTests : IAsyncLifetime
         {
             ["apikeys"] = new() { ["Owner"] = "demo", ["Prefix"] = key[..9], ["Ready"] = "True", ["Last Used"] = null, ["Spend"] = "0" },
             ["userquotas"] = new() { ["Email"] = "demo@example.com", ["Balance"] = "10", ["Spent"] = "0", ["Budget"] = "50", ["Ready"] = "True" },
-            ["upstreamaccounts"] = new() { ["Provider"] = "openai-compatible", ["Models"] = "gpt-4o-mini", ["Priority"] = "0", ["Healthy"] = "Unknown", ["Expires"] = null, ["Ready"] = "True" },
+            ["upstreamaccounts"] = new() { ["Provider"] = "openai-compatible", ["Models"] = "gpt-4o-mini", ["Priority"] = "0", ["Healthy"] = "Unknown", ["Expires"] = null, ["Cooldown"] = null, ["Ready"] = "True" },
         };
         foreach (var dir in new[] { Path.Combine(RepoPaths.Root, "config", "crd"), Path.Combine(RepoPaths.Root, "charts", "tokengate", "crds") })
         {
