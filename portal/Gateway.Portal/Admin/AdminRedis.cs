@@ -21,35 +21,31 @@ public sealed class AdminRedis(string? connectionString, ProjectionKeys keys, Ti
     /// <summary>Requests and tokens every proxy replica sent to the account in the current UTC minute, or null when unknown.</summary>
     public async Task<UpstreamLive?> UpstreamThisMinuteAsync(string account, CancellationToken ct)
     {
-        var client = await ClientAsync(ct);
-        if (client is null) return null;
         var minute = time.GetUtcNow().ToUnixTimeSeconds() / 60;
-        try
+        if (await ReadAsync("HGETALL", keys.UpstreamUsage(account, minute), ct) is not { } reply) return null;
+        long requests = 0, tokens = 0;
+        var items = reply.Items;
+        for (var i = 0; i + 1 < items.Count; i += 2)
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(TimeSpan.FromSeconds(2));
-            var reply = await client.ExecuteAsync("HGETALL", [keys.UpstreamUsage(account, minute)], timeout.Token);
-            long requests = 0, tokens = 0;
-            var items = reply.Items;
-            for (var i = 0; i + 1 < items.Count; i += 2)
-            {
-                var field = items[i].AsString();
-                _ = long.TryParse(items[i + 1].AsString(), System.Globalization.CultureInfo.InvariantCulture, out var v);
-                if (field == "requests") requests = v;
-                else if (field == "tokens") tokens = v;
-            }
-            return new UpstreamLive(requests, tokens);
+            var field = items[i].AsString();
+            _ = long.TryParse(items[i + 1].AsString(), System.Globalization.CultureInfo.InvariantCulture, out var v);
+            if (field == "requests") requests = v;
+            else if (field == "tokens") tokens = v;
         }
-        catch (Exception e) when (e is RedisConnectionException or RedisServerException or OperationCanceledException && !ct.IsCancellationRequested)
-        {
-            AdminLog.RedisUnavailable(logger, e.GetType().Name);
-            return null;
-        }
+        return new UpstreamLive(requests, tokens);
     }
 
     /// <summary>Until when the proxies cool the account down (an upstream 429's Retry-After, or repeated failures):
     /// null when Redis is unknown, <see cref="DateTimeOffset.MinValue"/> when the account is not cooling down.</summary>
     public async Task<DateTimeOffset?> UpstreamCooldownAsync(string account, CancellationToken ct)
+    {
+        if (await ReadAsync("GET", keys.UpstreamCooldown(account), ct) is not { } reply) return null;
+        return long.TryParse(reply.AsString(), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var ms)
+            && DateTimeOffset.FromUnixTimeMilliseconds(ms) is var until && until > time.GetUtcNow() ? until : DateTimeOffset.MinValue;
+    }
+
+    /// <summary>One read command on one key with a 2 s deadline; null when Redis is not configured or cannot be reached.</summary>
+    private async Task<RespValue?> ReadAsync(string command, string key, CancellationToken ct)
     {
         var client = await ClientAsync(ct);
         if (client is null) return null;
@@ -57,9 +53,7 @@ public sealed class AdminRedis(string? connectionString, ProjectionKeys keys, Ti
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             timeout.CancelAfter(TimeSpan.FromSeconds(2));
-            var reply = await client.ExecuteAsync("GET", [keys.UpstreamCooldown(account)], timeout.Token);
-            return long.TryParse(reply.AsString(), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var ms)
-                && DateTimeOffset.FromUnixTimeMilliseconds(ms) is var until && until > time.GetUtcNow() ? until : DateTimeOffset.MinValue;
+            return await client.ExecuteAsync(command, [key], timeout.Token);
         }
         catch (Exception e) when (e is RedisConnectionException or RedisServerException or OperationCanceledException && !ct.IsCancellationRequested)
         {

@@ -22,9 +22,9 @@ public sealed partial class OAuthRefreshRequests(IRedisClient redis, ProjectionK
     public Task RequestAsync(string account)
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        var last = _lastSent.GetValueOrDefault(account);
-        if (now - last < (long)MinInterval.TotalMilliseconds || !_lastSent.TryUpdate(account, now, last) && !_lastSent.TryAdd(account, now))
-            return Task.CompletedTask;
+        // The replica that moves the stamp forward sends; concurrent 401s of the same account send once.
+        var last = _lastSent.GetOrAdd(account, 0L);
+        if (now - last < (long)MinInterval.TotalMilliseconds || !_lastSent.TryUpdate(account, now, last)) return Task.CompletedTask;
         Log.Requested(logger, account);
         return SendAsync(account, now);
     }
