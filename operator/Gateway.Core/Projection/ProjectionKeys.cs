@@ -90,6 +90,15 @@ public sealed class ProjectionKeys(string prefix = ProjectionKeys.DefaultPrefix)
     /// replica (an upstream 429 with Retry-After or rate-limit reset headers, or the circuit breaker opening). A replica
     /// only ever moves it later; it expires at that instant. The portal's admin overview reads it.</summary>
     public string UpstreamCooldown(string account) => Prefix + "upstream-cooldown:" + account;
+
+    /// <summary>HASH: one upstream account's requests and tokens in rolling windows (1m, 5h, 1d, 7d), as buckets and
+    /// running totals kept by <see cref="UpstreamWindows"/>; written by every proxy replica, read by the operator for
+    /// status. The account sits in a hash tag. Expires a week after its last write.</summary>
+    public string UpstreamWindows(string account) => Prefix + "upstream-windows:{" + account + "}";
+
+    /// <summary>String: the fencing value of the operator replica refreshing the OAuth account's token (SET NX PX);
+    /// present only while a refresh runs. The proxies read it to steer traffic away during the refresh.</summary>
+    public string UpstreamRefreshLease(string account) => Prefix + "oauth:{" + account + "}:lease";
 }
 
 /// <summary>Invalidation messages on the invalidation channel.</summary>

@@ -68,6 +68,12 @@ public sealed record UpstreamProjection
     public Dictionary<string, string>? Headers { get; init; }
     /// <summary>Upstream path overrides by the route's usual path (spec.paths), validated by the operator.</summary>
     public Dictionary<string, string>? Paths { get; init; }
+    /// <summary>The plan's usage windows (spec.windows), validated by the operator.</summary>
+    public List<UpstreamWindow>? Windows { get; init; }
+    /// <summary>When the OAuth access token expires (from the account's Secret); null for API keys or when unknown.</summary>
+    public DateTimeOffset? TokenExpiresAt { get; init; }
+    /// <summary>oauth.refreshBefore in seconds (how long before expiry the operator refreshes); null for API keys.</summary>
+    public int? RefreshBeforeSeconds { get; init; }
     /// <summary>Price version for model price overrides: "ua:namespace/name@generation".</summary>
     public string? PriceVersion { get; init; }
 }

@@ -52,6 +52,31 @@ public sealed class UpstreamAccountSpec
     public Dictionary<string, string>? Headers { get; set; }
     [Description("Per-route path overrides: the upstream path (after baseUrl) by the route's usual path, one of /chat/completions, /completions, /embeddings, /responses, /messages, /messages/count_tokens. E.g. {\"/responses\": \"/codex/responses\"}. Not for azure-openai, whose URLs follow the deployment.")]
     public Dictionary<string, string>? Paths { get; set; }
+    [Description("The plan's own usage windows (a subscription's 5-hour, daily or weekly allowance). The proxies count every account's requests and tokens in rolling windows; an account at a window's limit gets no traffic until the window frees up, and inside a priority tier accounts with more headroom get proportionally more requests.")]
+    [MaxLength(3), ListMapKeys("period")]
+    public List<UpstreamWindow>? Windows { get; set; }
+}
+
+/// <summary>Window periods accepted in <see cref="UpstreamWindow.Period"/>.</summary>
+public static class WindowPeriods
+{
+    public const string FiveHours = "5h";
+    public const string OneDay = "1d";
+    public const string SevenDays = "7d";
+}
+
+[CelRule("has(self.requests) || has(self.tokens)", Message = "a window needs requests, tokens or both")]
+public sealed class UpstreamWindow
+{
+    [Description("Length of the rolling window: 5h, 1d or 7d.")]
+    [Required, AllowedValues(WindowPeriods.FiveHours, WindowPeriods.OneDay, WindowPeriods.SevenDays)]
+    public string Period { get; set; } = "";
+    [Description("Requests the plan allows in the window.")]
+    [Range(1, double.PositiveInfinity)]
+    public long? Requests { get; set; }
+    [Description("Tokens (input + output) the plan allows in the window.")]
+    [Range(1, double.PositiveInfinity)]
+    public long? Tokens { get; set; }
 }
 
 [CelRule("has(self.apiKeySecretRef) != has(self.oauth)", Message = "set exactly one of apiKeySecretRef or oauth")]
@@ -136,4 +161,26 @@ public sealed class UpstreamAccountStatus
     public DateTimeOffset? CooldownUntil { get; set; }
     [Description("Last error seen for this account.")]
     public string? LastError { get; set; }
+    [Description("Requests sent to this account in the last 24 hours (rolling), by every proxy replica.")]
+    public long? RequestsToday { get; set; }
+    [Description("Requests and tokens in each rolling window (1m, 5h, 1d, 7d) and, for the windows in spec.windows, the headroom left.")]
+    [ListMapKeys("period")]
+    public List<UpstreamWindowStatus>? Windows { get; set; }
+}
+
+public sealed class UpstreamWindowStatus
+{
+    [Description("Length of the rolling window: 1m, 5h, 1d or 7d.")]
+    [Required]
+    public string Period { get; set; } = "";
+    [Description("Requests in the window.")]
+    public long Requests { get; set; }
+    [Description("Tokens in the window.")]
+    public long Tokens { get; set; }
+    [Description("The window's request limit from spec.windows.")]
+    public long? RequestsLimit { get; set; }
+    [Description("The window's token limit from spec.windows.")]
+    public long? TokensLimit { get; set; }
+    [Description("Share of the window's limits still free, from 0 (exhausted) to 1 (unused): the smaller of the request and token shares. Absent without a limit.")]
+    public double? Headroom { get; set; }
 }

@@ -63,4 +63,21 @@ public static class UpstreamRequestRules
     }
 
     private static string Printable(string s) => s.Length > 64 ? s[..64] + "…" : s.Replace('\r', ' ').Replace('\n', ' ');
+
+    /// <summary>Why spec.windows is invalid, or null: each period once, one of 5h, 1d, 7d, with a positive requests or tokens limit.
+    /// The CRD schema says the same; this holds for the file source and for objects the API server did not validate.</summary>
+    public static string? WindowsProblem(IReadOnlyList<UpstreamWindow>? windows)
+    {
+        if (windows is null) return null;
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var w in windows)
+        {
+            if (w.Period is not (WindowPeriods.FiveHours or WindowPeriods.OneDay or WindowPeriods.SevenDays))
+                return $"spec.windows: period '{w.Period}' is not one of 5h, 1d, 7d.";
+            if (!seen.Add(w.Period)) return $"spec.windows: period '{w.Period}' is listed twice.";
+            if (w.Requests is null && w.Tokens is null) return $"spec.windows: the {w.Period} window needs requests, tokens or both.";
+            if (w.Requests is < 1 || w.Tokens is < 1) return $"spec.windows: the {w.Period} window's limits must be positive.";
+        }
+        return null;
+    }
 }

@@ -68,6 +68,7 @@ public static class CrdGenerator
             // A string, not a date: kubectl prints future dates as <invalid>.
             new("Expires", "string", ".status.tokenExpiresAt", "When the OAuth access token expires (the operator refreshes it oauth.refreshBefore ahead)."),
             new("Cooldown", "string", ".status.cooldownUntil", "Until when the proxies hold the account in cooldown (an upstream 429 with Retry-After, or repeated failures)."),
+            new("Requests Today", "integer", ".status.requestsToday", "Requests sent to the account in the last 24 hours (rolling), by every proxy replica."),
             Ready,
             Age,
         ]),

@@ -34,13 +34,26 @@ public sealed class UpstreamAccountReconciler(
     protected override async Task<ReconcileOutcome> ReconcileObjectAsync(UpstreamAccount ua, ObjectEntry<UpstreamAccount> entry, CancellationToken cancellationToken)
     {
         var beforeReady = ReadyOf(ua.Status?.Conditions);
+        var beforeHealthy = Conditions.Find(ua.Status?.Conditions, "Healthy")?.Reason;
         var fingerprint = Fingerprint(entry);
         var (projection, status) = await reconciler.ReconcileUpstreamAsync(ua, Source, cancellationToken);
         _projections[entry.Key] = (fingerprint, projection);
         await Source.WriteStatusAsync(ua.Kind, ua.Metadata, status, cancellationToken);
         await WriteUpstreamListAsync(cancellationToken);
         await ReportReadinessAsync(entry, beforeReady, status.Conditions, cancellationToken);
+        await ReportCooldownAsync(entry, beforeHealthy, status.Conditions, cancellationToken);
         return ReconcileOutcome.Done;
+    }
+
+    /// <summary>A Warning Event when the proxies start cooling the account down, a Normal one when the cooldown ends.</summary>
+    private async Task ReportCooldownAsync(ObjectEntry<UpstreamAccount> entry, string? beforeReason, IEnumerable<Condition> conditions, CancellationToken cancellationToken)
+    {
+        const string coolingDown = "CoolingDown";
+        var healthy = Conditions.Find(conditions, "Healthy");
+        if (healthy is null || healthy.Reason == beforeReason) return;
+        if (healthy.Reason == coolingDown) await Events.WarningAsync(Reference(entry), coolingDown, healthy.Message, cancellationToken);
+        else if (beforeReason == coolingDown)
+            await Events.NormalAsync(Reference(entry), "CooldownEnded", "The proxies send requests to the account again. " + healthy.Message, cancellationToken);
     }
 
     protected override async Task FinalizeAsync(UpstreamAccount ua, CancellationToken cancellationToken)

@@ -9,7 +9,7 @@ namespace Gateway.Operator.OAuth;
 public sealed class OAuthRedisKeys(ProjectionKeys keys)
 {
     /// <summary>String: the fencing value of the replica refreshing the account (SET NX PX).</summary>
-    public string Lease(string account) => keys.Prefix + "oauth:{" + account + "}:lease";
+    public string Lease(string account) => keys.UpstreamRefreshLease(account);
 
     /// <summary>String (JSON): a token pair the provider issued that is not in the Secret yet.</summary>
     public string Pending(string account) => keys.Prefix + "oauth:{" + account + "}:pending";

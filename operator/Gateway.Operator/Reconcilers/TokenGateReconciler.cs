@@ -39,6 +39,8 @@ public sealed class TokenGateReconciler(
     Telemetry.UpstreamHealthBoard? healthBoard = null)
 {
     private static readonly TimeSpan DefaultGrace = TimeSpan.FromHours(24);
+    /// <summary>oauth.refreshBefore when the spec leaves it out (the CRD's default).</summary>
+    private static readonly TimeSpan DefaultRefreshBefore = TimeSpan.FromMinutes(5);
     private readonly OperatorOptions _options = options.Value;
     // One reconcile per key at a time: a portal request and the key's controller must not both issue a version.
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _keyLocks = new(StringComparer.Ordinal);
@@ -112,6 +114,12 @@ public sealed class TokenGateReconciler(
         {
             Conditions.Set(status.Conditions, "Healthy", health.Status, health.Reason, health.Message, gen, now);
             status.CooldownUntil = health.CooldownUntil;
+            if (health.Windows is { } totals)
+            {
+                status.Windows = UpstreamWindowStatuses.From(spec.Windows, totals);
+                status.RequestsToday = totals.Of(WindowPeriods.OneDay).Requests;
+                metrics?.SetWindowUsage(ua.Key, UpstreamWindowStatuses.UsageRatios(status.Windows));
+            }
         }
         else if (Conditions.Find(status.Conditions, "Healthy") is null)
         {
@@ -137,6 +145,10 @@ public sealed class TokenGateReconciler(
             OAuth = spec.Credentials.Oauth is not null,
             Headers = spec.Headers is { Count: > 0 } ? spec.Headers : null,
             Paths = spec.Paths is { Count: > 0 } ? spec.Paths : null,
+            Windows = spec.Windows is { Count: > 0 } ? spec.Windows : null,
+            TokenExpiresAt = expiresAt,
+            RefreshBeforeSeconds = spec.Credentials.Oauth is { } o
+                ? (int)Math.Min(int.MaxValue, GoDuration.Parse(o.RefreshBefore, DefaultRefreshBefore).TotalSeconds) : null,
             PriceVersion = $"ua:{ua.Key}@{gen ?? 0}",
         };
         return (p, status);
@@ -164,6 +176,7 @@ public sealed class TokenGateReconciler(
         if (UpstreamRequestRules.HeadersProblem(spec.Headers) is { } headers) return ("InvalidSpec", headers);
         if (UpstreamRequestRules.PathsProblem(spec.Paths) is { } paths) return ("InvalidSpec", paths);
         if (spec.Provider == Providers.AzureOpenAI && spec.Paths is { Count: > 0 }) return ("InvalidSpec", "spec.paths cannot be used with azure-openai: its URLs follow the deployment.");
+        if (UpstreamRequestRules.WindowsProblem(spec.Windows) is { } windows) return ("InvalidSpec", windows);
         return null;
     }
 

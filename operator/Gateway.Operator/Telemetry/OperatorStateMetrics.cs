@@ -16,6 +16,8 @@ public sealed class OperatorStateMetrics : IDisposable
     private readonly Meter _meter = new(OperatorMetrics.MeterName);
     private readonly ConcurrentDictionary<string, int> _upstreamReady = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, double> _credentialsExpiry = new(StringComparer.Ordinal);
+    // Upstream → (window → used ratio) of the windows with a limit in spec.windows.
+    private readonly ConcurrentDictionary<string, IReadOnlyList<(string Window, double Ratio)>> _windowUsage = new(StringComparer.Ordinal);
     private volatile IReadOnlyDictionary<string, double> _budgetUsed = new Dictionary<string, double>(StringComparer.Ordinal);
 
     public OperatorStateMetrics(IRedisClient redis)
@@ -28,6 +30,8 @@ public sealed class OperatorStateMetrics : IDisposable
             description: "Unix time at which an UpstreamAccount's OAuth access token expires (from its auth JSON).");
         _meter.CreateObservableGauge("tokengate_upstream_token_expiry_seconds", ObserveSecondsLeft,
             description: "Seconds until an UpstreamAccount's OAuth access token expires (negative once expired); the operator refreshes it oauth.refreshBefore ahead.");
+        _meter.CreateObservableGauge("tokengate_upstream_window_usage_ratio", ObserveWindows,
+            description: "Share of an UpstreamAccount's window limit (spec.windows: 5h, 1d, 7d) used across every proxy replica, the larger of the request and token shares; 1 means the account gets no traffic until the window frees up.");
         _meter.CreateObservableGauge("tokengate_operator_user_budget_used_ratio", ObserveBudget,
             description: "Spend in the current budget period over the budget amount, per UserQuota with a budget (refreshed every TokenGate:BudgetMetricsInterval).");
     }
@@ -41,7 +45,18 @@ public sealed class OperatorStateMetrics : IDisposable
         else _credentialsExpiry.TryRemove(upstream, out _);
     }
 
-    public void RemoveUpstream(string upstream) => SetUpstream(upstream, null, null);
+    public void RemoveUpstream(string upstream)
+    {
+        SetUpstream(upstream, null, null);
+        _windowUsage.TryRemove(upstream, out _);
+    }
+
+    /// <summary>Replaces an UpstreamAccount's window usage ratios (empty: it has no window limits).</summary>
+    public void SetWindowUsage(string upstream, IReadOnlyList<(string Window, double Ratio)> usage)
+    {
+        if (usage.Count == 0) _windowUsage.TryRemove(upstream, out _);
+        else _windowUsage[upstream] = usage;
+    }
 
     /// <summary>Replaces the per-user budget ratios (UserBudgetMonitor); empty clears them.</summary>
     public void SetBudgetUsage(IReadOnlyDictionary<string, double> usedRatioByUser) => _budgetUsed = usedRatioByUser;
@@ -59,6 +74,16 @@ public sealed class OperatorStateMetrics : IDisposable
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
         foreach (var (name, expiry) in _credentialsExpiry)
             yield return new Measurement<double>(Math.Round(expiry - now, 3), new KeyValuePair<string, object?>("upstream", name));
+    }
+
+    private IEnumerable<Measurement<double>> ObserveWindows()
+    {
+        if (!OperatorMetrics.IsLeader) yield break;
+        foreach (var (name, usage) in _windowUsage)
+        {
+            foreach (var (window, ratio) in usage)
+                yield return new Measurement<double>(ratio, new KeyValuePair<string, object?>("upstream", name), new KeyValuePair<string, object?>("window", window));
+        }
     }
 
     private IEnumerable<Measurement<double>> ObserveBudget()

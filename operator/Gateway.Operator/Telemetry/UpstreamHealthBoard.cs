@@ -1,11 +1,22 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
+using Gateway.Core.Projection;
 
 namespace Gateway.Operator.Telemetry;
 
 /// <summary>An upstream account's health as the operator judged it from recent traffic and the proxies' cooldowns.</summary>
 /// <param name="Status">"True", "False" or "Unknown" (the Healthy condition's status).</param>
-public sealed record UpstreamHealthVerdict(string Status, string Reason, string Message, DateTimeOffset? CooldownUntil);
+/// <param name="Windows">Its requests and tokens in the rolling windows, by every proxy replica; null when not read.</param>
+public sealed record UpstreamHealthVerdict(string Status, string Reason, string Message, DateTimeOffset? CooldownUntil, WindowTotals? Windows = null)
+{
+    /// <summary>True when the verdict differs from <paramref name="other"/> in anything status shows.</summary>
+    public bool DiffersFrom(UpstreamHealthVerdict? other) =>
+        other is null || other.Status != Status || other.Reason != Reason || other.CooldownUntil != CooldownUntil
+        || !SameWindows(other.Windows, Windows);
+
+    private static bool SameWindows(WindowTotals? a, WindowTotals? b) =>
+        a is null ? b is null : b is not null && a.Requests.AsSpan().SequenceEqual(b.Requests) && a.Tokens.AsSpan().SequenceEqual(b.Tokens);
+}
 
 /// <summary>
 /// The latest <see cref="UpstreamHealthVerdict"/> per account ("namespace/name"), written by
@@ -41,8 +52,7 @@ public sealed class UpstreamHealthBoard : IDisposable
         {
             var before = _verdicts.GetValueOrDefault(account);
             _verdicts[account] = verdict;
-            if (before is null || before.Status != verdict.Status || before.Reason != verdict.Reason || before.CooldownUntil != verdict.CooldownUntil)
-                Changed?.Invoke(account);
+            if (verdict.DiffersFrom(before)) Changed?.Invoke(account);
         }
     }
 

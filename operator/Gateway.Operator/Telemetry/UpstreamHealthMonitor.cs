@@ -12,8 +12,9 @@ namespace Gateway.Operator.Telemetry;
 /// Judges every upstream account's health each TokenGate:UpstreamHealthInterval from what the proxies report: its
 /// shared cooldown in Redis (an upstream 429 with Retry-After, or the circuit breaker) and its requests in the last
 /// <see cref="Window"/> of <c>usage_log</c> (5xx, 429, timeouts and connection errors count as failures; a
-/// client's 4xx does not). One PostgreSQL query and one MGET per interval; leader only. The verdicts go to
-/// <see cref="UpstreamHealthBoard"/>, which the reconciler turns into the Healthy condition and status.cooldownUntil.
+/// client's 4xx does not). Also reads every account's rolling windows (<see cref="UpstreamWindows"/>) for status.windows.
+/// One PostgreSQL query, one MGET and one script call per interval; leader only. The verdicts go to
+/// <see cref="UpstreamHealthBoard"/>, which the reconciler turns into the Healthy condition, status.cooldownUntil and status.windows.
 /// </summary>
 public sealed partial class UpstreamHealthMonitor(
     IDbContextFactory<TokenGateDbContext> dbFactory,
@@ -73,6 +74,7 @@ public sealed partial class UpstreamHealthMonitor(
         var result = new Dictionary<string, UpstreamHealthVerdict>(StringComparer.Ordinal);
         if (accounts.Count == 0) return result;
         var reply = await redis.ExecuteAsync("MGET", accounts.Select(a => (RedisArg)keys.UpstreamCooldown(a)).ToList(), cancellationToken);
+        var windows = await UpstreamWindows.AddAndReadAsync(redis, keys, accounts.Select(a => new WindowDelta(a, 0, 0)).ToList(), cancellationToken);
         var minutes = (int)Window.TotalMinutes;
         for (var i = 0; i < accounts.Count; i++)
         {
@@ -81,7 +83,7 @@ public sealed partial class UpstreamHealthMonitor(
                 && long.TryParse(reply.Items[i].AsString(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var ms)
                 && DateTimeOffset.FromUnixTimeMilliseconds(ms) is var until && until > now ? until : null;
             var (requests, failures) = stats.GetValueOrDefault(account);
-            result[account] = cooldown is { } c
+            UpstreamHealthVerdict verdict = cooldown is { } c
                 ? new("False", "CoolingDown", string.Create(CultureInfo.InvariantCulture,
                     $"The proxies hold the account in cooldown until {c.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ} (an upstream 429 with Retry-After, or repeated failures)."), c)
                 : requests >= MinRequests && failures * 2 >= requests
@@ -91,6 +93,7 @@ public sealed partial class UpstreamHealthMonitor(
                         ? new("True", "RequestsSucceeding", string.Create(CultureInfo.InvariantCulture,
                             $"{requests} requests in the last {minutes} minutes, {failures} failed."), null)
                         : new("Unknown", "NoRecentTraffic", $"No requests in the last {minutes} minutes.", null);
+            result[account] = verdict with { Windows = windows[i] };
         }
         return result;
     }

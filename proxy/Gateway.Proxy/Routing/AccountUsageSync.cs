@@ -19,6 +19,9 @@ namespace Gateway.Proxy.Routing;
 /// others' new requests. The same call shares cooldowns: an account this replica cooled down (an upstream 429 with Retry-After, or its
 /// circuit breaker opening) is written to the account's shared cooldown, and every other account's shared cooldown
 /// is read back and applied here, so an account cools down on every replica within about two sync intervals.
+/// A second call adds this replica's counts to every account's rolling windows (<see cref="UpstreamWindows"/>: 1m, 5h,
+/// 1d, 7d) and reads back the totals of accounts with window limits, for selection by headroom (<see cref="UpstreamSelector"/>),
+/// and which OAuth accounts are being refreshed.
 /// </summary>
 public sealed partial class AccountUsageSync(
     IRedisClient redis, ProjectionKeys keys, UpstreamCatalog catalog, IOptions<ProxyOptions> options, ILogger<AccountUsageSync> logger,
@@ -155,6 +158,73 @@ public sealed partial class AccountUsageSync(
     /// <summary>One sync over the accounts of <paramref name="snapshot"/>; false when Redis could not be used this time.</summary>
     internal async Task<bool> SyncOnceAsync(UpstreamSnapshot snapshot, CancellationToken cancellationToken)
     {
+        var limits = await SyncLimitsAsync(snapshot, cancellationToken).ConfigureAwait(false);
+        var windows = await SyncWindowsAsync(snapshot, cancellationToken).ConfigureAwait(false);
+        if (limits && windows && _failing)
+        {
+            _failing = false;
+            Log.SyncResumed(logger);
+        }
+        return limits && windows;
+    }
+
+    private readonly List<WindowDelta> _windowDeltas = [];
+    private readonly List<UpstreamHealth> _windowHealths = [];
+    private readonly List<RedisArg> _leaseKeys = [];
+    private readonly List<UpstreamHealth> _oauthHealths = [];
+
+    /// <summary>
+    /// Adds this replica's requests and tokens to every account's rolling windows (<see cref="UpstreamWindows"/>) and
+    /// reads back the totals of the accounts with window limits (spec.windows) for selection by headroom; reads which
+    /// OAuth accounts the operator is refreshing (their refresh lease). An account with neither new traffic nor window
+    /// limits is left out, so an idle fleet without windows costs nothing here.
+    /// </summary>
+    private async Task<bool> SyncWindowsAsync(UpstreamSnapshot snapshot, CancellationToken cancellationToken)
+    {
+        _windowDeltas.Clear();
+        _windowHealths.Clear();
+        _leaseKeys.Clear();
+        _oauthHealths.Clear();
+        _seen.Clear();
+        foreach (var account in snapshot.Accounts)
+        {
+            if (account.Disabled || !_seen.Add(account.Name) || !catalog.TryGetHealth(account.Name, out var health)) continue;
+            if (account.OAuth)
+            {
+                _leaseKeys.Add(keys.UpstreamRefreshLease(account.Name));
+                _oauthHealths.Add(health);
+            }
+            var (requests, tokens) = health.TakeWindowDelta();
+            if (requests == 0 && tokens == 0 && account.Windows is not { Count: > 0 }) continue;
+            _windowDeltas.Add(new WindowDelta(account.Name, requests, tokens));
+            _windowHealths.Add(health);
+        }
+        if (_windowDeltas.Count == 0 && _leaseKeys.Count == 0) return true;
+        try
+        {
+            var totals = await UpstreamWindows.AddAndReadAsync(redis, keys, _windowDeltas, cancellationToken).ConfigureAwait(false);
+            // Pushed: from here a failure must not put the counts back (they are in Redis).
+            _windowDeltas.Clear();
+            var refreshing = _leaseKeys.Count == 0 ? null : (await redis.ExecuteAsync("MGET", _leaseKeys, cancellationToken).ConfigureAwait(false)).Items;
+            for (var i = 0; i < _windowHealths.Count; i++) _windowHealths[i].ApplyWindows(totals[i]);
+            for (var i = 0; i < _oauthHealths.Count; i++)
+                _oauthHealths[i].SetRefreshing(refreshing is not null && i < refreshing.Count && !refreshing[i].IsNull);
+            return true;
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Counts not pushed go with the next sync. A timeout after Redis applied them counts them twice, which errs
+            // on the side of the limits.
+            for (var i = 0; i < _windowDeltas.Count; i++)
+                _windowHealths[i].ReturnWindowDelta(_windowDeltas[i].Requests, _windowDeltas[i].Tokens);
+            OnFailure(ex);
+            return false;
+        }
+    }
+
+    /// <summary>The per-minute limits, requests in flight and cooldowns (<see cref="Script"/>).</summary>
+    private async Task<bool> SyncLimitsAsync(UpstreamSnapshot snapshot, CancellationToken cancellationToken)
+    {
         _keys.Clear();
         _args.Clear();
         _healths.Clear();
@@ -227,11 +297,6 @@ public sealed partial class AccountUsageSync(
         {
             var until = totals[2 * _healths.Count + _concurrent.Count + i].AsInt64();
             if (until > 0) _cooling[i].ApplySharedCooldown(until);
-        }
-        if (_failing)
-        {
-            _failing = false;
-            Log.SyncResumed(logger);
         }
         return true;
     }

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using Gateway.Core.Projection;
+using Gateway.Core.Resources;
 
 namespace Gateway.Proxy.Routing;
 
@@ -83,18 +85,72 @@ public sealed class UpstreamHealth(string name, TimeProvider? time = null)
         }
     }
 
-    /// <summary>Counts a request sent in the current minute.</summary>
+    /// <summary>Counts a request sent in the current minute and in the rolling windows.</summary>
     public void CountRequest()
     {
         Roll();
         Interlocked.Increment(ref _minuteRequests);
+        Interlocked.Increment(ref _windowRequests);
     }
 
-    /// <summary>Counts tokens used in the current minute.</summary>
+    /// <summary>Counts tokens used in the current minute and in the rolling windows.</summary>
     public void CountTokens(long tokens)
     {
+        if (tokens <= 0) return;
         Roll();
         Interlocked.Add(ref _minuteTokens, tokens);
+        Interlocked.Add(ref _windowTokens, tokens);
+    }
+
+    // Rolling windows (UpstreamWindows: 1m, 5h, 1d, 7d), shared with the other replicas by AccountUsageSync: this
+    // replica's counts not yet pushed, and every replica's totals as of the last sync.
+    private long _windowRequests;
+    private long _windowTokens;
+    private WindowTotals? _windows;
+    private volatile bool _refreshing;
+
+    /// <summary>Every replica's totals of the rolling windows as of the last sync; null before the first.</summary>
+    public WindowTotals? Windows => Volatile.Read(ref _windows);
+
+    /// <summary>True while the operator refreshes the account's OAuth token (its refresh lease is held), as of the last sync.</summary>
+    public bool Refreshing => _refreshing;
+
+    /// <summary>This replica's window counts since the last push; taking them clears them.</summary>
+    internal (long Requests, long Tokens) TakeWindowDelta() =>
+        (Interlocked.Exchange(ref _windowRequests, 0), Interlocked.Exchange(ref _windowTokens, 0));
+
+    /// <summary>Puts back counts a failed sync could not push.</summary>
+    internal void ReturnWindowDelta(long requests, long tokens)
+    {
+        Interlocked.Add(ref _windowRequests, requests);
+        Interlocked.Add(ref _windowTokens, tokens);
+    }
+
+    internal void ApplyWindows(WindowTotals totals) => Volatile.Write(ref _windows, totals);
+
+    internal void SetRefreshing(bool refreshing) => _refreshing = refreshing;
+
+    /// <summary>
+    /// The share of the account's window limits still free, 0 (a limit reached) to 1, from every replica's totals of
+    /// the last sync plus this replica's counts since. 1 without limits. Allocates nothing: it runs per candidate per request.
+    /// </summary>
+    public double Headroom(List<UpstreamWindow>? limits)
+    {
+        if (limits is null || limits.Count == 0) return 1;
+        var totals = Volatile.Read(ref _windows);
+        var localRequests = Interlocked.Read(ref _windowRequests);
+        var localTokens = Interlocked.Read(ref _windowTokens);
+        var headroom = 1.0;
+        foreach (var limit in limits)
+        {
+            var i = UpstreamWindows.IndexOf(limit.Period);
+            if (i < 0) continue;
+            if (limit.Requests is long r and > 0)
+                headroom = Math.Min(headroom, UpstreamWindows.Free((totals?.Requests[i] ?? 0) + localRequests, r));
+            if (limit.Tokens is long t and > 0)
+                headroom = Math.Min(headroom, UpstreamWindows.Free((totals?.Tokens[i] ?? 0) + localTokens, t));
+        }
+        return headroom;
     }
 
     /// <summary>True while this minute's requests and tokens, across replicas as far as known, are under the account's limits.</summary>

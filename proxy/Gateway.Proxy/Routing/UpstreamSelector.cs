@@ -5,9 +5,10 @@ using Gateway.Core.Resources;
 namespace Gateway.Proxy.Routing;
 
 /// <summary>
-/// Picks the account for one attempt: eligible targets (matches the user's selector, not tried yet,
-/// not cooling down, under its concurrency limit), lowest priority tier first, then a weighted choice
-/// of two with the one having fewer requests in flight winning ("power of two choices").
+/// Picks the account for one attempt: eligible targets (matches the user's selector, not tried yet, not cooling
+/// down, under its concurrency, per-minute and window limits), lowest priority tier first, then a choice weighted
+/// by weight × window headroom, of two with the one having fewer requests in flight winning ("power of two
+/// choices"). Accounts whose OAuth token is being refreshed or about to expire are the last resort.
 /// </summary>
 public static class UpstreamSelector
 {
@@ -43,14 +44,33 @@ public static class UpstreamSelector
             ? Matches(dedicated, labels) || user.FallbackToShared && Matches(user.UpstreamSelector, labels)
             : Matches(user.UpstreamSelector, labels);
 
+    /// <summary>An OAuth account whose token expires within this, or within half its oauth.refreshBefore if that is
+    /// shorter, is used only when no other account can take the request: the operator refreshes tokens refreshBefore
+    /// ahead (5 minutes by default), so a token this close to expiry means its refresh is late or failing.</summary>
+    public static readonly TimeSpan ExpiringWithin = TimeSpan.FromSeconds(60);
+
+    private static long ExpiringMarginMs(UpstreamProjection account) =>
+        account.RefreshBeforeSeconds is int refreshBefore && refreshBefore * 500L < (long)ExpiringWithin.TotalMilliseconds
+            ? refreshBefore * 500L
+            : (long)ExpiringWithin.TotalMilliseconds;
+
     /// <summary>Index of the chosen target in <paramref name="targets"/>, or -1. <paramref name="tried"/> is a bit set of indexes already used.</summary>
+    /// <remarks>Accounts whose OAuth token is being refreshed or about to expire are passed over while another account
+    /// can take the request, in any tier; they remain the last resort rather than a reason to fail.</remarks>
     public static int Pick(UpstreamTarget[] targets, LabelSelector? selector, ulong tried, out bool isProbe)
     {
         var now = Stopwatch.GetTimestamp();
+        var nowMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var avoid = true;
         while (true)
         {
-            var chosen = PickOnce(targets, selector, tried, now);
-            if (chosen < 0) { isProbe = false; return -1; }
+            var chosen = PickOnce(targets, selector, tried, now, avoid ? nowMs : long.MinValue);
+            if (chosen < 0)
+            {
+                if (avoid) { avoid = false; continue; }
+                isProbe = false;
+                return -1;
+            }
             // The cooldown check is repeated atomically: in half-open state only one request probes.
             if (targets[chosen].Health.CanSend(now, out isProbe)) return chosen;
             tried |= 1UL << chosen;
@@ -64,63 +84,80 @@ public static class UpstreamSelector
         var count = Math.Min(targets.Length, 64);
         for (var i = 0; i < count; i++)
         {
-            if (IsEligible(targets[i], selector, tried, i, now)) return true;
+            if (ShareOf(targets[i], selector, tried, i, now, long.MinValue) > 0) return true;
         }
         return false;
     }
 
-    private static int PickOnce(UpstreamTarget[] targets, LabelSelector? selector, ulong tried, long now)
+    /// <summary>
+    /// The lowest tier with an eligible target, then a choice weighted by weight × headroom (the share of the account's
+    /// window limits still free), so load spreads over the tier in proportion to what each account has left rather
+    /// than draining one; of two such draws the one with fewer requests in flight wins ("power of two choices").
+    /// </summary>
+    private static int PickOnce(UpstreamTarget[] targets, LabelSelector? selector, ulong tried, long now, long nowMs)
     {
         var count = Math.Min(targets.Length, 64);
         var tier = int.MaxValue;
-        var totalWeight = 0L;
+        var total = 0L;
         var eligibleCount = 0;
-        // First pass: the lowest tier with an eligible target and its total weight.
+        // Shares on the stack: one computation per target per pick (headroom reads the window totals).
+        Span<long> shares = stackalloc long[count];
         for (var i = 0; i < count; i++)
         {
-            if (!IsEligible(targets[i], selector, tried, i, now)) continue;
+            var share = shares[i] = ShareOf(targets[i], selector, tried, i, now, nowMs);
+            if (share == 0) continue;
             var p = targets[i].Account.Priority;
             if (p > tier) continue;
-            if (p < tier) { tier = p; totalWeight = 0; eligibleCount = 0; }
-            totalWeight += Math.Max(1, targets[i].Account.Weight);
+            if (p < tier) { tier = p; total = 0; eligibleCount = 0; }
+            total += share;
             eligibleCount++;
         }
         if (eligibleCount == 0) return -1;
-        int chosen;
-        if (eligibleCount == 1) chosen = Weighted(targets, selector, tried, now, tier, count, 0);
-        else
-        {
-            var a = Weighted(targets, selector, tried, now, tier, count, Random.Shared.NextInt64(totalWeight));
-            var b = Weighted(targets, selector, tried, now, tier, count, Random.Shared.NextInt64(totalWeight));
-            chosen = targets[b].Health.InFlight < targets[a].Health.InFlight ? b : a;
-        }
-        return chosen;
+        if (eligibleCount == 1) return Weighted(targets, shares, tier, 0);
+        var a = Weighted(targets, shares, tier, Random.Shared.NextInt64(total));
+        var b = Weighted(targets, shares, tier, Random.Shared.NextInt64(total));
+        return targets[b].Health.InFlight < targets[a].Health.InFlight ? b : a;
     }
 
-    private static int Weighted(UpstreamTarget[] targets, LabelSelector? selector, ulong tried, long now, int tier, int count, long ticket)
+    private static int Weighted(UpstreamTarget[] targets, ReadOnlySpan<long> shares, int tier, long ticket)
     {
         var last = -1;
-        for (var i = 0; i < count; i++)
+        for (var i = 0; i < shares.Length; i++)
         {
-            if (targets[i].Account.Priority != tier || !IsEligible(targets[i], selector, tried, i, now)) continue;
+            if (shares[i] == 0 || targets[i].Account.Priority != tier) continue;
             last = i;
-            ticket -= Math.Max(1, targets[i].Account.Weight);
+            ticket -= shares[i];
             if (ticket < 0) return i;
         }
         return last;
     }
 
-    private static bool IsEligible(UpstreamTarget t, LabelSelector? selector, ulong tried, int index, long now)
+    /// <summary>Headroom resolution of <see cref="ShareOf"/>: an account with 0.1 % of its windows left still gets a share.</summary>
+    private const int HeadroomSteps = 1000;
+
+    /// <summary>
+    /// The target's share in the weighted choice, 0 when it cannot take a request now: already tried, cooling down, at
+    /// its concurrency, per-minute or window limits, outside the selector, or (unless <paramref name="nowMs"/> is
+    /// long.MinValue: the last-resort pass) refreshing or with a token about to expire at <paramref name="nowMs"/> (unix ms).
+    /// </summary>
+    private static long ShareOf(UpstreamTarget t, LabelSelector? selector, ulong tried, int index, long now, long nowMs)
     {
-        if ((tried & (1UL << index)) != 0) return false;
-        if (t.Health.IsCoolingDown(now)) return false;
-        var limits = t.Account.Limits;
-        if (limits is not null)
+        if ((tried & (1UL << index)) != 0) return 0;
+        if (t.Health.IsCoolingDown(now)) return 0;
+        var account = t.Account;
+        if (account.Limits is { } limits)
         {
-            if (!t.Health.UnderConcurrency(limits.MaxConcurrent)) return false;
-            if (!t.Health.UnderLimits(limits.RequestsPerMinute, limits.TokensPerMinute)) return false;
+            if (!t.Health.UnderConcurrency(limits.MaxConcurrent)) return 0;
+            if (!t.Health.UnderLimits(limits.RequestsPerMinute, limits.TokensPerMinute)) return 0;
         }
-        return Matches(selector, t.Account.Labels);
+        if (!Matches(selector, account.Labels)) return 0;
+        if (nowMs != long.MinValue
+            && (t.Health.Refreshing || account.TokenExpiresAt is { } expires && expires.ToUnixTimeMilliseconds() - nowMs < ExpiringMarginMs(account)))
+            return 0;
+        var weight = (long)Math.Max(1, account.Weight);
+        if (account.Windows is not { Count: > 0 } windows) return weight * HeadroomSteps;
+        var headroom = t.Health.Headroom(windows);
+        return headroom <= 0 ? 0 : weight * Math.Max(1, (long)(headroom * HeadroomSteps));
     }
 
     /// <summary>metav1.LabelSelector semantics: every matchLabels pair and every expression must hold.</summary>

@@ -54,4 +54,15 @@ public sealed class UpstreamRequestRulesTests
         Assert.NotNull(problem);
         Assert.Contains(expected, problem, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Usage_windows_need_a_known_period_once_and_a_positive_limit()
+    {
+        Assert.Null(UpstreamRequestRules.WindowsProblem(null));
+        Assert.Null(UpstreamRequestRules.WindowsProblem([new UpstreamWindow { Period = "5h", Requests = 50 }, new UpstreamWindow { Period = "7d", Tokens = 1_000_000 }]));
+        Assert.Contains("not one of 5h, 1d, 7d", UpstreamRequestRules.WindowsProblem([new UpstreamWindow { Period = "1m", Requests = 5 }]), StringComparison.Ordinal);
+        Assert.Contains("listed twice", UpstreamRequestRules.WindowsProblem([new UpstreamWindow { Period = "1d", Requests = 5 }, new UpstreamWindow { Period = "1d", Tokens = 5 }]), StringComparison.Ordinal);
+        Assert.Contains("needs requests, tokens or both", UpstreamRequestRules.WindowsProblem([new UpstreamWindow { Period = "7d" }]), StringComparison.Ordinal);
+        Assert.Contains("must be positive", UpstreamRequestRules.WindowsProblem([new UpstreamWindow { Period = "7d", Tokens = 0 }]), StringComparison.Ordinal);
+    }
 }

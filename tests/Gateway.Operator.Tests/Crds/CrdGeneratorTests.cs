@@ -129,7 +129,7 @@ public sealed class CrdGeneratorTests
     [Theory]
     [InlineData("apikeys", "Owner=.spec.owner|Prefix=.status.keyPrefix|Ready=.status.conditions[?(@.type==\"Ready\")].status|Last Used=.status.lastUsedAt|Spend=.status.spend|Age=.metadata.creationTimestamp")]
     [InlineData("userquotas", "Email=.spec.user.email|Balance=.status.balance|Spent=.status.spentThisPeriod|Budget=.spec.budget.amount|Ready=.status.conditions[?(@.type==\"Ready\")].status|Age=.metadata.creationTimestamp")]
-    [InlineData("upstreamaccounts", "Provider=.spec.provider|Models=.spec.models[*].name|Priority=.spec.priority|Healthy=.status.conditions[?(@.type==\"Healthy\")].status|Expires=.status.tokenExpiresAt|Cooldown=.status.cooldownUntil|Ready=.status.conditions[?(@.type==\"Ready\")].status|Age=.metadata.creationTimestamp")]
+    [InlineData("upstreamaccounts", "Provider=.spec.provider|Models=.spec.models[*].name|Priority=.spec.priority|Healthy=.status.conditions[?(@.type==\"Healthy\")].status|Expires=.status.tokenExpiresAt|Cooldown=.status.cooldownUntil|Requests Today=.status.requestsToday|Ready=.status.conditions[?(@.type==\"Ready\")].status|Age=.metadata.creationTimestamp")]
     public void Has_the_printer_columns(string plural, string expected)
     {
         var columns = (YamlSequenceNode)At(Crd(plural), "spec", "versions", "[0]", "additionalPrinterColumns");

@@ -73,6 +73,10 @@ public sealed class FakeMatchesRealApiServerTests(RealApiServerFixture fixture) 
         { "UpstreamAccount", "provider: openai\nbaseUrl: https://x\ncredentials: {}\nmodels: [{name: a}]" },
         { "UpstreamAccount", "provider: azure-openai\nbaseUrl: https://x\ncredentials: {apiKeySecretRef: {name: s, key: k}}\nmodels: [{name: gpt-4o, upstreamName: d1}, {name: gpt-4o-mini}]" },
         { "UpstreamAccount", "provider: azure-openai\nbaseUrl: https://x\ncredentials: {}\nmodels: [{name: gpt-4o}]\nweight: 0" },
+        // Usage windows: an unknown period and a zero limit; a window without limits (CEL); a period twice (list map).
+        { "UpstreamAccount", "provider: openai\nbaseUrl: https://x\ncredentials: {apiKeySecretRef: {name: s, key: k}}\nmodels: [{name: a}]\nwindows: [{period: 2h, requests: 0}]" },
+        { "UpstreamAccount", "provider: openai\nbaseUrl: https://x\ncredentials: {apiKeySecretRef: {name: s, key: k}}\nmodels: [{name: a}]\nwindows: [{period: 5h}]" },
+        { "UpstreamAccount", "provider: openai\nbaseUrl: https://x\ncredentials: {apiKeySecretRef: {name: s, key: k}}\nmodels: [{name: a}]\nwindows: [{period: 5h, requests: 1}, {period: 5h, tokens: 1}]" },
     };
 
     [Theory]

@@ -102,7 +102,7 @@ public abstract class KubernetesSourceTests : IAsyncLifetime
         {
             ["apikeys"] = new() { ["Owner"] = "demo", ["Prefix"] = key[..9], ["Ready"] = "True", ["Last Used"] = null, ["Spend"] = "0" },
             ["userquotas"] = new() { ["Email"] = "demo@example.com", ["Balance"] = "10", ["Spent"] = "0", ["Budget"] = "50", ["Ready"] = "True" },
-            ["upstreamaccounts"] = new() { ["Provider"] = "openai-compatible", ["Models"] = "gpt-4o-mini", ["Priority"] = "0", ["Healthy"] = "Unknown", ["Expires"] = null, ["Cooldown"] = null, ["Ready"] = "True" },
+            ["upstreamaccounts"] = new() { ["Provider"] = "openai-compatible", ["Models"] = "gpt-4o-mini", ["Priority"] = "0", ["Healthy"] = "Unknown", ["Expires"] = null, ["Cooldown"] = null, ["Requests Today"] = null, ["Ready"] = "True" },
         };
         foreach (var dir in new[] { Path.Combine(RepoPaths.Root, "config", "crd"), Path.Combine(RepoPaths.Root, "charts", "tokengate", "crds") })
         {
@@ -133,6 +133,33 @@ public abstract class KubernetesSourceTests : IAsyncLifetime
                 }
             }
         }
+    }
+
+    [KubeFact]
+    public async Task A_cooldown_raises_events_and_window_usage_reaches_the_status()
+    {
+        // The leader judges health every second here (15 s by default); the proxies' traffic is what they wrote to Redis.
+        await _h.StartOperatorAsync("--TokenGate:UpstreamHealthInterval", "00:00:01");
+        await _h.ApplySamplesAsync();
+        await _h.ReadyAsync(TokenGateResources.UpstreamAccounts, "mock");
+        await UpstreamWindows.AddAndReadAsync(_h.Redis, _h.Keys, [new WindowDelta("default/mock", 7, 700)], default);
+        var windows = await Eventually.ReturnsAsync(async () =>
+            (await _h.GetAsync(TokenGateResources.UpstreamAccounts, "mock"))?["status"]?["requestsToday"]?.GetValue<long>() == 7
+                ? (await _h.GetAsync(TokenGateResources.UpstreamAccounts, "mock"))!["status"]!["windows"]!.AsArray() : null,
+            "status.requestsToday and status.windows");
+        Assert.Equal(["1m", "5h", "1d", "7d"], windows.Select(w => w!["period"]!.GetValue<string>()));
+        Assert.All(windows, w => Assert.Equal(700, w!["tokens"]!.GetValue<long>()));
+
+        var until = DateTimeOffset.UtcNow.AddMinutes(10).ToUnixTimeMilliseconds();
+        await _h.Redis.ExecuteAsync("SET", [_h.Keys.UpstreamCooldown("default/mock"), until, "PX", 600_000]);
+        await Eventually.TrueAsync(async () => (await EventReasonsAsync("mock")).Contains("CoolingDown"), "a CoolingDown event");
+        var healthy = KubernetesHarness.Condition(await _h.GetAsync(TokenGateResources.UpstreamAccounts, "mock"), "Healthy")!;
+        Assert.Equal(("False", "CoolingDown"), (healthy["status"]!.GetValue<string>(), healthy["reason"]!.GetValue<string>()));
+
+        await _h.Redis.ExecuteAsync("DEL", [_h.Keys.UpstreamCooldown("default/mock")]);
+        await Eventually.TrueAsync(async () => (await EventReasonsAsync("mock")).Contains("CooldownEnded"), "a CooldownEnded event");
+        var warning = (await _h.ListAsync(ResourceDefinition.Events)).Single(e => e["reason"]?.GetValue<string>() == "CoolingDown");
+        Assert.Equal("Warning", warning["type"]!.GetValue<string>());
     }
 
     [KubeFact]

@@ -1,4 +1,5 @@
 using Gateway.Core.Metrics;
+using Gateway.Core.Projection;
 using Gateway.Core.Resources;
 using Gateway.Core.Storage;
 using Gateway.Kubernetes.Runtime;
@@ -35,11 +36,12 @@ public sealed class UpstreamHealthTests : IAsyncLifetime
 
     private UpstreamHealthMonitor Monitor() => new(_f.DbFactory, _f.Redis, _f.Keys, _board, Options.Create(new OperatorOptions()), TimeProvider.System, NullLogger<UpstreamHealthMonitor>.Instance);
 
-    private async Task<UpstreamAccountStatus> ReconcileAsync()
+    private async Task<UpstreamAccountStatus> ReconcileAsync(Action<UpstreamAccountSpec>? change = null, OperatorStateMetrics? metrics = null)
     {
         var reconciler = new TokenGateReconciler(_f.DbFactory, _f.Projection, _f.Hasher, Options.Create(new OperatorOptions()), TimeProvider.System,
-            NullLogger<TokenGateReconciler>.Instance, healthBoard: _board);
+            NullLogger<TokenGateReconciler>.Instance, metrics, healthBoard: _board);
         var ua = _f.Source.Load().UpstreamAccounts.Single();
+        change?.Invoke(ua.Spec);
         return (await reconciler.ReconcileUpstreamAsync(ua, _f.Source, CancellationToken.None)).Status;
     }
 
@@ -108,5 +110,52 @@ public sealed class UpstreamHealthTests : IAsyncLifetime
         // Leadership lost: the verdicts and the gauge go.
         _board.Clear();
         Assert.Empty(Gauge());
+    }
+
+    [Fact]
+    public async Task Window_usage_and_headroom_reach_status_and_the_usage_ratio_gauge()
+    {
+        using var metrics = new OperatorStateMetrics(_f.Redis);
+        using var leader = OperatorMetrics.RegisterElector(static () => true);
+        void Windows(UpstreamAccountSpec spec) => spec.Windows =
+        [
+            new UpstreamWindow { Period = "5h", Requests = 1000 },
+            new UpstreamWindow { Period = "7d", Requests = 10_000, Tokens = 1_000_000 },
+        ];
+
+        // What the proxies counted (400 requests, 900,000 tokens).
+        await UpstreamWindows.AddAndReadAsync(_f.Redis, _f.Keys, [new WindowDelta("default/mock", 400, 900_000)], default);
+        var changed = new List<string>();
+        _board.Changed += changed.Add;
+        _board.Publish(await Monitor().MeasureAsync(CancellationToken.None));
+        var status = await ReconcileAsync(Windows, metrics);
+
+        Assert.Equal(400, status.RequestsToday);
+        Assert.Equal(["1m", "5h", "1d", "7d"], status.Windows!.Select(w => w.Period));
+        var fiveHours = status.Windows!.Single(w => w.Period == "5h");
+        Assert.Equal((400L, 900_000L, 1000L, (long?)null, 0.6), (fiveHours.Requests, fiveHours.Tokens, fiveHours.RequestsLimit!.Value, fiveHours.TokensLimit, fiveHours.Headroom!.Value));
+        // The week's tokens are the tighter limit: 10 % left.
+        Assert.Equal(0.1, status.Windows!.Single(w => w.Period == "7d").Headroom!.Value, 9);
+        // Windows without a limit carry figures, no headroom.
+        Assert.Null(status.Windows!.Single(w => w.Period == "1d").Headroom);
+        var ratios = _exporter.Collect().Split('\n').Where(l => l.StartsWith("tokengate_upstream_window_usage_ratio{", StringComparison.Ordinal)).Order().ToArray();
+        Assert.Equal(
+        [
+            "tokengate_upstream_window_usage_ratio{upstream=\"default/mock\",window=\"5h\"} 0.4",
+            "tokengate_upstream_window_usage_ratio{upstream=\"default/mock\",window=\"7d\"} 0.9",
+        ], ratios);
+
+        // New traffic changes the verdict, so the account's status is reconciled again; no traffic, no reconcile.
+        changed.Clear();
+        _board.Publish(await Monitor().MeasureAsync(CancellationToken.None));
+        Assert.Empty(changed);
+        await UpstreamWindows.AddAndReadAsync(_f.Redis, _f.Keys, [new WindowDelta("default/mock", 1, 10)], default);
+        _board.Publish(await Monitor().MeasureAsync(CancellationToken.None));
+        Assert.Equal(["default/mock"], changed);
+        Assert.Equal(401, (await ReconcileAsync(Windows, metrics)).RequestsToday);
+
+        // Deleted: its series go.
+        metrics.RemoveUpstream("default/mock");
+        Assert.DoesNotContain(_exporter.Collect().Split('\n'), l => l.StartsWith("tokengate_upstream_window_usage_ratio{", StringComparison.Ordinal));
     }
 }

@@ -144,4 +144,95 @@ public sealed class UpstreamSelectorTests
         // A user without a dedicated selector uses the shared pool as before.
         Assert.NotEqual(-1, UpstreamSelector.PickFor(targets, User(null, fallback: false), 0, out _));
     }
+
+    private static UpstreamTarget Windowed(string name, long used, long limit = 100_000, int priority = 0, int weight = 1, DateTimeOffset? tokenExpiresAt = null)
+    {
+        var t = Target(name, priority, weight);
+        var target = new UpstreamTarget
+        {
+            Account = t.Account with { Windows = [new UpstreamWindow { Period = "5h", Requests = limit }], TokenExpiresAt = tokenExpiresAt },
+            Model = t.Model, Health = t.Health, UpstreamModelName = "m", BaseUrl = "u", BaseQuery = "",
+        };
+        var totals = WindowTotals.Zero;
+        totals.Requests[UpstreamWindows.IndexOf("5h")] = used;
+        t.Health.ApplyWindows(totals);
+        return target;
+    }
+
+    [Fact]
+    public void Requests_spread_over_a_tier_in_proportion_to_each_accounts_headroom()
+    {
+        // 80 %, 40 % and 10 % of the 5h window left: shares 8 : 4 : 1 (sequential picks, nothing in flight, so the
+        // first draw of each pair wins). An exhausted account gets nothing; none is drained while others have room.
+        UpstreamTarget[] targets = [Windowed("a", used: 20_000), Windowed("b", used: 60_000), Windowed("c", used: 90_000), Windowed("full", used: 100_000)];
+        var counts = new int[targets.Length];
+        const int n = 13_000;
+        for (var i = 0; i < n; i++) counts[UpstreamSelector.Pick(targets, null, 0, out _)]++;
+        Assert.Equal(0, counts[3]);
+        Assert.InRange(counts[0], 7_600, 8_400);
+        Assert.InRange(counts[1], 3_600, 4_400);
+        Assert.InRange(counts[2], 800, 1_200);
+    }
+
+    [Fact]
+    public void Weight_scales_the_headroom_share_and_accounts_without_windows_count_as_full()
+    {
+        UpstreamTarget[] targets = [Windowed("half-heavy", used: 50_000, weight: 2), Target("unlimited")];
+        var heavy = 0;
+        for (var i = 0; i < 4_000; i++) if (UpstreamSelector.Pick(targets, null, 0, out _) == 0) heavy++;
+        // 2 × 0.5 against 1 × 1: an even split.
+        Assert.InRange(heavy, 1_750, 2_250);
+    }
+
+    [Fact]
+    public void Local_requests_since_the_last_sync_count_against_the_window()
+    {
+        var t = Windowed("a", used: 8, limit: 10);
+        Assert.Equal(0, UpstreamSelector.Pick([t], null, 0, out _));
+        t.Health.CountRequest();
+        t.Health.CountRequest();
+        Assert.Equal(-1, UpstreamSelector.Pick([t], null, 0, out _));
+        Assert.False(UpstreamSelector.HasCandidate([t], null, 0));
+    }
+
+    [Fact]
+    public void Accounts_refreshing_or_with_a_token_about_to_expire_are_the_last_resort()
+    {
+        var refreshing = Windowed("refreshing", used: 0, priority: 0);
+        refreshing.Health.SetRefreshing(true);
+        var expiring = Windowed("expiring", used: 0, priority: 0, tokenExpiresAt: DateTimeOffset.UtcNow.AddSeconds(20));
+        var fresh = Windowed("fresh", used: 0, priority: 5, tokenExpiresAt: DateTimeOffset.UtcNow.AddHours(1));
+        UpstreamTarget[] targets = [refreshing, expiring, fresh];
+        // A worse tier is preferred to them...
+        for (var i = 0; i < 200; i++) Assert.Equal(2, UpstreamSelector.Pick(targets, null, 0, out _));
+        // ...but with nothing else left they still serve, rather than the request failing.
+        var picked = new HashSet<int>();
+        for (var i = 0; i < 200; i++) picked.Add(UpstreamSelector.Pick(targets, null, 1UL << 2, out _));
+        Assert.Equal([0, 1], picked.Order());
+        Assert.True(UpstreamSelector.HasCandidate(targets, null, 1UL << 2));
+        // Once the refresh is over, the account is an ordinary candidate again.
+        refreshing.Health.SetRefreshing(false);
+        Assert.Equal(0, UpstreamSelector.Pick(targets, null, 1UL << 2 | 1UL << 1, out _));
+        var counts = new int[3];
+        for (var i = 0; i < 200; i++) counts[UpstreamSelector.Pick(targets, null, 0, out _)]++;
+        Assert.Equal(200, counts[0]);
+    }
+
+    [Fact]
+    public void A_short_refresh_before_shortens_what_counts_as_about_to_expire()
+    {
+        // Tokens living seconds, refreshed 4 s ahead: about to expire means within 2 s (half of refreshBefore), not 60 s.
+        UpstreamTarget Short(string name, double expiresInSeconds, int priority)
+        {
+            var t = Windowed(name, used: 0, priority: priority, tokenExpiresAt: DateTimeOffset.UtcNow.AddSeconds(expiresInSeconds));
+            return new UpstreamTarget
+            {
+                Account = t.Account with { RefreshBeforeSeconds = 4 }, Model = t.Model, Health = t.Health, UpstreamModelName = "m", BaseUrl = "u", BaseQuery = "",
+            };
+        }
+        UpstreamTarget[] fine = [Short("oauth", expiresInSeconds: 30, priority: 0), Target("fallback", priority: 1)];
+        Assert.Equal(0, UpstreamSelector.Pick(fine, null, 0, out _));
+        UpstreamTarget[] late = [Short("oauth", expiresInSeconds: 1, priority: 0), Target("fallback", priority: 1)];
+        Assert.Equal(1, UpstreamSelector.Pick(late, null, 0, out _));
+    }
 }
