@@ -130,10 +130,22 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
         await page.GotoAsync("/keys");
         await ChromiumBrowser.ScreenshotAsync(page, "10-keys");
         await page.GetByRole(AriaRole.Button, new() { Name = "Rotate demo", Exact = true }).ClickAsync();
-        // The pending reveal page reloads itself every 2 s (Refresh header); the locator below waits for the key.
-        await ArrivedAsync(page, "**/keys/reveal/*");
+        // The pending reveal page reloads itself every 2 s (Refresh header) until the operator issued the key, so no
+        // load state is waited for here (one was seen to time out under a loaded machine while the page kept
+        // reloading): the key is read with retries until it is there.
+        await page.WaitForURLAsync("**/keys/reveal/*", new() { WaitUntil = WaitUntilState.Commit });
+        var newKey = await Eventually.ReturnsAsync(async () =>
+        {
+            try
+            {
+                return await page.Locator("#revealed-key").InputValueAsync(new() { Timeout = 5_000 });
+            }
+            catch (Exception e) when (e is TimeoutException or PlaywrightException)
+            {
+                return null; // still pending, or the page reloaded while it was read
+            }
+        }, "the rotated key on the reveal page");
         var revealUrl = page.Url;
-        var newKey = await page.Locator("#revealed-key").InputValueAsync(); // waits while the page reloads (pending)
         Assert.Matches(FullKey(), newKey);
         Assert.NotEqual(demoKey, newKey);
         await ChromiumBrowser.ScreenshotAsync(page, "11-key-reveal");
