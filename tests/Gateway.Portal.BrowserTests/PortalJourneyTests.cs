@@ -237,6 +237,24 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
                 Assert.False(line.Contains(s, StringComparison.Ordinal), $"a {component} log line contains a secret of the run: {line.Replace(s, "<SECRET>", StringComparison.Ordinal)}");
             }
         }
+
+        // 9. Nor does any /metrics output, Redis value or PostgreSQL row (the keys live only in their Secrets, the
+        // rotated one also in the one-time reveal, encrypted; passwords, codes and tokens only as hashes; the TOTP
+        // secret encrypted), and neither does the pepper.
+        var scan = new SecretScan(secrets.Where(s => s.Length >= 8).Append(_stack.Pepper).Distinct()
+            .Select((s, i) => (s, i)).ToDictionary(x => $"secret #{x.i} ({x.s.Length} chars)", x => x.s));
+        using var plain = new HttpClient();
+        foreach (var metrics in _stack.MetricsUrls)
+        {
+            var text = await plain.GetStringAsync(metrics);
+            Assert.Contains("tokengate_", text, StringComparison.Ordinal);
+            scan.Texts(metrics.ToString(), [text]);
+        }
+        await using (var redis = await Gateway.Core.Redis.RespClient.ConnectAsync(TestEnvironment.Redis))
+            Assert.True(await scan.RedisAsync(redis, _stack.RedisPrefix) > 10, "the Redis scan found the projection");
+        Assert.True(await scan.PostgresAsync(_stack.Database.ConnectionString) > 10, "the PostgreSQL scan found the rows");
+        Assert.True(scan.Findings.Count == 0,
+            "secrets of the run found in plaintext:\n" + string.Join("\n", scan.Findings.Select(f => $"{f.Secret} in {f.Where}")));
     }
 
     // Cookie values (session, enrolment, antiforgery) are bearer secrets too: they join the log scan.

@@ -14,6 +14,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Gateway.EndToEnd.OAuth;
 
@@ -33,12 +34,28 @@ public sealed class OAuthStack : IAsyncDisposable
     public MockUpstreamServer PlainMock { get; private set; } = null!;
     public FileResourceSource Source { get; private set; } = null!;
     public Uri ProxyUrl { get; private set; } = null!;
+    public Uri OperatorUrl { get; private set; } = null!;
+    /// <summary>The proxy's management listener (/metrics).</summary>
+    public Uri ProxyManagementUrl { get; private set; } = null!;
+    public string RedisPrefix { get; } = TestEnvironment.UniqueRedisPrefix();
+    public string Pepper { get; } = "oauth-pepper-" + Guid.NewGuid().ToString("N");
+    /// <summary>Every log line of the operator and the proxy (captured when started with <see cref="StartWithDebugLogsAsync"/>).</summary>
+    public IReadOnlyList<CapturingLoggerProvider> Logs { get; } = [new CapturingLoggerProvider("operator"), new CapturingLoggerProvider("proxy")];
+    private bool _captureLogs;
 
     /// <param name="proxyArgs">Extra proxy settings (command-line form), e.g. a shorter cooldown.</param>
     public static async Task<OAuthStack> StartAsync(double accessTokenLifetimeSeconds, params string[] proxyArgs)
     {
         var s = new OAuthStack();
         await s.StartInternalAsync(accessTokenLifetimeSeconds, proxyArgs);
+        return s;
+    }
+
+    /// <summary>The stack with the operator and proxy logging at Debug, every line captured in <see cref="Logs"/>.</summary>
+    public static async Task<OAuthStack> StartWithDebugLogsAsync(double accessTokenLifetimeSeconds)
+    {
+        var s = new OAuthStack { _captureLogs = true };
+        await s.StartInternalAsync(accessTokenLifetimeSeconds, []);
         return s;
     }
 
@@ -49,7 +66,7 @@ public sealed class OAuthStack : IAsyncDisposable
         SamplesDir = Path.Combine(root, "samples");
         Directory.CreateDirectory(SamplesDir);
         var pepperFile = Path.Combine(root, "pepper");
-        await File.WriteAllTextAsync(pepperFile, "oauth-pepper-" + Guid.NewGuid().ToString("N"));
+        await File.WriteAllTextAsync(pepperFile, Pepper);
         // Credentials are encrypted in the projection: one generated key, shared by the operator and the proxy.
         var credentialKeys = TestCredentialKeys.WriteDirectory(root);
 
@@ -77,7 +94,12 @@ public sealed class OAuthStack : IAsyncDisposable
             spec: { owner: oauth-user }
             """);
 
-        var redisPrefix = TestEnvironment.UniqueRedisPrefix();
+        var redisPrefix = RedisPrefix;
+        // Debug for every category the hosts' defaults quieten (LoggingDefaults), the framework's and the drivers' included.
+        string[] logging = _captureLogs
+            ? [.. new[] { "Default", "Microsoft", "Microsoft.Hosting.Lifetime", "Microsoft.AspNetCore", "Microsoft.EntityFrameworkCore", "System.Net.Http.HttpClient", "Npgsql" }
+                .SelectMany(c => new[] { "--Logging:LogLevel:" + c, "Debug" })]
+            : [];
         string[] common =
         [
             "--ConnectionStrings:Postgres", Database.ConnectionString,
@@ -86,15 +108,17 @@ public sealed class OAuthStack : IAsyncDisposable
             "--TokenGate:Credentials:KeysDirectory", credentialKeys,
             "--TokenGate:Redis:KeyPrefix", redisPrefix,
             "--TokenGate:PricesDirectory", RepoPaths.Prices,
+            .. logging,
         ];
         var op = OperatorApp.Build([.. common, "--urls", "http://127.0.0.1:0", "--source", "dir:" + SamplesDir, "--state-dir", Path.Combine(root, "state"),
             "--TokenGate:OAuth:CheckInterval", "00:00:00.200", "--TokenGate:OAuth:MinBackoff", "00:00:00.500", "--TokenGate:OAuth:MaxBackoff", "00:00:02"]);
-        var operatorUrl = await StartAsync(op);
+        var operatorUrl = OperatorUrl = await StartAsync(op, Logs[0]);
         Source = op.Services.GetRequiredService<FileResourceSource>();
 
         var proxy = ProxyApp.Build([.. common, "--urls", "http://127.0.0.1:0", "--TokenGate:Management:Urls", "http://127.0.0.1:0", .. proxyArgs]);
-        await StartAsync(proxy);
+        await StartAsync(proxy, Logs[1]);
         ProxyUrl = proxy.Services.GetRequiredService<Listeners>().PublicUrls[0];
+        ProxyManagementUrl = proxy.Services.GetRequiredService<Listeners>().ManagementUrls[0];
 
         using var http = new HttpClient();
         foreach (var ready in new[] { new Uri(operatorUrl, "readyz"), new Uri(ProxyUrl, "readyz") })
@@ -176,9 +200,11 @@ public sealed class OAuthStack : IAsyncDisposable
         return req;
     }
 
-    private async Task<Uri> StartAsync(WebApplication app)
+    private async Task<Uri> StartAsync(WebApplication app, CapturingLoggerProvider logs)
     {
         _apps.Add(app);
+        // Added to the built factory: the hosts clear their providers while composing, after any callback.
+        if (_captureLogs) app.Services.GetRequiredService<ILoggerFactory>().AddProvider(logs);
         await app.StartAsync();
         return new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/");
     }

@@ -105,6 +105,11 @@ public sealed class MockUpstreamServer : IAsyncDisposable
         await _control.GetFromJsonAsync<OAuth.OAuthAccountStats>($"_mock/oauth/accounts/{Uri.EscapeDataString(account)}", s_json, cancellationToken)
         ?? throw new InvalidOperationException("GET /_mock/oauth/accounts/{account} returned no body.");
 
+    /// <summary>GET /_mock/oauth/accounts/{account}/tokens: every access and refresh token issued to the account.</summary>
+    public async Task<IReadOnlyList<string>> GetIssuedTokensAsync(string account, CancellationToken cancellationToken = default) =>
+        await _control.GetFromJsonAsync<List<string>>($"_mock/oauth/accounts/{Uri.EscapeDataString(account)}/tokens", s_json, cancellationToken)
+        ?? throw new InvalidOperationException("GET /_mock/oauth/accounts/{account}/tokens returned no body.");
+
     public async ValueTask DisposeAsync()
     {
         _control.Dispose();

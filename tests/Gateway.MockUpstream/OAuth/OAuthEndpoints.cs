@@ -27,6 +27,7 @@ internal static class OAuthEndpoints
         mock.MapGet("/accounts/{account}", (string account) =>
             store.Stats(account) is { } s ? Results.Json(s, s_json) : Results.NotFound());
         mock.MapGet("/accounts", () => Results.Json(store.AllStats(), s_json));
+        mock.MapGet("/accounts/{account}/tokens", (string account) => Results.Json(store.IssuedTo(account), s_json));
     }
 
     private static async Task<IResult> TokenAsync(HttpContext context, OAuthTokenStore store)

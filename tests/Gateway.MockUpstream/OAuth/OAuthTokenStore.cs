@@ -74,6 +74,20 @@ public sealed class OAuthTokenStore(MockOAuthOptions options, TimeProvider time)
         }
     }
 
+    /// <summary>Every access and refresh token issued to <paramref name="account"/>, live or not, for tests that search
+    /// for them where they must not be (logs, metrics, Redis, PostgreSQL).</summary>
+    public IReadOnlyList<string> IssuedTo(string account)
+    {
+        lock (_lock)
+        {
+            return
+            [
+                .. _accessTokens.Where(t => t.Value.Account == account).Select(t => t.Key),
+                .. _refreshTokens.Where(t => t.Value.Account == account).Select(t => t.Key),
+            ];
+        }
+    }
+
     /// <summary>Checks an access token and counts the request for its account; false when unknown, expired or revoked.</summary>
     public bool TryUseAccessToken(string token)
     {

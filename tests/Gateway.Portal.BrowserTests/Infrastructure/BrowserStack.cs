@@ -35,6 +35,11 @@ public sealed class BrowserStack : IAsyncDisposable
     public FileResourceSource Source { get; private set; } = null!;
     /// <summary>The portal's clock: moved forward to get a fresh TOTP step instead of waiting for one.</summary>
     public ShiftedTimeProvider PortalTime { get; } = new();
+    /// <summary>The key-hashing pepper (from its file, as a mounted Secret).</summary>
+    public string Pepper { get; } = "browser-pepper-" + Guid.NewGuid().ToString("N");
+    private readonly List<Uri> _metrics = [];
+    /// <summary>/metrics of the portal, operator and proxy.</summary>
+    public IReadOnlyList<Uri> MetricsUrls => _metrics;
     public IReadOnlyList<CapturingLoggerProvider> Logs { get; } =
         [new CapturingLoggerProvider("operator"), new CapturingLoggerProvider("proxy"), new CapturingLoggerProvider("portal")];
 
@@ -62,7 +67,7 @@ public sealed class BrowserStack : IAsyncDisposable
         StateDir = Path.Combine(_root, "state");
         Directory.CreateDirectory(samples);
         var pepperFile = Path.Combine(_root, "pepper");
-        await File.WriteAllTextAsync(pepperFile, "browser-pepper-" + Guid.NewGuid().ToString("N"));
+        await File.WriteAllTextAsync(pepperFile, Pepper);
 
         var mockUrl = await StartAsync(MockUpstreamApp.Build(["--urls", "http://127.0.0.1:0"]));
         foreach (var f in Directory.GetFiles(RepoPaths.Samples, "*.yaml"))
@@ -85,6 +90,7 @@ public sealed class BrowserStack : IAsyncDisposable
                 b.Services.AddSingleton<TimeProvider>(PortalTime);
             });
         PortalUrl = await StartAsync(portal, Logs[2]);
+        _metrics.Add(new Uri(portal.Services.GetRequiredService<Gateway.Core.Hosting.Listeners>().ManagementUrls[0], "metrics"));
 
         string[] common =
         [
@@ -98,11 +104,13 @@ public sealed class BrowserStack : IAsyncDisposable
         var op = OperatorApp.Build([.. common, "--urls", "http://127.0.0.1:0", "--source", "dir:" + samples, "--state-dir", StateDir,
             "--TokenGate:PortalBaseUrl", PortalUrl.ToString().TrimEnd('/')]);
         var operatorUrl = await StartAsync(op, Logs[0]);
+        _metrics.Add(new Uri(operatorUrl, "metrics"));
         Source = op.Services.GetRequiredService<FileResourceSource>();
 
         var proxy = ProxyApp.Build([.. common, "--urls", "http://127.0.0.1:0", "--TokenGate:Management:Urls", "http://127.0.0.1:0"]);
         await StartAsync(proxy, Logs[1]);
         ProxyUrl = proxy.Services.GetRequiredService<Gateway.Core.Hosting.Listeners>().PublicUrls[0];
+        _metrics.Add(new Uri(proxy.Services.GetRequiredService<Gateway.Core.Hosting.Listeners>().ManagementUrls[0], "metrics"));
 
         using var http = new HttpClient();
         foreach (var ready in new[] { new Uri(operatorUrl, "readyz"), new Uri(ProxyUrl, "readyz"), new Uri(PortalUrl, "readyz") })
