@@ -599,6 +599,9 @@ public sealed partial class ProxyRequestHandler
                 tokens = tokens with { Output = estimatedOutput };
                 estimated = true;
             }
+            // Missing, invalid or absurd counts are estimated or capped (a broken or hostile upstream).
+            tokens = UsageSanity.Bound(usage, tokens, x.RequestBytes, x.Fields.MaxTokens, x.Fields.Choices, estimatedOutput, out var adjusted);
+            estimated |= adjusted;
         }
         else if (succeeded)
         {

@@ -13,6 +13,8 @@ public struct RequestFields
     public bool Stream;
     /// <summary>max_tokens / max_completion_tokens / max_output_tokens, or -1.</summary>
     public long MaxTokens;
+    /// <summary>Completions generated per request: the larger of n and best_of (OpenAI), 1 when absent.</summary>
+    public long Choices;
     /// <summary>Offset of the root object's '{'.</summary>
     public int RootStart;
     /// <summary>Offset and length of the stream_options value, or -1 when absent.</summary>
@@ -46,6 +48,7 @@ public static class RequestBodyReader
     {
         fields = default;
         fields.MaxTokens = -1;
+        fields.Choices = 1;
         fields.StreamOptionsStart = -1;
         fields.IncludeUsageStart = -1;
         fields.ModelTokenStart = -1;
@@ -82,6 +85,12 @@ public static class RequestBodyReader
                 {
                     reader.Read();
                     if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var n) && n > 0) fields.MaxTokens = n;
+                    else SkipValue(ref reader);
+                }
+                else if (reader.ValueTextEquals("n"u8) || reader.ValueTextEquals("best_of"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var n) && n > fields.Choices) fields.Choices = n;
                     else SkipValue(ref reader);
                 }
                 else if (reader.ValueTextEquals("stream_options"u8))
