@@ -272,20 +272,21 @@ public sealed partial class PortalJourneyTests : IAsyncLifetime
     // Clicks the form's primary button and waits for the page the post leads to, so the next step never reads the
     // previous page (a refused sign-in comes back to the same URL with the same error element).
     /// <summary>
-    /// Waits until the page navigated to <paramref name="url"/> and its DOM is parsed. Not Playwright's default "load"
-    /// state: under a loaded machine that wait was seen to time out on pages that had long finished (the locators
-    /// used next wait for what they need anyway).
+    /// Waits until the page navigated to <paramref name="url"/> and the new document's main element is there. No load
+    /// state is waited for: under stress-ng plus builds both "load" and then "domcontentloaded" waits were seen to time
+    /// out after 60 s on pages that had long finished loading (Playwright's log showed "networkidle" fired); an element
+    /// of the committed document is a condition that cannot be missed (the locators used next wait for what they need).
     /// </summary>
     private static async Task ArrivedAsync(IPage page, string url)
     {
         await page.WaitForURLAsync(url, new() { WaitUntil = WaitUntilState.Commit });
-        await page.WaitForLoadStateAsync(LoadState.DOMContentLoaded);
+        await page.Locator("main").WaitForAsync();
     }
 
     private static async Task ArrivedAsync(IPage page, Func<string, bool> url)
     {
         await page.WaitForURLAsync(url, new() { WaitUntil = WaitUntilState.Commit });
-        await page.WaitForLoadStateAsync(LoadState.DOMContentLoaded);
+        await page.Locator("main").WaitForAsync();
     }
 
     private static async Task SubmitAsync(IPage page)

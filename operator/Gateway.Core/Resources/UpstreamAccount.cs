@@ -163,14 +163,14 @@ public sealed class UpstreamAccountStatus
     public string? LastError { get; set; }
     [Description("Requests sent to this account in the last 24 hours (rolling), by every proxy replica.")]
     public long? RequestsToday { get; set; }
-    [Description("Requests and tokens in each rolling window (1m, 5h, 1d, 7d) and, for the windows in spec.windows, the headroom left.")]
+    [Description("Requests and tokens in each rolling window (5h, 1d, 7d) and, for the windows in spec.windows, the headroom left.")]
     [ListMapKeys("period")]
     public List<UpstreamWindowStatus>? Windows { get; set; }
 }
 
 public sealed class UpstreamWindowStatus
 {
-    [Description("Length of the rolling window: 1m, 5h, 1d or 7d.")]
+    [Description("Length of the rolling window: 5h, 1d or 7d.")]
     [Required]
     public string Period { get; set; } = "";
     [Description("Requests in the window.")]

@@ -6,11 +6,12 @@ namespace Gateway.Operator.Reconcilers;
 /// <summary>An UpstreamAccount's status.windows and window usage ratios from its rolling window totals.</summary>
 public static class UpstreamWindowStatuses
 {
-    /// <summary>Every window (1m, 5h, 1d, 7d) with its figures, and the limits and headroom of those in <paramref name="limits"/>.</summary>
+    /// <summary>The 5h, 1d and 7d windows with their figures, and the limits and headroom of those in <paramref name="limits"/>.
+    /// The minute window is left out: it would be stale between measurements (and the per-minute limits have their own counts).</summary>
     public static List<UpstreamWindowStatus> From(IReadOnlyList<UpstreamWindow>? limits, WindowTotals totals)
     {
-        var result = new List<UpstreamWindowStatus>(UpstreamWindows.Periods.Length);
-        for (var i = 0; i < UpstreamWindows.Periods.Length; i++)
+        var result = new List<UpstreamWindowStatus>(UpstreamWindows.Periods.Length - 1);
+        for (var i = 1; i < UpstreamWindows.Periods.Length; i++)
         {
             var period = UpstreamWindows.Periods[i].Name;
             var status = new UpstreamWindowStatus { Period = period, Requests = totals.Requests[i], Tokens = totals.Tokens[i] };

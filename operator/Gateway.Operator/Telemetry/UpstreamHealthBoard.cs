@@ -14,8 +14,10 @@ public sealed record UpstreamHealthVerdict(string Status, string Reason, string 
         other is null || other.Status != Status || other.Reason != Reason || other.CooldownUntil != CooldownUntil
         || !SameWindows(other.Windows, Windows);
 
+    // The minute window is left out: it moves with every request and every second after, and status does not show it,
+    // so comparing it would reconcile every busy account at every measurement for nothing.
     private static bool SameWindows(WindowTotals? a, WindowTotals? b) =>
-        a is null ? b is null : b is not null && a.Requests.AsSpan().SequenceEqual(b.Requests) && a.Tokens.AsSpan().SequenceEqual(b.Tokens);
+        a is null ? b is null : b is not null && a.Requests.AsSpan(1).SequenceEqual(b.Requests.AsSpan(1)) && a.Tokens.AsSpan(1).SequenceEqual(b.Tokens.AsSpan(1));
 }
 
 /// <summary>

@@ -131,7 +131,7 @@ public sealed class UpstreamHealthTests : IAsyncLifetime
         var status = await ReconcileAsync(Windows, metrics);
 
         Assert.Equal(400, status.RequestsToday);
-        Assert.Equal(["1m", "5h", "1d", "7d"], status.Windows!.Select(w => w.Period));
+        Assert.Equal(["5h", "1d", "7d"], status.Windows!.Select(w => w.Period));
         var fiveHours = status.Windows!.Single(w => w.Period == "5h");
         Assert.Equal((400L, 900_000L, 1000L, (long?)null, 0.6), (fiveHours.Requests, fiveHours.Tokens, fiveHours.RequestsLimit!.Value, fiveHours.TokensLimit, fiveHours.Headroom!.Value));
         // The week's tokens are the tighter limit: 10 % left.
@@ -157,5 +157,20 @@ public sealed class UpstreamHealthTests : IAsyncLifetime
         // Deleted: its series go.
         metrics.RemoveUpstream("default/mock");
         Assert.DoesNotContain(_exporter.Collect().Split('\n'), l => l.StartsWith("tokengate_upstream_window_usage_ratio{", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_change_in_the_minute_window_alone_asks_for_no_reconcile()
+    {
+        var changed = new List<string>();
+        _board.Changed += changed.Add;
+        UpstreamHealthVerdict Verdict(long minute, long fiveHours) =>
+            new("True", "RequestsSucceeding", "ok", null, new WindowTotals([minute, fiveHours, fiveHours, fiveHours], [0, 0, 0, 0]));
+        _board.Publish(new Dictionary<string, UpstreamHealthVerdict> { ["default/a"] = Verdict(5, 5) });
+        changed.Clear();
+        _board.Publish(new Dictionary<string, UpstreamHealthVerdict> { ["default/a"] = Verdict(0, 5) });
+        Assert.Empty(changed);
+        _board.Publish(new Dictionary<string, UpstreamHealthVerdict> { ["default/a"] = Verdict(1, 6) });
+        Assert.Equal(["default/a"], changed);
     }
 }
