@@ -19,6 +19,7 @@ namespace Gateway.EndToEnd;
 public sealed class GatewayStack : IAsyncDisposable
 {
     private readonly List<WebApplication> _apps = [];
+    private string _redis = TestEnvironment.Redis;
 
     public TestDatabase Database { get; private set; } = null!;
     public string SamplesDir { get; private set; } = null!;
@@ -33,9 +34,10 @@ public sealed class GatewayStack : IAsyncDisposable
     /// <summary>The credential key ring folder (one file per key id, as a mounted Secret).</summary>
     public string CredentialKeysDir { get; private set; } = null!;
 
-    public static async Task<GatewayStack> StartAsync()
+    /// <param name="redis">Address of a Redis of the test's own (e.g. a throw-away server it kills); the shared one by default.</param>
+    public static async Task<GatewayStack> StartAsync(string? redis = null)
     {
-        var s = new GatewayStack();
+        var s = new GatewayStack { _redis = redis ?? TestEnvironment.Redis };
         await s.StartInternalAsync();
         return s;
     }
@@ -65,7 +67,7 @@ public sealed class GatewayStack : IAsyncDisposable
         string[] common =
         [
             "--ConnectionStrings:Postgres", Database.ConnectionString,
-            "--ConnectionStrings:Redis", TestEnvironment.Redis,
+            "--ConnectionStrings:Redis", _redis,
             "--TokenGate:PepperFile", pepperFile,
             "--TokenGate:Credentials:KeysDirectory", CredentialKeysDir,
             "--TokenGate:Redis:KeyPrefix", RedisPrefix,

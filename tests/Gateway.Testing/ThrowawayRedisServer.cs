@@ -13,13 +13,15 @@ namespace Gateway.Testing;
 public sealed class ThrowawayRedisServer : IAsyncDisposable
 {
     private readonly string? _password;
+    private readonly bool _appendOnly;
     private readonly string _directory;
     private Process? _process;
 
-    private ThrowawayRedisServer(int port, string? password)
+    private ThrowawayRedisServer(int port, string? password, bool appendOnly)
     {
         Port = port;
         _password = password;
+        _appendOnly = appendOnly;
         _directory = Path.Combine(Path.GetTempPath(), "tg-redis-" + port.ToString(CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(_directory);
     }
@@ -31,10 +33,12 @@ public sealed class ThrowawayRedisServer : IAsyncDisposable
 
     public bool IsRunning => _process is { HasExited: false };
 
-    /// <summary>Starts redis-server on a free port (persistence off) and waits until it accepts connections.</summary>
-    public static async Task<ThrowawayRedisServer> StartAsync(string? password = null)
+    /// <summary>Starts redis-server on a free port and waits until it accepts connections. Persistence is off unless
+    /// <paramref name="appendOnly"/>: then every write is in its append-only file (appendfsync always) before it is
+    /// acknowledged, so a SIGKILL loses nothing and <see cref="RestartAsync"/> brings the data back.</summary>
+    public static async Task<ThrowawayRedisServer> StartAsync(string? password = null, bool appendOnly = false)
     {
-        var server = new ThrowawayRedisServer(FreeLoopbackPort(), password);
+        var server = new ThrowawayRedisServer(FreeLoopbackPort(), password, appendOnly);
         try
         {
             await server.RestartAsync();
@@ -58,7 +62,7 @@ public sealed class ThrowawayRedisServer : IAsyncDisposable
             UseShellExecute = false,
         };
         foreach (var arg in (string[])["--port", Port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "",
-                     "--appendonly", "no", "--daemonize", "no", "--dir", _directory, "--loglevel", "warning"])
+                     "--appendonly", _appendOnly ? "yes" : "no", "--appendfsync", "always", "--daemonize", "no", "--dir", _directory, "--loglevel", "warning"])
         {
             info.ArgumentList.Add(arg);
         }
