@@ -34,7 +34,7 @@ public sealed class FirstPathTests : IAsyncLifetime
         return req;
     }
 
-    private TokenGateDbContext Db() => StorageServiceCollectionExtensions.CreateContext(_stack.Database.ConnectionString);
+    private TokenGateDbContext Db() => StorageServiceCollectionExtensions.CreateContext(_stack.PostgresConnectionString);
 
     [Fact]
     public async Task Demo_key_lists_models_chats_and_is_billed_in_usage_log()

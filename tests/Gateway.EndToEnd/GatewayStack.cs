@@ -21,7 +21,10 @@ public sealed class GatewayStack : IAsyncDisposable
     private readonly List<WebApplication> _apps = [];
     private string _redis = TestEnvironment.Redis;
 
-    public TestDatabase Database { get; private set; } = null!;
+    /// <summary>The stack's throw-away database on the shared server; null when the test brought its own PostgreSQL.</summary>
+    public TestDatabase? Database { get; private set; }
+    /// <summary>The operator's PostgreSQL connection string.</summary>
+    public string PostgresConnectionString { get; private set; } = null!;
     public string SamplesDir { get; private set; } = null!;
     public string StateDir { get; private set; } = null!;
     public string RedisPrefix { get; } = TestEnvironment.UniqueRedisPrefix();
@@ -35,16 +38,21 @@ public sealed class GatewayStack : IAsyncDisposable
     public string CredentialKeysDir { get; private set; } = null!;
 
     /// <param name="redis">Address of a Redis of the test's own (e.g. a throw-away server it kills); the shared one by default.</param>
-    public static async Task<GatewayStack> StartAsync(string? redis = null)
+    /// <param name="postgres">Connection string of a PostgreSQL database of the test's own; a throw-away database on the shared server by default.</param>
+    public static async Task<GatewayStack> StartAsync(string? redis = null, string? postgres = null)
     {
-        var s = new GatewayStack { _redis = redis ?? TestEnvironment.Redis };
+        var s = new GatewayStack { _redis = redis ?? TestEnvironment.Redis, PostgresConnectionString = postgres! };
         await s.StartInternalAsync();
         return s;
     }
 
     private async Task StartInternalAsync()
     {
-        Database = await TestDatabase.CreateAsync();
+        if (PostgresConnectionString is null)
+        {
+            Database = await TestDatabase.CreateAsync();
+            PostgresConnectionString = Database.ConnectionString;
+        }
         var root = Path.Combine(Path.GetTempPath(), "tg-e2e-" + Guid.NewGuid().ToString("N")[..8]);
         SamplesDir = Path.Combine(root, "samples");
         StateDir = Path.Combine(root, "state");
@@ -66,7 +74,7 @@ public sealed class GatewayStack : IAsyncDisposable
 
         string[] common =
         [
-            "--ConnectionStrings:Postgres", Database.ConnectionString,
+            "--ConnectionStrings:Postgres", PostgresConnectionString,
             "--ConnectionStrings:Redis", _redis,
             "--TokenGate:PepperFile", pepperFile,
             "--TokenGate:Credentials:KeysDirectory", CredentialKeysDir,
@@ -112,7 +120,7 @@ public sealed class GatewayStack : IAsyncDisposable
             await _apps[i].StopAsync();
             await _apps[i].DisposeAsync();
         }
-        await Database.DisposeAsync();
+        if (Database is not null) await Database.DisposeAsync();
         try { Directory.Delete(Path.GetDirectoryName(SamplesDir)!, recursive: true); } catch (IOException) { }
     }
 }

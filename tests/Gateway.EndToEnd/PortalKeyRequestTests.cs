@@ -26,7 +26,7 @@ public sealed class PortalKeyRequestTests : IAsyncLifetime
         _stack = await GatewayStack.StartAsync();
         _http = new HttpClient { BaseAddress = _stack.ProxyUrl };
         _dbFactory = new Microsoft.EntityFrameworkCore.Infrastructure.PooledDbContextFactory<TokenGateDbContext>(
-            new DbContextOptionsBuilder<TokenGateDbContext>().UseNpgsql(_stack.Database.ConnectionString)
+            new DbContextOptionsBuilder<TokenGateDbContext>().UseNpgsql(_stack.PostgresConnectionString)
                 .ConfigureWarnings(w => w.Ignore(Microsoft.EntityFrameworkCore.Diagnostics.RelationalEventId.PendingModelChangesWarning)).Options);
         var protection = DataProtectionProvider.Create("TokenGate.EndToEnd");
         _client = new KeyRequestClient(_dbFactory, protection, TimeProvider.System, NullLogger<KeyRequestClient>.Instance);

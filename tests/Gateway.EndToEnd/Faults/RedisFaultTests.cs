@@ -20,8 +20,6 @@ namespace Gateway.EndToEnd.Faults;
 /// </summary>
 public sealed class RedisFaultTests
 {
-    private sealed record Outcome(int Status, string? RequestId, string Body, DateTime SentAt);
-
     [Fact]
     public async Task Redis_killed_under_traffic_refuses_in_provider_shape_then_resumes_with_nothing_unmetered()
     {
@@ -29,14 +27,14 @@ public sealed class RedisFaultTests
         await using var stack = await GatewayStack.StartAsync(redis.Address);
         var key = await stack.DemoKeyAsync();
         using var http = new HttpClient { BaseAddress = stack.ProxyUrl, Timeout = TimeSpan.FromSeconds(60) };
-        await Eventually.TrueAsync(async () => (await SendAsync(http, key, stream: false)).Status == 200, "the key to work");
+        await Eventually.TrueAsync(async () => (await FaultTraffic.SendAsync(http, key, stream: false)).Status == 200, "the key to work");
 
-        var outcomes = new ConcurrentQueue<Outcome>();
+        var outcomes = new ConcurrentQueue<FaultTraffic.Outcome>();
         using var stop = new CancellationTokenSource();
         var load = Enumerable.Range(0, 2).Select(worker => Task.Run(async () =>
         {
             var i = 0;
-            while (!stop.IsCancellationRequested) outcomes.Enqueue(await SendAsync(http, key, stream: (i++ + worker) % 2 == 0));
+            while (!stop.IsCancellationRequested) outcomes.Enqueue(await FaultTraffic.SendAsync(http, key, stream: (i++ + worker) % 2 == 0));
         })).ToArray();
         try
         {
@@ -75,7 +73,7 @@ public sealed class RedisFaultTests
         await using var client = await RespClient.ConnectAsync(redis.Address);
         await Eventually.TrueAsync(async () =>
         {
-            var rows = await UsageRowsAsync(stack.Database.ConnectionString, served);
+            var rows = await FaultTraffic.UsageRowsAsync(stack.PostgresConnectionString, served);
             foreach (var id in served)
             {
                 var n = rows.GetValueOrDefault(id);
@@ -84,39 +82,5 @@ public sealed class RedisFaultTests
             }
             return true;
         }, "every served request to have its usage row (or an open reservation)");
-    }
-
-    private static async Task<Outcome> SendAsync(HttpClient http, string key, bool stream)
-    {
-        var sentAt = DateTime.UtcNow;
-        var body = stream
-            ? """{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hello"}]}"""
-            : """{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}""";
-        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        try
-        {
-            using var response = await http.SendAsync(request);
-            var text = await response.Content.ReadAsStringAsync();
-            var id = response.Headers.TryGetValues("x-request-id", out var v) ? v.First() : null;
-            return new Outcome((int)response.StatusCode, id, text, sentAt);
-        }
-        catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException)
-        {
-            // A stream cut when Redis died mid-settlement is not a success; 0 marks a transport failure.
-            return new Outcome(0, null, e.GetType().Name, sentAt);
-        }
-    }
-
-    private static async Task<Dictionary<string, long>> UsageRowsAsync(string connectionString, List<string> ids)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT request_id, count(*) FROM usage_log WHERE request_id = ANY(@ids) GROUP BY request_id", connection);
-        command.Parameters.AddWithValue("ids", ids.ToArray());
-        var result = new Dictionary<string, long>(StringComparer.Ordinal);
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync()) result[reader.GetString(0)] = reader.GetInt64(1);
-        return result;
     }
 }

@@ -1,0 +1,47 @@
+using System.Net.Http.Headers;
+using System.Text;
+using Npgsql;
+
+namespace Gateway.EndToEnd.Faults;
+
+/// <summary>Steady client traffic for the fault tests and what they check afterwards.</summary>
+internal static class FaultTraffic
+{
+    /// <summary>One request's outcome: its status (0 = the transport failed), the proxy's request id, the body and when it was sent.</summary>
+    public sealed record Outcome(int Status, string? RequestId, string Body, DateTime SentAt);
+
+    public static async Task<Outcome> SendAsync(HttpClient http, string key, bool stream)
+    {
+        var sentAt = DateTime.UtcNow;
+        var body = stream
+            ? """{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hello"}]}"""
+            : """{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}""";
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        try
+        {
+            using var response = await http.SendAsync(request);
+            var text = await response.Content.ReadAsStringAsync();
+            var id = response.Headers.TryGetValues("x-request-id", out var v) ? v.First() : null;
+            return new Outcome((int)response.StatusCode, id, text, sentAt);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException)
+        {
+            // A stream cut when Redis died mid-settlement is not a success; 0 marks a transport failure.
+            return new Outcome(0, null, e.GetType().Name, sentAt);
+        }
+    }
+
+    /// <summary>Usage rows per request id.</summary>
+    public static async Task<Dictionary<string, long>> UsageRowsAsync(string connectionString, List<string> ids)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT request_id, count(*) FROM usage_log WHERE request_id = ANY(@ids) GROUP BY request_id", connection);
+        command.Parameters.AddWithValue("ids", ids.ToArray());
+        var result = new Dictionary<string, long>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) result[reader.GetString(0)] = reader.GetInt64(1);
+        return result;
+    }
+}
