@@ -96,11 +96,7 @@ public static class ProxyApp
 
         var app = builder.Build();
         app.MapProxyEndpoints();
-        app.MapFallback(static ctx =>
-        {
-            var dialect = ctx.Request.Headers.ContainsKey("anthropic-version") ? ApiDialect.Anthropic : ApiDialect.OpenAI;
-            return ProxyError.UnknownRoute.WriteAsync(ctx, dialect);
-        });
+        app.MapFallback(ProxyEndpoints.UnmatchedAsync);
         return app;
     }
 }

@@ -36,6 +36,8 @@ public readonly record struct Caller(KeyProjection Key, UserProjection User);
 public sealed partial class ProxyRequestHandler
 {
     private const int CopyBufferSize = 16 * 1024;
+    /// <summary>Upper bound of the output tokens a reservation assumes (far above any model's output limit).</summary>
+    internal const long MaxReservedOutputTokens = 100_000_000;
     private static readonly HttpMethod Post = HttpMethod.Post;
 
     private readonly PolicyCache _policies;
@@ -138,7 +140,8 @@ public sealed partial class ProxyRequestHandler
         var startedAt = DateTimeOffset.UtcNow;
         var requestId = Guid.CreateVersion7().ToString("N");
         var clientRequestId = context.Request.Headers["x-request-id"];
-        context.Response.Headers["x-request-id"] = clientRequestId.Count > 0 && !string.IsNullOrEmpty(clientRequestId[0]) ? clientRequestId : requestId;
+        // The client's id is echoed only when it is a plain token: a control byte would make the response header invalid.
+        context.Response.Headers["x-request-id"] = clientRequestId.Count == 1 && HeaderRules.IsEchoableId(clientRequestId[0]) ? clientRequestId : requestId;
         _metrics.InFlight.Add(1);
         var modelLabel = "";
         byte[]? body = null;
@@ -147,13 +150,37 @@ public sealed partial class ProxyRequestHandler
             var caller = await AuthenticateAsync(context, route.Dialect, start).ConfigureAwait(false);
             if (caller is not { } c) return;
 
+            // A header value the upstream client cannot send would fail the attempt and count against the account.
+            if (HeaderRules.FindUnforwardable(context.Request.Headers) is { } badHeader)
+            {
+                await RejectAsync(context, route.Dialect, ProxyError.InvalidHeader, start,
+                    string.Concat("The request header '", badHeader, "' has non-ASCII or control characters, which cannot be forwarded. Send header values as printable ASCII.")).ConfigureAwait(false);
+                return;
+            }
             // Body: JSON only, bounded, read into a pooled buffer that is forwarded (edited or not).
             if (!IsJson(context.Request.ContentType))
             {
                 await RejectAsync(context, route.Dialect, ProxyError.WrongContentType, start).ConfigureAwait(false);
                 return;
             }
-            var (buffer, length, tooLarge) = await ReadBodyAsync(context.Request, _options.MaxRequestBodyBytes, context.RequestAborted).ConfigureAwait(false);
+            byte[] buffer; int length; bool tooLarge;
+            try
+            {
+                (buffer, length, tooLarge) = await ReadBodyAsync(context.Request, _options.MaxRequestBodyBytes, context.RequestAborted).ConfigureAwait(false);
+            }
+            catch (BadHttpRequestException ex)
+            {
+                // Kestrel refused the body's framing (cut short, bad chunk) or its pace (below the minimum data rate).
+                await RejectAsync(context, route.Dialect, ex.StatusCode == StatusCodes.Status408RequestTimeout ? ProxyError.RequestTimeout : ProxyError.MalformedBody, start).ConfigureAwait(false);
+                return;
+            }
+            catch (IOException) when (!context.RequestAborted.IsCancellationRequested)
+            {
+                // Kestrel reports some framing errors this way (a chunk size that overflows is an IOException, not a
+                // BadHttpRequestException); a client that went away is not answered.
+                await RejectAsync(context, route.Dialect, ProxyError.MalformedBody, start).ConfigureAwait(false);
+                return;
+            }
             body = buffer;
             if (tooLarge)
             {
@@ -169,6 +196,7 @@ public sealed partial class ProxyRequestHandler
                     BodyReadStatus.InvalidUtf8 => ProxyError.InvalidUtf8,
                     BodyReadStatus.NotAnObject => ProxyError.NotAnObject,
                     BodyReadStatus.MissingModel => ProxyError.MissingModel,
+                    BodyReadStatus.DuplicateModel => ProxyError.DuplicateModel,
                     _ => ProxyError.MalformedJson,
                 }, start).ConfigureAwait(false);
                 return;
@@ -220,7 +248,9 @@ public sealed partial class ProxyRequestHandler
         var model = fields.Model!;
         // Admission: reserve an upper bound of the cost (prompt estimate + max output, priced, discounted).
         var estimatedInput = Math.Max(1, length / 4);
-        var maxOutput = route == ProxyRoute.Embeddings ? 0 : (fields.MaxTokens > 0 ? fields.MaxTokens : _options.DefaultMaxOutputTokens);
+        // An absurd max tokens (up to long.MaxValue) would overflow the cost in micro-dollars and the token windows; no
+        // model produces more than MaxReservedOutputTokens, so the reservation stops there (and is still refused by any balance).
+        var maxOutput = route == ProxyRoute.Embeddings ? 0 : Math.Min(fields.MaxTokens > 0 ? fields.MaxTokens : _options.DefaultMaxOutputTokens, MaxReservedOutputTokens);
         var (reservePrice, reserveVersion) = ResolvePrice(targets[0], model);
         var reservedMicros = reservePrice is null ? 0
             : Money.ToMicrosCeiling(CostCalculator.Compute(new TokenCounts(estimatedInput, 0, 0, maxOutput), reservePrice, caller.User.DiscountRate, caller.Key.DiscountRate));

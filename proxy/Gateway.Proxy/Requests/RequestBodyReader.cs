@@ -34,6 +34,8 @@ public enum BodyReadStatus : byte
     MalformedJson,
     NotAnObject,
     MissingModel,
+    /// <summary>The root object names "model" more than once: parsers that keep the first and the last disagree.</summary>
+    DuplicateModel,
 }
 
 /// <summary>
@@ -50,6 +52,7 @@ public static class RequestBodyReader
         fields.IncludeUsageStart = -1;
         fields.ModelTokenStart = -1;
         if (!Utf8.IsValid(body)) return BodyReadStatus.InvalidUtf8;
+        var seenModel = false;
         var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 256 });
         try
         {
@@ -63,6 +66,9 @@ public static class RequestBodyReader
                 if (reader.TokenType != JsonTokenType.PropertyName) return BodyReadStatus.MalformedJson;
                 if (reader.ValueTextEquals("model"u8))
                 {
+                    // Which one an upstream honours depends on its parser; the one checked and billed must be the one served.
+                    if (seenModel) return BodyReadStatus.DuplicateModel;
+                    seenModel = true;
                     reader.Read();
                     if (reader.TokenType == JsonTokenType.String)
                     {
@@ -108,6 +114,11 @@ public static class RequestBodyReader
         catch (JsonException)
         {
             return BodyReadStatus.MalformedJson;
+        }
+        catch (InvalidOperationException)
+        {
+            // Valid JSON grammar, but the model's \u escapes decode to a lone surrogate: not text.
+            return BodyReadStatus.InvalidUtf8;
         }
         if (reader.BytesConsumed == 0 || reader.CurrentDepth != 0) return BodyReadStatus.MalformedJson;
         return string.IsNullOrEmpty(fields.Model) ? BodyReadStatus.MissingModel : BodyReadStatus.Ok;
