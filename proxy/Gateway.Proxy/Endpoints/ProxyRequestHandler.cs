@@ -52,6 +52,7 @@ public sealed partial class ProxyRequestHandler
     private readonly OAuthRefreshRequests _refreshRequests;
     private readonly ILogger _logger;
     private readonly TimeSpan _ttfbTimeout;
+    private readonly TimeSpan _bodyTimeout;
     private readonly TimeSpan _totalTimeout;
     private readonly TimeSpan _lease;
 
@@ -71,6 +72,7 @@ public sealed partial class ProxyRequestHandler
         _clientIp = clientIp;
         _logger = logger;
         _ttfbTimeout = TimeSpan.FromSeconds(_options.UpstreamTimeToFirstByteSeconds);
+        _bodyTimeout = TimeSpan.FromSeconds(_options.RequestBodyTimeoutSeconds);
         _totalTimeout = TimeSpan.FromSeconds(_options.UpstreamTotalTimeoutSeconds);
         _lease = _totalTimeout + TimeSpan.FromMinutes(5);
     }
@@ -164,9 +166,18 @@ public sealed partial class ProxyRequestHandler
                 return;
             }
             byte[] buffer; int length; bool tooLarge;
+            using var bodyDeadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+            bodyDeadline.CancelAfter(_bodyTimeout);
             try
             {
-                (buffer, length, tooLarge) = await ReadBodyAsync(context.Request, _options.MaxRequestBodyBytes, context.RequestAborted).ConfigureAwait(false);
+                (buffer, length, tooLarge) = await ReadBodyAsync(context.Request, _options.MaxRequestBodyBytes, bodyDeadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+            {
+                // The body's own deadline: answer, and close the connection (the rest of the body is not worth reading).
+                context.Response.Headers.Connection = "close";
+                await RejectAsync(context, route.Dialect, ProxyError.RequestTimeout, start).ConfigureAwait(false);
+                return;
             }
             catch (BadHttpRequestException ex)
             {
