@@ -165,19 +165,10 @@ public sealed partial class ProxyRequestHandler
                 await RejectAsync(context, route.Dialect, ProxyError.WrongContentType, start).ConfigureAwait(false);
                 return;
             }
-            byte[] buffer; int length; bool tooLarge;
-            using var bodyDeadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-            bodyDeadline.CancelAfter(_bodyTimeout);
+            byte[] buffer; int length; BodyRead outcome;
             try
             {
-                (buffer, length, tooLarge) = await ReadBodyAsync(context.Request, _options.MaxRequestBodyBytes, bodyDeadline.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
-            {
-                // The body's own deadline: answer, and close the connection (the rest of the body is not worth reading).
-                context.Response.Headers.Connection = "close";
-                await RejectAsync(context, route.Dialect, ProxyError.RequestTimeout, start).ConfigureAwait(false);
-                return;
+                (buffer, length, outcome) = await ReadBodyAsync(context.Request, _options.MaxRequestBodyBytes, _bodyTimeout, context.RequestAborted).ConfigureAwait(false);
             }
             catch (BadHttpRequestException ex)
             {
@@ -193,7 +184,14 @@ public sealed partial class ProxyRequestHandler
                 return;
             }
             body = buffer;
-            if (tooLarge)
+            if (outcome == BodyRead.TimedOut)
+            {
+                // A slow sender (slowloris): answer, and close the connection rather than read the rest.
+                context.Response.Headers.Connection = "close";
+                await RejectAsync(context, route.Dialect, ProxyError.RequestTimeout, start).ConfigureAwait(false);
+                return;
+            }
+            if (outcome == BodyRead.TooLarge)
             {
                 await RejectAsync(context, route.Dialect, ProxyError.BodyTooLarge, start,
                     string.Concat("The request body is larger than this gateway accepts (", _options.MaxRequestBodyBytes.ToString(CultureInfo.InvariantCulture), " bytes). Send a smaller request.")).ConfigureAwait(false);
@@ -782,30 +780,61 @@ public sealed partial class ProxyRequestHandler
     private static bool IsJson(string? contentType) =>
         contentType is not null && contentType.AsSpan().TrimStart().StartsWith("application/json", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>Reads the body into a pooled buffer (Content-Length sized when known), stopping past the limit.</summary>
-    private static async ValueTask<(byte[] Buffer, int Length, bool TooLarge)> ReadBodyAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
+    /// <summary>Outcome of reading a request body.</summary>
+    private enum BodyRead : byte { Ok, TooLarge, TimedOut }
+
+    /// <summary>
+    /// Reads the body into a pooled buffer (Content-Length sized when known), stopping past the limit. A body that has
+    /// to be waited for gets <paramref name="timeout"/> from the first wait on: a timer then cancels the pending read.
+    /// A body that arrived with the head (most of them) never pays for the timer.
+    /// </summary>
+    private static async ValueTask<(byte[] Buffer, int Length, BodyRead Outcome)> ReadBodyAsync(HttpRequest request, long limit, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var declared = request.ContentLength;
-        if (declared > limit) return (ArrayPool<byte>.Shared.Rent(1), 0, true);
+        if (declared > limit) return (ArrayPool<byte>.Shared.Rent(1), 0, BodyRead.TooLarge);
         var buffer = ArrayPool<byte>.Shared.Rent(declared is > 0 ? (int)declared.Value : 16 * 1024);
         var length = 0;
         var stream = request.Body;
-        while (true)
+        CancellationTokenSource? deadline = null;
+        CancellationTokenRegistration expiry = default;
+        try
         {
-            if (length == buffer.Length)
+            while (true)
             {
-                if (length >= limit + 1) return (buffer, length, true);
-                var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(Math.Max(buffer.Length * 2L, 16 * 1024), limit + 1));
-                buffer.AsSpan(0, length).CopyTo(bigger);
-                ArrayPool<byte>.Shared.Return(buffer);
-                buffer = bigger;
+                if (length == buffer.Length)
+                {
+                    if (length >= limit + 1) return (buffer, length, BodyRead.TooLarge);
+                    var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(Math.Max(buffer.Length * 2L, 16 * 1024), limit + 1));
+                    buffer.AsSpan(0, length).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+                var read = stream.ReadAsync(buffer.AsMemory(length), cancellationToken);
+                if (!read.IsCompleted && deadline is null)
+                {
+                    deadline = new CancellationTokenSource(timeout);
+                    expiry = deadline.Token.UnsafeRegister(static reader => ((System.IO.Pipelines.PipeReader)reader!).CancelPendingRead(), request.BodyReader);
+                }
+                int n;
+                try
+                {
+                    n = await read.ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (deadline is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
+                {
+                    return (buffer, length, BodyRead.TimedOut);
+                }
+                if (n == 0) break;
+                length += n;
+                if (length > limit) return (buffer, length, BodyRead.TooLarge);
             }
-            var n = await stream.ReadAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false);
-            if (n == 0) break;
-            length += n;
-            if (length > limit) return (buffer, length, true);
+            return (buffer, length, BodyRead.Ok);
         }
-        return (buffer, length, false);
+        finally
+        {
+            expiry.Dispose();
+            deadline?.Dispose();
+        }
     }
 
     private static void Append(ref byte[]? buffer, ref int length, ReadOnlySpan<byte> data)
