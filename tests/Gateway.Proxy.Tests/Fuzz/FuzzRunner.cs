@@ -24,7 +24,7 @@ public sealed class FuzzReport
 /// Sends generated cases to a proxy (HttpClient for what it can express, a raw socket for the rest), a few at a time,
 /// and checks each answer and what reached the upstream. A finding names the seed and the case index.
 /// </summary>
-public sealed class FuzzRunner(ProxyHarness harness, UpstreamWitness witness, TestCaller caller, TestCaller disabled, int bodyLimit)
+public sealed class FuzzRunner(ProxyHarness harness, UpstreamWitness witness, TestCaller caller, TestCaller disabled, int bodyLimit) : IDisposable
 {
     /// <summary>Per-case deadline: far above any legitimate answer on a loaded machine, far below "hangs".</summary>
     public static readonly TimeSpan CaseDeadline = TimeSpan.FromSeconds(45);
@@ -38,6 +38,8 @@ public sealed class FuzzRunner(ProxyHarness harness, UpstreamWitness witness, Te
     }) { Timeout = Timeout.InfiniteTimeSpan };
 
     private readonly string _authority = harness.ProxyUrl.Authority;
+
+    public void Dispose() => _http.Dispose();
 
     public async Task<FuzzReport> RunAsync(int seed, int first, int count, int parallelism, FuzzReport? report = null)
     {

@@ -31,5 +31,9 @@ public sealed class FuzzSetup : IAsyncDisposable
         return new FuzzSetup(harness, witness, new FuzzRunner(harness, witness, caller, disabled, bodyLimit));
     }
 
-    public ValueTask DisposeAsync() => Harness.DisposeAsync();
+    public ValueTask DisposeAsync()
+    {
+        Runner.Dispose();
+        return Harness.DisposeAsync();
+    }
 }
