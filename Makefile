@@ -4,12 +4,13 @@ SHELL := /bin/bash
 DOTNET ?= dotnet
 CONFIG ?= Debug
 
-.PHONY: help build build-apps services services-stop run test test-stress bench bench-portal crds clean tools images
+.PHONY: help build build-apps services services-stop run test test-stress fuzz bench bench-portal crds clean tools images
 
 help:
 	@echo "make run            build, start PostgreSQL+Redis, mock upstream, operator, proxy, portal"
 	@echo "make test           start services, build, run every test project"
 	@echo "make test-stress    run the suite N times (default 10) under stress-ng, list flaky tests (N=20 make test-stress)"
+	@echo "make fuzz           the long hostile-client pass over every proxy route (docs/reliability.md)"
 	@echo "make services       start local PostgreSQL (127.0.0.1:55432) and Redis (127.0.0.1:56379)"
 	@echo "make services-stop  stop them"
 	@echo "make bench          run the benchmark (see docs/benchmarks.md)"
@@ -43,6 +44,9 @@ test: services
 test-stress: services
 	@bash config/local/tools.sh >/dev/null || echo "make test-stress: Helm could not be installed into .tools/ (chart tests will fail)"
 	@bash config/local/test-stress.sh
+
+fuzz: services
+	@bash config/local/fuzz.sh
 
 bench: services
 	@bash config/local/bench.sh

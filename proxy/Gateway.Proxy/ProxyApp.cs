@@ -50,16 +50,18 @@ public static class ProxyApp
             ["Logging:LogLevel:Microsoft.AspNetCore.Hosting.Diagnostics"] = "None",
         });
         Listeners.Configure(builder, DefaultUrl, DefaultManagementUrl, problems);
+
+        // Validate everything up front so a misconfigured pod fails at start with one message per problem.
+        var options = problems.Try(() => config.GetSection(ProxyOptions.Section).Get<ProxyOptions>() ?? new ProxyOptions()) ?? new ProxyOptions();
+        problems.AddRange(options.Validate());
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
             // The proxy enforces its own (configurable) limit with a provider-shaped 413.
             k.Limits.MaxRequestBodySize = null;
+            // A slowloris sending its head a byte at a time is cut off here; a slow body by RequestBodyTimeoutSeconds.
+            if (options.RequestHeadersTimeoutSeconds > 0) k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(options.RequestHeadersTimeoutSeconds);
         });
-
-        // Validate everything up front so a misconfigured pod fails at start with one message per problem.
-        var options = problems.Try(() => config.GetSection(ProxyOptions.Section).Get<ProxyOptions>() ?? new ProxyOptions()) ?? new ProxyOptions();
-        problems.AddRange(options.Validate());
         var redisConnection = config.GetConnectionString("Redis");
         if (string.IsNullOrWhiteSpace(redisConnection)) redisConnection = DefaultRedis;
         var redisOptions = problems.Try(() => RespClientOptions.Parse(redisConnection), e => $"ConnectionStrings:Redis is not a valid Redis address: {e.Message}") ?? new RespClientOptions();
@@ -96,11 +98,7 @@ public static class ProxyApp
 
         var app = builder.Build();
         app.MapProxyEndpoints();
-        app.MapFallback(static ctx =>
-        {
-            var dialect = ctx.Request.Headers.ContainsKey("anthropic-version") ? ApiDialect.Anthropic : ApiDialect.OpenAI;
-            return ProxyError.UnknownRoute.WriteAsync(ctx, dialect);
-        });
+        app.MapFallback(ProxyEndpoints.UnmatchedAsync);
         return app;
     }
 }

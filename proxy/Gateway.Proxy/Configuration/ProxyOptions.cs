@@ -8,6 +8,13 @@ public sealed class ProxyOptions
     /// <summary>Largest accepted request body; larger bodies get 413 in the provider's shape.</summary>
     public long MaxRequestBodyBytes { get; init; } = 16 * 1024 * 1024;
 
+    /// <summary>Time a client has to send its whole request head (Kestrel's RequestHeadersTimeout); a slower one is cut off.</summary>
+    public double RequestHeadersTimeoutSeconds { get; init; } = 30;
+
+    /// <summary>Time a client has to send its whole body once the head arrived; a slower one gets 408 and is cut off.
+    /// Kestrel's minimum data rate (240 bytes/s after 5 s) alone would let a body trickle in for hours.</summary>
+    public double RequestBodyTimeoutSeconds { get; init; } = 120;
+
     /// <summary>How long a cached key/user policy or upstream list is trusted without an invalidation.</summary>
     public double PolicyCacheTtlSeconds { get; init; } = 5;
 
@@ -60,6 +67,8 @@ public sealed class ProxyOptions
     {
         var errors = new List<string>();
         if (MaxRequestBodyBytes < 1024) errors.Add($"{Section}:MaxRequestBodyBytes must be at least 1024 (was {MaxRequestBodyBytes}).");
+        if (RequestHeadersTimeoutSeconds is <= 0 or > 3600) errors.Add($"{Section}:RequestHeadersTimeoutSeconds must be in (0, 3600] (was {RequestHeadersTimeoutSeconds}).");
+        if (RequestBodyTimeoutSeconds is <= 0 or > 86400) errors.Add($"{Section}:RequestBodyTimeoutSeconds must be in (0, 86400] (was {RequestBodyTimeoutSeconds}).");
         if (PolicyCacheTtlSeconds is <= 0 or > 3600) errors.Add($"{Section}:PolicyCacheTtlSeconds must be in (0, 3600].");
         if (UpstreamTimeToFirstByteSeconds <= 0) errors.Add($"{Section}:UpstreamTimeToFirstByteSeconds must be positive.");
         if (UpstreamTotalTimeoutSeconds < UpstreamTimeToFirstByteSeconds) errors.Add($"{Section}:UpstreamTotalTimeoutSeconds must be at least UpstreamTimeToFirstByteSeconds.");

@@ -1,5 +1,6 @@
 using Gateway.Core.Hosting;
 using Gateway.Core.Redis;
+using Gateway.Proxy.Errors;
 using Gateway.Proxy.Requests;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -36,5 +37,30 @@ public static class ProxyEndpoints
         var redis = app.ServiceProvider.GetRequiredService<IRedisClient>();
         app.MapManagementEndpoints(_ => ValueTask.FromResult(redis.IsConnected ? Readiness.Yes : Readiness.No("Redis is not connected")));
         return app;
+    }
+
+    // The routes above by path (routing matches paths case-insensitively and ignores a trailing slash).
+    private static readonly (string Path, string Method)[] s_routes =
+    [
+        ("/v1/chat/completions", "POST"), ("/v1/completions", "POST"), ("/v1/embeddings", "POST"), ("/v1/responses", "POST"),
+        ("/v1/models", "GET"), ("/v1/messages", "POST"), ("/v1/messages/count_tokens", "POST"), ("/cc/v1/messages", "POST"),
+        ("/cc/v1/messages/count_tokens", "POST"), ("/cc/v1/models", "GET"), ("/v1/usage", "GET"),
+    ];
+
+    /// <summary>The fallback: a known path with another method is a 405 naming the right one, anything else a 404;
+    /// both in the Anthropic shape when the client sent anthropic-version or the path is a Messages one.</summary>
+    public static Task UnmatchedAsync(HttpContext context)
+    {
+        var path = (context.Request.Path.Value ?? "").AsSpan().TrimEnd('/');
+        var anthropic = context.Request.Headers.ContainsKey("anthropic-version")
+            || path.StartsWith("/v1/messages", StringComparison.OrdinalIgnoreCase) || path.StartsWith("/cc/v1/messages", StringComparison.OrdinalIgnoreCase);
+        var dialect = anthropic ? ApiDialect.Anthropic : ApiDialect.OpenAI;
+        foreach (var (known, method) in s_routes)
+        {
+            if (!path.Equals(known, StringComparison.OrdinalIgnoreCase)) continue;
+            context.Response.Headers.Allow = method;
+            return ProxyError.MethodNotAllowed.WriteAsync(context, dialect, string.Concat(known, " accepts ", method, " only."));
+        }
+        return ProxyError.UnknownRoute.WriteAsync(context, dialect);
     }
 }

@@ -36,6 +36,8 @@ public readonly record struct Caller(KeyProjection Key, UserProjection User);
 public sealed partial class ProxyRequestHandler
 {
     private const int CopyBufferSize = 16 * 1024;
+    /// <summary>Upper bound of the output tokens a reservation assumes (far above any model's output limit).</summary>
+    internal const long MaxReservedOutputTokens = 100_000_000;
     private static readonly HttpMethod Post = HttpMethod.Post;
 
     private readonly PolicyCache _policies;
@@ -50,6 +52,7 @@ public sealed partial class ProxyRequestHandler
     private readonly OAuthRefreshRequests _refreshRequests;
     private readonly ILogger _logger;
     private readonly TimeSpan _ttfbTimeout;
+    private readonly TimeSpan _bodyTimeout;
     private readonly TimeSpan _totalTimeout;
     private readonly TimeSpan _lease;
 
@@ -69,6 +72,7 @@ public sealed partial class ProxyRequestHandler
         _clientIp = clientIp;
         _logger = logger;
         _ttfbTimeout = TimeSpan.FromSeconds(_options.UpstreamTimeToFirstByteSeconds);
+        _bodyTimeout = TimeSpan.FromSeconds(_options.RequestBodyTimeoutSeconds);
         _totalTimeout = TimeSpan.FromSeconds(_options.UpstreamTotalTimeoutSeconds);
         _lease = _totalTimeout + TimeSpan.FromMinutes(5);
     }
@@ -138,7 +142,8 @@ public sealed partial class ProxyRequestHandler
         var startedAt = DateTimeOffset.UtcNow;
         var requestId = Guid.CreateVersion7().ToString("N");
         var clientRequestId = context.Request.Headers["x-request-id"];
-        context.Response.Headers["x-request-id"] = clientRequestId.Count > 0 && !string.IsNullOrEmpty(clientRequestId[0]) ? clientRequestId : requestId;
+        // The client's id is echoed only when it is a plain token: a control byte would make the response header invalid.
+        context.Response.Headers["x-request-id"] = clientRequestId.Count == 1 && HeaderRules.IsEchoableId(clientRequestId[0]) ? clientRequestId : requestId;
         _metrics.InFlight.Add(1);
         var modelLabel = "";
         byte[]? body = null;
@@ -147,15 +152,46 @@ public sealed partial class ProxyRequestHandler
             var caller = await AuthenticateAsync(context, route.Dialect, start).ConfigureAwait(false);
             if (caller is not { } c) return;
 
+            // A header value the upstream client cannot send would fail the attempt and count against the account.
+            if (HeaderRules.FindUnforwardable(context.Request.Headers) is { } badHeader)
+            {
+                await RejectAsync(context, route.Dialect, ProxyError.InvalidHeader, start,
+                    string.Concat("The request header '", badHeader, "' has non-ASCII or control characters, which cannot be forwarded. Send header values as printable ASCII.")).ConfigureAwait(false);
+                return;
+            }
             // Body: JSON only, bounded, read into a pooled buffer that is forwarded (edited or not).
             if (!IsJson(context.Request.ContentType))
             {
                 await RejectAsync(context, route.Dialect, ProxyError.WrongContentType, start).ConfigureAwait(false);
                 return;
             }
-            var (buffer, length, tooLarge) = await ReadBodyAsync(context.Request, _options.MaxRequestBodyBytes, context.RequestAborted).ConfigureAwait(false);
+            byte[] buffer; int length; BodyRead outcome;
+            try
+            {
+                (buffer, length, outcome) = await ReadBodyAsync(context.Request, _options.MaxRequestBodyBytes, _bodyTimeout, context.RequestAborted).ConfigureAwait(false);
+            }
+            catch (BadHttpRequestException ex)
+            {
+                // Kestrel refused the body's framing (cut short, bad chunk) or its pace (below the minimum data rate).
+                await RejectAsync(context, route.Dialect, ex.StatusCode == StatusCodes.Status408RequestTimeout ? ProxyError.RequestTimeout : ProxyError.MalformedBody, start).ConfigureAwait(false);
+                return;
+            }
+            catch (IOException) when (!context.RequestAborted.IsCancellationRequested)
+            {
+                // Kestrel reports some framing errors this way (a chunk size that overflows is an IOException, not a
+                // BadHttpRequestException); a client that went away is not answered.
+                await RejectAsync(context, route.Dialect, ProxyError.MalformedBody, start).ConfigureAwait(false);
+                return;
+            }
             body = buffer;
-            if (tooLarge)
+            if (outcome == BodyRead.TimedOut)
+            {
+                // A slow sender (slowloris): answer, and close the connection rather than read the rest.
+                context.Response.Headers.Connection = "close";
+                await RejectAsync(context, route.Dialect, ProxyError.RequestTimeout, start).ConfigureAwait(false);
+                return;
+            }
+            if (outcome == BodyRead.TooLarge)
             {
                 await RejectAsync(context, route.Dialect, ProxyError.BodyTooLarge, start,
                     string.Concat("The request body is larger than this gateway accepts (", _options.MaxRequestBodyBytes.ToString(CultureInfo.InvariantCulture), " bytes). Send a smaller request.")).ConfigureAwait(false);
@@ -169,6 +205,7 @@ public sealed partial class ProxyRequestHandler
                     BodyReadStatus.InvalidUtf8 => ProxyError.InvalidUtf8,
                     BodyReadStatus.NotAnObject => ProxyError.NotAnObject,
                     BodyReadStatus.MissingModel => ProxyError.MissingModel,
+                    BodyReadStatus.DuplicateModel => ProxyError.DuplicateModel,
                     _ => ProxyError.MalformedJson,
                 }, start).ConfigureAwait(false);
                 return;
@@ -220,7 +257,9 @@ public sealed partial class ProxyRequestHandler
         var model = fields.Model!;
         // Admission: reserve an upper bound of the cost (prompt estimate + max output, priced, discounted).
         var estimatedInput = Math.Max(1, length / 4);
-        var maxOutput = route == ProxyRoute.Embeddings ? 0 : (fields.MaxTokens > 0 ? fields.MaxTokens : _options.DefaultMaxOutputTokens);
+        // An absurd max tokens (up to long.MaxValue) would overflow the cost in micro-dollars and the token windows; no
+        // model produces more than MaxReservedOutputTokens, so the reservation stops there (and is still refused by any balance).
+        var maxOutput = route == ProxyRoute.Embeddings ? 0 : Math.Min(fields.MaxTokens > 0 ? fields.MaxTokens : _options.DefaultMaxOutputTokens, MaxReservedOutputTokens);
         var (reservePrice, reserveVersion) = ResolvePrice(targets[0], model);
         var reservedMicros = reservePrice is null ? 0
             : Money.ToMicrosCeiling(CostCalculator.Compute(new TokenCounts(estimatedInput, 0, 0, maxOutput), reservePrice, caller.User.DiscountRate, caller.Key.DiscountRate));
@@ -744,30 +783,61 @@ public sealed partial class ProxyRequestHandler
     private static bool IsJson(string? contentType) =>
         contentType is not null && contentType.AsSpan().TrimStart().StartsWith("application/json", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>Reads the body into a pooled buffer (Content-Length sized when known), stopping past the limit.</summary>
-    private static async ValueTask<(byte[] Buffer, int Length, bool TooLarge)> ReadBodyAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
+    /// <summary>Outcome of reading a request body.</summary>
+    private enum BodyRead : byte { Ok, TooLarge, TimedOut }
+
+    /// <summary>
+    /// Reads the body into a pooled buffer (Content-Length sized when known), stopping past the limit. A body that has
+    /// to be waited for gets <paramref name="timeout"/> from the first wait on: a timer then cancels the pending read.
+    /// A body that arrived with the head (most of them) never pays for the timer.
+    /// </summary>
+    private static async ValueTask<(byte[] Buffer, int Length, BodyRead Outcome)> ReadBodyAsync(HttpRequest request, long limit, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var declared = request.ContentLength;
-        if (declared > limit) return (ArrayPool<byte>.Shared.Rent(1), 0, true);
+        if (declared > limit) return (ArrayPool<byte>.Shared.Rent(1), 0, BodyRead.TooLarge);
         var buffer = ArrayPool<byte>.Shared.Rent(declared is > 0 ? (int)declared.Value : 16 * 1024);
         var length = 0;
         var stream = request.Body;
-        while (true)
+        CancellationTokenSource? deadline = null;
+        CancellationTokenRegistration expiry = default;
+        try
         {
-            if (length == buffer.Length)
+            while (true)
             {
-                if (length >= limit + 1) return (buffer, length, true);
-                var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(Math.Max(buffer.Length * 2L, 16 * 1024), limit + 1));
-                buffer.AsSpan(0, length).CopyTo(bigger);
-                ArrayPool<byte>.Shared.Return(buffer);
-                buffer = bigger;
+                if (length == buffer.Length)
+                {
+                    if (length >= limit + 1) return (buffer, length, BodyRead.TooLarge);
+                    var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(Math.Max(buffer.Length * 2L, 16 * 1024), limit + 1));
+                    buffer.AsSpan(0, length).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+                var read = stream.ReadAsync(buffer.AsMemory(length), cancellationToken);
+                if (!read.IsCompleted && deadline is null)
+                {
+                    deadline = new CancellationTokenSource(timeout);
+                    expiry = deadline.Token.UnsafeRegister(static reader => ((System.IO.Pipelines.PipeReader)reader!).CancelPendingRead(), request.BodyReader);
+                }
+                int n;
+                try
+                {
+                    n = await read.ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (deadline is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
+                {
+                    return (buffer, length, BodyRead.TimedOut);
+                }
+                if (n == 0) break;
+                length += n;
+                if (length > limit) return (buffer, length, BodyRead.TooLarge);
             }
-            var n = await stream.ReadAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false);
-            if (n == 0) break;
-            length += n;
-            if (length > limit) return (buffer, length, true);
+            return (buffer, length, BodyRead.Ok);
         }
-        return (buffer, length, false);
+        finally
+        {
+            expiry.Dispose();
+            deadline?.Dispose();
+        }
     }
 
     private static void Append(ref byte[]? buffer, ref int length, ReadOnlySpan<byte> data)

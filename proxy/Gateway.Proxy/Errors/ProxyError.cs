@@ -33,7 +33,17 @@ public sealed record ProxyError(int Status, string Type, string Code, string Ant
     public static readonly ProxyError NotAnObject = new(400, "invalid_request_error", "invalid_json", "invalid_request_error",
         "The request body must be a JSON object.", "bad_request");
     public static readonly ProxyError InvalidUtf8 = new(400, "invalid_request_error", "invalid_encoding", "invalid_request_error",
-        "The request body is not valid UTF-8.", "bad_request");
+        "The request body is not valid UTF-8 text (invalid bytes, or a \\u escape of a lone surrogate).", "bad_request");
+    public static readonly ProxyError DuplicateModel = new(400, "invalid_request_error", "invalid_json", "invalid_request_error",
+        "The request body has more than one 'model'. Send it once.", "bad_request");
+    public static readonly ProxyError InvalidHeader = new(400, "invalid_request_error", "invalid_header", "invalid_request_error",
+        "A request header has a value with non-ASCII or control characters, which cannot be forwarded. Send header values as printable ASCII.", "bad_request");
+    public static readonly ProxyError MethodNotAllowed = new(405, "invalid_request_error", "method_not_allowed", "invalid_request_error",
+        "This path does not accept this HTTP method.", "method_not_allowed");
+    public static readonly ProxyError MalformedBody = new(400, "invalid_request_error", "invalid_body", "invalid_request_error",
+        "The request body ended early or its chunked encoding is invalid. Send the whole body as declared.", "bad_request");
+    public static readonly ProxyError RequestTimeout = new(408, "invalid_request_error", "request_timeout", "invalid_request_error",
+        "The request body did not arrive in time. Send it at once, or more quickly.", "request_timeout");
     public static readonly ProxyError MissingModel = new(400, "invalid_request_error", "missing_model", "invalid_request_error",
         "The request body has no 'model'. Set \"model\" to one of the models listed by GET /v1/models.", "bad_request");
     public static readonly ProxyError WrongContentType = new(400, "invalid_request_error", "invalid_content_type", "invalid_request_error",

@@ -39,12 +39,37 @@ public static class HeaderRules
         || name.Equals("Upgrade", StringComparison.OrdinalIgnoreCase)
         || name.Equals("Alt-Svc", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>Copies the client's request headers to the upstream request (content headers onto the content).</summary>
+    // Printable ASCII and tab: what HttpClient sends as a header value (it refuses the rest at send time).
+    private static readonly System.Buffers.SearchValues<char> s_forwardable = System.Buffers.SearchValues.Create(
+        "\t !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~");
+
+    /// <summary>The name of a header that would be forwarded but whose value cannot be sent (non-ASCII or control
+    /// characters), or null. Forwarding it would fail the upstream attempt and count as the account's failure.</summary>
+    public static string? FindUnforwardable(IHeaderDictionary headers)
+    {
+        foreach (var header in headers)
+        {
+            foreach (var value in header.Value)
+            {
+                if (value is not null && value.AsSpan().ContainsAnyExcept(s_forwardable) && !SkipRequestHeader(header.Key)) return header.Key;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Whether a client's x-request-id can be echoed as a response header: 1-200 printable ASCII characters.</summary>
+    public static bool IsEchoableId(string? id) =>
+        !string.IsNullOrEmpty(id) && id.Length <= 200 && !id.AsSpan().ContainsAnyExcept(s_forwardable) && !id.Contains('\t', StringComparison.Ordinal);
+
+    /// <summary>Copies the client's request headers to the upstream request (content headers onto the content).
+    /// Headers the client's Connection header names are hop-by-hop too (RFC 9110 §7.6.1) and stay here.</summary>
     public static void CopyRequestHeaders(IHeaderDictionary source, HttpRequestMessage destination)
     {
+        var connection = source.Connection;
         foreach (var header in source)
         {
             if (SkipRequestHeader(header.Key)) continue;
+            if (connection.Count > 0 && NamedIn(connection, header.Key)) continue;
             var value = header.Value;
             if (value.Count == 1)
             {
@@ -57,6 +82,19 @@ public static class HeaderRules
                 if (!destination.Headers.TryAddWithoutValidation(header.Key, values!)) destination.Content?.Headers.TryAddWithoutValidation(header.Key, values!);
             }
         }
+    }
+
+    private static bool NamedIn(StringValues connection, string name)
+    {
+        foreach (var value in connection)
+        {
+            if (value is null) continue;
+            foreach (var range in value.AsSpan().Split(','))
+            {
+                if (value.AsSpan()[range].Trim().Equals(name, StringComparison.OrdinalIgnoreCase)) return true;
+            }
+        }
+        return false;
     }
 
     /// <summary>Copies the upstream's response headers to the client response.</summary>

@@ -36,6 +36,8 @@ public enum BodyReadStatus : byte
     MalformedJson,
     NotAnObject,
     MissingModel,
+    /// <summary>The root object names "model" more than once: parsers that keep the first and the last disagree.</summary>
+    DuplicateModel,
 }
 
 /// <summary>
@@ -53,6 +55,7 @@ public static class RequestBodyReader
         fields.IncludeUsageStart = -1;
         fields.ModelTokenStart = -1;
         if (!Utf8.IsValid(body)) return BodyReadStatus.InvalidUtf8;
+        var seenModel = false;
         var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 256 });
         try
         {
@@ -66,6 +69,9 @@ public static class RequestBodyReader
                 if (reader.TokenType != JsonTokenType.PropertyName) return BodyReadStatus.MalformedJson;
                 if (reader.ValueTextEquals("model"u8))
                 {
+                    // Which one an upstream honours depends on its parser; the one checked and billed must be the one served.
+                    if (seenModel) return BodyReadStatus.DuplicateModel;
+                    seenModel = true;
                     reader.Read();
                     if (reader.TokenType == JsonTokenType.String)
                     {
@@ -117,6 +123,11 @@ public static class RequestBodyReader
         catch (JsonException)
         {
             return BodyReadStatus.MalformedJson;
+        }
+        catch (InvalidOperationException)
+        {
+            // Valid JSON grammar, but the model's \u escapes decode to a lone surrogate: not text.
+            return BodyReadStatus.InvalidUtf8;
         }
         if (reader.BytesConsumed == 0 || reader.CurrentDepth != 0) return BodyReadStatus.MalformedJson;
         return string.IsNullOrEmpty(fields.Model) ? BodyReadStatus.MissingModel : BodyReadStatus.Ok;

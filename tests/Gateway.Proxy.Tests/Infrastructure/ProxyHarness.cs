@@ -50,18 +50,24 @@ public sealed class ProxyHarness : IAsyncDisposable
 
     /// <summary>Starts the mock and <paramref name="proxies"/> proxies; <paramref name="settings"/> adds proxy configuration.
     /// <paramref name="upstreams"/> replaces the default upstream list (written before any proxy starts);
-    /// <paramref name="configureProxy"/> runs on each proxy's builder before the proxy registers its services.</summary>
+    /// <paramref name="configureProxy"/> runs on each proxy's builder before the proxy registers its services;
+    /// <paramref name="configureMock"/> on the mock's builder (e.g. to put a recording middleware in front of it).</summary>
     public static async Task<ProxyHarness> StartAsync(int proxies = 1, IDictionary<string, string?>? settings = null, string? redis = null, bool withDefaultUpstream = true,
-        Func<ProxyHarness, UpstreamProjection[]>? upstreams = null, Action<WebApplicationBuilder>? configureProxy = null)
+        Func<ProxyHarness, UpstreamProjection[]>? upstreams = null, Action<WebApplicationBuilder>? configureProxy = null,
+        Action<WebApplicationBuilder>? configureMock = null)
     {
         var prefix = TestEnvironment.UniqueRedisPrefix();
         var client = await RespClient.ConnectAsync(TestEnvironment.Redis);
         var h = new ProxyHarness(client, new ProjectionKeys(prefix));
-        var mock = MockUpstreamApp.Build(["--urls", "http://127.0.0.1:0"], b => b.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        var mock = MockUpstreamApp.Build(["--urls", "http://127.0.0.1:0"], b =>
         {
-            ["Logging:LogLevel:Default"] = "Warning",
-            ["Mock:RecordCapacity"] = "1000",
-        }));
+            b.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["Logging:LogLevel:Default"] = "Warning",
+                ["Mock:RecordCapacity"] = "1000",
+            });
+            configureMock?.Invoke(b);
+        });
         await mock.StartAsync();
         h._apps.Add(mock);
         h.MockUrl = new Uri(mock.Urls.First());
