@@ -31,7 +31,7 @@ public sealed record VerifyOptions
                 case "--settle-wait" or "--lease-grace":
                     var text = Value();
                     if (text is null || ParseDuration(text) is not { } d || d < TimeSpan.Zero)
-                        return (null, [], $"{a} needs a duration such as 10s, 500ms, 2m or 00:00:10 (was '{text}').");
+                        return (null, [], $"{a} needs a duration such as 10s, 500ms, 2m, 1h or 00:00:10 (was '{text}').");
                     o = a == "--settle-wait" ? o with { SettleWait = d } : o with { LeaseGrace = d };
                     break;
                 case "--max-listed":
@@ -64,6 +64,7 @@ public sealed record VerifyOptions
         if (text.EndsWith("ms", StringComparison.Ordinal)) return Number(text[..^2], TimeSpan.FromMilliseconds);
         if (text.EndsWith('s')) return Number(text[..^1], TimeSpan.FromSeconds);
         if (text.EndsWith('m')) return Number(text[..^1], TimeSpan.FromMinutes);
+        if (text.EndsWith('h')) return Number(text[..^1], TimeSpan.FromHours);
         return TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out var t) ? t : null;
     }
 }
