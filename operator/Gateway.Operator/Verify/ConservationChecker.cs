@@ -24,13 +24,20 @@ public sealed class ConservationChecker(NpgsqlDataSource dataSource, IRedisClien
     private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly PostgresMoneyReader _reader = new(dataSource, options.MaxListed);
 
+    /// <summary>For tests: runs (with the attempt number) right after the Redis snapshot, before t1 is read, so a test
+    /// can make the system move exactly where a live one could.</summary>
+    internal Func<int, Task>? AfterRedisSnapshot { get; init; }
+
+    /// <summary>For tests: runs after t1, before PostgreSQL is read.</summary>
+    internal Func<int, Task>? BeforeLedgerRead { get; init; }
+
     public async Task<VerifyReport> RunAsync(CancellationToken ct = default)
     {
         var deadline = _time.GetUtcNow() + options.SettleWait;
         var delay = TimeSpan.FromMilliseconds(200);
         for (var attempt = 1; ; attempt++)
         {
-            var (counts, found) = await AttemptAsync(ct).ConfigureAwait(false);
+            var (counts, found) = await AttemptAsync(attempt, ct).ConfigureAwait(false);
             if (!found.Any(v => ViolationKinds.MayBeTransient(v.Kind)) || _time.GetUtcNow() + delay > deadline)
                 return found.ToReport(_time.GetUtcNow(), attempt, counts, options.MaxListed);
             await Task.Delay(delay, _time, ct).ConfigureAwait(false);
@@ -38,12 +45,14 @@ public sealed class ConservationChecker(NpgsqlDataSource dataSource, IRedisClien
         }
     }
 
-    private async Task<(VerifyCounts, ViolationList)> AttemptAsync(CancellationToken ct)
+    private async Task<(VerifyCounts, ViolationList)> AttemptAsync(int attempt, CancellationToken ct)
     {
         var users = await _reader.ReadUsersAsync(ct).ConfigureAwait(false);
         var t0 = await _reader.ClockAsync(ct).ConfigureAwait(false);
         var snap = await RedisMoneySnapshot.ReadAsync(redis, keys, users.Select(u => u.Id.ToString()).ToList(), ct).ConfigureAwait(false);
+        if (AfterRedisSnapshot is { } afterSnapshot) await afterSnapshot(attempt).ConfigureAwait(false);
         var t1 = await _reader.ClockAsync(ct).ConfigureAwait(false);
+        if (BeforeLedgerRead is { } beforeRead) await beforeRead(attempt).ConfigureAwait(false);
         var streamIds = snap.Stream.Where(e => e.Readable).Select(e => e.RequestId!).Distinct(StringComparer.Ordinal).ToList();
         var reservationIds = snap.Reservations.Where(r => r.HasHash).Select(r => r.RequestId).ToList();
         var facts = await _reader.ReadAsync(t0, t1, streamIds, reservationIds, ct).ConfigureAwait(false);

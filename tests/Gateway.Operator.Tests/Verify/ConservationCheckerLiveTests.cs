@@ -1,4 +1,5 @@
 using Gateway.Core.Enforcement;
+using Gateway.Core.Usage;
 using Gateway.Operator.Ledger;
 using Gateway.Operator.Verify;
 using Gateway.Testing;
@@ -22,19 +23,20 @@ public sealed class ConservationCheckerLiveTests : IAsyncLifetime
     public async Task Runs_during_steady_traffic_are_clean_and_a_run_after_it_is_exact()
     {
         var writer = new LedgerWriter(async ct => await _h.F.Redis.CreateDedicatedAsync(ct), _h.F.Redis, NpgsqlDataSource.Create(_h.F.Database.ConnectionString), _h.F.Keys,
-            Options.Create(new LedgerOptions { ConsumerName = "live", Block = TimeSpan.FromMilliseconds(50), Linger = TimeSpan.Zero, BatchSize = 7 }),
+            Options.Create(new LedgerOptions { ConsumerName = "live", Block = TimeSpan.FromMilliseconds(50), Linger = TimeSpan.Zero, BatchSize = 50 }),
             NullLogger<LedgerWriter>.Instance);
         await writer.StartAsync(CancellationToken.None);
         using var stop = new CancellationTokenSource();
         var sent = 0;
         async Task TrafficAsync(int lane)
         {
-            for (var i = 0; !stop.IsCancellationRequested; i++)
+            // Bounded, so a slow machine is not flooded while the runs take their time.
+            for (var i = 0; !stop.IsCancellationRequested && i < 5_000; i++)
             {
                 var id = $"live-{lane}-{i}";
                 var r = await _h.AdmitAsync(id, 50_000);
                 if (i % 5 == 4) await _h.Enforcer.ReleaseAsync(r);
-                else await _h.Enforcer.SettleAsync(new Settlement { Reservation = r, Usage = _h.Usage(id, 0.00000137m * (i % 7 + 1)) });
+                else await _h.Enforcer.SettleAsync(new Settlement { Reservation = r, Usage = _h.Usage(id, 0.000001m * (i % 7 + 1)) });
                 Interlocked.Increment(ref sent);
             }
         }
@@ -42,7 +44,7 @@ public sealed class ConservationCheckerLiveTests : IAsyncLifetime
         try
         {
             await Eventually.TrueAsync(() => Task.FromResult(Volatile.Read(ref sent) > 50), "traffic to flow");
-            for (var run = 0; run < 4; run++)
+            for (var run = 0; run < 6; run++)
             {
                 using var stdout = new StringWriter();
                 using var stderr = new StringWriter();
@@ -65,5 +67,60 @@ public sealed class ConservationCheckerLiveTests : IAsyncLifetime
             Assert.Equal(0, quiet.Count("openReservations"));
         }
         finally { await writer.StopAsync(CancellationToken.None); }
+    }
+}
+
+/// <summary>The interleavings a live system can produce around verify's Redis snapshot, made to happen exactly there.</summary>
+public sealed class ConservationCheckerRaceTests : IAsyncLifetime
+{
+    private VerifyHarness _h = null!;
+
+    public async Task InitializeAsync() => _h = await VerifyHarness.CreateAsync();
+
+    public async Task DisposeAsync() => await _h.DisposeAsync();
+
+    private ConservationChecker Checker(TimeSpan settleWait, Func<int, Task>? afterSnapshot = null, Func<int, Task>? beforeLedgerRead = null) =>
+        new(NpgsqlDataSource.Create(_h.F.Database.ConnectionString), _h.F.Redis, _h.F.Keys, new VerifyOptions { SettleWait = settleWait })
+        {
+            AfterRedisSnapshot = afterSnapshot,
+            BeforeLedgerRead = beforeLedgerRead,
+        };
+
+    /// <summary>Settles a request in Redis and persists its usage row and consume entry as the ledger writer would.</summary>
+    private async Task SettleAndPersistAsync(string id, decimal cost)
+    {
+        await _h.RequestAsync(id, cost);
+        await UsageLedgerBatch.WriteAsync(NpgsqlDataSource.Create(_h.F.Database.ConnectionString), [_h.Usage(id, cost)]);
+        await _h.RedisAsync("DEL", _h.F.Keys.UsageStream);
+    }
+
+    [Fact]
+    public async Task Usage_settled_and_persisted_after_the_snapshot_is_left_out_on_both_sides()
+    {
+        // Redis was read without it; PostgreSQL will have its row and consume entry.
+        var checker = Checker(TimeSpan.Zero, beforeLedgerRead: attempt => attempt == 1 ? SettleAndPersistAsync("after-1", 0.000042m) : Task.CompletedTask);
+
+        var report = await checker.RunAsync();
+
+        Assert.True(report.Clean, string.Join("; ", report.Violations.Select(v => v.Detail)));
+        Assert.Equal(1, report.Attempts);
+        Assert.Equal(1, report.Counts.ConsumeEntries);
+        Assert.Equal(0, report.Counts.RoundingAllowanceMicros);
+    }
+
+    [Fact]
+    public async Task Usage_persisted_while_the_snapshot_was_taken_makes_the_user_indeterminate_and_the_next_attempt_decides()
+    {
+        // Persisted before t1 and gone from the stream: settled before or after the snapshot cannot be told apart.
+        var checker = Checker(TimeSpan.FromSeconds(30), afterSnapshot: attempt => attempt == 1 ? SettleAndPersistAsync("during-1", 0.000042m) : Task.CompletedTask);
+
+        var report = await checker.RunAsync();
+
+        Assert.True(report.Clean, string.Join("; ", report.Violations.Select(v => v.Detail)));
+        Assert.Equal(2, report.Attempts);
+
+        var once = Checker(TimeSpan.Zero, afterSnapshot: attempt => SettleAndPersistAsync($"during-once-{attempt}", 0.000042m));
+        var undecided = await once.RunAsync();
+        Assert.Equal(ViolationKinds.Indeterminate, Assert.Single(undecided.Violations).Kind);
     }
 }
