@@ -35,6 +35,9 @@ public static class VerifyCommand
                                   for up to D before reporting them (default 10s; 0 = once)
               --lease-grace D     a reservation open longer than D past its lease is a violation
                                   (default 30s; the sweeper charges expired ones every 2 s)
+              --strict            require each balance exactly at the ledger's per-entry rounding (true
+                                  unless the projection was rebuilt from the ledger since the user's
+                                  first grant)
               --max-listed N      violations listed per kind (default 100; all are counted)
           -h, --help              this text
 

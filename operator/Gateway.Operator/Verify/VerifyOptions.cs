@@ -12,6 +12,9 @@ public sealed record VerifyOptions
     /// <summary>How long past its lease a reservation may stay open before it counts as missed by the sweeper (which
     /// runs every 2 s).</summary>
     public TimeSpan LeaseGrace { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Require a balance exactly at the ledger's per-entry rounding (the lower edge): true of every balance
+    /// the operator credited entry by entry, false after it initialised one from a ledger sum (a rebuilt projection).</summary>
+    public bool Strict { get; init; }
     /// <summary>Violations listed per kind (all are counted).</summary>
     public int MaxListed { get; init; } = 100;
 
@@ -28,6 +31,7 @@ public sealed record VerifyOptions
             {
                 case "--json": o = o with { Json = true }; break;
                 case "-h" or "--help": o = o with { Help = true }; break;
+                case "--strict": o = o with { Strict = true }; break;
                 case "--settle-wait" or "--lease-grace":
                     var text = Value();
                     if (text is null || ParseDuration(text) is not { } d || d < TimeSpan.Zero)

@@ -108,5 +108,16 @@ public sealed class VerifyAfterTrafficTests : IAsyncLifetime
         var ledger = await db.LedgerEntries.SumAsync(e => e.Amount);
         Assert.Equal(ledger, counts.GetProperty("ledgerSumUsd").GetDecimal());
         Assert.InRange(Count("redisBalanceMicros"), (long)Math.Floor(ledger * 1_000_000m) - Count("roundingAllowanceMicros"), (long)Math.Floor(ledger * 1_000_000m));
+
+        // Never rebuilt, every entry credited one by one: the balance sits exactly on the per-entry rounding.
+        var strict = await VerifyCommand.RunAsync(
+        [
+            "verify", "--strict", "--settle-wait", "0",
+            "--ConnectionStrings:Postgres", _stack.Database.ConnectionString,
+            "--ConnectionStrings:Redis", TestEnvironment.Redis,
+            "--TokenGate:Redis:KeyPrefix", _stack.RedisPrefix,
+        ], stdout, stderr);
+        Assert.True(strict == VerifyCommand.ExitClean, $"verify --strict exited {strict}:
+{stdout}{stderr}");
     }
 }

@@ -134,6 +134,9 @@ public sealed class ConservationCheckerTests : IAsyncLifetime
         // Up to the top of the rounding allowance: still clean. One more micro-dollar: free money, reported.
         await _h.RedisAsync("INCRBY", balanceKey, allowance);
         Assert.Equal(0, (await _h.VerifyAsync()).ExitCode);
+        // Credited entry by entry, as here, a balance sits exactly on the lower edge: --strict holds it there.
+        var strict = await _h.VerifyAsync("--strict");
+        Assert.Contains("1 µ$ over the per-entry rounding", Assert.Single(strict.Violations(ViolationKinds.BalanceMismatch)).GetProperty("detail").GetString(), StringComparison.Ordinal);
         await _h.RedisAsync("INCRBY", balanceKey, 1);
         var over = await _h.VerifyAsync();
         Assert.Equal(VerifyCommand.ExitViolations, over.ExitCode);
@@ -142,6 +145,7 @@ public sealed class ConservationCheckerTests : IAsyncLifetime
         // Back to the bottom edge (every cost rounded up, as settlement does): clean. One less: reported.
         await _h.RedisAsync("DECRBY", balanceKey, allowance + 1);
         Assert.Equal(0, (await _h.VerifyAsync()).ExitCode);
+        Assert.Equal(0, (await _h.VerifyAsync("--strict")).ExitCode);
         await _h.RedisAsync("DECRBY", balanceKey, 1);
         var under = await _h.VerifyAsync();
         Assert.Equal(VerifyCommand.ExitViolations, under.ExitCode);
