@@ -30,7 +30,7 @@ internal sealed record LedgerFacts
     public required IReadOnlyList<LateUsageRow> LateRows { get; init; }
     /// <summary>Request ids of the snapshot's stream entries that were already in usage_log before it.</summary>
     public required IReadOnlySet<string> PersistedStreamIds { get; init; }
-    /// <summary>Request ids of open reservations that already have a usage row.</summary>
+    /// <summary>Request ids of open reservations that already had a usage row before the snapshot.</summary>
     public required IReadOnlySet<string> ChargedReservationIds { get; init; }
     public required long GrantEntries { get; init; }
     public required long ConsumeEntries { get; init; }
@@ -95,8 +95,9 @@ internal sealed class PostgresMoneyReader(NpgsqlDataSource dataSource, int maxLi
         await Each(conn, tx, "SELECT request_id FROM usage_log WHERE request_id = ANY(@ids) AND created_at < @t0",
             [Ids(streamIds), Clone(t0)], r => persisted.Add(r.GetString(0)), ct);
         var charged = new HashSet<string>(StringComparer.Ordinal);
-        await Each(conn, tx, "SELECT request_id FROM usage_log WHERE request_id = ANY(@ids)",
-            [Ids(reservationIds)], r => charged.Add(r.GetString(0)), ct);
+        // Before t0 only: a request whose reservation the snapshot saw open may settle and be persisted after it.
+        await Each(conn, tx, "SELECT request_id FROM usage_log WHERE request_id = ANY(@ids) AND created_at < @t0",
+            [Ids(reservationIds), Clone(t0)], r => charged.Add(r.GetString(0)), ct);
 
         long grantEntries = 0, consumeEntries = 0, otherEntries = 0;
         decimal ledgerSum = 0;

@@ -33,9 +33,10 @@ public static class ViolationKinds
     public const string Indeterminate = "indeterminate";
 
     /// <summary>Kinds a live system can show for a moment (a grant between its ledger insert and its credit, a
-    /// reconcile in progress, a persist racing the snapshot): the checker tries again before reporting them.</summary>
+    /// reconcile in progress, a persist racing the snapshot, a user created after the user list was read): the
+    /// checker tries again before reporting them.</summary>
     public static bool MayBeTransient(string kind) =>
-        kind is BalanceMismatch or BalanceMissing or GrantNotCredited or GrantCreditedWithoutLedger or Indeterminate;
+        kind is BalanceMismatch or BalanceMissing or GrantNotCredited or GrantCreditedWithoutLedger or Indeterminate or UnknownUser;
 }
 
 /// <summary>One violation: what, whose (user id and namespace/name, request id) and the numbers; never a secret.</summary>

@@ -117,7 +117,6 @@ public sealed class VerifyAfterTrafficTests : IAsyncLifetime
             "--ConnectionStrings:Redis", TestEnvironment.Redis,
             "--TokenGate:Redis:KeyPrefix", _stack.RedisPrefix,
         ], stdout, stderr);
-        Assert.True(strict == VerifyCommand.ExitClean, $"verify --strict exited {strict}:
-{stdout}{stderr}");
+        Assert.True(strict == VerifyCommand.ExitClean, $"verify --strict exited {strict}:\n{stdout}{stderr}");
     }
 }
