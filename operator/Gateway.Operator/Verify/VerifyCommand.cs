@@ -95,6 +95,12 @@ public static class VerifyCommand
                 await stderr.WriteLineAsync($"verify: {store} could not be read ({e.GetType().Name}: {e.Message}).");
                 return ExitUnreachable;
             }
+            catch (Exception e) when (!ct.IsCancellationRequested && e is InvalidCastException or FormatException or OverflowException or InvalidOperationException)
+            {
+                // Data the checker cannot interpret (a changed schema, a Redis key of an unexpected type): no verdict.
+                await stderr.WriteLineAsync($"verify: the check could not complete ({e.GetType().Name}: {e.Message}).");
+                return ExitUnreachable;
+            }
             var code = report.Clean ? ExitClean : ExitViolations;
             var target = $"PostgreSQL {settings.PostgresTarget}, Redis {settings.Redis!.EndPoint} prefix {keys.Prefix}";
             if (options.Json) VerifyReportWriter.WriteJson(stdout, report, code, target);
