@@ -33,6 +33,9 @@ public sealed class RequestBodyReaderTests
     [InlineData("{\"model\":5}", BodyReadStatus.MissingModel)]
     [InlineData("{\"model\":\"\"}", BodyReadStatus.MissingModel)]
     [InlineData("{\"messages\":[]}", BodyReadStatus.MissingModel)]
+    [InlineData("{\"model\":\"a\",\"model\":\"b\"}", BodyReadStatus.DuplicateModel)]
+    [InlineData("{\"model\":1,\"\\u006dodel\":\"b\"}", BodyReadStatus.DuplicateModel)]
+    [InlineData("{\"model\":\"\\ud800\"}", BodyReadStatus.InvalidUtf8)]
     public void Rejects_bad_bodies(string body, BodyReadStatus expected)
     {
         Assert.Equal(expected, Read(body, out _));
