@@ -1,5 +1,6 @@
 using System.Net.Http.Headers;
 using System.Text;
+using Gateway.Operator.Verify;
 using Npgsql;
 
 namespace Gateway.EndToEnd.Faults;
@@ -43,5 +44,20 @@ internal static class FaultTraffic
         await using var reader = await command.ExecuteReaderAsync();
         while (await reader.ReadAsync()) result[reader.GetString(0)] = reader.GetInt64(1);
         return result;
+    }
+
+    /// <summary>Runs the conservation checker (<c>Gateway.Operator verify</c>) against the stack and asserts it is clean.</summary>
+    public static async Task AssertConservedAsync(GatewayStack stack, string redis)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        var code = await VerifyCommand.RunAsync(
+        [
+            "verify",
+            "--ConnectionStrings:Postgres", stack.PostgresConnectionString,
+            "--ConnectionStrings:Redis", redis,
+            "--TokenGate:Redis:KeyPrefix", stack.RedisPrefix,
+        ], stdout, stderr);
+        Assert.True(code == VerifyCommand.ExitClean, $"verify exited {code}:\n{stdout}{stderr}");
     }
 }

@@ -56,5 +56,8 @@ public sealed class PostgresFaultTests
             Assert.DoesNotContain(rows, r => r.Value > 1);
             return served.All(rows.ContainsKey);
         }, "the usage that waited in the stream to be persisted", TimeSpan.FromSeconds(120));
+
+        // And the money adds up: ledger = balance + open reservations + events still in the stream.
+        await FaultTraffic.AssertConservedAsync(stack, TestEnvironment.Redis);
     }
 }

@@ -82,5 +82,8 @@ public sealed class RedisFaultTests
             }
             return true;
         }, "every served request to have its usage row (or an open reservation)");
+
+        // And the money adds up: ledger = balance + open reservations + events still in the stream.
+        await FaultTraffic.AssertConservedAsync(stack, redis.Address);
     }
 }
