@@ -23,6 +23,8 @@ public sealed class GatewayStack : IAsyncDisposable
 
     /// <summary>The stack's throw-away database on the shared server; null when the test brought its own PostgreSQL.</summary>
     public TestDatabase? Database { get; private set; }
+    /// <summary>The pepper's file (as a mounted Secret), for processes that join the stack.</summary>
+    public string PepperFile { get; private set; } = null!;
     /// <summary>The operator's PostgreSQL connection string.</summary>
     public string PostgresConnectionString { get; private set; } = null!;
     public string SamplesDir { get; private set; } = null!;
@@ -57,7 +59,7 @@ public sealed class GatewayStack : IAsyncDisposable
         SamplesDir = Path.Combine(root, "samples");
         StateDir = Path.Combine(root, "state");
         Directory.CreateDirectory(SamplesDir);
-        var pepperFile = Path.Combine(root, "pepper");
+        var pepperFile = PepperFile = Path.Combine(root, "pepper");
         await File.WriteAllTextAsync(pepperFile, "e2e-pepper-" + Guid.NewGuid().ToString("N"));
         // As `make run` does: a folder with one generated key, shared by the operator and the proxy.
         CredentialKeysDir = TestCredentialKeys.WriteDirectory(root);

@@ -21,6 +21,11 @@ public sealed class ProxyOptions
     /// <summary>Deadline for the upstream's response headers (time to first byte).</summary>
     public double UpstreamTimeToFirstByteSeconds { get; init; } = 60;
 
+    /// <summary>How long past <see cref="UpstreamTotalTimeoutSeconds"/> a request's reservation lives. A replica killed
+    /// mid-request never settles; the operator's sweeper charges its reservation (at the reserved amount) once this
+    /// lease has passed, so it bounds how long money stays held for a dead request. Default 5 minutes.</summary>
+    public double ReservationLeaseMarginSeconds { get; init; } = 300;
+
     /// <summary>Deadline for the whole upstream exchange, body included.</summary>
     public double UpstreamTotalTimeoutSeconds { get; init; } = 600;
 
@@ -72,6 +77,7 @@ public sealed class ProxyOptions
         if (PolicyCacheTtlSeconds is <= 0 or > 3600) errors.Add($"{Section}:PolicyCacheTtlSeconds must be in (0, 3600].");
         if (UpstreamTimeToFirstByteSeconds <= 0) errors.Add($"{Section}:UpstreamTimeToFirstByteSeconds must be positive.");
         if (UpstreamTotalTimeoutSeconds < UpstreamTimeToFirstByteSeconds) errors.Add($"{Section}:UpstreamTotalTimeoutSeconds must be at least UpstreamTimeToFirstByteSeconds.");
+        if (ReservationLeaseMarginSeconds is < 1 or > 86_400) errors.Add($"{Section}:ReservationLeaseMarginSeconds must be between 1 and 86400 (was {ReservationLeaseMarginSeconds}).");
         if (UpstreamConnectTimeoutSeconds <= 0) errors.Add($"{Section}:UpstreamConnectTimeoutSeconds must be positive.");
         if (MaxAttempts is < 1 or > 10) errors.Add($"{Section}:MaxAttempts must be between 1 and 10.");
         if (CooldownAfterFailures < 1) errors.Add($"{Section}:CooldownAfterFailures must be at least 1.");

@@ -74,7 +74,7 @@ public sealed partial class ProxyRequestHandler
         _ttfbTimeout = TimeSpan.FromSeconds(_options.UpstreamTimeToFirstByteSeconds);
         _bodyTimeout = TimeSpan.FromSeconds(_options.RequestBodyTimeoutSeconds);
         _totalTimeout = TimeSpan.FromSeconds(_options.UpstreamTotalTimeoutSeconds);
-        _lease = _totalTimeout + TimeSpan.FromMinutes(5);
+        _lease = _totalTimeout + TimeSpan.FromSeconds(_options.ReservationLeaseMarginSeconds);
     }
 
     /// <summary>Authenticates the request; on failure writes the error and returns null.</summary>
