@@ -4,13 +4,14 @@ SHELL := /bin/bash
 DOTNET ?= dotnet
 CONFIG ?= Debug
 
-.PHONY: help build build-apps services services-stop run test test-stress fuzz bench bench-portal crds clean tools images verify
+.PHONY: help build build-apps services services-stop run test test-stress fuzz chaos bench bench-portal crds clean tools images verify
 
 help:
 	@echo "make run            build, start PostgreSQL+Redis, mock upstream, operator, proxy, portal"
 	@echo "make test           start services, build, run every test project"
 	@echo "make test-stress    run the suite N times (default 10) under stress-ng, list flaky tests (N=20 make test-stress)"
 	@echo "make fuzz           the long hostile-client pass over every proxy route (docs/reliability.md)"
+	@echo "make chaos          the fault runs ten times longer than in make test (TG_CHAOS_SCALE; docs/reliability.md)"
 	@echo "make verify         check money conservation (ledger vs Redis) of the make run stack (VERIFY_ARGS=--json)"
 	@echo "make services       start local PostgreSQL (127.0.0.1:55432) and Redis (127.0.0.1:56379)"
 	@echo "make services-stop  stop them"
@@ -57,6 +58,9 @@ test-stress: services
 
 fuzz: services
 	@bash config/local/fuzz.sh
+
+chaos: services
+	@bash config/local/chaos.sh
 
 bench: services
 	@bash config/local/bench.sh

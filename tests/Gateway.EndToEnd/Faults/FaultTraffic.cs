@@ -8,6 +8,24 @@ namespace Gateway.EndToEnd.Faults;
 /// <summary>Steady client traffic for the fault tests and what they check afterwards.</summary>
 internal static class FaultTraffic
 {
+    /// <summary>How much longer than the short form a run is (TG_CHAOS_SCALE, set by <c>make chaos</c>; 1 in <c>make test</c>):
+    /// requests before, during and after each fault, and repeated kills.</summary>
+    public static int Scale { get; } = int.TryParse(Environment.GetEnvironmentVariable("TG_CHAOS_SCALE"), out var s) && s > 0 ? s : 1;
+
+    /// <summary>Prints one run's figures, and appends them to TG_CHAOS_REPORT when set (<c>make chaos</c> prints that file).</summary>
+    /// <param name="unmetered">Requests answered 200 with neither a usage row nor an open reservation (the tests assert 0).</param>
+    /// <param name="reservedOnly">Requests answered 200 whose usage is still an open reservation (the sweeper charges it at lease end).</param>
+    public static void Report(string run, IReadOnlyCollection<Outcome> outcomes, long usageRows, int unmetered, int reservedOnly, TimeSpan? recovery, string conservation)
+    {
+        var byStatus = string.Join(", ", outcomes.GroupBy(o => o.Status).OrderBy(g => g.Key)
+            .Select(g => $"{(g.Key == 0 ? "transport error" : g.Key.ToString(System.Globalization.CultureInfo.InvariantCulture))}: {g.Count()}"));
+        var line = $"{run}: sent {outcomes.Count} ({byStatus}); usage rows {usageRows}; "
+            + (recovery is { } r ? $"recovered {r.TotalSeconds:0.0} s after the fault ended; " : "")
+            + $"conservation {conservation}; unmetered successes {unmetered}, still reserved {reservedOnly}";
+        Console.WriteLine(line);
+        if (Environment.GetEnvironmentVariable("TG_CHAOS_REPORT") is { Length: > 0 } file) File.AppendAllText(file, line + Environment.NewLine);
+    }
+
     /// <summary>One request's outcome: its status (0 = the transport failed), the proxy's request id, the body and when it was sent.</summary>
     public sealed record Outcome(int Status, string? RequestId, string Body, DateTime SentAt);
 

@@ -29,13 +29,13 @@ public sealed class PostgresFaultTests
         DateTime stoppedAt, restartedAt;
         try
         {
-            await Eventually.TrueAsync(() => Task.FromResult(outcomes.Count(o => o.Status == 200) >= 10), "traffic before the fault");
+            await Eventually.TrueAsync(() => Task.FromResult(outcomes.Count(o => o.Status == 200) >= 10 * FaultTraffic.Scale), "traffic before the fault");
             await pg.StopAsync();
             stoppedAt = DateTime.UtcNow;
-            await Eventually.TrueAsync(() => Task.FromResult(outcomes.Count(o => o.SentAt > stoppedAt) >= 30), "traffic while PostgreSQL is down");
+            await Eventually.TrueAsync(() => Task.FromResult(outcomes.Count(o => o.SentAt > stoppedAt) >= 30 * FaultTraffic.Scale), "traffic while PostgreSQL is down");
             restartedAt = DateTime.UtcNow;
             await pg.StartServerAsync();
-            await Eventually.TrueAsync(() => Task.FromResult(outcomes.Count(o => o.SentAt > restartedAt && o.Status == 200) >= 10), "traffic after the restart");
+            await Eventually.TrueAsync(() => Task.FromResult(outcomes.Count(o => o.SentAt > restartedAt && o.Status == 200) >= 10 * FaultTraffic.Scale), "traffic after the restart");
         }
         finally
         {
@@ -45,7 +45,7 @@ public sealed class PostgresFaultTests
 
         // Served all along: nothing on the request path needs PostgreSQL.
         var whileDown = outcomes.Where(o => o.SentAt > stoppedAt && o.SentAt < restartedAt).ToList();
-        Assert.True(whileDown.Count >= 30);
+        Assert.True(whileDown.Count >= 30 * FaultTraffic.Scale);
         Assert.All(whileDown, o => Assert.Equal(200, o.Status));
 
         // Nothing lost: the events waited in the stream and every served request has exactly one usage row.
@@ -59,5 +59,7 @@ public sealed class PostgresFaultTests
 
         // And the money adds up: ledger = balance + open reservations + events still in the stream.
         await FaultTraffic.AssertConservedAsync(stack, TestEnvironment.Redis);
+        var persisted = await FaultTraffic.UsageRowsAsync(stack.PostgresConnectionString, served);
+        FaultTraffic.Report("postgresql stopped and started", outcomes, persisted.Count, served.Count(id => !persisted.ContainsKey(id)), 0, null, "clean");
     }
 }

@@ -21,54 +21,65 @@ public sealed class ProxyKillTests
     {
         await using var stack = await GatewayStack.StartAsync();
         var key = await stack.DemoKeyAsync();
-        using var replica = await ProxyProcess.StartAsync(stack,
-            "--TokenGate:Proxy:UpstreamTimeToFirstByteSeconds", "20", "--TokenGate:Proxy:UpstreamTotalTimeoutSeconds", "20",
-            "--TokenGate:Proxy:ReservationLeaseMarginSeconds", "1");
-        using var http = new HttpClient { BaseAddress = replica.Url, Timeout = Timeout.InfiniteTimeSpan };
         var keys = new ProjectionKeys(stack.RedisPrefix);
         await using var redis = await RespClient.ConnectAsync(TestEnvironment.Redis);
-
-        // A stream of 200 tokens, one every 100 ms (20 s): the replica dies after its first bytes.
-        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions")
+        var outcomes = new List<FaultTraffic.Outcome>();
+        var charged = new List<string>();
+        // One kill in make test; make chaos repeats it (TG_CHAOS_SCALE).
+        for (var round = 0; round < FaultTraffic.Scale; round++)
         {
-            Content = new StringContent("""{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hello"}]}""",
-                Encoding.UTF8, "application/json"),
-        };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        request.Headers.Add("x-mock-output-tokens", "200");
-        request.Headers.Add("x-mock-chunk-delay-ms", "100");
-        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var requestId = response.Headers.GetValues("x-request-id").Single();
-        await using var stream = await response.Content.ReadAsStreamAsync(deadline.Token);
-        var buffer = new byte[4096];
-        Assert.True(await stream.ReadAsync(buffer, deadline.Token) > 0);
-        Assert.Equal(1, (await redis.ExecuteAsync("EXISTS", [keys.Reservation(requestId)])).AsInt64());
-        var reserved = (await redis.ExecuteAsync("HGET", [keys.Reservation(requestId), "reserved"])).AsInt64();
-        var userId = (await redis.ExecuteAsync("HGET", [keys.Reservation(requestId), "user_id"])).AsString()!;
-        var balanceBefore = (await redis.ExecuteAsync("GET", [keys.Balance(userId)])).AsInt64();
+            using var replica = await ProxyProcess.StartAsync(stack,
+                "--TokenGate:Proxy:UpstreamTimeToFirstByteSeconds", "20", "--TokenGate:Proxy:UpstreamTotalTimeoutSeconds", "20",
+                "--TokenGate:Proxy:ReservationLeaseMarginSeconds", "1");
+            using var http = new HttpClient { BaseAddress = replica.Url, Timeout = Timeout.InfiniteTimeSpan };
 
-        replica.Kill();
+            // A stream of 200 tokens, one every 100 ms (20 s): the replica dies after its first bytes.
+            using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions")
+            {
+                Content = new StringContent("""{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hello"}]}""",
+                    Encoding.UTF8, "application/json"),
+            };
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+            request.Headers.Add("x-mock-output-tokens", "200");
+            request.Headers.Add("x-mock-chunk-delay-ms", "100");
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+            var sentAt = DateTime.UtcNow;
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var requestId = response.Headers.GetValues("x-request-id").Single();
+            await using var stream = await response.Content.ReadAsStreamAsync(deadline.Token);
+            var buffer = new byte[4096];
+            Assert.True(await stream.ReadAsync(buffer, deadline.Token) > 0);
+            Assert.Equal(1, (await redis.ExecuteAsync("EXISTS", [keys.Reservation(requestId)])).AsInt64());
+            var reserved = (await redis.ExecuteAsync("HGET", [keys.Reservation(requestId), "reserved"])).AsInt64();
+            var userId = (await redis.ExecuteAsync("HGET", [keys.Reservation(requestId), "user_id"])).AsString()!;
+            var balanceBefore = (await redis.ExecuteAsync("GET", [keys.Balance(userId)])).AsInt64();
 
-        // The client's stream ends (cut), it does not hang.
-        try
-        {
-            while (await stream.ReadAsync(buffer, deadline.Token) > 0) { }
+            replica.Kill();
+
+            // The client's stream ends (cut), it does not hang.
+            try
+            {
+                while (await stream.ReadAsync(buffer, deadline.Token) > 0) { }
+            }
+            catch (Exception e) when (e is IOException or HttpRequestException && !deadline.IsCancellationRequested)
+            {
+            }
+            outcomes.Add(new FaultTraffic.Outcome(200, requestId, "cut by SIGKILL", sentAt));
+
+            // After the lease the sweeper charges the reservation: one usage row, the reservation gone, the balance as after admission.
+            await Eventually.TrueAsync(async () =>
+                (await FaultTraffic.UsageRowsAsync(stack.PostgresConnectionString, [requestId])).GetValueOrDefault(requestId) == 1
+                && (await redis.ExecuteAsync("EXISTS", [keys.Reservation(requestId)])).AsInt64() == 0,
+                "the sweeper to charge the orphaned reservation", TimeSpan.FromSeconds(120));
+            Assert.True(reserved > 0);
+            Assert.Equal(balanceBefore, (await redis.ExecuteAsync("GET", [keys.Balance(userId)])).AsInt64());
+            charged.Add(requestId);
         }
-        catch (Exception e) when (e is IOException or HttpRequestException && !deadline.IsCancellationRequested)
-        {
-        }
 
-        // After the lease the sweeper charges the reservation: one usage row, the reservation gone, the balance down by it.
-        await Eventually.TrueAsync(async () =>
-            (await FaultTraffic.UsageRowsAsync(stack.PostgresConnectionString, [requestId])).GetValueOrDefault(requestId) == 1
-            && (await redis.ExecuteAsync("EXISTS", [keys.Reservation(requestId)])).AsInt64() == 0,
-            "the sweeper to charge the orphaned reservation", TimeSpan.FromSeconds(120));
-        Assert.Equal(1, (await FaultTraffic.UsageRowsAsync(stack.PostgresConnectionString, [requestId]))[requestId]);
-        Assert.True(reserved > 0);
-        Assert.Equal(balanceBefore, (await redis.ExecuteAsync("GET", [keys.Balance(userId)])).AsInt64()); // reserved at admission, kept
-
+        var rows = await FaultTraffic.UsageRowsAsync(stack.PostgresConnectionString, charged);
+        Assert.All(charged, id => Assert.Equal(1, rows[id]));
         await FaultTraffic.AssertConservedAsync(stack, TestEnvironment.Redis);
+        FaultTraffic.Report("proxy replica SIGKILLed mid-stream", outcomes, rows.Count, charged.Count(id => !rows.ContainsKey(id)), 0, null, "clean");
     }
 }
