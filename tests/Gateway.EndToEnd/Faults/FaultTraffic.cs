@@ -1,6 +1,7 @@
 using System.Net.Http.Headers;
 using System.Text;
 using Gateway.Operator.Verify;
+using Gateway.Testing;
 using Npgsql;
 
 namespace Gateway.EndToEnd.Faults;
@@ -11,6 +12,32 @@ internal static class FaultTraffic
     /// <summary>How much longer than the short form a run is (TG_CHAOS_SCALE, set by <c>make chaos</c>; 1 in <c>make test</c>):
     /// requests before, during and after each fault, and repeated kills.</summary>
     public static int Scale { get; } = int.TryParse(Environment.GetEnvironmentVariable("TG_CHAOS_SCALE"), out var s) && s > 0 ? s : 1;
+
+    /// <summary>
+    /// A key of a user without rate limits (the demo user's 600 requests a minute would refuse the longer runs) and a
+    /// large balance, declared in the stack's file source; returns the key the operator issued.
+    /// </summary>
+    public static async Task<string> LoadKeyAsync(GatewayStack stack)
+    {
+        await File.WriteAllTextAsync(Path.Combine(stack.SamplesDir, "chaos.yaml"), """
+            apiVersion: tokengate.io/v1alpha1
+            kind: UserQuota
+            metadata: { name: chaos, namespace: default }
+            spec:
+              user: { name: chaos, email: chaos@example.com }
+              grants: [ { id: chaos-load, amount: 1000, reason: fault runs } ]
+            ---
+            apiVersion: tokengate.io/v1alpha1
+            kind: ApiKey
+            metadata: { name: chaos, namespace: default }
+            spec: { owner: chaos }
+            """);
+        return await Eventually.ReturnsAsync(async () =>
+        {
+            var secret = await stack.Source.GetSecretAsync("default", "chaos-apikey", CancellationToken.None);
+            return secret is null ? null : Encoding.UTF8.GetString(secret["OPENAI_API_KEY"]);
+        }, "the operator to issue the load key");
+    }
 
     /// <summary>Prints one run's figures, and appends them to TG_CHAOS_REPORT when set (<c>make chaos</c> prints that file).</summary>
     /// <param name="unmetered">Requests answered 200 with neither a usage row nor an open reservation (the tests assert 0).</param>

@@ -15,7 +15,7 @@ public sealed class PostgresFaultTests
     {
         await using var pg = await ThrowawayPostgresServer.StartAsync();
         await using var stack = await GatewayStack.StartAsync(postgres: pg.ConnectionString("tokengate"));
-        var key = await stack.DemoKeyAsync();
+        var key = await FaultTraffic.LoadKeyAsync(stack);
         using var http = new HttpClient { BaseAddress = stack.ProxyUrl, Timeout = TimeSpan.FromSeconds(60) };
         await Eventually.TrueAsync(async () => (await FaultTraffic.SendAsync(http, key, stream: false)).Status == 200, "the key to work");
 

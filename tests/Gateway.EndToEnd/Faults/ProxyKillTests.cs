@@ -20,7 +20,7 @@ public sealed class ProxyKillTests
     public async Task A_replica_killed_mid_stream_leaves_a_reservation_the_sweeper_charges_once()
     {
         await using var stack = await GatewayStack.StartAsync();
-        var key = await stack.DemoKeyAsync();
+        var key = await FaultTraffic.LoadKeyAsync(stack);
         var keys = new ProjectionKeys(stack.RedisPrefix);
         await using var redis = await RespClient.ConnectAsync(TestEnvironment.Redis);
         var outcomes = new List<FaultTraffic.Outcome>();
