@@ -54,7 +54,7 @@ public abstract class ResourceReconciler<T> : IReconciler<T> where T : class, IR
         if (!Finalizers.Has(entry.Metadata, TokenGateApi.Finalizer))
         {
             // Before anything is issued: otherwise a delete racing this reconcile could leave a live key behind.
-            await Finalizers.AddAsync(Client, ns, name, TokenGateApi.Finalizer, cancellationToken);
+            await Finalizers.AddAsync(Client, entry.Metadata, TokenGateApi.Finalizer, cancellationToken);
         }
         var outcome = await ReconcileObjectAsync(obj, entry, cancellationToken);
         var after = outcome.RequeueAfter is { } d && d < ResyncInterval ? d : ResyncInterval;
