@@ -125,6 +125,12 @@ public static class PolicyCacheScaleCommand
         }
     }
 
+    private static double Median(List<double> values)
+    {
+        values.Sort();
+        return values[values.Count / 2];
+    }
+
     private static async Task<double> TimeAsync(HttpClient http, string key)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
