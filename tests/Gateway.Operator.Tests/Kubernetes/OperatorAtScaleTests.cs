@@ -96,6 +96,28 @@ public abstract class OperatorAtScaleTests : IAsyncLifetime
     }
 
     [KubeFact]
+    public async Task A_new_key_reaches_its_owners_key_count_without_a_full_resync()
+    {
+        await ReadyDemoAsync();
+        await Eventually.TrueAsync(async () =>
+            (await _h.GetAsync(TokenGateResources.UserQuotas, "demo"))?["status"]?["keyCount"]?.GetValue<int>() == 1, "status.keyCount = 1");
+
+        await _h.ApplyAsync(KubernetesHarness.Yaml("""
+            apiVersion: tokengate.io/v1alpha1
+            kind: ApiKey
+            metadata:
+              name: second
+              namespace: default
+            spec:
+              owner: demo
+            """));
+        await _h.ReadyAsync(TokenGateResources.ApiKeys, "second");
+
+        await Eventually.TrueAsync(async () =>
+            (await _h.GetAsync(TokenGateResources.UserQuotas, "demo"))?["status"]?["keyCount"]?.GetValue<int>() == 2, "status.keyCount = 2");
+    }
+
+    [KubeFact]
     public async Task Enrolling_in_the_portal_drops_the_invite_secret_without_a_full_resync()
     {
         await ReadyDemoAsync();
