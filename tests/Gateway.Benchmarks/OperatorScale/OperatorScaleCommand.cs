@@ -68,8 +68,16 @@ public static class OperatorScaleCommand
         var coldPeak = op.Sampler.PeakWorkingSetMiB();
         var coldReconciles = await op.ReconcilesAsync(ct);
 
-        // Let trailing work (second reconciles triggered by the operator's own writes) finish before the idle window.
-        await Task.Delay(TimeSpan.FromSeconds(10), ct);
+        // Steady state before the idle window: at least one status-feed pass (TokenGate:ResyncInterval, 60 s) after the
+        // last object turned Ready — right after a start it reconciles once the owners of the keys created since —
+        // and then a quiet 10 s (the 50 UpstreamAccounts' own resync is ~8 reconciles in 10 s).
+        await Task.Delay(TimeSpan.FromSeconds(65), ct);
+        for (var settle = 0; settle < 12; settle++)
+        {
+            var r0 = await op.ReconcilesAsync(ct);
+            await Task.Delay(TimeSpan.FromSeconds(10), ct);
+            if (await op.ReconcilesAsync(ct) - r0 <= 100) break;
+        }
         var idleCpu0 = op.Sampler.CpuSeconds();
         var idleRec0 = await op.ReconcilesAsync(ct);
         var idleReq0 = cluster.Fake?.Requests.Count;
