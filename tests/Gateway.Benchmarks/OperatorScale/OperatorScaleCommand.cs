@@ -51,9 +51,27 @@ public static class OperatorScaleCommand
         Console.Error.WriteLine($"created {world.Total} objects in {createSeconds:F1} s");
 
         var logPath = Path.Combine(Path.GetTempPath(), $"tg-operator-scale-{clusterKind}.log");
-        await using var op = OperatorProcess.Start(operatorDll, cluster.OperatorKubeconfigPath, Namespace, db.ConnectionString,
-            TestEnvironment.UniqueRedisPrefix(), Pepper, logPath);
-        sw.Restart();
+        var redisPrefix = TestEnvironment.UniqueRedisPrefix();
+        Console.Error.WriteLine($"operator log {logPath}, Redis prefix {redisPrefix} (removed at the end)");
+        try
+        {
+            await using var op = OperatorProcess.Start(operatorDll, cluster.OperatorKubeconfigPath, Namespace, db.ConnectionString,
+                redisPrefix, Pepper, logPath);
+            return await MeasureAsync(op, cluster, world, clusterKind, (keys, users, upstreams, rotations), createSeconds, idle, deadline, logPath, ct);
+        }
+        finally
+        {
+            // The operator's projection under this run's own prefix (shared Redis: never anything else).
+            await using var redis = await Gateway.Core.Redis.RespClient.ConnectAsync(TestEnvironment.Redis);
+            await PolicyCacheScaleCommand.DeletePrefixAsync(redis, redisPrefix);
+        }
+    }
+
+    private static async Task<int> MeasureAsync(OperatorProcess op, IKubeTestCluster cluster, ScaleObjects world, string clusterKind,
+        (int Keys, int Users, int Upstreams, int Rotations) size, double createSeconds, TimeSpan idle, TimeSpan deadline, string logPath, CancellationToken ct)
+    {
+        var (keys, users, upstreams, rotations) = size;
+        var sw = Stopwatch.StartNew();
         var ready = 0;
         while (ready < world.Total)
         {

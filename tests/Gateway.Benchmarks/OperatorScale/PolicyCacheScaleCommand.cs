@@ -160,7 +160,7 @@ public static class PolicyCacheScaleCommand
     }
 
     /// <summary>Removes this run's keys (SCAN + DEL on its own prefix; never anything else).</summary>
-    private static async Task DeletePrefixAsync(RespClient redis, string prefix)
+    internal static async Task DeletePrefixAsync(RespClient redis, string prefix)
     {
         var cursor = "0";
         do
