@@ -4,7 +4,7 @@ SHELL := /bin/bash
 DOTNET ?= dotnet
 CONFIG ?= Debug
 
-.PHONY: help build build-apps services services-stop run test test-stress fuzz chaos bench bench-portal crds clean tools images verify
+.PHONY: help build build-apps services services-stop run test test-stress fuzz chaos bench bench-portal bench-operator crds clean tools images verify
 
 help:
 	@echo "make run            build, start PostgreSQL+Redis, mock upstream, operator, proxy, portal"
@@ -17,6 +17,7 @@ help:
 	@echo "make services-stop  stop them"
 	@echo "make bench          run the benchmark (see docs/benchmarks.md)"
 	@echo "make bench-portal   time the portal's pages over 10 million usage rows (docs/benchmarks.md, Portal)"
+	@echo "make bench-operator the operator with 10,000 ApiKeys (cold start, idle CPU, rotation storm) and the proxy's policy cache with 100,000 keys"
 	@echo "make crds           regenerate CRDs into config/crd and charts/tokengate/crds"
 	@echo "make tools          install Helm 3 (and kubectl) into .tools/ (config/local/tools.sh)"
 	@echo "make images         build the operator, proxy and portal images (docker, podman or buildah)"
@@ -67,6 +68,9 @@ bench: services
 
 bench-portal: services
 	@bash config/local/bench-portal.sh
+
+bench-operator: services
+	@bash config/local/bench-operator.sh
 
 crds:
 	$(DOTNET) run --project operator/Gateway.Operator -- crds --out config/crd

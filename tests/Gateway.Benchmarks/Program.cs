@@ -24,6 +24,8 @@ public static class Program
                 "       Gateway.Benchmarks redis-enforce [--redis 127.0.0.1:56379] [--n 5000] [--warmup 500] [--limits all|none] [--redis-pid PID] [--concurrency 1]\n" +
                 "       Gateway.Benchmarks portal [--rows 10000000] [--users 10000] [--big-user-rows 1000000] [--iterations 40] [--database tokengate_bench_portal]\n" +
                 "       Gateway.Benchmarks portal-spend [--users 10000] [--models 5] [--days 90] [--iterations 40]\n" +
+                "       Gateway.Benchmarks operator-scale --operator-dll PATH [--cluster fake|real] [--keys 10000] [--users 2000] [--upstreams 50] [--rotate 1000] [--idle 60]\n" +
+                "       Gateway.Benchmarks policy-cache [--keys 100000]\n" +
                 "       Gateway.Benchmarks micro [BenchmarkDotNet arguments, e.g. --filter '*Sse*']\n" +
                 "       Gateway.Benchmarks report --results FILE --machine FILE [--out docs/benchmarks.md]");
             return 2;
@@ -46,6 +48,8 @@ public static class Program
                 "redis-enforce" => await RedisEnforceCommand.RunAsync(options),
                 "portal" => await Portal.PortalBenchCommand.RunAsync(options),
                 "portal-spend" => await Portal.PortalSpendBenchCommand.RunAsync(options),
+                "operator-scale" => await OperatorScale.OperatorScaleCommand.RunAsync(options),
+                "policy-cache" => await OperatorScale.PolicyCacheScaleCommand.RunAsync(options),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'; use load or report."),
             };
         }

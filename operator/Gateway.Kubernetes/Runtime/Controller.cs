@@ -87,12 +87,15 @@ public sealed partial class Controller<T> : IController where T : class
     /// <summary>Adds a key to the running queue (ignored while stopped: a run starts by enqueuing every cached object).</summary>
     public void Enqueue(string key) => _queue?.Add(key);
 
-    /// <summary>Watches another type and enqueues the keys <paramref name="map"/> returns for each of its changes.</summary>
-    public Controller<T> Watches<TOther>(Informer<TOther> other, Func<ObjectEntry<TOther>, IEnumerable<string>> map) where TOther : class
+    /// <summary>
+    /// Watches another type and enqueues the keys <paramref name="map"/> returns for each of its changes
+    /// (creations too unless <paramref name="includeAdds"/> is false).
+    /// </summary>
+    public Controller<T> Watches<TOther>(Informer<TOther> other, Func<ObjectEntry<TOther>, IEnumerable<string>> map, bool includeAdds = true) where TOther : class
     {
         _watched.Add(other);
         other.AddEventHandler(
-            e => EnqueueAll(map(e)),
+            e => { if (includeAdds) EnqueueAll(map(e)); },
             (o, n) => { EnqueueAll(map(o)); EnqueueAll(map(n)); },
             e => EnqueueAll(map(e)));
         return this;
@@ -101,14 +104,16 @@ public sealed partial class Controller<T> : IController where T : class
     /// <summary>
     /// Watches objects this controller owns (e.g. Secrets) and enqueues their owner: the ownerReference of the
     /// primary's kind and API group (only the controller reference unless <paramref name="onlyController"/> is false).
+    /// With <paramref name="includeAdds"/> false, creations do not enqueue: for objects only the reconciler itself
+    /// creates, the creation event would just reconcile the owner a second time (edits and deletions still do).
     /// </summary>
-    public Controller<T> Owns<TOwned>(Informer<TOwned> owned, bool onlyController = true) where TOwned : class
+    public Controller<T> Owns<TOwned>(Informer<TOwned> owned, bool onlyController = true, bool includeAdds = true) where TOwned : class
     {
         var def = _informer.Client.Definition;
         var group = def.Group;
         return Watches(owned, e => (e.Metadata.OwnerReferences ?? [])
             .Where(r => r.Kind == def.Kind && GroupOf(r.ApiVersion) == group && (!onlyController || r.Controller == true))
-            .Select(r => ObjectKey.Of(def.Namespaced ? e.Metadata.Namespace : null, r.Name)));
+            .Select(r => ObjectKey.Of(def.Namespaced ? e.Metadata.Namespace : null, r.Name)), includeAdds);
     }
 
     public async Task RunAsync(CancellationToken cancellationToken)

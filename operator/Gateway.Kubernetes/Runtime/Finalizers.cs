@@ -43,6 +43,29 @@ public static class Finalizers
         }, cancellationToken: cancellationToken);
 
     /// <summary>
+    /// Ensures the finalizer is present, starting from <paramref name="known"/> (e.g. the informer's cached copy)
+    /// instead of a read: one patch when the cache is current, which is the common case. A stale copy makes the
+    /// patch conflict (its resourceVersion is a precondition), and then it goes the read-modify-write way.
+    /// </summary>
+    public static async Task<T> AddAsync<T>(ResourceClient<T> client, ObjectMetadata known, string finalizer, CancellationToken cancellationToken = default) where T : class
+    {
+        var ns = known.Namespace;
+        var name = known.Name!;
+        if (!Has(known, finalizer) && known.DeletionTimestamp is null && known.ResourceVersion is { Length: > 0 } rv)
+        {
+            try
+            {
+                return await client.PatchAsync(ns, name, Patch(new List<string>(known.Finalizers ?? []) { finalizer }, rv), cancellationToken);
+            }
+            catch (KubernetesConflictException)
+            {
+                // The cached copy was behind: read the object and retry as usual.
+            }
+        }
+        return await AddAsync(client, ns, name, finalizer, cancellationToken);
+    }
+
+    /// <summary>
     /// Removes the finalizer; returns the object as stored afterwards, or null when it is gone (removing the
     /// last finalizer of an object being deleted deletes it).
     /// </summary>

@@ -16,13 +16,22 @@ public sealed class ApiKeyReconciler(
     KubernetesResourceSource source,
     EventRecorder events,
     TokenGateReconciler reconciler,
-    TimeSpan resyncInterval) : ResourceReconciler<ApiKey>(informer, source, events, resyncInterval)
+    TimeSpan resyncInterval,
+    Func<string, bool>? ownerPending = null) : ResourceReconciler<ApiKey>(informer, source, events, resyncInterval)
 {
     /// <summary>Cache index: ApiKeys by "namespace/owner", so a UserQuota change reaches its keys.</summary>
     public const string OwnerIndex = "owner";
 
     public static IEnumerable<string> IndexByOwner(ObjectEntry<ApiKey> e) =>
         [ObjectKey.Of(e.Metadata.Namespace, e.Object.Spec.Owner)];
+
+    /// <summary>
+    /// The owner UserQuota exists but was not reconciled yet in this term: reconciling the key now would report
+    /// OwnerNotFound (a Warning Event and a status write per key) and retry later. The owner's first reconcile
+    /// queues its keys, so the key simply waits for it (at a cold start: keys follow their owners).
+    /// </summary>
+    protected override bool WaitsForAnotherObject(ObjectEntry<ApiKey> entry) =>
+        ownerPending?.Invoke(ObjectKey.Of(entry.Metadata.Namespace, entry.Object.Spec.Owner)) == true;
 
     protected override async Task<ReconcileOutcome> ReconcileObjectAsync(ApiKey ak, ObjectEntry<ApiKey> entry, CancellationToken cancellationToken)
     {

@@ -60,9 +60,12 @@ public sealed class KubernetesOperator : IDisposable
         ApiKeyInformer.Store.AddIndexer(ApiKeyReconciler.OwnerIndex, ApiKeyReconciler.IndexByOwner);
         UpstreamAccountInformer.Store.AddIndexer(UpstreamAccountReconciler.SecretIndex, UpstreamAccountReconciler.IndexBySecret);
 
-        ApiKeyReconciler = new ApiKeyReconciler(ApiKeyInformer, Source, events, reconciler, resync);
+        // Keys and users are reconciled on change (their watch, their owner, the status change feed, their own
+        // timers), plus a full pass every FullResyncInterval; the small upstream pool keeps the short interval.
+        var fullResync = operatorOptions.FullResyncInterval;
         UserQuotaReconciler = new UserQuotaReconciler(UserQuotaInformer, Source, events, reconciler,
-            services.GetRequiredService<IDbContextFactory<TokenGateDbContext>>(), EnqueueKeysOf, resync);
+            services.GetRequiredService<IDbContextFactory<TokenGateDbContext>>(), EnqueueKeysOf, fullResync);
+        ApiKeyReconciler = new ApiKeyReconciler(ApiKeyInformer, Source, events, reconciler, fullResync, UserQuotaReconciler.IsPending);
         UpstreamAccountReconciler = new UpstreamAccountReconciler(UpstreamAccountInformer, SecretInformer, Source, events, reconciler, resync);
 
         _apiKeys = new Controller<ApiKey>(ApiKeyInformer, ApiKeyReconciler, new ControllerOptions<ApiKey>
@@ -71,16 +74,17 @@ public sealed class KubernetesOperator : IDisposable
             // The rotate annotation does not bump the generation, so it must get through the filter.
             Filters = [new GenerationChangedFilter<ApiKey> { IncludeAnnotationChanges = true, AnnotationKeys = [TokenGateApi.RotateAnnotation] }],
         }, loggerFactory);
-        // Deleting (or editing) the issued Secret reaches its ApiKey, which issues a new key.
-        _apiKeys.Owns(SecretInformer);
+        // Deleting (or editing) the issued Secret reaches its ApiKey, which issues a new key. Its creation is the
+        // ApiKey's own doing (its reconcile just wrote it), so it does not queue the key again.
+        _apiKeys.Owns(SecretInformer, includeAdds: false);
 
         _userQuotas = new Controller<UserQuota>(UserQuotaInformer, UserQuotaReconciler, new ControllerOptions<UserQuota>
         {
             Workers = options.Workers,
             Filters = [new GenerationChangedFilter<UserQuota>()],
         }, loggerFactory);
-        // The invite Secret is owned by its UserQuota: deleting it brings a fresh invite.
-        _userQuotas.Owns(SecretInformer);
+        // The invite Secret is owned by its UserQuota: deleting it brings a fresh invite (creating it is the UserQuota's own doing).
+        _userQuotas.Owns(SecretInformer, includeAdds: false);
 
         _upstreams = new Controller<UpstreamAccount>(UpstreamAccountInformer, UpstreamAccountReconciler, new ControllerOptions<UpstreamAccount>
         {
@@ -92,7 +96,9 @@ public sealed class KubernetesOperator : IDisposable
         _upstreams.Watches(SecretInformer, e => UpstreamAccountInformer.Store.ByIndex(UpstreamAccountReconciler.SecretIndex, e.Key).Select(u => u.Key));
 
         ProjectionMonitor = new ProjectionMonitor(this, services.GetRequiredService<ProjectionWriter>(), reconciler, options.ProjectionCheckInterval, logger);
-        Manager.Add(_userQuotas).Add(_upstreams).Add(_apiKeys).Add(ProjectionMonitor);
+        StatusChangeFeed = new StatusChangeFeed(services.GetRequiredService<IDbContextFactory<TokenGateDbContext>>(),
+            k => _apiKeys.Enqueue(k), k => _userQuotas.Enqueue(k), resync, TimeProvider.System, logger);
+        Manager.Add(_userQuotas).Add(_upstreams).Add(_apiKeys).Add(ProjectionMonitor).Add(StatusChangeFeed);
         Manager.Add(new LeaderOnlyService("LedgerWriter", () => services.GetRequiredService<Ledger.LedgerWriter>()));
         Manager.Add(new LeaderOnlyService("ReservationSweeper", () => services.GetRequiredService<Ledger.ReservationSweeper>()));
         Manager.Add(new LeaderOnlyService("UsageBacklogMonitor", () => services.GetRequiredService<Telemetry.UsageBacklogMonitor>()));
@@ -125,6 +131,7 @@ public sealed class KubernetesOperator : IDisposable
     public UserQuotaReconciler UserQuotaReconciler { get; }
     public UpstreamAccountReconciler UpstreamAccountReconciler { get; }
     public ProjectionMonitor ProjectionMonitor { get; }
+    public StatusChangeFeed StatusChangeFeed { get; }
 
     public IReadOnlyList<IInformer> Informers => [ApiKeyInformer, UserQuotaInformer, UpstreamAccountInformer, SecretInformer];
 

@@ -19,6 +19,9 @@ namespace Gateway.Operator.Kubernetes;
 public sealed class KubernetesResourceSource : IResourceSource
 {
     private const int MaxAttempts = 5;
+    private const int MaxReadAbsent = 100_000;
+    // "namespace/name" of Secrets the last read found missing (see ApplySecretAsync).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _readAbsent = new(StringComparer.Ordinal);
     private readonly ResourceClient<Secret> _secrets;
     private readonly Dictionary<string, ResourceClient<JsonObject>> _objects;
 
@@ -41,7 +44,15 @@ public sealed class KubernetesResourceSource : IResourceSource
     public async Task<IReadOnlyDictionary<string, byte[]>?> GetSecretAsync(string @namespace, string name, CancellationToken cancellationToken)
     {
         var secret = await _secrets.TryGetAsync(@namespace, name, cancellationToken);
-        if (secret is null) return null;
+        var key = @namespace + "/" + name;
+        if (secret is null)
+        {
+            // Bounded: names read as missing and never issued (e.g. an account's absent credentials) must not pile up.
+            if (_readAbsent.Count >= MaxReadAbsent) _readAbsent.Clear();
+            _readAbsent[key] = 0;
+            return null;
+        }
+        _readAbsent.TryRemove(key, out _);
         return secret.Data ?? new Dictionary<string, byte[]>();
     }
 
@@ -57,19 +68,34 @@ public sealed class KubernetesResourceSource : IResourceSource
             Controller = secret.Owner.Controller,
             BlockOwnerDeletion = secret.Owner.BlockOwnerDeletion,
         };
-        await Ownership.CreateOrUpdateAsync(_secrets, secret.Namespace, secret.Name,
-            () => new Secret
+        Secret Create() => new()
+        {
+            Metadata = new ObjectMetadata
             {
-                Metadata = new ObjectMetadata
-                {
-                    Name = secret.Name,
-                    Namespace = secret.Namespace,
-                    Labels = new Dictionary<string, string>(secret.Labels, StringComparer.Ordinal),
-                    OwnerReferences = [owner],
-                },
-                Type = "Opaque",
-                Data = data,
+                Name = secret.Name,
+                Namespace = secret.Namespace,
+                Labels = new Dictionary<string, string>(secret.Labels, StringComparer.Ordinal),
+                OwnerReferences = [owner],
             },
+            Type = "Opaque",
+            Data = data,
+        };
+        // The reconcile that issues a key has just read its Secret as missing: create it straight away instead of
+        // reading it a second time. Anyone who created it in between makes this fail, and the read-update path runs.
+        if (_readAbsent.TryRemove(secret.Namespace + "/" + secret.Name, out _))
+        {
+            try
+            {
+                await _secrets.CreateAsync(Create(), secret.Namespace, cancellationToken);
+                return;
+            }
+            catch (KubernetesAlreadyExistsException)
+            {
+                // Someone created it since the read: update it as usual.
+            }
+        }
+        await Ownership.CreateOrUpdateAsync(_secrets, secret.Namespace, secret.Name,
+            Create,
             existing =>
             {
                 existing.Data = data;

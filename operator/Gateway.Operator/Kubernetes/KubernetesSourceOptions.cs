@@ -28,8 +28,12 @@ public sealed class KubernetesSourceOptions
     /// <summary>How often the leader checks that the Redis projection still exists.</summary>
     public TimeSpan ProjectionCheckInterval { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Concurrent reconciles per kind (UpstreamAccount always uses one: it writes a single list).</summary>
-    public int Workers { get; set; } = 2;
+    /// <summary>
+    /// Concurrent reconciles per kind (UpstreamAccount always uses one: it writes a single list). A reconcile mostly
+    /// waits on the API server, PostgreSQL and Redis, so several per core keep a cold start with thousands of keys
+    /// short (make bench-operator).
+    /// </summary>
+    public int Workers { get; set; } = 8;
 
     public static KubernetesSourceOptions From(IConfiguration configuration)
     {

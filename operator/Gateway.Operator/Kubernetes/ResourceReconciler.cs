@@ -30,7 +30,7 @@ public abstract class ResourceReconciler<T> : IReconciler<T> where T : class, IR
     protected KubernetesResourceSource Source { get; }
     protected EventRecorder Events { get; }
 
-    /// <summary>Every object is reconciled again at least this often (usage figures in status, drift repair).</summary>
+    /// <summary>Every object is reconciled again at least this often without any change (drift repair).</summary>
     protected TimeSpan ResyncInterval { get; }
 
     /// <summary>Reconciles run by this instance (tests use it to see that only the leader works).</summary>
@@ -42,6 +42,7 @@ public abstract class ResourceReconciler<T> : IReconciler<T> where T : class, IR
         var entry = Informer.Store.GetEntry(ObjectKey.Of(ns, name));
         // Gone from the cache: the finalizer already ran (orphans from downtime are swept by ProjectionMonitor).
         if (entry is null) return ReconcileResult.Done;
+        if (entry.Metadata.DeletionTimestamp is null && WaitsForAnotherObject(entry)) return ReconcileResult.Done;
         var obj = Clone(entry.Object);
         if (entry.Metadata.DeletionTimestamp is not null)
         {
@@ -53,12 +54,18 @@ public abstract class ResourceReconciler<T> : IReconciler<T> where T : class, IR
         if (!Finalizers.Has(entry.Metadata, TokenGateApi.Finalizer))
         {
             // Before anything is issued: otherwise a delete racing this reconcile could leave a live key behind.
-            await Finalizers.AddAsync(Client, ns, name, TokenGateApi.Finalizer, cancellationToken);
+            await Finalizers.AddAsync(Client, entry.Metadata, TokenGateApi.Finalizer, cancellationToken);
         }
         var outcome = await ReconcileObjectAsync(obj, entry, cancellationToken);
         var after = outcome.RequeueAfter is { } d && d < ResyncInterval ? d : ResyncInterval;
         return ReconcileResult.After(after);
     }
+
+    /// <summary>
+    /// True when reconciling now would only report a transient state because an object this one depends on has not
+    /// been reconciled yet, and that object's reconcile queues this one (an ApiKey waits for its owner at start).
+    /// </summary>
+    protected virtual bool WaitsForAnotherObject(ObjectEntry<T> entry) => false;
 
     /// <summary>Brings the world in line with the object (a private copy; mutate freely).</summary>
     protected abstract Task<ReconcileOutcome> ReconcileObjectAsync(T obj, ObjectEntry<T> entry, CancellationToken cancellationToken);

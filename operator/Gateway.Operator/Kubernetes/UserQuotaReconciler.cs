@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Gateway.Core.Resources;
 using Gateway.Core.Storage;
 using Gateway.Kubernetes.Client;
@@ -22,7 +23,25 @@ public sealed class UserQuotaReconciler(
     Action<string> enqueueKeysOfOwner,
     TimeSpan resyncInterval) : ResourceReconciler<UserQuota>(informer, source, events, resyncInterval)
 {
+    // Owner inputs (uid|generation) as of this replica's last reconcile of each UserQuota.
+    private readonly ConcurrentDictionary<string, string> _reconciled = new(StringComparer.Ordinal);
+
     protected override async Task<ReconcileOutcome> ReconcileObjectAsync(UserQuota uq, ObjectEntry<UserQuota> entry, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ReconcileUserAsync(uq, entry, cancellationToken);
+        }
+        catch (Exception) when (!_reconciled.ContainsKey(entry.Key))
+        {
+            // Keys never wait on an owner that fails: they go ahead with what PostgreSQL holds, as they would alone.
+            _reconciled[entry.Key] = "failed";
+            enqueueKeysOfOwner(entry.Key);
+            throw;
+        }
+    }
+
+    private async Task<ReconcileOutcome> ReconcileUserAsync(UserQuota uq, ObjectEntry<UserQuota> entry, CancellationToken cancellationToken)
     {
         var ns = uq.Metadata.Namespace ?? "default";
         var beforeReady = ReadyOf(uq.Status?.Conditions);
@@ -39,13 +58,26 @@ public sealed class UserQuotaReconciler(
             }
         }
         await ReportReadinessAsync(entry, beforeReady, status.Conditions, cancellationToken);
+        // The keys' readiness depends on the owner's row and spec (suspended, maxKeys): queue them when the owner is
+        // new to this replica or its spec changed, not on every usage refresh or resync of the owner.
+        var inputs = $"{entry.Metadata.Uid}|{entry.Metadata.Generation}";
+        if (_reconciled.TryGetValue(entry.Key, out var seen) && seen == inputs) return outcome;
+        _reconciled[entry.Key] = inputs;
         enqueueKeysOfOwner(entry.Key);
         return outcome;
     }
 
+    /// <summary>
+    /// True when the UserQuota is in the cache, not being deleted, and this replica has not reconciled it yet:
+    /// its keys wait for that first reconcile, which queues them.
+    /// </summary>
+    public bool IsPending(string key) =>
+        Informer.Store.GetEntry(key) is { } e && e.Metadata.DeletionTimestamp is null && !_reconciled.ContainsKey(key);
+
     protected override async Task FinalizeAsync(UserQuota uq, CancellationToken cancellationToken)
     {
         var ns = uq.Metadata.Namespace ?? "default";
+        _reconciled.TryRemove(ObjectKey.Of(ns, uq.Metadata.Name), out _);
         await reconciler.DeleteUserAsync(ns, uq.Metadata.Name, Source, cancellationToken);
         enqueueKeysOfOwner(ObjectKey.Of(ns, uq.Metadata.Name));
     }

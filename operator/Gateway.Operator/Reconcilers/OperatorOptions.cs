@@ -9,8 +9,17 @@ public sealed class OperatorOptions
     public string PortalBaseUrl { get; set; } = "http://127.0.0.1:8081";
     /// <summary>How long an invite link stays valid.</summary>
     public TimeSpan InviteTtl { get; set; } = TimeSpan.FromDays(7);
-    /// <summary>How often everything is reconciled again even without changes.</summary>
+    /// <summary>
+    /// How fresh usage figures in status are. The file source reconciles everything this often; in Kubernetes the
+    /// leader asks PostgreSQL this often which keys and users had usage or ledger changes and reconciles only those
+    /// (UpstreamAccounts, a small fixed pool whose status shows live window usage, are still reconciled this often).
+    /// </summary>
     public TimeSpan ResyncInterval { get; set; } = TimeSpan.FromSeconds(60);
+    /// <summary>
+    /// Kubernetes: how often every ApiKey and UserQuota is reconciled even without any change (drift repair, as
+    /// controller-runtime's SyncPeriod; default 10 hours). Changes, usage and timers reach objects without it.
+    /// </summary>
+    public TimeSpan FullResyncInterval { get; set; } = TimeSpan.FromHours(10);
     /// <summary>How often the leader refreshes the per-user budget gauge (tokengate_operator_user_budget_used_ratio).</summary>
     public TimeSpan BudgetMetricsInterval { get; set; } = TimeSpan.FromSeconds(30);
     /// <summary>How often the leader judges upstream accounts' health (Healthy condition, cooldownUntil, tokengate_upstream_healthy).</summary>
@@ -24,6 +33,7 @@ public sealed class OperatorOptions
         if (!IsHttpUrl(PortalBaseUrl)) errors.Add($"TokenGate:PortalBaseUrl must be an absolute http(s) URL, the portal as users reach it (was '{PortalBaseUrl}').");
         if (InviteTtl <= TimeSpan.Zero) errors.Add($"TokenGate:InviteTtl must be positive (was {InviteTtl}).");
         if (ResyncInterval < TimeSpan.FromSeconds(1)) errors.Add($"TokenGate:ResyncInterval must be at least 00:00:01 (was {ResyncInterval}).");
+        if (FullResyncInterval < TimeSpan.FromSeconds(1)) errors.Add($"TokenGate:FullResyncInterval must be at least 00:00:01 (was {FullResyncInterval}).");
         if (UpstreamHealthInterval < TimeSpan.FromSeconds(1)) errors.Add($"TokenGate:UpstreamHealthInterval must be at least 00:00:01 (was {UpstreamHealthInterval}).");
         if (BudgetMetricsInterval < TimeSpan.FromSeconds(1)) errors.Add($"TokenGate:BudgetMetricsInterval must be at least 00:00:01 (was {BudgetMetricsInterval}).");
         return errors;

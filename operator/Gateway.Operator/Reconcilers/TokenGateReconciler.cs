@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Gateway.Core.Enforcement;
 using Gateway.Core.Json;
 using Gateway.Core.Keys;
@@ -245,10 +246,13 @@ public sealed class TokenGateReconciler(
         row.DisplayName = spec.User.DisplayName;
         row.Suspended = spec.Suspended;
         row.PortalRole = spec.Portal?.Role == PortalRoles.Admin ? PortalRoles.Admin : PortalRoles.User;
-        row.Spec = JsonSerializer.Serialize(spec, TokenGateJson.Options);
+        // jsonb comes back normalised (key order, spacing): compare as JSON so an unchanged spec is not a change.
+        var specJson = JsonSerializer.Serialize(spec, TokenGateJson.Options);
+        if (!SameJson(row.Spec, specJson)) row.Spec = specJson;
         row.Generation = gen ?? 0;
-        row.UpdatedAt = now;
         row.DeletedAt = null;
+        // Only a real change stamps updated_at: the status change feed reads it to find users the portal changed.
+        if (db.ChangeTracker.HasChanges()) row.UpdatedAt = now;
         await db.SaveChangesAsync(ct);
         var userId = row.Id.ToString();
 
@@ -326,6 +330,9 @@ public sealed class TokenGateReconciler(
             spec.Suspended ? "The user is suspended; every key is rejected." : "User, grants and limits are in effect.", gen, now);
 
         var outcome = periodEnd is { } end ? ReconcileOutcome.After(Clamp(end - now)) : ReconcileOutcome.Done;
+        // An expired invite link is replaced by the next reconcile: be there when it expires.
+        if (row.Enrollment == "Invited" && row.InviteExpiresAt is { } inviteEnd)
+            outcome = ReconcileOutcome.Earliest(outcome, ReconcileOutcome.After(Clamp(inviteEnd - now)));
         return (outcome, status);
     }
 
@@ -508,6 +515,9 @@ public sealed class TokenGateReconciler(
             }, ct);
         }
         if (spec.ExpiresAt is { } exp && exp > now) outcome = ReconcileOutcome.Earliest(outcome, ReconcileOutcome.After(Clamp(exp - now)));
+        // rotation.interval: come back when the current version is due (nothing else would bring the key back then).
+        if (spec.Rotation?.Interval is { } every && GoDuration.TryParse(every, out var rotateEvery) && rotateEvery > TimeSpan.Zero)
+            outcome = ReconcileOutcome.Earliest(outcome, ReconcileOutcome.After(Clamp(current.CreatedAt + rotateEvery - now)));
 
         var usage = await db.UsageLog.Where(u => u.ApiKeyId == row.Id)
             .GroupBy(_ => 1)
@@ -610,6 +620,19 @@ public sealed class TokenGateReconciler(
     public static string HashToken(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
 
     private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private static bool SameJson(string? stored, string fresh)
+    {
+        if (string.IsNullOrEmpty(stored)) return false;
+        try
+        {
+            return JsonNode.DeepEquals(JsonNode.Parse(stored), JsonNode.Parse(fresh));
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
 
     private static TimeSpan Clamp(TimeSpan t) => t < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : t > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : t;
 }

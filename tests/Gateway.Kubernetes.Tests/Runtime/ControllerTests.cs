@@ -180,6 +180,57 @@ public sealed class ControllerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Owned_objects_the_owner_creates_itself_do_not_enqueue_it_again_but_their_edits_and_deletions_do()
+    {
+        var secretsInformer = new Informer<Secret>(_k.Client.Resource<Secret>(ResourceDefinition.Secrets), Fast);
+        _running.Add(secretsInformer.RunAsync(_cts.Token));
+        var reconciler = new ScriptedReconciler<Widget>();
+        Start(reconciler, wire: c => c.Owns(secretsInformer, includeAdds: false));
+        var owner = await _k.Widgets.CreateAsync(Widget.Named("owner"));
+        await Eventually.TrueAsync(() => Task.FromResult(reconciler.CountFor("owner") == 1), "the first reconcile");
+
+        var secrets = _k.Client.Resource<Secret>(ResourceDefinition.Secrets);
+        var created = await secrets.CreateAsync(new Secret
+        {
+            Metadata = new ObjectMetadata
+            {
+                Name = "owner-key",
+                Namespace = "default",
+                OwnerReferences = [new OwnerReference { ApiVersion = "test.tokengate.io/v1", Kind = "Widget", Name = "owner", Uid = owner.Metadata.Uid!, Controller = true }],
+            },
+        });
+        await Eventually.TrueAsync(() => Task.FromResult(secretsInformer.Store.Get("default", "owner-key") is not null), "the secret cached");
+        // The creation went through the informer's handlers without queueing the owner: the marker below is
+        // reconciled after that event was dispatched, and the owner still has its single reconcile.
+        await _k.Widgets.CreateAsync(Widget.Named("marker"));
+        await Eventually.TrueAsync(() => Task.FromResult(reconciler.CountFor("marker") == 1), "the marker");
+        Assert.Equal(1, reconciler.CountFor("owner"));
+
+        created.Data = new Dictionary<string, byte[]> { ["k"] = [1] };
+        await secrets.UpdateAsync(created);
+        await Eventually.TrueAsync(() => Task.FromResult(reconciler.CountFor("owner") == 2), "the owner reconcile after the secret was edited");
+
+        await secrets.DeleteAsync("default", "owner-key");
+        await Eventually.TrueAsync(() => Task.FromResult(reconciler.CountFor("owner") == 3), "the owner reconcile after the secret was deleted");
+    }
+
+    [Fact]
+    public async Task Adding_a_finalizer_from_a_cached_copy_patches_once_and_falls_back_to_a_read_when_the_copy_is_stale()
+    {
+        const string finalizer = "test.tokengate.io/cleanup";
+        var fresh = await _k.Widgets.GetEntryAsync("default", (await _k.Widgets.CreateAsync(Widget.Named("cached"))).Metadata.Name!);
+        var withFinalizer = _k.Widgets.MetadataOf(await Finalizers.AddAsync(_k.Widgets, fresh.Metadata, finalizer));
+        Assert.Contains(finalizer, withFinalizer.Finalizers!);
+
+        // The same (now stale) copy again, after someone else changed the object: the resourceVersion
+        // precondition fails, the fresh read keeps the other finalizer, nothing is lost.
+        var stale = await _k.Widgets.GetEntryAsync("default", (await _k.Widgets.CreateAsync(Widget.Named("stale"))).Metadata.Name!);
+        await Finalizers.AddAsync(_k.Widgets, "default", "stale", "test.tokengate.io/other");
+        var after = _k.Widgets.MetadataOf(await Finalizers.AddAsync(_k.Widgets, stale.Metadata, finalizer));
+        Assert.Equal(["test.tokengate.io/other", finalizer], after.Finalizers!);
+    }
+
+    [Fact]
     public async Task Finalizer_flow_adds_on_reconcile_and_cleans_up_on_delete()
     {
         const string finalizer = "test.tokengate.io/cleanup";
