@@ -97,6 +97,15 @@ public sealed class RedisServerException(string message) : Exception(message)
     /// <summary>The error prefix, e.g. "ERR", "NOSCRIPT", "WRONGTYPE".</summary>
     public string Prefix => Message.Split(' ', 2)[0];
 
+    /// <summary>
+    /// True for the errors of a server that cannot serve for now rather than of a wrong command: loading its dataset
+    /// after a restart (LOADING), busy with a long script (BUSY), a replica without its master or read-only during a
+    /// failover (MASTERDOWN, READONLY), a cluster resharding or down (TRYAGAIN, CLUSTERDOWN), a failed save blocking
+    /// writes (MISCONF). Callers treat them like an unreachable Redis.
+    /// </summary>
+    public bool IsTransient => HasPrefix("LOADING") || HasPrefix("BUSY") || HasPrefix("MASTERDOWN") || HasPrefix("READONLY")
+        || HasPrefix("TRYAGAIN") || HasPrefix("CLUSTERDOWN") || HasPrefix("MISCONF");
+
     /// <summary>True when the error starts with <paramref name="prefix"/> (e.g. "NOSCRIPT", "BUSYGROUP").</summary>
     public bool HasPrefix(string prefix) =>
         Message.StartsWith(prefix, StringComparison.Ordinal) && (Message.Length == prefix.Length || Message[prefix.Length] == ' ');

@@ -30,7 +30,7 @@ public sealed class InfoEndpoints(ProxyRequestHandler handler, UpstreamCatalog c
         {
             snapshot = await catalog.GetAsync(context.RequestAborted).ConfigureAwait(false);
         }
-        catch (RedisConnectionException)
+        catch (Exception ex) when (ex is RedisConnectionException or TimeoutException or RedisServerException { IsTransient: true })
         {
             await handler.RejectAsync(context, dialect, ProxyError.RedisUnavailable, start).ConfigureAwait(false);
             return;
@@ -103,7 +103,7 @@ public sealed class InfoEndpoints(ProxyRequestHandler handler, UpstreamCatalog c
             balance = await bt.ConfigureAwait(false);
             spent = await st.ConfigureAwait(false);
         }
-        catch (RedisConnectionException)
+        catch (Exception ex) when (ex is RedisConnectionException or TimeoutException or RedisServerException { IsTransient: true })
         {
             await handler.RejectAsync(context, ApiDialect.OpenAI, ProxyError.RedisUnavailable, start).ConfigureAwait(false);
             return;

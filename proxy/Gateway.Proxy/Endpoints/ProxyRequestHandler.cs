@@ -100,7 +100,7 @@ public sealed partial class ProxyRequestHandler
             projection = await _policies.GetKeyAsync(hash, context.RequestAborted).ConfigureAwait(false);
             if (projection is not null) user = await _policies.GetUserAsync(projection.UserId, context.RequestAborted).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is RedisConnectionException or TimeoutException)
+        catch (Exception ex) when (ex is RedisConnectionException or TimeoutException or RedisServerException { IsTransient: true })
         {
             await RejectAsync(context, dialect, ProxyError.RedisUnavailable, start).ConfigureAwait(false);
             return null;
@@ -222,7 +222,7 @@ public sealed partial class ProxyRequestHandler
             {
                 snapshot = await _catalog.GetAsync(context.RequestAborted).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is RedisConnectionException or TimeoutException)
+            catch (Exception ex) when (ex is RedisConnectionException or TimeoutException or RedisServerException { IsTransient: true })
             {
                 await RejectAsync(context, route.Dialect, ProxyError.RedisUnavailable, start).ConfigureAwait(false);
                 return;
@@ -285,7 +285,7 @@ public sealed partial class ProxyRequestHandler
                     Lease = _lease,
                 }, context.RequestAborted).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is RedisConnectionException or TimeoutException)
+            catch (Exception ex) when (ex is RedisConnectionException or TimeoutException or RedisServerException { IsTransient: true })
             {
                 await RejectAsync(context, route.Dialect, ProxyError.RedisUnavailable, start).ConfigureAwait(false);
                 return;
