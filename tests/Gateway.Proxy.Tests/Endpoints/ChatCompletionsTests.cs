@@ -192,7 +192,10 @@ public sealed class ChatCompletionsTests : IAsyncLifetime
         var caller = await _h.CreateCallerAsync();
         using var response = await _h.Http.SendAsync(Post("/v1/chat/completions", caller.ApiKey, """{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"""));
         await _h.WaitForUsageAsync(caller.Key.KeyId);
-        var metrics = await _h.MetricsAsync();
+        // The request counter is added when the handler returns, just after settlement wrote the usage event: wait for
+        // it rather than scrape once (seen missing once under stress-ng).
+        var metrics = await Gateway.Testing.Eventually.ReturnsAsync(async () => await _h.MetricsAsync() is var m && m.Contains("tokengate_proxy_requests_total{", StringComparison.Ordinal) ? m : null,
+            "the request counter in /metrics");
         Assert.Contains("tokengate_proxy_requests_total{", metrics);
         Assert.Contains("route=\"chat_completions\"", metrics);
         Assert.Contains("tokengate_proxy_tokens_total{", metrics);
