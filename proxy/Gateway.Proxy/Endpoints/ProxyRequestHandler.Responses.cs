@@ -1,27 +1,9 @@
-using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Runtime.CompilerServices;
 using Gateway.Core.Enforcement;
-using Gateway.Core.Keys;
-using Gateway.Core.Pricing;
-using Gateway.Core.Projection;
-using Gateway.Core.Redis;
-using Gateway.Core.Resources;
-using Gateway.Core.Usage;
-using Gateway.Proxy.Auth;
-using Gateway.Proxy.Configuration;
 using Gateway.Proxy.Errors;
-using Gateway.Proxy.Forwarding;
-using Gateway.Proxy.Metering;
 using Gateway.Proxy.Requests;
-using Gateway.Proxy.Routing;
-using Gateway.Proxy.Telemetry;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Gateway.Proxy.Endpoints;
 
