@@ -54,6 +54,8 @@ public static class ProxyApp
         // Validate everything up front so a misconfigured pod fails at start with one message per problem.
         var options = problems.Try(() => config.GetSection(ProxyOptions.Section).Get<ProxyOptions>() ?? new ProxyOptions()) ?? new ProxyOptions();
         problems.AddRange(options.Validate());
+        var outboxOptions = problems.Try(() => config.GetSection("TokenGate:UsageOutbox").Get<UsageOutboxOptions>() ?? new UsageOutboxOptions()) ?? new UsageOutboxOptions();
+        problems.AddRange(outboxOptions.Validate());
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
@@ -83,7 +85,10 @@ public static class ProxyApp
         // Wall clock of the accounts' per-minute windows; a host (or test) may register its own first.
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<IRedisClient>(sp => new RespClient(redisOptions, sp.GetRequiredService<ILoggerFactory>().CreateLogger<RespClient>()));
-        services.AddSingleton(sp => new Enforcer(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(), logger: sp.GetRequiredService<ILogger<Enforcer>>()));
+        services.AddSingleton(sp => new UsageOutbox(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(), outboxOptions,
+            sp.GetRequiredService<ILogger<UsageOutbox>>()));
+        services.AddSingleton(sp => new Enforcer(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(), logger: sp.GetRequiredService<ILogger<Enforcer>>(),
+            outbox: sp.GetRequiredService<UsageOutbox>()));
         services.AddSingleton<PolicyCache>();
         services.AddSingleton<UpstreamCatalog>();
         services.AddSingleton<UpstreamInvoker>();
@@ -94,6 +99,7 @@ public static class ProxyApp
         services.AddSingleton<InfoEndpoints>();
         services.AddHostedService<InvalidationListener>();
         services.AddHostedService<AccountUsageSync>();
+        services.AddHostedService<UsageOutboxService>();
         services.AddPrometheusExporter();
 
         var app = builder.Build();

@@ -112,6 +112,9 @@ public sealed class FirstPathTests : IAsyncLifetime
     [Fact]
     public async Task Wrong_or_missing_key_gets_401_in_OpenAI_error_shape()
     {
+        // Until the operator's first pass has built the projection, no key can be judged (503, retry): wait for it.
+        await _stack.DemoKeyAsync();
+        await Eventually.TrueAsync(async () => await _stack.ProjectionBuiltAsync(), "the operator to build the projection");
         // A well-formed key that was never issued, and no key at all.
         foreach (var auth in new[] { "Bearer " + Gateway.Core.Keys.ApiKeyFormat.Generate(), null })
         {

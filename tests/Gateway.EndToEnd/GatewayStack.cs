@@ -108,6 +108,14 @@ public sealed class GatewayStack : IAsyncDisposable
         return new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/");
     }
 
+    /// <summary>Whether the operator has marked the projection complete (its epoch is in Redis): until then the proxy
+    /// cannot judge a key and answers 503.</summary>
+    public async Task<bool> ProjectionBuiltAsync()
+    {
+        await using var redis = await Gateway.Core.Redis.RespClient.ConnectAsync(_redis);
+        return (await redis.ExecuteAsync("EXISTS", [new Gateway.Core.Projection.ProjectionKeys(RedisPrefix).Epoch])).AsInt64() == 1;
+    }
+
     /// <summary>The key the operator issued into the demo Secret manifest.</summary>
     public async Task<string> DemoKeyAsync() => await Eventually.ReturnsAsync(async () =>
     {

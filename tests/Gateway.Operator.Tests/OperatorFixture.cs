@@ -33,8 +33,15 @@ public sealed class OperatorFixture : IAsyncDisposable
         Projection = new ProjectionWriter(redis, Keys, TestCredentialKeys.Protector);
         Reconciler = new TokenGateReconciler(DbFactory, Projection, Hasher, Options.Create(new OperatorOptions()), TimeProvider.System, NullLogger<TokenGateReconciler>.Instance);
         Source = new FileResourceSource(folder, stateDir);
-        Driver = new FileSourceDriver(Source, Reconciler, Projection, Options.Create(new OperatorOptions()), NullLogger<FileSourceDriver>.Instance);
+        DataSource = Npgsql.NpgsqlDataSource.Create(db.ConnectionString);
+        Seeder = new ProjectionSeeder(redis, Keys, Projection, DataSource, Gate, TimeProvider.System, NullLogger<ProjectionSeeder>.Instance);
+        Driver = new FileSourceDriver(Source, Reconciler, Projection, Options.Create(new OperatorOptions()), NullLogger<FileSourceDriver>.Instance, Seeder);
     }
+
+    /// <summary>What the ledger writer and a rebuild of the projection share (see <see cref="ProjectionSeeder"/>).</summary>
+    public ProjectionRebuildGate Gate { get; } = new();
+    public Npgsql.NpgsqlDataSource DataSource { get; }
+    public ProjectionSeeder Seeder { get; }
 
     public TestDatabase Database { get; }
     public RespClient Redis { get; }
@@ -73,6 +80,7 @@ public sealed class OperatorFixture : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Redis.DisposeAsync();
+        await DataSource.DisposeAsync();
         await Database.DisposeAsync();
         try { Directory.Delete(Path.GetDirectoryName(Folder)!, recursive: true); } catch (IOException) { }
     }

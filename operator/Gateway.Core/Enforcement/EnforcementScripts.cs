@@ -44,14 +44,15 @@ internal static class EnforcementScripts
     /// limit micros, budget micros, budget period end ms (0 = never resets), retry-after ms for a concurrency
     /// rejection. Limits are -1 when not set; a check whose limit is not set costs no Redis command (counters are
     /// still kept).
-    /// Returns {allowed (1/0, or -1 for a duplicate request id), reason, retry-after ms (-1 = retrying cannot help),
+    /// Returns {allowed (1/0, -1 for a duplicate request id, -2 when the user has no balance key: the projection
+    /// was lost and is not rebuilt yet), reason, retry-after ms (-1 = retrying cannot help),
     /// then the windows' counts before this request, normalised to now: key requests this minute, the previous
     /// minute, today; the same for the user; key tokens this minute, the previous minute, today; the same for the
     /// user} — the caller derives the rate-limit headers from them (<see cref="Enforcer"/>).
     /// </summary>
     /// <remarks>
-    /// Commands for an admitted request: ZADD NX (which doubles as the duplicate-id check), 2 HMGET rate
-    /// hashes, HMGET lifetime, GET balance (MGET balance + budget with a budget), [ZREMRANGEBYSCORE + ZCARD per concurrency limit],
+    /// Commands for an admitted request: GET balance, ZADD NX (which doubles as the duplicate-id check), 2 HMGET rate
+    /// hashes, HMGET lifetime, [GET budget with a budget], [ZREMRANGEBYSCORE + ZCARD per concurrency limit],
     /// 2 HSET rate hashes, 2 ZADD in-flight, HSET lifetime, DECRBY balance, SET PX or INCRBY budget,
     /// HSET reservation; plus a PEXPIRE per rate hash and in-flight set once a day.
     /// <para>
@@ -74,6 +75,11 @@ internal static class EnforcementScripts
         local day_left = (day_idx + 1) * DAY - now
         local mi, di = ARGV[14], ARGV[15]
         local rid = ARGV[2]
+        -- Every projected user has a balance key (the operator writes it before the user's projection), so a
+        -- missing one means Redis lost the projection (flushed, or restarted empty) and the operator has not
+        -- rebuilt this user yet: nothing is known about the user's money, so nothing is admitted (-2).
+        local bal_raw = call('GET', KEYS[6])
+        if not bal_raw then return {-2} end
         -- The reservations zset member is written first and only if absent: that is the duplicate check
         -- (the member and the reservation hash are created and deleted together). A rejection removes it.
         if call('ZADD', KEYS[8], 'NX', ARGV[6], rid) == 0 then return {-1} end
@@ -141,14 +147,9 @@ internal static class EnforcementScripts
 
         local life = call('HMGET', KEYS[5], 'tokens', 'spend')
         local life_tokens, life_spend = tonumber(life[1]) or 0, tonumber(life[2]) or 0
-        -- Balance and budget in one MGET when there is a budget to check.
-        local balance, spent
-        if budget >= 0 then
-          local m = call('MGET', KEYS[6], KEYS[7])
-          balance, spent = tonumber(m[1]) or 0, tonumber(m[2]) or 0
-        else
-          balance = tonumber(call('GET', KEYS[6])) or 0
-        end
+        -- The balance was read first (above); the budget only when there is one to check.
+        local balance, spent = tonumber(bal_raw) or 0, nil
+        if budget >= 0 then spent = tonumber(call('GET', KEYS[7])) or 0 end
         failed = failed or key_full or user_full
           or (token_limit >= 0 and life_tokens + est > token_limit) or (spend_limit >= 0 and life_spend + reserved > spend_limit)
           or balance < reserved or (spent and spent + reserved > budget)
@@ -249,7 +250,8 @@ internal static class EnforcementScripts
     /// expire) —, 10 now's minute index, 11 now's day index, 12 actual − reserved micros, 13 actual − estimated
     /// tokens (12 and 13 unused when 6 is empty), 14.. the usage event's values in
     /// <see cref="UsageStreamFields.Names"/> order (settle and expire).
-    /// Returns 1 when done, 0 when the reservation was already ended, -1 (expire only) when its lease was renewed.
+    /// Returns the usage event's stream entry id when settled or expired (1 when released), 0 when the reservation was
+    /// already ended (or lost with the projection), -1 (expire only) when its lease was renewed.
     /// </summary>
     public static readonly LuaScript Finish = new("""
         local call, tonumber, fmt, max = redis.call, tonumber, string.format, math.max
@@ -347,8 +349,9 @@ internal static class EnforcementScripts
         end
 
         if mode ~= 'release' then
-          -- Never trimmed here: an entry the ledger writer has not acknowledged must not be dropped.
-          call('XADD', KEYS[10], '*', XADD_FIELDS)
+          -- Never trimmed here: an entry the ledger writer has not acknowledged must not be dropped. Its id goes back
+          -- to the caller, whose UsageOutbox keeps the event until the ledger writer has it (see UsageOutbox).
+          return call('XADD', KEYS[10], '*', XADD_FIELDS)
         end
         return 1
         """.Replace("XADD_FIELDS", XaddFields(14), StringComparison.Ordinal));

@@ -22,7 +22,7 @@ namespace Gateway.Core.Enforcement;
 /// event, so a rejected request is never charged (its request still counts against requests-per-minute/day).
 /// Whichever of settle, release and expire runs first wins; the others find the reservation gone and do nothing.
 /// </remarks>
-public sealed class Enforcer
+public sealed partial class Enforcer
 {
     private const long MinuteMs = 60_000;
     private const long DayMs = 86_400_000;
@@ -35,14 +35,19 @@ public sealed class Enforcer
     private readonly TimeProvider _time;
     private readonly EnforcerOptions _options;
     private readonly ILogger _logger;
+    private readonly UsageOutbox? _outbox;
     private readonly ConcurrentDictionary<(string Period, string Zone), BudgetPeriod> _periods = new();
     private readonly KeyNameCache _names;
     private readonly string _reservationsKey;
     private readonly string _usageStreamKey;
     private readonly string _reservationKeyStem;
 
-    public Enforcer(IRedisClient redis, ProjectionKeys keys, TimeProvider? time = null, EnforcerOptions? options = null, ILogger<Enforcer>? logger = null)
+    /// <param name="outbox">Where written usage events are held until the ledger writer has them, so a Redis that loses its
+    /// data loses no usage (<see cref="UsageOutbox"/>); null only in tests of the scripts themselves.</param>
+    public Enforcer(IRedisClient redis, ProjectionKeys keys, TimeProvider? time = null, EnforcerOptions? options = null, ILogger<Enforcer>? logger = null,
+        UsageOutbox? outbox = null)
     {
+        _outbox = outbox;
         _redis = redis;
         _keys = keys;
         _time = time ?? TimeProvider.System;
@@ -140,8 +145,10 @@ public sealed class Enforcer
             ArrayPool<byte>.Shared.Return(numbers);
         }
         var r = reply.Items;
-        if (r[0].AsInt64() == -1)
+        var allowed = r[0].AsInt64();
+        if (allowed == -1)
             throw new InvalidOperationException("A reservation for this request id already exists; request ids must be unique.");
+        if (allowed == -2) throw new ProjectionMissingException();
 
         var reason = (RejectionReason)r[1].AsInt64();
         var retryMs = r[2].AsInt64();
@@ -197,7 +204,15 @@ public sealed class Enforcer
             RedisArgBuffer.Return(keys);
             RedisArgBuffer.Return(args);
         }
-        return reply.AsInt64() == 1 ? SettleOutcome.Settled : SettleOutcome.AlreadySettled;
+        if (reply.Type == RespType.BulkString)
+        {
+            _outbox?.Written(reply.AsString()!, settlement.Usage, actual, reservation.BudgetKey);
+            return SettleOutcome.Settled;
+        }
+        // Gone without this process ending it: Redis lost it with its data (or the sweeper charged it as an orphan
+        // first). The outbox charges the request again once the user's balance is rebuilt; a duplicate is refunded.
+        _outbox?.Lost(settlement.Usage, actual, reservation.BudgetKey);
+        return SettleOutcome.AlreadySettled;
     }
 
     /// <summary>Frees the slots and returns the whole reservation, writing no usage event: for requests that never
@@ -230,26 +245,6 @@ public sealed class Enforcer
         return reply.AsInt64() == 1;
     }
 
-    /// <summary>
-    /// For the ledger writer: charges up to <paramref name="max"/> reservations whose lease passed at
-    /// <paramref name="now"/> at their reserved amount, frees their slots and appends a usage event for each
-    /// (status 0, estimated, cost = reservation, same request id). Each reservation is ended by one atomic
-    /// script, so a settlement racing with it either wins (expiry does nothing) or finds it gone.
-    /// Returns the request ids charged.
-    /// </summary>
-    public async Task<IReadOnlyList<string>> ExpireReservationsAsync(DateTimeOffset now, int max, CancellationToken cancellationToken = default)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(max);
-        var nowMs = now.ToUnixTimeMilliseconds();
-        var due = await _redis.ExecuteAsync("ZRANGEBYSCORE", [_reservationsKey, "-inf", nowMs, "LIMIT", 0, max], cancellationToken).ConfigureAwait(false);
-        var ids = due.Items.Select(i => i.AsString()!).ToArray();
-        var results = await Task.WhenAll(ids.Select(id => ExpireOneAsync(id, nowMs, cancellationToken))).ConfigureAwait(false);
-        var expired = new List<string>();
-        for (var i = 0; i < ids.Length; i++)
-            if (results[i]) expired.Add(ids[i]);
-        return expired;
-    }
-
     /// <summary>The budget period containing <paramref name="now"/>, cached per (period, zone) until it ends.</summary>
     private BudgetPeriod? CurrentPeriod(string period, string? zone, DateTimeOffset now)
     {
@@ -269,48 +264,6 @@ public sealed class Enforcer
         }
         if (computed is { } c) _periods[cacheKey] = c;
         return computed;
-    }
-
-    private async Task<bool> ExpireOneAsync(string requestId, long nowMs, CancellationToken cancellationToken)
-    {
-        var f = await ReadReservationAsync(requestId, cancellationToken).ConfigureAwait(false);
-        if (f is null)
-        {
-            // Settlement removes the hash and the zset member together, so this is only a leftover member.
-            await _redis.ExecuteAsync("ZREM", [_reservationsKey, requestId], cancellationToken).ConfigureAwait(false);
-            return false;
-        }
-        long L(string name) => f.TryGetValue(name, out var v) && long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : 0;
-        string S(string name) => f.TryGetValue(name, out var v) ? v : "";
-        var startedMs = L("started_at_ms");
-        var usage = new UsageEvent
-        {
-            RequestId = requestId,
-            KeyId = S("key_id"),
-            KeyVersion = (int)L("key_version"),
-            UserId = S("user_id"),
-            Upstream = S("upstream"),
-            Model = S("model"),
-            Route = S("route"),
-            Tokens = new TokenCounts(L("est_in"), 0, 0, L("est_out")),
-            Cost = Money.FromMicros(L("reserved")),
-            PriceVersion = S("price_version"),
-            StartedAt = DateTimeOffset.FromUnixTimeMilliseconds(startedMs),
-            DurationMs = (int)Math.Clamp(nowMs - startedMs, 0, int.MaxValue),
-            Status = 0,
-            Estimated = true,
-            // The request's outcome is unknown (its settlement never arrived): charged at its reservation.
-            ErrorCode = UsageErrorCodes.ReservationExpired,
-        };
-        var args = new RedisArgBuffer(FinishFixedArgs + UsageStreamFields.Names.Length);
-        AddUnstampedFinishArgs(args, nowMs, requestId, "expire", 0, 0);
-        UsageStreamFields.AddValuesTo(args, usage);
-        var keys = new RedisArgBuffer(10);
-        AddFinishKeys(keys, _keys.Reservation(requestId), usage.KeyId, usage.UserId, S("budget_key"));
-        var reply = await _redis.EvalAsync(EnforcementScripts.Finish, keys, args, cancellationToken).ConfigureAwait(false);
-        if (reply.AsInt64() != 1) return false;
-        Log.ReservationExpired(_logger, requestId, usage.Cost);
-        return true;
     }
 
     private async Task<SettleOutcome> ReleaseAsync(Reservation? reservation, string requestId, string reservationKey, string keyId, string userId, string budgetKey, CancellationToken cancellationToken)

@@ -23,8 +23,18 @@ public sealed class ProjectionKeys(string prefix = ProjectionKeys.DefaultPrefix)
     /// <summary>String, JSON array of <see cref="UpstreamProjection"/>.</summary>
     public string Upstreams => Prefix + "upstreams";
 
-    /// <summary>Set when a full projection was written; its absence tells the operator Redis was emptied.</summary>
+    /// <summary>Set (only when absent) when a full projection was written, to the Redis time in unix ms at which that build
+    /// began; its absence tells the operator Redis was emptied, and a new value tells every process's UsageOutbox that
+    /// Redis lost its data since it last looked.</summary>
     public string Epoch => Prefix + "epoch";
+
+    /// <summary>String: the epoch a rebuild in progress will mark; a rebuild that finds it gone at the end (Redis lost its
+    /// data again meanwhile) does not mark the projection complete.</summary>
+    public string Rebuilding => Prefix + "rebuilding";
+
+    /// <summary>String: set when the ledger writer refunded one recharge (a usage event charged again after Redis lost its data
+    /// that turned out to be in the ledger already), so the refund happens once. Expires after a week.</summary>
+    public string RechargeRefund(string rechargeId) => Prefix + "recharge-refund:" + rechargeId;
 
     /// <summary>Pub/sub channel carrying <see cref="Invalidation"/> messages.</summary>
     public string InvalidationChannel => Prefix + "invalidate";
@@ -53,7 +63,7 @@ public sealed class ProjectionKeys(string prefix = ProjectionKeys.DefaultPrefix)
     public string UserInflight(string userId) => Prefix + "inflight:user:" + userId;
 
     /// <summary>HASH {tokens, spend}: the key's lifetime tokens and spend in micro-dollars, including reservations in
-    /// flight; checked against tokenLimit and spendLimit. Never expires; the operator seeds it from the ledger on rebuild.</summary>
+    /// flight; checked against tokenLimit and spendLimit. Never expires; the operator seeds it from usage_log when Redis lost it (ProjectionSeeder).</summary>
     public string KeyLifetime(string keyId) => Prefix + "life:key:" + keyId;
 
     /// <summary>Integer micro-dollars the user spent in one budget period, including reservations in flight.

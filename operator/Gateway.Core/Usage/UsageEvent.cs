@@ -34,11 +34,18 @@ public sealed record UsageEvent
     /// <summary>A short code for a failed request (e.g. <c>rate_limit_exceeded</c>, <c>client_disconnected</c>); empty on success.</summary>
     public string ErrorCode { get; init; } = "";
 
+    /// <summary>Set on an event charged again after Redis lost the original (a UsageOutbox recharge): unique per attempt,
+    /// so the ledger writer refunds a duplicate once. Empty on every other event.</summary>
+    public string RechargeId { get; init; } = "";
+
+    /// <summary>What the recharge took from the balance (micro-dollars); what a duplicate gives back.</summary>
+    public long RechargeMicros { get; init; }
+
     /// <summary>Field/value pairs for XADD.</summary>
     public List<RedisArg> ToStreamFields()
     {
         var inv = CultureInfo.InvariantCulture;
-        return
+        List<RedisArg> fields =
         [
             "request_id", RequestId,
             "key_id", KeyId,
@@ -62,6 +69,8 @@ public sealed record UsageEvent
             "client_ip", ClientIp,
             "error_code", ErrorCode,
         ];
+        if (RechargeId.Length > 0) fields.AddRange(["recharge_id", RechargeId, "recharge_micros", RechargeMicros]);
+        return fields;
     }
 
     /// <summary>Parses the field map of a stream entry.</summary>
@@ -92,6 +101,8 @@ public sealed record UsageEvent
             // Absent in events written before these fields existed.
             ClientIp = S("client_ip"),
             ErrorCode = S("error_code"),
+            RechargeId = S("recharge_id"),
+            RechargeMicros = L("recharge_micros"),
         };
     }
 }

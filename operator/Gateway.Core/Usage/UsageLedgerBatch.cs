@@ -81,17 +81,23 @@ public static class UsageLedgerBatch
                 entries = l.entries + EXCLUDED.entries, last_at = GREATEST(l.last_at, EXCLUDED.last_at)
             RETURNING 1
         )
-        SELECT count(*) FROM ins
+        SELECT count(*), coalesce(array_agg(request_id) FILTER (WHERE request_id = ANY(@recharged)), ARRAY[]::text[]) FROM ins
         """;
 
     private const string FailedPredicate = Gateway.Core.Storage.Migrations.M0003_UsageDetail.FailedPredicate;
 
     /// <summary>Writes <paramref name="events"/>; returns how many were new (the rest were already recorded).</summary>
-    public static async Task<int> WriteAsync(NpgsqlDataSource dataSource, IReadOnlyList<UsageEvent> events, CancellationToken ct = default)
+    public static async Task<int> WriteAsync(NpgsqlDataSource dataSource, IReadOnlyList<UsageEvent> events, CancellationToken ct = default) =>
+        (await WriteWithRechargesAsync(dataSource, events, ct)).Inserted;
+
+    /// <summary>Like <see cref="WriteAsync"/>, and also says which recharged events (<see cref="UsageEvent.RechargeId"/>) were
+    /// new: a recharge whose request id was already recorded duplicated it and must be refunded (see the ledger writer).</summary>
+    public static async Task<(int Inserted, IReadOnlySet<string> InsertedRecharges)> WriteWithRechargesAsync(NpgsqlDataSource dataSource,
+        IReadOnlyList<UsageEvent> events, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(dataSource);
         ArgumentNullException.ThrowIfNull(events);
-        if (events.Count == 0) return 0;
+        if (events.Count == 0) return (0, new HashSet<string>());
 
         var n = events.Count;
         var req = new string[n]; var key = new Guid?[n]; var kver = new int[n]; var user = new Guid?[n];
@@ -100,6 +106,7 @@ public static class UsageLedgerBatch
         var cost = new decimal[n]; var pv = new string[n]; var started = new DateTime[n];
         var dur = new int[n]; var ttfb = new int?[n]; var status = new int[n]; var est = new bool[n]; var streamed = new bool[n];
         var ip = new string?[n]; var err = new string?[n];
+        var recharged = new List<string>();
         for (var i = 0; i < n; i++)
         {
             var e = events[i];
@@ -109,6 +116,7 @@ public static class UsageLedgerBatch
             cost[i] = e.Cost; pv[i] = e.PriceVersion; started[i] = e.StartedAt.UtcDateTime; dur[i] = e.DurationMs;
             ttfb[i] = e.TimeToFirstByteMs; status[i] = e.Status; est[i] = e.Estimated; streamed[i] = e.Streamed;
             ip[i] = e.ClientIp.Length == 0 ? null : e.ClientIp; err[i] = e.ErrorCode.Length == 0 ? null : e.ErrorCode;
+            if (e.RechargeId.Length > 0) recharged.Add(e.RequestId);
         }
 
         await using var conn = await dataSource.OpenConnectionAsync(ct);
@@ -135,11 +143,19 @@ public static class UsageLedgerBatch
         cmd.Parameters.Add(new NpgsqlParameter("streamed", NpgsqlDbType.Array | NpgsqlDbType.Boolean) { Value = streamed });
         cmd.Parameters.Add(new NpgsqlParameter("ip", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = ip });
         cmd.Parameters.Add(new NpgsqlParameter("err", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = err });
+        cmd.Parameters.Add(new NpgsqlParameter("recharged", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = recharged.ToArray() });
         // Prepared once per physical connection (Npgsql keeps it across pool rentals): planning this
         // statement cost PostgreSQL more than inserting a small batch.
         await cmd.PrepareAsync(ct);
-        var inserted = Convert.ToInt32(await cmd.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+        int inserted;
+        var insertedRecharges = new HashSet<string>(StringComparer.Ordinal);
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+        {
+            await reader.ReadAsync(ct);
+            inserted = Convert.ToInt32(reader.GetInt64(0), System.Globalization.CultureInfo.InvariantCulture);
+            foreach (var id in reader.GetFieldValue<string[]>(1)) insertedRecharges.Add(id);
+        }
         await tx.CommitAsync(ct);
-        return inserted;
+        return (inserted, insertedRecharges);
     }
 }

@@ -70,6 +70,9 @@ public sealed class RateLimitingQueue<T> : IDisposable where T : notnull
     /// <summary>Items ready to be handed out (not counting those in processing or waiting for a delay).</summary>
     public int Length { get { lock (_lock) return _queue.Count; } }
 
+    /// <summary>Items queued or being processed (not those waiting for a delay to pass).</summary>
+    public int Outstanding { get { lock (_lock) return _dirty.Count + _processing.Count; } }
+
     public bool ShuttingDown { get { lock (_lock) return _shuttingDown; } }
 
     public void Add(T item)

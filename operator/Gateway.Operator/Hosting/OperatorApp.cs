@@ -60,6 +60,8 @@ public static class OperatorApp
         problems.AddRange(ledgerOptions.Validate());
         var oauthOptions = problems.Try(() => cfg.GetSection("TokenGate:OAuth").Get<OAuthRefreshOptions>()) ?? new OAuthRefreshOptions();
         problems.AddRange(oauthOptions.Validate());
+        var outboxOptions = problems.Try(() => cfg.GetSection("TokenGate:UsageOutbox").Get<UsageOutboxOptions>()) ?? new UsageOutboxOptions();
+        problems.AddRange(outboxOptions.Validate());
         if (source == "kubernetes" && problems.Try(() => KubernetesSourceOptions.From(cfg)) is { } kubernetes)
         {
             problems.Try(() => Gateway.Kubernetes.Client.KubernetesClientConfiguration.Load(kubernetes.Kubeconfig),
@@ -79,6 +81,10 @@ public static class OperatorApp
         s.AddSingleton(sp => new RespClient(redisOptions!, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Redis")));
         s.AddSingleton<IRedisClient>(sp => sp.GetRequiredService<RespClient>());
         s.AddSingleton<ProjectionWriter>();
+        s.AddSingleton<ProjectionRebuildGate>();
+        s.AddSingleton(sp => new ProjectionSeeder(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(),
+            sp.GetRequiredService<ProjectionWriter>(), sp.GetRequiredService<NpgsqlDataSource>(), sp.GetRequiredService<ProjectionRebuildGate>(),
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ProjectionSeeder>>()));
         s.AddSingleton<TokenGateReconciler>();
         s.AddSingleton<MigrationState>();
         s.AddPrometheusExporter();
@@ -110,9 +116,14 @@ public static class OperatorApp
             sp.GetRequiredService<NpgsqlDataSource>(),
             sp.GetRequiredService<ProjectionKeys>(),
             sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<LedgerOptions>>(),
-            sp.GetRequiredService<ILogger<LedgerWriter>>()));
+            sp.GetRequiredService<ILogger<LedgerWriter>>(),
+            sp.GetRequiredService<ProjectionRebuildGate>()));
+        // The sweeper's charges go to the usage stream too, so they are held by this process's outbox like the proxy's.
+        s.AddSingleton(sp => new UsageOutbox(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(), outboxOptions,
+            sp.GetRequiredService<ILogger<UsageOutbox>>()));
+        s.AddHostedService<UsageOutboxService>();
         s.AddSingleton(sp => new Enforcer(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(),
-            sp.GetRequiredService<TimeProvider>(), null, sp.GetRequiredService<ILogger<Enforcer>>()));
+            sp.GetRequiredService<TimeProvider>(), null, sp.GetRequiredService<ILogger<Enforcer>>(), sp.GetRequiredService<UsageOutbox>()));
         s.AddSingleton<ReservationSweeper>();
         s.AddSingleton<OperatorStateMetrics>();
         s.AddSingleton<UsageBacklogMonitor>();

@@ -95,7 +95,8 @@ public sealed class KubernetesOperator : IDisposable
         // A change of a referenced credentials Secret re-resolves the accounts that use it.
         _upstreams.Watches(SecretInformer, e => UpstreamAccountInformer.Store.ByIndex(UpstreamAccountReconciler.SecretIndex, e.Key).Select(u => u.Key));
 
-        ProjectionMonitor = new ProjectionMonitor(this, services.GetRequiredService<ProjectionWriter>(), reconciler, options.ProjectionCheckInterval, logger);
+        ProjectionMonitor = new ProjectionMonitor(this, services.GetRequiredService<ProjectionWriter>(), reconciler, options.ProjectionCheckInterval, logger,
+            services.GetService<ProjectionSeeder>());
         StatusChangeFeed = new StatusChangeFeed(services.GetRequiredService<IDbContextFactory<TokenGateDbContext>>(),
             k => _apiKeys.Enqueue(k), k => _userQuotas.Enqueue(k), resync, TimeProvider.System, logger);
         Manager.Add(_userQuotas).Add(_upstreams).Add(_apiKeys).Add(ProjectionMonitor).Add(StatusChangeFeed);
@@ -139,6 +140,19 @@ public sealed class KubernetesOperator : IDisposable
     public long Reconciles => ApiKeyReconciler.Reconciles + UserQuotaReconciler.Reconciles + UpstreamAccountReconciler.Reconciles;
 
     /// <summary>Queues every cached object of every kind (projection rebuild).</summary>
+    /// <summary>Waits until no UserQuota, UpstreamAccount or ApiKey is queued or being reconciled (delayed requeues do not
+    /// count), or <paramref name="max"/> passed. True when drained.</summary>
+    public async Task<bool> WaitForQueuesToDrainAsync(TimeSpan max, CancellationToken ct)
+    {
+        var deadline = DateTimeOffset.UtcNow + max;
+        while (true)
+        {
+            if ((_userQuotas.Queue?.Outstanding ?? 0) + (_upstreams.Queue?.Outstanding ?? 0) + (_apiKeys.Queue?.Outstanding ?? 0) == 0) return true;
+            if (DateTimeOffset.UtcNow >= deadline) return false;
+            await Task.Delay(100, ct);
+        }
+    }
+
     public void EnqueueAll()
     {
         foreach (var e in UserQuotaInformer.Store.List()) _userQuotas.Enqueue(e.Key);

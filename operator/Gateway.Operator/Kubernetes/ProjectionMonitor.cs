@@ -14,7 +14,8 @@ namespace Gateway.Operator.Kubernetes;
 /// the upstream list is rewritten; afterwards, if the Redis epoch key disappears (Redis flushed or
 /// restarted empty), everything is reconciled again to rebuild the projection.
 /// </summary>
-public sealed class ProjectionMonitor(KubernetesOperator op, ProjectionWriter projection, TokenGateReconciler reconciler, TimeSpan interval, ILogger logger) : IController
+public sealed class ProjectionMonitor(KubernetesOperator op, ProjectionWriter projection, TokenGateReconciler reconciler, TimeSpan interval, ILogger logger,
+    ProjectionSeeder? seeder = null) : IController
 {
     public string Name => "ProjectionMonitor";
 
@@ -22,6 +23,9 @@ public sealed class ProjectionMonitor(KubernetesOperator op, ProjectionWriter pr
     public int Rebuilds => Volatile.Read(ref _rebuilds);
 
     private int _rebuilds;
+
+    // Longest a rebuild waits for the controllers to reconcile everything before it marks the projection complete anyway.
+    private static readonly TimeSpan RebuildWait = TimeSpan.FromMinutes(5);
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
@@ -31,21 +35,29 @@ public sealed class ProjectionMonitor(KubernetesOperator op, ProjectionWriter pr
         {
             try
             {
+                var termStart = !swept;
                 if (!swept)
                 {
                     await SweepOrphansAsync(cancellationToken);
                     await op.UpstreamAccountReconciler.WriteUpstreamListAsync(cancellationToken);
-                    // The controllers enqueue every object at the start of a term: that is the rebuild.
-                    await MarkEpochAsync(cancellationToken);
                     swept = true;
                 }
-                else if (!await projection.HasEpochAsync(cancellationToken))
+                // No epoch: a first build, or Redis lost its data (also while no leader watched).
+                if (!await projection.HasEpochAsync(cancellationToken))
                 {
-                    Log.ProjectionMissing(logger);
-                    Interlocked.Increment(ref _rebuilds);
+                    if (!termStart)
+                    {
+                        Log.ProjectionMissing(logger);
+                        Interlocked.Increment(ref _rebuilds);
+                    }
+                    // The money goes back first; then every object is reconciled again (on top of the term's own first
+                    // pass, which may have run before the loss), and the projection is complete once all are done.
+                    var epoch = await SeedAsync(cancellationToken);
                     op.UpstreamAccountReconciler.Invalidate();
                     op.EnqueueAll();
-                    await MarkEpochAsync(cancellationToken);
+                    await op.UpstreamAccountReconciler.WriteUpstreamListAsync(cancellationToken);
+                    await op.WaitForQueuesToDrainAsync(RebuildWait, cancellationToken);
+                    await projection.MarkEpochAsync(epoch, cancellationToken);
                 }
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -67,8 +79,8 @@ public sealed class ProjectionMonitor(KubernetesOperator op, ProjectionWriter pr
         }
     }
 
-    private Task MarkEpochAsync(CancellationToken ct) =>
-        projection.MarkEpochAsync(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture), ct);
+    private async Task<string> SeedAsync(CancellationToken ct) =>
+        seeder is null ? await projection.BeginRebuildAsync(ct) : await seeder.SeedAsync(ct);
 
     private async Task SweepOrphansAsync(CancellationToken ct)
     {

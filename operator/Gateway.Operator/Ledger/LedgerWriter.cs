@@ -1,7 +1,9 @@
 using System.Diagnostics.Metrics;
+using Gateway.Core.Enforcement;
 using Gateway.Core.Projection;
 using Gateway.Core.Redis;
 using Gateway.Core.Usage;
+using Gateway.Operator.Projection;
 using Npgsql;
 
 namespace Gateway.Operator.Ledger;
@@ -49,11 +51,14 @@ public sealed partial class LedgerWriter(
     NpgsqlDataSource dataSource,
     ProjectionKeys keys,
     Microsoft.Extensions.Options.IOptions<LedgerOptions> options,
-    ILogger<LedgerWriter> logger) : BackgroundService
+    ILogger<LedgerWriter> logger,
+    ProjectionRebuildGate? rebuildGate = null) : BackgroundService
 {
     private static readonly Meter LedgerMeter = new("TokenGate.Ledger");
     private static readonly Counter<long> EventsWritten = LedgerMeter.CreateCounter<long>("tokengate_ledger_events_total", description: "Usage events persisted to PostgreSQL.");
     private static readonly Counter<long> WriteFailures = LedgerMeter.CreateCounter<long>("tokengate_ledger_write_failures_total", description: "Failed attempts to persist a batch of usage events.");
+    private static readonly Counter<long> RechargeRefunds = LedgerMeter.CreateCounter<long>("tokengate_ledger_recharge_refunds_total",
+        description: "Recharges (usage charged again after Redis lost its data) refunded because the ledger already had the request.");
 
     private readonly LedgerOptions _options = options.Value;
     private long _persisted;
@@ -76,27 +81,32 @@ public sealed partial class LedgerWriter(
                 if (!groupReady) { await EnsureGroupAsync(stoppingToken); groupReady = true; }
 
                 IReadOnlyList<StreamEntry> batch;
-                if (drainOwnPending)
+                // A rebuild of the projection (after Redis lost its data) seeds balances from the ledger: it must not
+                // run while a batch read before the loss is half written, or that batch's charges would be in neither.
+                using (await EnterGateAsync(stoppingToken))
                 {
-                    // After a restart, first finish what this consumer read but never acknowledged.
-                    batch = await ReadAsync(redis, "0", block: false, stoppingToken);
-                    if (batch.Count == 0) { drainOwnPending = false; batch = await ClaimAsync(stoppingToken); }
-                }
-                else
-                {
-                    batch = await ReadAsync(blockingRedis!, ">", block: true, stoppingToken);
-                    if (batch.Count == 0) batch = await ClaimAsync(stoppingToken);
-                }
-                if (batch.Count == 0) continue;
+                    if (drainOwnPending)
+                    {
+                        // After a restart, first finish what this consumer read but never acknowledged.
+                        batch = await ReadAsync(redis, "0", block: false, stoppingToken);
+                        if (batch.Count == 0) { drainOwnPending = false; batch = await ClaimAsync(stoppingToken); }
+                    }
+                    else
+                    {
+                        batch = await ReadAsync(blockingRedis!, ">", block: true, stoppingToken);
+                        if (batch.Count == 0) batch = await ClaimAsync(stoppingToken);
+                    }
+                    if (batch.Count == 0) continue;
 
-                await PersistAsync(batch, stoppingToken);
-                var ids = new List<string>(batch.Count);
-                foreach (var e in batch) ids.Add(e.Id);
-                await redis.StreamAckAsync(keys.UsageStream, ProjectionKeys.UsageGroup, ids, stoppingToken);
-                // Persisted and acknowledged: drop them so the stream stays as long as the backlog.
-                var del = new List<RedisArg>(ids.Count + 1) { keys.UsageStream };
-                foreach (var id in ids) del.Add(id);
-                await redis.ExecuteAsync("XDEL", del, stoppingToken);
+                    await PersistAsync(batch, stoppingToken);
+                    var ids = new List<string>(batch.Count);
+                    foreach (var e in batch) ids.Add(e.Id);
+                    await redis.StreamAckAsync(keys.UsageStream, ProjectionKeys.UsageGroup, ids, stoppingToken);
+                    // Persisted and acknowledged: drop them so the stream stays as long as the backlog.
+                    var del = new List<RedisArg>(ids.Count + 1) { keys.UsageStream };
+                    foreach (var id in ids) del.Add(id);
+                    await redis.ExecuteAsync("XDEL", del, stoppingToken);
+                }
                 Interlocked.Add(ref _persisted, batch.Count);
                 EventsWritten.Add(batch.Count);
                 backoff = TimeSpan.FromMilliseconds(200);
@@ -135,7 +145,11 @@ public sealed partial class LedgerWriter(
     private async Task<IReadOnlyList<StreamEntry>> ClaimAsync(CancellationToken ct) =>
         (await redis.StreamAutoClaimAsync(keys.UsageStream, ProjectionKeys.UsageGroup, _options.ConsumerName, _options.ClaimIdle, "0-0", _options.BatchSize, ct)).Claimed;
 
-    /// <summary>Writes a batch in one transaction (<see cref="UsageLedgerBatch"/>); replays are no-ops thanks to the unique request_id.</summary>
+    private async Task<IDisposable?> EnterGateAsync(CancellationToken ct) =>
+        rebuildGate is null ? null : await rebuildGate.EnterAsync(ct);
+
+    /// <summary>Writes a batch in one transaction (<see cref="UsageLedgerBatch"/>); replays are no-ops thanks to the unique
+    /// request_id. Then refunds every recharge in the batch that the ledger already had (see <see cref="UsageOutbox"/>).</summary>
     internal async Task<int> PersistAsync(IReadOnlyList<StreamEntry> batch, CancellationToken ct)
     {
         var events = new List<UsageEvent>(batch.Count);
@@ -147,8 +161,27 @@ public sealed partial class LedgerWriter(
             if (ev.RequestId.Length == 0) { LogPoison(logger, id); continue; }
             events.Add(ev);
         }
-        return await UsageLedgerBatch.WriteAsync(dataSource, events, ct);
+        var (inserted, insertedRecharges) = await UsageLedgerBatch.WriteWithRechargesAsync(dataSource, events, ct);
+        // A recharge is the row only if it came first for its request id and that id was new; any other recharge
+        // duplicated a row the ledger has, so its charge goes back (once per recharge id, so a re-read batch is safe).
+        if (insertedRecharges.Count == 0 && !events.Any(e => e.RechargeId.Length > 0)) return inserted;
+        HashSet<string>? seen = null;
+        foreach (var ev in events)
+        {
+            var first = (seen ??= new HashSet<string>(StringComparer.Ordinal)).Add(ev.RequestId);
+            if (ev.RechargeId.Length == 0) continue;
+            if (first && insertedRecharges.Contains(ev.RequestId)) continue;
+            if (ev.RechargeMicros > 0 && await Gateway.Core.Enforcement.RechargeRefunds.RefundAsync(redis, keys, ev.UserId, ev.RechargeId, ev.RechargeMicros, ct))
+            {
+                RechargeRefunds.Add(1);
+                LogRechargeRefunded(logger, ev.RequestId, ev.RechargeMicros);
+            }
+        }
+        return inserted;
     }
+
+    [LoggerMessage(202, LogLevel.Information, "Refunded a recharge of request {RequestId} ({Micros} micro-dollars): the ledger already had it")]
+    private static partial void LogRechargeRefunded(ILogger logger, string requestId, long micros);
 
     [LoggerMessage(200, LogLevel.Warning, "Persisting usage events failed ({Error}: {Message}); retrying in {DelayMs} ms")]
     private static partial void LogBatchFailed(ILogger logger, string error, string message, double delayMs);

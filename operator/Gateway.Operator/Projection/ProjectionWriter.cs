@@ -92,8 +92,33 @@ public sealed class ProjectionWriter(IRedisClient redis, ProjectionKeys keys, Cr
         return upstream with { Credential = null, EncryptedCredential = credentials.Protect(upstream.Credential, upstream.Name) };
     }
 
-    /// <summary>Marks the projection complete; a missing epoch means Redis lost it and it must be rebuilt.</summary>
-    public Task MarkEpochAsync(string epoch, CancellationToken ct) => redis.ExecuteAsync("SET", [keys.Epoch, epoch], ct);
+    /// <summary>Starts a rebuild: its epoch is the Redis time (unix ms) now, remembered in Redis until
+    /// <see cref="MarkEpochAsync"/>. Returns the epoch.</summary>
+    public async Task<string> BeginRebuildAsync(CancellationToken ct)
+    {
+        var t = (await redis.ExecuteAsync("TIME", [], ct)).Items;
+        var ms = long.Parse(t[0].AsString()!, System.Globalization.CultureInfo.InvariantCulture) * 1000
+            + long.Parse(t[1].AsString()!, System.Globalization.CultureInfo.InvariantCulture) / 1000;
+        // The time, and a random part so two rebuilds in one millisecond still differ (UsageOutbox reads the time part).
+        var epoch = ms.ToString(System.Globalization.CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
+        await redis.ExecuteAsync("SET", [keys.Rebuilding, epoch], ct);
+        return epoch;
+    }
+
+    /// <summary>Marks the projection complete after the rebuild <paramref name="epoch"/> began (<see cref="BeginRebuildAsync"/>);
+    /// a missing epoch means Redis lost it and it must be rebuilt. Written only when absent, so its value changes only with
+    /// a rebuild after a loss (each process's UsageOutbox watches for that), and only if the rebuild's own marker is still
+    /// there: Redis that lost its data again during the rebuild keeps no epoch, and the next check rebuilds again.
+    /// True when marked.</summary>
+    public async Task<bool> MarkEpochAsync(string epoch, CancellationToken ct) =>
+        (await redis.EvalAsync(MarkEpochScript, [keys.Epoch, keys.Rebuilding], [epoch], ct)).AsInt64() == 1;
+
+    private static readonly LuaScript MarkEpochScript = new("""
+        if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+        redis.call('SET', KEYS[1], ARGV[1], 'NX')
+        redis.call('DEL', KEYS[2])
+        return 1
+        """);
 
     public async Task<bool> HasEpochAsync(CancellationToken ct) => (await redis.ExecuteAsync("EXISTS", [keys.Epoch], ct)).AsInt64() == 1;
 

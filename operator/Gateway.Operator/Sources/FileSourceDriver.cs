@@ -15,7 +15,8 @@ public sealed partial class FileSourceDriver(
     TokenGateReconciler reconciler,
     ProjectionWriter projection,
     Microsoft.Extensions.Options.IOptions<OperatorOptions> options,
-    ILogger<FileSourceDriver> logger) : BackgroundService
+    ILogger<FileSourceDriver> logger,
+    ProjectionSeeder? seeder = null) : BackgroundService
 {
     private readonly SemaphoreSlim _changed = new(0);
     // Passes and portal key requests take turns: a pass that loaded the folder before a portal manifest was
@@ -126,6 +127,11 @@ public sealed partial class FileSourceDriver(
 
     private async Task PassCoreAsync(CancellationToken ct)
     {
+        // No epoch: a first build, or Redis lost its data. The money goes back first (balances, key lifetimes,
+        // budgets, from PostgreSQL), and the epoch is marked only once the whole projection is rewritten.
+        string? epoch = null;
+        if (!await projection.HasEpochAsync(ct))
+            epoch = seeder is null ? await projection.BeginRebuildAsync(ct) : await seeder.SeedAsync(ct);
         var snap = source.Load();
         LastSnapshot = snap;
         foreach (var err in snap.Errors) LogInvalidManifest(logger, err);
@@ -178,7 +184,8 @@ public sealed partial class FileSourceDriver(
             if (!uaNames.Contains(u)) { var (ns, name) = Split(u); await reconciler.DeleteUpstreamAsync(ns, name, ct); }
         }
 
-        await projection.MarkEpochAsync(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture), ct);
+        // A loss during this pass is not covered by it: the epoch stays missing and the next check rebuilds again.
+        if (epoch is not null) await projection.MarkEpochAsync(epoch, ct);
     }
 
     private static (string, string) Split(string key)

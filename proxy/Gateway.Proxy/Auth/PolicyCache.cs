@@ -33,7 +33,8 @@ public sealed class PolicyCache
         _ttlTicks = (long)(options.Value.PolicyCacheTtlSeconds * Stopwatch.Frequency);
     }
 
-    /// <summary>The key projection for a hash, or null when no such key exists. Throws <see cref="RedisConnectionException"/> when Redis is unreachable on a miss.</summary>
+    /// <summary>The key projection for a hash, or null when no such key exists. Throws <see cref="RedisConnectionException"/> when Redis is unreachable on a miss,
+    /// <see cref="ProjectionMissingException"/> when Redis lost the projection and it is not rebuilt yet.</summary>
     public ValueTask<KeyProjection?> GetKeyAsync(string keyHash, CancellationToken cancellationToken)
     {
         if (_byKeyHash.TryGetValue(keyHash, out var e) && Stopwatch.GetTimestamp() < e.ExpiresAt) return new ValueTask<KeyProjection?>(e.Value);
@@ -67,7 +68,11 @@ public sealed class PolicyCache
     private async ValueTask<T?> FetchAsync<T>(ConcurrentDictionary<string, Entry<T>> map, string id, string redisKey, CancellationToken cancellationToken) where T : class
     {
         var generation = Interlocked.Read(ref _generation);
-        var reply = await _redis.ExecuteAsync("GET", [redisKey], cancellationToken).ConfigureAwait(false);
+        // With the epoch in the same read: "no such key" is an answer only while the projection is complete. Without an
+        // epoch Redis lost its data (or was never built) and the operator is rebuilding it: retry, not "invalid key".
+        var replies = (await _redis.ExecuteAsync("MGET", [redisKey, _keys.Epoch], cancellationToken).ConfigureAwait(false)).Items;
+        var reply = replies[0];
+        if (reply.IsNull && replies[1].IsNull) throw new ProjectionMissingException();
         T? value = reply.IsNull ? null : JsonSerializer.Deserialize<T>(reply.Bytes, TokenGateJson.Options);
         if (Interlocked.Read(ref _generation) == generation)
         {

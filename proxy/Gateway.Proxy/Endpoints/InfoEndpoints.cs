@@ -30,6 +30,11 @@ public sealed class InfoEndpoints(ProxyRequestHandler handler, UpstreamCatalog c
         {
             snapshot = await catalog.GetAsync(context.RequestAborted).ConfigureAwait(false);
         }
+        catch (ProjectionMissingException)
+        {
+            await handler.RejectAsync(context, dialect, ProxyError.ProjectionRebuilding, start).ConfigureAwait(false);
+            return;
+        }
         catch (Exception ex) when (ex is RedisConnectionException or TimeoutException or RedisServerException { IsTransient: true })
         {
             await handler.RejectAsync(context, dialect, ProxyError.RedisUnavailable, start).ConfigureAwait(false);
@@ -106,6 +111,12 @@ public sealed class InfoEndpoints(ProxyRequestHandler handler, UpstreamCatalog c
         catch (Exception ex) when (ex is RedisConnectionException or TimeoutException or RedisServerException { IsTransient: true })
         {
             await handler.RejectAsync(context, ApiDialect.OpenAI, ProxyError.RedisUnavailable, start).ConfigureAwait(false);
+            return;
+        }
+        if (balance.IsNull)
+        {
+            // Every projected user has a balance: without one, Redis lost the projection and it is being rebuilt.
+            await handler.RejectAsync(context, ApiDialect.OpenAI, ProxyError.ProjectionRebuilding, start).ConfigureAwait(false);
             return;
         }
         var tokens = ParseLong(lifetime.Items.Count > 0 ? lifetime.Items[0] : RespValue.Nil);

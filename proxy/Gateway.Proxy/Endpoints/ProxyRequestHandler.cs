@@ -100,6 +100,11 @@ public sealed partial class ProxyRequestHandler
             projection = await _policies.GetKeyAsync(hash, context.RequestAborted).ConfigureAwait(false);
             if (projection is not null) user = await _policies.GetUserAsync(projection.UserId, context.RequestAborted).ConfigureAwait(false);
         }
+        catch (ProjectionMissingException)
+        {
+            await RejectAsync(context, dialect, ProxyError.ProjectionRebuilding, start).ConfigureAwait(false);
+            return null;
+        }
         catch (Exception ex) when (ex is RedisConnectionException or TimeoutException or RedisServerException { IsTransient: true })
         {
             await RejectAsync(context, dialect, ProxyError.RedisUnavailable, start).ConfigureAwait(false);
@@ -222,6 +227,11 @@ public sealed partial class ProxyRequestHandler
             {
                 snapshot = await _catalog.GetAsync(context.RequestAborted).ConfigureAwait(false);
             }
+            catch (ProjectionMissingException)
+            {
+                await RejectAsync(context, route.Dialect, ProxyError.ProjectionRebuilding, start).ConfigureAwait(false);
+                return;
+            }
             catch (Exception ex) when (ex is RedisConnectionException or TimeoutException or RedisServerException { IsTransient: true })
             {
                 await RejectAsync(context, route.Dialect, ProxyError.RedisUnavailable, start).ConfigureAwait(false);
@@ -284,6 +294,11 @@ public sealed partial class ProxyRequestHandler
                     // The reservation must outlive the longest possible exchange, or a live stream is charged as an orphan.
                     Lease = _lease,
                 }, context.RequestAborted).ConfigureAwait(false);
+            }
+            catch (ProjectionMissingException)
+            {
+                await RejectAsync(context, route.Dialect, ProxyError.ProjectionRebuilding, start).ConfigureAwait(false);
+                return;
             }
             catch (Exception ex) when (ex is RedisConnectionException or TimeoutException or RedisServerException { IsTransient: true })
             {

@@ -52,6 +52,8 @@ public sealed record ProxyError(int Status, string Type, string Code, string Ant
         "The request body is larger than this gateway accepts.", "body_too_large");
     public static readonly ProxyError RedisUnavailable = new(503, "server_error", "gateway_unavailable", "api_error",
         "The gateway cannot reach its policy store (Redis), so it cannot check keys or meter usage. Requests are refused until it is back; retry shortly.", "redis_unavailable");
+    public static readonly ProxyError ProjectionRebuilding = new(503, "server_error", "gateway_unavailable", "api_error",
+        "The gateway's policy store (Redis) lost its data and is being rebuilt from the system of record. Requests are refused until it is back; retry shortly.", "projection_rebuilding");
     public static readonly ProxyError NoUpstream = new(503, "server_error", "upstream_unavailable", "overloaded_error",
         "Every upstream account serving this model is cooling down after failures, disabled or at its limits. Retry shortly.", "no_upstream");
     public static readonly ProxyError UpstreamConnectFailed = new(502, "server_error", "upstream_error", "api_error",

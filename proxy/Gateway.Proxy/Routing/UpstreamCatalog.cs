@@ -143,7 +143,15 @@ public sealed class UpstreamCatalog
     private async Task<UpstreamSnapshot> LoadAsync()
     {
         var generation = Interlocked.Read(ref _generation);
-        var reply = await _redis.ExecuteAsync("GET", [_keys.Upstreams]).ConfigureAwait(false);
+        var replies = (await _redis.ExecuteAsync("MGET", [_keys.Upstreams, _keys.Epoch]).ConfigureAwait(false)).Items;
+        var reply = replies[0];
+        if (reply.IsNull && replies[1].IsNull)
+        {
+            // Redis lost the projection and the operator has not rebuilt it: the accounts did not change with that, so the
+            // last list stays in use (and is checked again soon); with none yet, the request is told to retry.
+            if (_snapshot is { } last) return last;
+            throw new ProjectionMissingException();
+        }
         var accounts = reply.IsNull ? [] : JsonSerializer.Deserialize<List<UpstreamProjection>>(reply.Bytes, TokenGateJson.Options) ?? [];
         var snapshot = Build(accounts);
         _snapshot = snapshot;

@@ -269,8 +269,19 @@ public sealed class AdmissionTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_user_without_a_projected_balance_is_rejected()
+    public async Task A_user_without_a_projected_balance_is_refused_as_a_missing_projection_and_nothing_is_counted()
     {
+        // Every projected user has a balance key: none means Redis lost the projection (the proxy answers 503, retry),
+        // not that the user has no money.
+        var request = Request(Key("k9", "nobody"), User("nobody"), reservedMicros: 1);
+        await Assert.ThrowsAsync<ProjectionMissingException>(() => _t.Enforcer.AdmitAsync(request));
+        Assert.False(await _t.ExistsAsync(_t.Keys.Reservation(request.RequestId)));
+        Assert.Equal(0, await _t.CountAsync(_t.Keys.Reservations));
+        Assert.False(await _t.ExistsAsync(_t.Keys.UserRateCounters("nobody")));
+        Assert.False(await _t.ExistsAsync(_t.Keys.KeyLifetime("k9")));
+
+        // Once the balance is back (even at zero), the ordinary rule answers.
+        await _t.SetBalanceAsync("nobody", 0);
         var result = await _t.Enforcer.AdmitAsync(Request(Key("k9", "nobody"), User("nobody"), reservedMicros: 1));
         Assert.Equal(RejectionReason.InsufficientBalance, result.Reason);
     }

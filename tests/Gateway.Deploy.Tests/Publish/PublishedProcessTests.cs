@@ -127,7 +127,17 @@ public sealed class PublishedProcessTests(PublishedApps apps) : IClassFixture<Pu
         Assert.Contains("# TYPE ", await GetAsync(proxy.Url(Port(proxy, "readinessProbe"), "/metrics"), HttpStatusCode.OK), StringComparison.Ordinal);
 
         var publicPort = PublicPort(proxy);
-        var rejected = JsonNode.Parse(await GetAsync(proxy.Url(publicPort, "/v1/models"), HttpStatusCode.Unauthorized, "tg-" + new string('x', 43)))!;
+        // Until the operator has built the projection no key can be judged (503, retry); then an unknown one is invalid.
+        var rejected = JsonNode.Parse(await Eventually.ReturnsAsync(async () =>
+        {
+            using var http = new HttpClient();
+            using var request = new HttpRequestMessage(HttpMethod.Get, proxy.Url(publicPort, "/v1/models"));
+            request.Headers.Authorization = new("Bearer", "tg-" + new string('x', 43));
+            using var response = await http.SendAsync(request);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.ServiceUnavailable, $"{(int)response.StatusCode} {body}");
+            return response.StatusCode == HttpStatusCode.Unauthorized ? body : null;
+        }, "an unknown key to be refused as invalid", StartTimeout))!;
         Assert.Equal("invalid_api_key", rejected["error"]!["code"]!.GetValue<string>());
 
         // Same pepper (Secret volume) and Redis prefix in both processes: the operator's key works at the proxy.

@@ -282,13 +282,18 @@ public abstract class KubernetesSourceTests : IAsyncLifetime
     public async Task Rebuilds_the_projection_when_Redis_loses_it()
     {
         var key = await ReadyDemoAsync();
+        // The term's first build is complete (a loss during it is another case: the epoch is then not marked at all).
+        // Seen once in 20 runs under stress-ng: the key was deleted before the first build marked the epoch, which
+        // then covered the hole.
+        await Eventually.TrueAsync(async () => (await _h.Redis.ExecuteAsync("EXISTS", [_h.Keys.Epoch])).AsInt64() == 1, "the first build to complete");
 
         // What a flushed Redis looks like for this operator (its own prefix only; never FLUSHALL here).
         await _h.Redis.ExecuteAsync("DEL", [_h.Keys.Epoch, _h.Keys.Key(_h.Hasher.Hash(key)), _h.Keys.Upstreams]);
 
         await Eventually.TrueAsync(async () => await _h.RedisHasKeyAsync(key), "the key projection to be rebuilt", TimeSpan.FromSeconds(60));
         await Eventually.TrueAsync(async () => (await UpstreamCredentialAsync()) == "mock-upstream-key", "the upstream list to be rebuilt");
-        Assert.Equal(1L, (await _h.Redis.ExecuteAsync("EXISTS", [_h.Keys.Epoch])).AsInt64());
+        // Marked complete once every object has been reconciled again.
+        await Eventually.TrueAsync(async () => (await _h.Redis.ExecuteAsync("EXISTS", [_h.Keys.Epoch])).AsInt64() == 1, "the epoch to be marked");
     }
 
     [KubeFact]

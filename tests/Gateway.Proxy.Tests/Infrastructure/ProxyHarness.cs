@@ -59,6 +59,8 @@ public sealed class ProxyHarness : IAsyncDisposable
         var prefix = TestEnvironment.UniqueRedisPrefix();
         var client = await RespClient.ConnectAsync(TestEnvironment.Redis);
         var h = new ProxyHarness(client, new ProjectionKeys(prefix));
+        // The projection counts as built (as the operator marks it): an unknown key is then "invalid", not "rebuilding".
+        await client.ExecuteAsync("SET", [h.Keys.Epoch, "1", "NX"]);
         var mock = MockUpstreamApp.Build(["--urls", "http://127.0.0.1:0"], b =>
         {
             b.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
