@@ -163,7 +163,7 @@ public sealed class LedgerWriterTests : IAsyncLifetime
             await Eventually.TrueAsync(async () => await RowsAsync("orphan-") == 5
                 && !(await _f.Redis.StreamPendingAsync(_f.Keys.UsageStream, ProjectionKeys.UsageGroup)).Consumers.ContainsKey("ledger-old-leader"),
                 "the orphaned entries to be persisted and acknowledged while traffic continues");
-            Assert.True(await RowsAsync("steady-") > 0);
+            await Eventually.TrueAsync(async () => await RowsAsync("steady-") > 0, "the traffic to be persisted too");
         }
         finally
         {
