@@ -81,10 +81,12 @@ public sealed class OperatorLeaderKillTests
                     "the usage of requests sent after the kill to reach usage_log");
                 rounds.Add(new Round(acquired.UtcDateTime - killedAt, DateTime.UtcNow - killedAt, leftPending));
 
-                // What the dead leader's writer had read but not acknowledged is taken over while traffic goes on.
+                // What the dead leader's writer had read but not acknowledged (committed or not) is taken over while
+                // traffic goes on: persisted, and acknowledged, or the stream could not be trimmed past it and would grow.
                 var beforeKill = outcomes.Where(o => o.Status == 200 && o.SentAt < killedAt).Select(o => o.RequestId!).ToList();
-                await Eventually.TrueAsync(async () => (await FaultTraffic.UsageRowsAsync(stack.Database.ConnectionString, beforeKill)).Count == beforeKill.Count,
-                    $"the usage served before the kill to be persisted under traffic ({leftPending} entries were pending on the dead leader)");
+                await Eventually.TrueAsync(async () => await PendingAsync(redis, usageStream, roles.Leader.LedgerConsumer) == 0
+                    && (await FaultTraffic.UsageRowsAsync(stack.Database.ConnectionString, beforeKill)).Count == beforeKill.Count,
+                    $"the {leftPending} entries the dead leader left pending to be taken over under traffic, and the usage served before the kill persisted");
 
                 // The killed pod is replaced by a new standby (a new pod name, as a Deployment's replacement has).
                 replicas.Remove(roles.Leader);
