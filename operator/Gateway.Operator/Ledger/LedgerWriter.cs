@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Gateway.Core.Enforcement;
 using Gateway.Core.Projection;
@@ -20,7 +21,11 @@ public sealed class LedgerOptions
     /// </summary>
     public TimeSpan Linger { get; set; } = TimeSpan.FromMilliseconds(200);
     public TimeSpan Block { get; set; } = TimeSpan.FromSeconds(1);
-    /// <summary>Entries a dead consumer left pending longer than this are claimed.</summary>
+    /// <summary>
+    /// Entries another consumer left pending longer than this are claimed, checked at least this often even under
+    /// steady traffic. (At the start of each term the writer takes every entry still pending on another consumer at
+    /// once: only the leader runs a writer, so they were left by a previous leader.)
+    /// </summary>
     public TimeSpan ClaimIdle { get; set; } = TimeSpan.FromSeconds(30);
     public string ConsumerName { get; set; } = "ledger-" + Environment.MachineName;
     /// <summary>How often the leader measures the usage stream's backlog for the tokengate_ledger_backlog_* gauges.</summary>
@@ -43,7 +48,9 @@ public sealed class LedgerOptions
 /// <summary>
 /// Moves usage events from the Redis stream into <c>usage_log</c> and the ledger. At-least-once from
 /// the stream, exactly-once in PostgreSQL (unique request_id), acknowledged only after commit: if
-/// PostgreSQL is down the events wait in the stream and nothing is lost.
+/// PostgreSQL is down the events wait in the stream and nothing is lost. Entries a writer read but never
+/// acknowledged (its process was killed) are taken over by the next one: at once when it starts (a new leader's
+/// term), else once they have been idle for <see cref="LedgerOptions.ClaimIdle"/>.
 /// </summary>
 public sealed partial class LedgerWriter(
     Func<CancellationToken, Task<IRedisClient>> openBlockingClient,
@@ -71,6 +78,11 @@ public sealed partial class LedgerWriter(
         var backoff = TimeSpan.FromMilliseconds(200);
         var groupReady = false;
         var drainOwnPending = true;
+        // Only the leader runs this writer (one instance cluster-wide), so at the start of a term whatever another
+        // consumer still has pending was left by a previous leader, killed or deposed: take it now rather than after
+        // ClaimIdle. Should that leader still be finishing a batch, both writes are the same idempotent insert.
+        var takeOver = true;
+        var lastClaim = Stopwatch.GetTimestamp();
         IRedisClient? blockingRedis = null;
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -80,7 +92,7 @@ public sealed partial class LedgerWriter(
                 blockingRedis ??= await openBlockingClient(stoppingToken);
                 if (!groupReady) { await EnsureGroupAsync(stoppingToken); groupReady = true; }
 
-                IReadOnlyList<StreamEntry> batch;
+                IReadOnlyList<StreamEntry> batch = [];
                 // A rebuild of the projection (after Redis lost its data) seeds balances from the ledger: it must not
                 // run while a batch read before the loss is half written, or that batch's charges would be in neither.
                 using (await EnterGateAsync(stoppingToken))
@@ -89,12 +101,25 @@ public sealed partial class LedgerWriter(
                     {
                         // After a restart, first finish what this consumer read but never acknowledged.
                         batch = await ReadAsync(redis, "0", block: false, stoppingToken);
-                        if (batch.Count == 0) { drainOwnPending = false; batch = await ClaimAsync(stoppingToken); }
+                        if (batch.Count == 0) drainOwnPending = false;
                     }
-                    else
+                    // Under steady traffic a read never comes back empty: claim on a clock too, or what a dead
+                    // consumer left would wait for the first quiet moment.
+                    if (batch.Count == 0 && (takeOver || Stopwatch.GetElapsedTime(lastClaim) >= _options.ClaimIdle))
+                    {
+                        batch = await ClaimAsync(takeOver ? TimeSpan.Zero : _options.ClaimIdle, stoppingToken);
+                        lastClaim = Stopwatch.GetTimestamp();
+                        // Claimed entries become this consumer's and are acknowledged below; claim again until none is left.
+                        if (batch.Count == 0) takeOver = false;
+                    }
+                    if (batch.Count == 0)
                     {
                         batch = await ReadAsync(blockingRedis!, ">", block: true, stoppingToken);
-                        if (batch.Count == 0) batch = await ClaimAsync(stoppingToken);
+                        if (batch.Count == 0)
+                        {
+                            batch = await ClaimAsync(_options.ClaimIdle, stoppingToken);
+                            lastClaim = Stopwatch.GetTimestamp();
+                        }
                     }
                     if (batch.Count == 0) continue;
 
@@ -142,8 +167,8 @@ public sealed partial class LedgerWriter(
         await client.StreamReadGroupAsync(keys.UsageStream, ProjectionKeys.UsageGroup, _options.ConsumerName, _options.BatchSize,
             block ? _options.Block : null, from, ct);
 
-    private async Task<IReadOnlyList<StreamEntry>> ClaimAsync(CancellationToken ct) =>
-        (await redis.StreamAutoClaimAsync(keys.UsageStream, ProjectionKeys.UsageGroup, _options.ConsumerName, _options.ClaimIdle, "0-0", _options.BatchSize, ct)).Claimed;
+    private async Task<IReadOnlyList<StreamEntry>> ClaimAsync(TimeSpan minIdle, CancellationToken ct) =>
+        (await redis.StreamAutoClaimAsync(keys.UsageStream, ProjectionKeys.UsageGroup, _options.ConsumerName, minIdle, "0-0", _options.BatchSize, ct)).Claimed;
 
     private async Task<IDisposable?> EnterGateAsync(CancellationToken ct) =>
         rebuildGate is null ? null : await rebuildGate.EnterAsync(ct);

@@ -42,13 +42,16 @@ internal static class FaultTraffic
     /// <summary>Prints one run's figures, and appends them to TG_CHAOS_REPORT when set (<c>make chaos</c> prints that file).</summary>
     /// <param name="unmetered">Requests answered 200 with neither a usage row nor an open reservation (the tests assert 0).</param>
     /// <param name="reservedOnly">Requests answered 200 whose usage is still an open reservation (the sweeper charges it at lease end).</param>
-    public static void Report(string run, IReadOnlyCollection<Outcome> outcomes, long usageRows, int unmetered, int reservedOnly, TimeSpan? recovery, string conservation)
+    /// <param name="note">Figures of the run's own (e.g. takeover times), appended to the line.</param>
+    public static void Report(string run, IReadOnlyCollection<Outcome> outcomes, long usageRows, int unmetered, int reservedOnly, TimeSpan? recovery, string conservation,
+        string? note = null)
     {
         var byStatus = string.Join(", ", outcomes.GroupBy(o => o.Status).OrderBy(g => g.Key)
             .Select(g => $"{(g.Key == 0 ? "transport error" : g.Key.ToString(System.Globalization.CultureInfo.InvariantCulture))}: {g.Count()}"));
         var line = $"{run}: sent {outcomes.Count} ({byStatus}); usage rows {usageRows}; "
             + (recovery is { } r ? $"recovered {r.TotalSeconds:0.0} s after the fault ended; " : "")
-            + $"conservation {conservation}; unmetered successes {unmetered}, still reserved {reservedOnly}";
+            + $"conservation {conservation}; unmetered successes {unmetered}, still reserved {reservedOnly}"
+            + (note is null ? "" : "; " + note);
         Console.WriteLine(line);
         if (Environment.GetEnvironmentVariable("TG_CHAOS_REPORT") is { Length: > 0 } file) File.AppendAllText(file, line + Environment.NewLine);
     }
@@ -92,16 +95,19 @@ internal static class FaultTraffic
     }
 
     /// <summary>Runs the conservation checker (<c>Gateway.Operator verify</c>) against the stack and asserts it is clean.</summary>
-    public static async Task AssertConservedAsync(GatewayStack stack, string redis)
+    public static Task AssertConservedAsync(GatewayStack stack, string redis) => AssertConservedAsync(stack.PostgresConnectionString, stack.RedisPrefix, redis);
+
+    /// <summary>Runs the conservation checker against a database and a Redis key prefix and asserts it is clean.</summary>
+    public static async Task AssertConservedAsync(string postgres, string redisPrefix, string redis)
     {
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
         var code = await VerifyCommand.RunAsync(
         [
             "verify",
-            "--ConnectionStrings:Postgres", stack.PostgresConnectionString,
+            "--ConnectionStrings:Postgres", postgres,
             "--ConnectionStrings:Redis", redis,
-            "--TokenGate:Redis:KeyPrefix", stack.RedisPrefix,
+            "--TokenGate:Redis:KeyPrefix", redisPrefix,
         ], stdout, stderr);
         Assert.True(code == VerifyCommand.ExitClean, $"verify exited {code}:\n{stdout}{stderr}");
     }

@@ -29,13 +29,42 @@ public sealed class LedgerWriterTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _f.DisposeAsync();
 
-    private LedgerWriter NewWriter(string connectionString, string consumer = "test") => new(
+    private LedgerWriter NewWriter(string connectionString, string consumer = "test", TimeSpan? claimIdle = null) => new(
         async ct => await _f.Redis.CreateDedicatedAsync(ct),
         _f.Redis,
         NpgsqlDataSource.Create(connectionString),
         _f.Keys,
-        Options.Create(new LedgerOptions { ConsumerName = consumer, Block = TimeSpan.FromMilliseconds(100), ClaimIdle = TimeSpan.FromSeconds(30) }),
+        Options.Create(new LedgerOptions { ConsumerName = consumer, Block = TimeSpan.FromMilliseconds(100), ClaimIdle = claimIdle ?? TimeSpan.FromSeconds(30) }),
         NullLogger<LedgerWriter>.Instance);
+
+    // Appends an event and reads every undelivered entry as another consumer, atomically (a running writer's blocked
+    // read cannot get it first): what a writer SIGKILLed between its read and its acknowledgement leaves pending.
+    private static readonly LuaScript AddAndLeavePending = new("""
+        redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+        return redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 100000, 'STREAMS', KEYS[1], '>')
+        """);
+
+    private async Task AddPendingOnAsync(string deadConsumer, UsageEvent e)
+    {
+        await _f.Redis.StreamCreateGroupAsync(_f.Keys.UsageStream, ProjectionKeys.UsageGroup, "0");
+        await _f.Redis.EvalAsync(AddAndLeavePending, [_f.Keys.UsageStream], [ProjectionKeys.UsageGroup, deadConsumer, .. e.ToStreamFields()]);
+    }
+
+    /// <summary>Steady traffic: an event every 20 ms until cancelled, so the writer's blocking read never comes back empty.</summary>
+    private Task SteadyTrafficAsync(CancellationToken stop) => Task.Run(async () =>
+    {
+        for (var i = 0; !stop.IsCancellationRequested; i++)
+        {
+            await AddAsync(Event($"steady-{i}", 0.001m));
+            try { await Task.Delay(20, stop); } catch (OperationCanceledException) { }
+        }
+    });
+
+    private async Task<int> RowsAsync(string prefix)
+    {
+        await using var db = _f.Db();
+        return await db.UsageLog.CountAsync(r => r.RequestId.StartsWith(prefix));
+    }
 
     private UsageEvent Event(string requestId, decimal cost) => new()
     {
@@ -114,6 +143,64 @@ public sealed class LedgerWriterTests : IAsyncLifetime
         }
         finally { await up.StopAsync(CancellationToken.None); }
         await using (var db = _f.Db()) Assert.Equal(5, await db.UsageLog.CountAsync());
+    }
+
+    [Fact]
+    public async Task A_new_leaders_writer_takes_over_at_once_what_a_killed_leaders_writer_left_pending()
+    {
+        // The old leader's writer read these and was SIGKILLed before acknowledging them (perhaps after its commit).
+        for (var i = 0; i < 5; i++) await AddPendingOnAsync("ledger-old-leader", Event($"orphan-{i}", 0.01m));
+        await UsageLedgerBatch.WriteAsync(NpgsqlDataSource.Create(_f.Database.ConnectionString), [Event("orphan-0", 0.01m)]);
+
+        // The new leader's writer: ClaimIdle far beyond the test, so only the take-over at the start of its term can
+        // get them while traffic keeps its reads busy (before, they waited for the first empty read and 30 s more).
+        using var stop = new CancellationTokenSource();
+        var traffic = SteadyTrafficAsync(stop.Token);
+        var writer = NewWriter(_f.Database.ConnectionString, consumer: "ledger-new-leader", claimIdle: TimeSpan.FromMinutes(10));
+        await writer.StartAsync(CancellationToken.None);
+        try
+        {
+            await Eventually.TrueAsync(async () => await RowsAsync("orphan-") == 5
+                && !(await _f.Redis.StreamPendingAsync(_f.Keys.UsageStream, ProjectionKeys.UsageGroup)).Consumers.ContainsKey("ledger-old-leader"),
+                "the orphaned entries to be persisted and acknowledged while traffic continues");
+            await Eventually.TrueAsync(async () => await RowsAsync("steady-") > 0, "the traffic to be persisted too");
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await traffic;
+            await writer.StopAsync(CancellationToken.None);
+        }
+
+        // Each exactly once: the one the old writer had committed was not written again.
+        await using var db = _f.Db();
+        var consumes = await db.LedgerEntries.Where(e => e.Kind == LedgerKinds.Consume && e.RequestId!.StartsWith("orphan-")).ToListAsync();
+        Assert.Equal(5, consumes.Count);
+        Assert.Equal(5, consumes.Select(c => c.RequestId).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Entries_another_consumer_left_pending_are_claimed_once_idle_even_under_steady_traffic()
+    {
+        using var stop = new CancellationTokenSource();
+        var traffic = SteadyTrafficAsync(stop.Token);
+        var writer = NewWriter(_f.Database.ConnectionString, consumer: "ledger-leader", claimIdle: TimeSpan.FromSeconds(1));
+        await writer.StartAsync(CancellationToken.None);
+        try
+        {
+            // Past the start of its term (the take-over found nothing), reading steady traffic.
+            await Eventually.TrueAsync(async () => await RowsAsync("steady-") > 0, "the writer to persist traffic");
+            for (var i = 0; i < 3; i++) await AddPendingOnAsync("ledger-gone", Event($"late-orphan-{i}", 0.01m));
+
+            // Before, a claim ran only after an empty read, which steady traffic never allows: these waited forever.
+            await Eventually.TrueAsync(async () => await RowsAsync("late-orphan-") == 3, "the orphaned entries to be claimed under traffic");
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await traffic;
+            await writer.StopAsync(CancellationToken.None);
+        }
     }
 
     [Fact]
