@@ -38,6 +38,9 @@ public sealed partial class ProxyRequestHandler
         public bool Streamed;
         /// <summary>Why the request failed, when known more precisely than its status (see <see cref="UsageErrorCodes"/>).</summary>
         public string? ErrorCode;
+        /// <summary>A 2xx whose body broke the provider's format (SSE events or a JSON body that do not parse): passed on
+        /// as it came, but the account is failing.</summary>
+        public bool Malformed;
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
@@ -142,22 +145,24 @@ public sealed partial class ProxyRequestHandler
                 x.Target = target;
                 x.Reached = true;
                 x.Status = code;
-                var cut = false;
+                string? broken = null;
                 try
                 {
                     await CopyResponseAsync(context, x, response, cts, sendStart, headersAt).ConfigureAwait(false);
-                    // The upstream's own failure after its headers (cut, body past the deadline), not the client's going away.
-                    cut = x.Incomplete && x.Status != 499;
+                    // The upstream's own failure after its headers (cut, body past the deadline, a body that is not what
+                    // the provider's format says), not the client's going away.
+                    if (x.Incomplete && x.Status != 499) broken = x.Status == 504 ? "timeout" : "cut";
+                    else if (x.Malformed) broken = "malformed";
                 }
                 finally
                 {
                     target.Health.Exit();
                     // Health is judged on the whole answer: an account whose responses break after their headers (a stream
-                    // cut mid-way) is failing and cools down like one refusing connections; judged on the headers alone its
-                    // every cut reset the failure count and it was never cooled down.
+                    // cut mid-way, malformed events) is failing and cools down like one refusing connections; judged on the
+                    // headers alone its every broken answer reset the failure count and it was never cooled down.
                     if (!failed)
                     {
-                        if (cut) OnAttemptFailed(target, isProbe, x.Status == 504 ? "timeout" : "cut");
+                        if (broken is not null) OnAttemptFailed(target, isProbe, broken);
                         else
                         {
                             target.Health.RecordSuccess(isProbe);
@@ -298,11 +303,13 @@ public sealed partial class ProxyRequestHandler
             if (parser is not null)
             {
                 x.Usage = parser.Usage;
+                x.Malformed = ok && parser.InvalidEventCount > 0;
                 parser.Dispose();
             }
             else if (accumulated is not null)
             {
-                UsageJsonScanner.Scan(accumulated.AsSpan(0, accumulatedLength), ref x.Usage);
+                var scan = UsageJsonScanner.Scan(accumulated.AsSpan(0, accumulatedLength), ref x.Usage);
+                x.Malformed = ok && scan.Invalid && !overflow && !x.Incomplete && IsJson(mediaType);
                 // A provider's error answer passed through: keep its own code (e.g. insufficient_quota).
                 if (x.Status >= 400 && x.ErrorCode is null) x.ErrorCode = ProviderErrorCode.Read(accumulated.AsSpan(0, accumulatedLength));
             }

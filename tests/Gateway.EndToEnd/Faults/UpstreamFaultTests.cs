@@ -16,8 +16,8 @@ namespace Gateway.EndToEnd.Faults;
 /// tokengate_proxy_upstream_cooldown gauge) and takes traffic again after the storm; a response cut after its first
 /// bytes cannot fail over, so its client sees the stream end early (or a provider-shaped 502 when nothing was sent
 /// yet) and the proxy meters it as a 502; an answer that is malformed but complete at the HTTP level is passed on and
-/// metered by estimate. Throughout: no 500, no hang, every error provider-shaped, every 200 exactly one usage row,
-/// and the conservation check clean at the end.
+/// metered by estimate (and counts against A like a cut). Throughout: no 500, no hang, every error provider-shaped,
+/// every 200 exactly one usage row, and the conservation check clean at the end.
 /// </summary>
 public sealed class UpstreamFaultTests
 {
@@ -38,7 +38,7 @@ public sealed class UpstreamFaultTests
 
     /// <summary>One storm: when it began, when A was in it (after the switch), when it ended, when both replicas had A
     /// cooling down and when A served again.</summary>
-    private sealed record Phase(Storm Storm, DateTime Begin, DateTime On, DateTime End, TimeSpan? Cooled, TimeSpan Recovered);
+    private sealed record Phase(Storm Storm, DateTime Begin, DateTime On, DateTime End, TimeSpan Cooled, TimeSpan Recovered);
 
     private sealed record UsageRow(string Upstream, int Status, bool Estimated);
 
@@ -84,17 +84,12 @@ public sealed class UpstreamFaultTests
                 await a.BeginAsync(storm);
                 var on = DateTime.UtcNow;
                 await Eventually.TrueAsync(() => Task.FromResult(sent.Count(s => s.Outcome.SentAt > on) >= 20 * FaultTraffic.Scale), $"traffic during the {storm} storm", TimeSpan.FromSeconds(180));
-                TimeSpan? cooled = null;
-                // A 200 with a malformed body is an answer: nothing to fail over from or cool down for.
-                if (storm != Storm.MalformedSse)
-                {
-                    foreach (var replica in replicas)
-                        await Eventually.TrueAsync(async () => await CooldownGaugeAsync(metrics, replica) == 1, $"account A cooling down on a replica in the {storm} storm", TimeSpan.FromSeconds(120));
-                    var cooledAt = DateTime.UtcNow;
-                    cooled = cooledAt - on;
-                    // Traffic keeps flowing, around A.
-                    await Eventually.TrueAsync(() => Task.FromResult(sent.Count(s => s.Outcome.SentAt > cooledAt) >= 10 * FaultTraffic.Scale), $"traffic while A cools down in the {storm} storm", TimeSpan.FromSeconds(180));
-                }
+                foreach (var replica in replicas)
+                    await Eventually.TrueAsync(async () => await CooldownGaugeAsync(metrics, replica) == 1, $"account A cooling down on a replica in the {storm} storm", TimeSpan.FromSeconds(120));
+                var cooledAt = DateTime.UtcNow;
+                var cooled = cooledAt - on;
+                // Traffic keeps flowing, around A.
+                await Eventually.TrueAsync(() => Task.FromResult(sent.Count(s => s.Outcome.SentAt > cooledAt) >= 10 * FaultTraffic.Scale), $"traffic while A cools down in the {storm} storm", TimeSpan.FromSeconds(180));
                 var end = DateTime.UtcNow;
                 await a.EndAsync();
                 await Eventually.TrueAsync(() => Task.FromResult(a.FirstServedAfterStorm is not null), $"account A to take traffic again after the {storm} storm", TimeSpan.FromSeconds(120));
@@ -165,10 +160,12 @@ public sealed class UpstreamFaultTests
                     Assert.NotEmpty(served);
                     break;
                 case Storm.MalformedSse:
-                    // Passed on as the upstream sent it, metered by estimate (its usage is missing or invalid).
+                    // A's malformed 200s are passed on as they came (the answer had begun) and metered by estimate (their
+                    // usage is missing or invalid); once A cools down, B answers.
                     Assert.All(during, s => Assert.Equal(200, s.Outcome.Status));
                     Assert.All(served.Where(u => u.Upstream == AccountA), u => Assert.True(u.Estimated));
                     Assert.Contains(served, u => u.Upstream == AccountA);
+                    Assert.Contains(served, u => u.Upstream == AccountB);
                     break;
             }
             var outcomes = all.Where(s => s.Outcome.SentAt >= phase.Begin && s.Outcome.SentAt < next).Select(s => s.Outcome).ToList();
@@ -177,7 +174,7 @@ public sealed class UpstreamFaultTests
             Assert.Equal(0, unmetered);
             FaultTraffic.Report(
                 $"upstream storm on one of two accounts, two replicas: {phase.Storm}"
-                + (phase.Cooled is { } c ? $" (A cooled down on both replicas {c.TotalSeconds:0.0} s after it began)" : "")
+                + $" (A cooled down on both replicas {phase.Cooled.TotalSeconds:0.0} s after it began)"
                 + $"; slowest request {all.Where(s => s.Outcome.SentAt >= phase.Begin && s.Outcome.SentAt < next).Max(s => (s.EndedAt - s.Outcome.SentAt).TotalSeconds):0.0} s"
                 + $"; to B {outcomes.Count(o => o.RequestId is not null && rows.TryGetValue(o.RequestId, out var u) && u[0].Upstream == AccountB)}",
                 outcomes, ids.Count(rows.ContainsKey), unmetered, 0, phase.Recovered, "clean");

@@ -231,4 +231,60 @@ public sealed class FailoverTests : IAsyncLifetime
             return mine.Any(e => e.Upstream == "default/cut" && e.Status == 502) && mine.Any(e => e.Upstream == "default/backup" && e.Status == 200);
         }, "the usage of the cut and of the served request");
     }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_malformed_answer_is_passed_on_and_counts_as_a_failure_that_cools_the_account_down(bool stream)
+    {
+        // Account "garbled" answers 200 with SSE events whose JSON breaks off (streams) or a JSON body cut mid-string,
+        // complete at the HTTP level. The answer has begun when that shows, so it is passed on as it came; the account
+        // is failing all the same.
+        var seen = 0;
+        await using var garbled = await HostileUpstream.StartAsync(async context =>
+        {
+            Interlocked.Increment(ref seen);
+            using var reader = new StreamReader(context.Request.Body);
+            var isStream = (await reader.ReadToEndAsync()).Contains("\"stream\":true", StringComparison.Ordinal);
+            context.Response.ContentType = isStream ? "text/event-stream" : "application/json";
+            await context.Response.WriteAsync(isStream
+                ? "data: {\"id\":\"g1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\n\ndata: [DONE]\n\n"
+                : "{\"id\":\"g1\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hel");
+        });
+        await _h.Projection.PutUpstreamsAsync(
+            _h.MockUpstream("default/garbled", priority: 0) with { BaseUrl = new Uri(garbled.BaseUrl, "v1").ToString() },
+            _h.MockUpstream("default/backup", priority: 1));
+        var c = await _h.CreateCallerAsync();
+        var json = stream
+            ? """{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"""
+            : Chat;
+
+        // Until the proxy sees the new list, the default account answers; the first answer from "garbled" comes through as it was sent.
+        var first = "";
+        await Eventually.TrueAsync(async () =>
+        {
+            using var response = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, json));
+            first = await response.Content.ReadAsStringAsync();
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            return Volatile.Read(ref seen) > 0;
+        }, "a request to reach the account that garbles its answers");
+        Assert.Contains("\"content\":\"Hel", first, StringComparison.Ordinal);
+
+        // CooldownAfterFailures 1: "garbled" cools down and the backup serves the next request.
+        await Eventually.TrueAsync(async () => (await _h.MetricsAsync()).Contains("tokengate_proxy_upstream_cooldown{upstream=\"default/garbled\"} 1", StringComparison.Ordinal),
+            "the account that garbled an answer to cool down");
+        Assert.Contains((await _h.MetricsAsync()).Split('\n'), l => l.StartsWith("tokengate_proxy_upstream_requests_total{", StringComparison.Ordinal)
+            && l.Contains("upstream=\"default/garbled\"", StringComparison.Ordinal) && l.Contains("outcome=\"malformed\"", StringComparison.Ordinal));
+        using (var next = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, json)))
+        {
+            Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+            Assert.DoesNotContain("\"id\":\"g1\"", await next.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        Assert.Equal(1, Volatile.Read(ref seen));
+        // The garbled answer is metered by estimate (its usage never came).
+        var usage = await Eventually.ReturnsAsync(async () => (await _h.UsageEventsAsync()).FirstOrDefault(e => e.KeyId == c.Key.KeyId && e.Upstream == "default/garbled"),
+            "the usage event of the garbled answer");
+        Assert.Equal(200, usage.Status);
+        Assert.True(usage.Estimated);
+    }
 }
