@@ -37,7 +37,12 @@ public sealed class ProxyKillTests
         var load = Enumerable.Range(0, 2).Select(worker => Task.Run(async () =>
         {
             var i = 0;
-            while (!stop.IsCancellationRequested) steady.Enqueue(await FaultTraffic.SendAsync(survivor, steadyKey, stream: (i++ + worker) % 2 == 0));
+            while (!stop.IsCancellationRequested)
+            {
+                steady.Enqueue(await FaultTraffic.SendAsync(survivor, steadyKey, stream: (i++ + worker) % 2 == 0));
+                // Paced (about 100 a second per client): unpaced, two clients sent some 2,000 a second for the whole run.
+                await Task.Delay(10);
+            }
         })).ToArray();
         try
         {

@@ -63,11 +63,16 @@ public sealed class UpstreamFaultTests
 
         var sent = new ConcurrentQueue<Sent>();
         using var stop = new CancellationTokenSource();
-        // Two clients per replica, streaming and not in turn.
+        // Two clients per replica, streaming and not in turn, each at most about 100 requests a second: steady load that
+        // leaves the shared machine to the rest of the suite (unpaced, the four sent some 800 a second).
         var load = Enumerable.Range(0, 4).Select(worker => Task.Run(async () =>
         {
             var i = 0;
-            while (!stop.IsCancellationRequested) sent.Enqueue(await SendAsync(clients[worker % 2], worker % 2, key, stream: (i++ + worker / 2) % 2 == 0));
+            while (!stop.IsCancellationRequested)
+            {
+                sent.Enqueue(await SendAsync(clients[worker % 2], worker % 2, key, stream: (i++ + worker / 2) % 2 == 0));
+                await Task.Delay(10);
+            }
         })).ToArray();
         var phases = new List<Phase>();
         try
