@@ -10,7 +10,7 @@ namespace Gateway.EndToEnd.Faults;
 /// <summary>
 /// Issue #12, item 2 (short form): upstream fault storms under steady load through two proxy replicas. The load key's
 /// user may use two accounts (selector pool=storm): A (priority 0, a <see cref="StormUpstream"/>) and B (priority 1, the
-/// stack's mock). One storm after another hits A: slow first byte (beyond the replicas' 4 s time-to-first-byte
+/// stack's mock). One storm after another hits A: slow first byte (beyond the replicas' 8 s time-to-first-byte
 /// deadline), cut mid-stream, malformed SSE, 429s with Retry-After, connection refused. Per storm: requests A cannot
 /// serve fail over to B before anything reached the client (200 through B); A cools down on both replicas (the
 /// tokengate_proxy_upstream_cooldown gauge) and takes traffic again after the storm; a response cut after its first
@@ -23,12 +23,14 @@ public sealed class UpstreamFaultTests
 {
     private const string AccountA = "default/storm-a";
     private const string AccountB = "default/storm-b";
-    /// <summary>Every request must end within this: 4 s to first byte per attempt, 60 s in all (the replicas' settings), and slack.</summary>
+    /// <summary>Every request must end within this: 8 s to first byte per attempt, 60 s in all (the replicas' settings), and slack.</summary>
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(90);
 
+    // 8 s to first byte (connect included): far beyond what the mock needs even on a loaded machine, so B never times
+    // out; the slow storm's 60 s are far beyond it.
     private static readonly string[] ReplicaSettings =
     [
-        "--TokenGate:Proxy:UpstreamTimeToFirstByteSeconds", "4", "--TokenGate:Proxy:UpstreamTotalTimeoutSeconds", "60",
+        "--TokenGate:Proxy:UpstreamTimeToFirstByteSeconds", "8", "--TokenGate:Proxy:UpstreamTotalTimeoutSeconds", "60",
         "--TokenGate:Proxy:CooldownSeconds", "2", "--TokenGate:Proxy:UpstreamConnectTimeoutSeconds", "30",
     ];
 
@@ -113,7 +115,7 @@ public sealed class UpstreamFaultTests
         // Never a hang, never a 500 of the proxy's own making, every error in the provider's shape. A request may end
         // without a whole answer only when its stream was cut: after a 200's headers, or (the proxy resets the connection
         // of a response it cannot complete, and a reset can overtake the bytes before it) with nothing at all, and
-        // only in the cut storm.
+        // only if it was in flight during the cut storm (one sent just before the storm can reach A in it).
         Assert.DoesNotContain(all, s => s.Outcome.Body.StartsWith("hang", StringComparison.Ordinal));
         var cutStorm = phases.Single(p => p.Storm == Storm.CutMidStream);
         var afterCutStorm = phases[phases.IndexOf(cutStorm) + 1].Begin;
@@ -121,8 +123,10 @@ public sealed class UpstreamFaultTests
         {
             if (s.Outcome.Status == 0)
             {
-                Assert.True(s.CutAfterHeaders || (s.Outcome.SentAt >= cutStorm.Begin && s.Outcome.SentAt < afterCutStorm),
-                    $"a request failed without an answer from the proxy: {s.Outcome.Body}");
+                Assert.True(s.CutAfterHeaders || (s.EndedAt >= cutStorm.Begin && s.Outcome.SentAt < afterCutStorm),
+                    $"a request failed without an answer from the proxy: {s.Outcome.Body}, sent {(s.Outcome.SentAt - cutStorm.Begin).TotalMilliseconds:0} ms "
+                    + $"after the cut storm began, ended {(s.EndedAt - cutStorm.Begin).TotalMilliseconds:0} ms after; phases began at "
+                    + string.Join(", ", phases.Select(p => $"{p.Storm} {(p.Begin - cutStorm.Begin).TotalMilliseconds:0} ms")));
                 continue;
             }
             Assert.True(s.Outcome.Status is 200 or 502 or 503 or 504, $"status {s.Outcome.Status}: {s.Outcome.Body[..Math.Min(300, s.Outcome.Body.Length)]}");
