@@ -143,6 +143,8 @@ public sealed class UpstreamFaultTests
         }, "every answered request's usage row", TimeSpan.FromSeconds(120));
         Assert.All(rows, r => Assert.Single(r.Value));
         Assert.All(all.Where(s => s.Outcome.Status == 200), s => Assert.NotNull(s.Outcome.RequestId));
+        // And the money adds up (before the figures below say so).
+        await FaultTraffic.AssertConservedAsync(stack, stack.Redis);
 
         for (var p = 0; p < phases.Count; p++)
         {
@@ -183,13 +185,11 @@ public sealed class UpstreamFaultTests
             Assert.Equal(0, unmetered);
             FaultTraffic.Report(
                 $"upstream storm on one of two accounts, two replicas: {phase.Storm}"
-                + $" (A cooled down on both replicas {phase.Cooled.TotalSeconds:0.0} s after it began)"
+                + $" (A seen cooling down on both replicas {phase.Cooled.TotalSeconds:0.0} s after it began)"
                 + $"; slowest request {all.Where(s => s.Outcome.SentAt >= phase.Begin && s.Outcome.SentAt < next).Max(s => (s.EndedAt - s.Outcome.SentAt).TotalSeconds):0.0} s"
                 + $"; to B {outcomes.Count(o => o.RequestId is not null && rows.TryGetValue(o.RequestId, out var u) && u[0].Upstream == AccountB)}",
                 outcomes, ids.Count(rows.ContainsKey), unmetered, 0, phase.Recovered, "clean");
         }
-
-        await FaultTraffic.AssertConservedAsync(stack, stack.Redis);
     }
 
     /// <summary>Accounts A and B, a user who may use only them, and its key; returns the key the operator issued.</summary>
