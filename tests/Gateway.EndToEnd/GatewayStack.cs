@@ -30,6 +30,8 @@ public sealed class GatewayStack : IAsyncDisposable
     public string SamplesDir { get; private set; } = null!;
     public string StateDir { get; private set; } = null!;
     public string RedisPrefix { get; } = TestEnvironment.UniqueRedisPrefix();
+    /// <summary>The Redis the stack uses (the shared one, or the test's own), for processes that join the stack.</summary>
+    public string Redis => _redis;
     public Uri MockUrl { get; private set; } = null!;
     public Uri OperatorUrl { get; private set; } = null!;
     public Uri ProxyUrl { get; private set; } = null!;

@@ -38,13 +38,16 @@ public sealed partial class ProxyRequestHandler
         public bool Streamed;
         /// <summary>Why the request failed, when known more precisely than its status (see <see cref="UsageErrorCodes"/>).</summary>
         public string? ErrorCode;
+        /// <summary>A 2xx whose body broke the provider's format (SSE events or a JSON body that do not parse): passed on
+        /// as it came, but the account is failing.</summary>
+        public bool Malformed;
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask ExchangeAsync(HttpContext context, Exchange x, byte[] body, int length, UpstreamTarget[] targets)
     {
         var route = x.Route;
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        CancellationTokenSource? cts = null;
         ulong tried = 0;
         var attempts = 0;
         ProxyError? failure = null;
@@ -83,8 +86,11 @@ public sealed partial class ProxyRequestHandler
 
                 target.Health.Enter();
                 target.Health.CountRequest();
-                var entered = true;
                 sendStart = Stopwatch.GetTimestamp();
+                // A fresh deadline per attempt: an attempt that timed out cancelled its own source, and the next account
+                // gets its whole time to first byte (one shared source stayed cancelled and failed every later attempt at once).
+                cts?.Dispose();
+                cts = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
                 cts.CancelAfter(_ttfbTimeout);
                 try
                 {
@@ -117,7 +123,8 @@ public sealed partial class ProxyRequestHandler
                 // An OAuth account's token rejected (revoked or expired early): the operator is asked to refresh it
                 // now, the account cools down here and on the other replicas, and another account takes the request.
                 var tokenRejected = code == 401 && target.Account.OAuth;
-                if (code == 429 || code >= 500 || tokenRejected)
+                var failed = code == 429 || code >= 500 || tokenRejected;
+                if (failed)
                 {
                     OnAttemptFailed(target, isProbe, code == 429 ? "429" : code == 401 ? "401" : "5xx");
                     if (code == 429) CoolDownAsAsked(target, response);
@@ -135,21 +142,33 @@ public sealed partial class ProxyRequestHandler
                         continue;
                     }
                 }
-                else
-                {
-                    target.Health.RecordSuccess(isProbe);
-                    _metrics.UpstreamRequests.Add(1, new("upstream", target.Account.Name), new("outcome", "ok"));
-                }
                 x.Target = target;
                 x.Reached = true;
                 x.Status = code;
+                string? broken = null;
                 try
                 {
                     await CopyResponseAsync(context, x, response, cts, sendStart, headersAt).ConfigureAwait(false);
+                    // The upstream's own failure after its headers (cut, body past the deadline, a body that is not what
+                    // the provider's format says), not the client's going away.
+                    if (x.Incomplete && x.Status != 499) broken = x.Status == 504 ? "timeout" : "cut";
+                    else if (x.Malformed) broken = "malformed";
                 }
                 finally
                 {
-                    if (entered) target.Health.Exit();
+                    target.Health.Exit();
+                    // Health is judged on the whole answer: an account whose responses break after their headers (a stream
+                    // cut mid-way, malformed events) is failing and cools down like one refusing connections; judged on the
+                    // headers alone its every broken answer reset the failure count and it was never cooled down.
+                    if (!failed)
+                    {
+                        if (broken is not null) OnAttemptFailed(target, isProbe, broken);
+                        else
+                        {
+                            target.Health.RecordSuccess(isProbe);
+                            _metrics.UpstreamRequests.Add(1, new("upstream", target.Account.Name), new("outcome", "ok"));
+                        }
+                    }
                 }
                 return;
             }
@@ -161,6 +180,7 @@ public sealed partial class ProxyRequestHandler
         finally
         {
             response?.Dispose();
+            cts?.Dispose();
             if (edited is not null) ArrayPool<byte>.Shared.Return(edited);
         }
     }
@@ -283,11 +303,13 @@ public sealed partial class ProxyRequestHandler
             if (parser is not null)
             {
                 x.Usage = parser.Usage;
+                x.Malformed = ok && parser.InvalidEventCount > 0;
                 parser.Dispose();
             }
             else if (accumulated is not null)
             {
-                UsageJsonScanner.Scan(accumulated.AsSpan(0, accumulatedLength), ref x.Usage);
+                var scan = UsageJsonScanner.Scan(accumulated.AsSpan(0, accumulatedLength), ref x.Usage);
+                x.Malformed = ok && scan.Invalid && !overflow && !x.Incomplete && IsJson(mediaType);
                 // A provider's error answer passed through: keep its own code (e.g. insufficient_quota).
                 if (x.Status >= 400 && x.ErrorCode is null) x.ErrorCode = ProviderErrorCode.Read(accumulated.AsSpan(0, accumulatedLength));
             }

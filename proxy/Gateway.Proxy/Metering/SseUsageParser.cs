@@ -46,6 +46,9 @@ public sealed class SseUsageParser : IDisposable
     /// <summary>Number of complete events seen.</summary>
     public int EventCount { get; private set; }
 
+    /// <summary>Events whose data was neither JSON nor [DONE]: a provider never sends them, so the stream is malformed.</summary>
+    public int InvalidEventCount { get; private set; }
+
     /// <summary>True when the caller must forward through the parser (whole events only).</summary>
     public bool EventMode => _dropUsageOnlyChunks || _correctMessageStart;
 
@@ -107,6 +110,7 @@ public sealed class SseUsageParser : IDisposable
     {
         EventCount++;
         var scan = ParseData(content, out var isDone);
+        if (scan.Invalid) InvalidEventCount++;
         if (forward is null) return;
         if (!isDone && _dropUsageOnlyChunks && scan.HadUsage && scan.EmptyChoices) return;
         if (_correctMessageStart && !_messageStartSettled)

@@ -13,6 +13,8 @@ public struct ScanResult
     public bool IsMessageStart;
     /// <summary>Input tokens this document's usage reported, or -1.</summary>
     public long InputTokens;
+    /// <summary>The document was not valid JSON (truncated, garbage, too deep).</summary>
+    public bool Invalid;
 }
 
 /// <summary>
@@ -64,6 +66,7 @@ public static class UsageJsonScanner
         catch (JsonException)
         {
             // Not JSON (or truncated): whatever was read before the error still counts.
+            result.Invalid = true;
         }
         return result;
     }

@@ -15,26 +15,27 @@ internal static class FaultTraffic
 
     /// <summary>
     /// A key of a user without rate limits (the demo user's 600 requests a minute would refuse the longer runs) and a
-    /// large balance, declared in the stack's file source; returns the key the operator issued.
+    /// large balance, declared in the stack's file source; returns the key the operator issued. <paramref name="name"/>
+    /// names the user and its key (another name: another user, whose balance the first one's traffic does not move).
     /// </summary>
-    public static async Task<string> LoadKeyAsync(GatewayStack stack)
+    public static async Task<string> LoadKeyAsync(GatewayStack stack, string name = "chaos")
     {
-        await File.WriteAllTextAsync(Path.Combine(stack.SamplesDir, "chaos.yaml"), """
+        await File.WriteAllTextAsync(Path.Combine(stack.SamplesDir, name + ".yaml"), $$"""
             apiVersion: tokengate.io/v1alpha1
             kind: UserQuota
-            metadata: { name: chaos, namespace: default }
+            metadata: { name: {{name}}, namespace: default }
             spec:
-              user: { name: chaos, email: chaos@example.com }
-              grants: [ { id: chaos-load, amount: 1000, reason: fault runs } ]
+              user: { name: {{name}}, email: {{name}}@example.com }
+              grants: [ { id: {{name}}-load, amount: 1000, reason: fault runs } ]
             ---
             apiVersion: tokengate.io/v1alpha1
             kind: ApiKey
-            metadata: { name: chaos, namespace: default }
-            spec: { owner: chaos }
+            metadata: { name: {{name}}, namespace: default }
+            spec: { owner: {{name}} }
             """);
         return await Eventually.ReturnsAsync(async () =>
         {
-            var secret = await stack.Source.GetSecretAsync("default", "chaos-apikey", CancellationToken.None);
+            var secret = await stack.Source.GetSecretAsync("default", name + "-apikey", CancellationToken.None);
             return secret is null ? null : Encoding.UTF8.GetString(secret["OPENAI_API_KEY"]);
         }, "the operator to issue the load key");
     }

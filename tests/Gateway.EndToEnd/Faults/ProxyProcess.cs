@@ -35,7 +35,7 @@ public sealed class ProxyProcess : IDisposable
         var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in (string[])
                  [dll, "--urls", $"http://127.0.0.1:{port}", "--TokenGate:Management:Urls", $"http://127.0.0.1:{management}",
-                  "--ConnectionStrings:Redis", TestEnvironment.Redis, "--TokenGate:PepperFile", stack.PepperFile,
+                  "--ConnectionStrings:Redis", stack.Redis, "--TokenGate:PepperFile", stack.PepperFile,
                   "--TokenGate:Credentials:KeysDirectory", stack.CredentialKeysDir, "--TokenGate:Redis:KeyPrefix", stack.RedisPrefix,
                   "--TokenGate:PricesDirectory", RepoPaths.Prices, "--Logging:LogLevel:Default", "Warning", .. settings])
         {

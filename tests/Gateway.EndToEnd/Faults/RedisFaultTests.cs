@@ -11,7 +11,7 @@ using Npgsql;
 namespace Gateway.EndToEnd.Faults;
 
 /// <summary>
-/// Issue #12, item 2 (short form): Redis dies under steady traffic (SIGKILL) and comes back from its append-only
+/// Issue #12, item 2 (short form): Redis dies under steady traffic through two proxy replicas (SIGKILL) and comes back from its append-only
 /// file. While it is gone every request is refused at once with a 503 in the provider's shape and none is served
 /// unmetered; when it is back, traffic resumes by itself (nothing restarted), and every request that was served
 /// has exactly one usage row, or, if it was in flight when Redis died, a reservation still open for the sweeper.
@@ -26,16 +26,23 @@ public sealed class RedisFaultTests
         await using var redis = await ThrowawayRedisServer.StartAsync(appendOnly: true);
         await using var stack = await GatewayStack.StartAsync(redis.Address);
         var key = await FaultTraffic.LoadKeyAsync(stack);
-        using var http = new HttpClient { BaseAddress = stack.ProxyUrl, Timeout = TimeSpan.FromSeconds(60) };
-        await Eventually.TrueAsync(async () => (await FaultTraffic.SendAsync(http, key, stream: false)).Status == 200, "the key to work");
+        // Two proxy replicas on the same Redis: the stack's own and one as a process; each gets two clients.
+        using var replica = await ProxyProcess.StartAsync(stack);
+        using var http0 = new HttpClient { BaseAddress = stack.ProxyUrl, Timeout = TimeSpan.FromSeconds(60) };
+        using var http1 = new HttpClient { BaseAddress = replica.Url, Timeout = TimeSpan.FromSeconds(60) };
+        HttpClient[] clients = [http0, http1];
+        foreach (var http in clients)
+            await Eventually.TrueAsync(async () => (await FaultTraffic.SendAsync(http, key, stream: false)).Status == 200, "the key to work on each replica");
 
-        var outcomes = new ConcurrentQueue<FaultTraffic.Outcome>();
+        ConcurrentQueue<FaultTraffic.Outcome>[] byReplica = [new(), new()];
         using var stop = new CancellationTokenSource();
-        var load = Enumerable.Range(0, 2).Select(worker => Task.Run(async () =>
+        var load = Enumerable.Range(0, 4).Select(worker => Task.Run(async () =>
         {
             var i = 0;
-            while (!stop.IsCancellationRequested) outcomes.Enqueue(await FaultTraffic.SendAsync(http, key, stream: (i++ + worker) % 2 == 0));
+            while (!stop.IsCancellationRequested) byReplica[worker % 2].Enqueue(await FaultTraffic.SendAsync(clients[worker % 2], key, stream: (i++ + worker / 2) % 2 == 0));
         })).ToArray();
+        // Every assertion below holds for each replica's requests, and for all of them together.
+        var outcomes = new AllOf(byReplica);
         TimeSpan recovery;
         var killedAtForReport = DateTime.MinValue;
         try
@@ -44,24 +51,31 @@ public sealed class RedisFaultTests
 
             redis.Kill();
             var killedAt = killedAtForReport = DateTime.UtcNow;
-            // Down until at least ten requests sent after the kill were answered.
-            await Eventually.TrueAsync(() => Task.FromResult(outcomes.Count(o => o.SentAt > killedAt) >= 10 * FaultTraffic.Scale), "requests while Redis is down");
+            // Down until at least ten requests sent after the kill were answered, by each replica.
+            foreach (var replicaOutcomes in byReplica)
+                await Eventually.TrueAsync(() => Task.FromResult(replicaOutcomes.Count(o => o.SentAt > killedAt) >= 10 * FaultTraffic.Scale), "requests while Redis is down, on each replica");
             var restartedAt = DateTime.UtcNow;
             await redis.RestartAsync();
 
-            // Nothing restarted but Redis: the proxy reconnects and serves again.
-            await Eventually.TrueAsync(() => Task.FromResult(outcomes.Any(o => o.SentAt > restartedAt && o.Status == 200)), "traffic to resume by itself");
-            recovery = outcomes.Where(o => o.SentAt > restartedAt && o.Status == 200).Min(o => o.SentAt) - restartedAt;
-            await Eventually.TrueAsync(() => Task.FromResult(outcomes.Count(o => o.SentAt > restartedAt && o.Status == 200) >= 10 * FaultTraffic.Scale),
-                "traffic after the restart");
-
-            var whileDown = outcomes.Where(o => o.SentAt > killedAt && o.SentAt < restartedAt).ToList();
-            Assert.NotEmpty(whileDown);
-            foreach (var o in whileDown)
+            // Nothing restarted but Redis: both replicas reconnect and serve again (recovery: until the later of them did).
+            foreach (var replicaOutcomes in byReplica)
             {
-                Assert.Equal(503, o.Status);
-                using var error = JsonDocument.Parse(o.Body);
-                Assert.Equal("gateway_unavailable", error.RootElement.GetProperty("error").GetProperty("code").GetString());
+                await Eventually.TrueAsync(() => Task.FromResult(replicaOutcomes.Any(o => o.SentAt > restartedAt && o.Status == 200)), "traffic to resume by itself on each replica");
+                await Eventually.TrueAsync(() => Task.FromResult(replicaOutcomes.Count(o => o.SentAt > restartedAt && o.Status == 200) >= 5 * FaultTraffic.Scale),
+                    "traffic after the restart on each replica");
+            }
+            recovery = byReplica.Max(q => q.Where(o => o.SentAt > restartedAt && o.Status == 200).Min(o => o.SentAt)) - restartedAt;
+
+            foreach (var replicaOutcomes in byReplica)
+            {
+                var whileDown = replicaOutcomes.Where(o => o.SentAt > killedAt && o.SentAt < restartedAt).ToList();
+                Assert.NotEmpty(whileDown);
+                foreach (var o in whileDown)
+                {
+                    Assert.Equal(503, o.Status);
+                    using var error = JsonDocument.Parse(o.Body);
+                    Assert.Equal("gateway_unavailable", error.RootElement.GetProperty("error").GetProperty("code").GetString());
+                }
             }
         }
         finally
@@ -104,6 +118,14 @@ public sealed class RedisFaultTests
             if ((await client.ExecuteAsync("EXISTS", [keys.Reservation(id)])).AsInt64() == 1) reservedOnly++;
             else unmetered++;
         }
-        FaultTraffic.Report("redis killed and restarted from its AOF", outcomes, persisted.Count, unmetered, reservedOnly, recovery, "clean");
+        FaultTraffic.Report("redis killed and restarted from its AOF, two replicas", outcomes.ToList(), persisted.Count, unmetered, reservedOnly, recovery, "clean");
+    }
+
+    /// <summary>The replicas' outcomes together, read afresh at each enumeration (the queues grow while the load runs).</summary>
+    private sealed class AllOf(ConcurrentQueue<FaultTraffic.Outcome>[] parts) : IEnumerable<FaultTraffic.Outcome>
+    {
+        public IEnumerator<FaultTraffic.Outcome> GetEnumerator() => parts.SelectMany(p => p).GetEnumerator();
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 }

@@ -6,6 +6,7 @@ using Gateway.MockUpstream.Recording;
 using Gateway.Proxy.Tests.Endpoints;
 using Gateway.Proxy.Tests.Infrastructure;
 using Gateway.Testing;
+using Microsoft.AspNetCore.Http;
 
 namespace Gateway.Proxy.Tests.Routing;
 
@@ -172,5 +173,118 @@ public sealed class FailoverTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var upstream = (await _h.MockRequestsAsync()).Last(r => r.Path == "/v1/messages");
         Assert.Equal("x-api-key", Assert.Single(upstream.Credentials).Header);
+    }
+
+    [Fact]
+    public async Task A_stream_cut_after_its_headers_counts_as_a_failure_and_cools_the_account_down()
+    {
+        // Account "cut" answers 200 and a first event, then breaks the connection when the test says so (after the
+        // client has read that event, so the proxy surely had the headers): the failure comes after the headers.
+        var seen = 0;
+        var breakNow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var cutter = await HostileUpstream.StartAsync(async context =>
+        {
+            Interlocked.Increment(ref seen);
+            await context.Request.Body.CopyToAsync(Stream.Null);
+            context.Response.ContentType = "text/event-stream";
+            await context.Response.WriteAsync("data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}\n\n");
+            await context.Response.Body.FlushAsync();
+            await breakNow.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            context.Abort();
+        });
+        var cut = _h.MockUpstream("default/cut", priority: 0) with { BaseUrl = new Uri(cutter.BaseUrl, "v1").ToString() };
+        await _h.Projection.PutUpstreamsAsync(cut, _h.MockUpstream("default/backup", priority: 1));
+        var c = await _h.CreateCallerAsync();
+        const string stream = """{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}""";
+
+        // Until the proxy sees the new list, the default account answers; the first request that reaches "cut" is cut.
+        await Eventually.TrueAsync(async () =>
+        {
+            using var request = ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, stream);
+            using var response = await _h.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            if (Volatile.Read(ref seen) == 0)
+            {
+                await response.Content.ReadAsStringAsync();
+                return false;
+            }
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            await using var body = await response.Content.ReadAsStreamAsync();
+            Assert.True(await body.ReadAsync(new byte[1024]) > 0);
+            breakNow.SetResult();
+            await Assert.ThrowsAnyAsync<Exception>(async () => { while (await body.ReadAsync(new byte[1024]) > 0) { } });
+            return true;
+        }, "a request to reach the account that cuts its streams");
+
+        // One failure opens the circuit here (CooldownAfterFailures 1): "cut" cools down and the backup serves.
+        await Eventually.TrueAsync(async () => (await _h.MetricsAsync()).Contains("tokengate_proxy_upstream_cooldown{upstream=\"default/cut\"} 1", StringComparison.Ordinal),
+            "the account that cut a stream to cool down");
+        using (var next = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, stream)))
+        {
+            Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+            Assert.Contains("[DONE]", await next.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        Assert.Equal(1, Volatile.Read(ref seen));
+        // Both metered: the cut as a 502 charged for what was produced, the served one as a 200.
+        await Eventually.TrueAsync(async () =>
+        {
+            var mine = (await _h.UsageEventsAsync()).Where(e => e.KeyId == c.Key.KeyId).ToList();
+            return mine.Any(e => e.Upstream == "default/cut" && e.Status == 502) && mine.Any(e => e.Upstream == "default/backup" && e.Status == 200);
+        }, "the usage of the cut and of the served request");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_malformed_answer_is_passed_on_and_counts_as_a_failure_that_cools_the_account_down(bool stream)
+    {
+        // Account "garbled" answers 200 with SSE events whose JSON breaks off (streams) or a JSON body cut mid-string,
+        // complete at the HTTP level. The answer has begun when that shows, so it is passed on as it came; the account
+        // is failing all the same.
+        var seen = 0;
+        await using var garbled = await HostileUpstream.StartAsync(async context =>
+        {
+            Interlocked.Increment(ref seen);
+            using var reader = new StreamReader(context.Request.Body);
+            var isStream = (await reader.ReadToEndAsync()).Contains("\"stream\":true", StringComparison.Ordinal);
+            context.Response.ContentType = isStream ? "text/event-stream" : "application/json";
+            await context.Response.WriteAsync(isStream
+                ? "data: {\"id\":\"g1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\n\ndata: [DONE]\n\n"
+                : "{\"id\":\"g1\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hel");
+        });
+        await _h.Projection.PutUpstreamsAsync(
+            _h.MockUpstream("default/garbled", priority: 0) with { BaseUrl = new Uri(garbled.BaseUrl, "v1").ToString() },
+            _h.MockUpstream("default/backup", priority: 1));
+        var c = await _h.CreateCallerAsync();
+        var json = stream
+            ? """{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"""
+            : Chat;
+
+        // Until the proxy sees the new list, the default account answers; the first answer from "garbled" comes through as it was sent.
+        var first = "";
+        await Eventually.TrueAsync(async () =>
+        {
+            using var response = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, json));
+            first = await response.Content.ReadAsStringAsync();
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            return Volatile.Read(ref seen) > 0;
+        }, "a request to reach the account that garbles its answers");
+        Assert.Contains("\"content\":\"Hel", first, StringComparison.Ordinal);
+
+        // CooldownAfterFailures 1: "garbled" cools down and the backup serves the next request.
+        await Eventually.TrueAsync(async () => (await _h.MetricsAsync()).Contains("tokengate_proxy_upstream_cooldown{upstream=\"default/garbled\"} 1", StringComparison.Ordinal),
+            "the account that garbled an answer to cool down");
+        Assert.Contains((await _h.MetricsAsync()).Split('\n'), l => l.StartsWith("tokengate_proxy_upstream_requests_total{", StringComparison.Ordinal)
+            && l.Contains("upstream=\"default/garbled\"", StringComparison.Ordinal) && l.Contains("outcome=\"malformed\"", StringComparison.Ordinal));
+        using (var next = await _h.Http.SendAsync(ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, json)))
+        {
+            Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+            Assert.DoesNotContain("\"id\":\"g1\"", await next.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        Assert.Equal(1, Volatile.Read(ref seen));
+        // The garbled answer is metered by estimate (its usage never came).
+        var usage = await Eventually.ReturnsAsync(async () => (await _h.UsageEventsAsync()).FirstOrDefault(e => e.KeyId == c.Key.KeyId && e.Upstream == "default/garbled"),
+            "the usage event of the garbled answer");
+        Assert.Equal(200, usage.Status);
+        Assert.True(usage.Estimated);
     }
 }
