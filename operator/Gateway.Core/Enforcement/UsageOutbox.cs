@@ -94,6 +94,11 @@ public sealed class UsageOutbox
                 {
                     // Redis is down or restarting: everything stays held until it answers again.
                 }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // Anything else is a bug, but the checks must go on: a stopped outbox would leave lost usage unmetered.
+                    Log.CheckFailed(_logger, e);
+                }
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -113,7 +118,11 @@ public sealed class UsageOutbox
             var epoch = (await _redis.ExecuteAsync("GET", [_keys.Epoch], cancellationToken).ConfigureAwait(false)).AsString();
             // Missing: the projection is being (re)built; nothing can be confirmed or charged against it yet.
             if (epoch is null) return;
-            if (_epoch is not null && !string.Equals(epoch, _epoch, StringComparison.Ordinal)) OnLoss(epoch);
+            // Every event written since this epoch's rebuild began has a later id (Redis time), so any held event with an
+            // earlier one was written before a loss: after a new epoch, and also when its Written() came late (a starved
+            // thread pool can run this check between a settlement's XADD and its Written()).
+            var lost = Lost(epoch);
+            if (_epoch is not null && !string.Equals(epoch, _epoch, StringComparison.Ordinal) || lost > 0) Log.ProjectionLost(_logger, lost);
             _epoch = epoch;
 
             await ConfirmAsync(epoch, cancellationToken).ConfigureAwait(false);
@@ -126,11 +135,13 @@ public sealed class UsageOutbox
         }
     }
 
-    private void OnLoss(string epoch)
+    /// <summary>Moves every held event written before the epoch's rebuild began to the recharges; returns how many.</summary>
+    private int Lost(string epoch)
     {
-        // The epoch is the Redis time (ms) at which the rebuild began; one that cannot be read means every held event is suspect.
+        // The epoch is "<Redis ms when its rebuild began>-<random>". One in another form names no instant (an older
+        // operator wrote its own clock there, at every pass): then nothing is moved.
         var dash = epoch.IndexOf('-', StringComparison.Ordinal);
-        var rebuiltAt = long.TryParse(dash < 0 ? epoch : epoch[..dash], NumberStyles.Integer, CultureInfo.InvariantCulture, out var ms) ? ms : long.MaxValue;
+        if (dash <= 0 || !long.TryParse(epoch.AsSpan(0, dash), NumberStyles.None, CultureInfo.InvariantCulture, out var rebuiltAt)) return 0;
         var lost = 0;
         for (var i = _held.Count - 1; i >= 0; i--)
         {
@@ -139,7 +150,7 @@ public sealed class UsageOutbox
             _held.RemoveAt(i);
             lost++;
         }
-        Log.ProjectionLost(_logger, lost);
+        return lost;
     }
 
     private async Task ConfirmAsync(string epoch, CancellationToken ct)
@@ -295,6 +306,9 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 3113, Level = LogLevel.Error, Message = "Gave up charging request {RequestId} again after {Attempts} checks: its user's balance never came back (user deleted?).")]
     public static partial void RechargeAbandoned(ILogger logger, string requestId, int attempts);
+
+    [LoggerMessage(EventId = 3114, Level = LogLevel.Error, Message = "A usage outbox check failed; the next check retries.")]
+    public static partial void CheckFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 3112, Level = LogLevel.Warning, Message = "The usage outbox is full ({MaxHeld} events): let go of the {Count} oldest (they stay in the usage stream).")]
     public static partial void Dropped(ILogger logger, int count, int maxHeld);

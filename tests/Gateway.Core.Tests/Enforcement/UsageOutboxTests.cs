@@ -173,6 +173,31 @@ public sealed class UsageOutboxTests
     }
 
     [Fact]
+    public async Task An_event_reported_after_the_rebuild_was_noticed_is_still_charged_again_if_it_predates_the_rebuild()
+    {
+        // A starved thread pool can run a check between a settlement's XADD (before the loss) and its Written() (after
+        // the new epoch was seen): its id, older than the rebuild, still marks it as lost.
+        await using var t = await CreateAsync();
+        var outbox = new UsageOutbox(t.Redis, t.Keys);
+        await t.SetBalanceAsync("u1", 100_000);
+        var now = await RedisTimeMsAsync(t.Redis);
+        await t.Redis.ExecuteAsync("SET", [t.Keys.Epoch, $"{now}-0badcafe"]);
+        await outbox.CheckAsync();
+        var usage = Settlement(new Reservation
+        {
+            RequestId = "late-1", KeyId = "k1", UserId = "u1", ReservedMicros = 1_000, BudgetKey = t.Keys.BudgetSpent("u1", "none"),
+            StartedAt = T0, LeaseExpiresAt = T0.AddMinutes(5),
+        }, 1_000, new TokenCounts(1, 0, 0, 1)).Usage;
+        outbox.Written($"{now - 5_000}-0", usage, 1_000, t.Keys.BudgetSpent("u1", "none"));
+        outbox.Written($"{now + 1}-0", usage with { RequestId = "after-1" }, 1_000, t.Keys.BudgetSpent("u1", "none"));
+        await outbox.CheckAsync();
+        Assert.Equal(1, outbox.Recharged);
+        var events = await t.UsageEventsAsync();
+        Assert.Equal("late-1", Assert.Single(events).RequestId);
+        Assert.Equal(99_000, await t.GetLongAsync(t.Keys.Balance("u1")));
+    }
+
+    [Fact]
     public async Task A_recharge_that_never_finds_its_balance_is_given_up_after_the_configured_checks()
     {
         await using var t = await CreateAsync();

@@ -67,11 +67,22 @@ public sealed class RedisFlushTests
         // Every served request ends with exactly one usage row; none stays unmetered (the outbox charges what the flush took).
         var served = outcomes.Where(o => o.Status == 200).Select(o => o.RequestId!).ToList();
         Dictionary<string, long> rows = [];
-        await Eventually.TrueAsync(async () =>
+        try
         {
-            rows = await FaultTraffic.UsageRowsAsync(stack.PostgresConnectionString, served);
-            return served.All(rows.ContainsKey);
-        }, "every served request to have its usage row", TimeSpan.FromSeconds(120));
+            await Eventually.TrueAsync(async () =>
+            {
+                rows = await FaultTraffic.UsageRowsAsync(stack.PostgresConnectionString, served);
+                return served.All(rows.ContainsKey);
+            }, "every served request to have its usage row", TimeSpan.FromSeconds(120));
+        }
+        catch (TimeoutException)
+        {
+            // For diagnosis: which requests, sent when relative to the flushes, and what the stream still holds.
+            var missing = outcomes.Where(o => o.Status == 200 && !rows.ContainsKey(o.RequestId!)).ToList();
+            Console.WriteLine($"{missing.Count} served requests without a usage row; stream length {(await client.ExecuteAsync("XLEN", [stack.RedisPrefix + "usage"])).AsInt64()}");
+            foreach (var o in missing.Take(20)) Console.WriteLine($"  {o.RequestId} sent {o.SentAt:HH:mm:ss.fff}");
+            throw;
+        }
         Assert.All(served, id => Assert.Equal(1, rows[id]));
 
         // The ledger writer has caught up (recharges that duplicated a row are refunded): the money adds up.
