@@ -40,6 +40,18 @@ internal static class FaultTraffic
         }, "the operator to issue the load key");
     }
 
+    /// <summary>
+    /// Keeps a fault going until it has lasted <paramref name="chaos"/> in <c>make chaos</c> (issue #12: Redis unreachable
+    /// for 30 s, PostgreSQL stopped for 60 s), so reconnection and backlog are exercised over a realistic outage; the
+    /// short form in <c>make test</c> does not wait. A deliberate outage length, not a wait for something to happen.
+    /// </summary>
+    public static async Task HoldFaultAsync(DateTime since, TimeSpan chaos)
+    {
+        if (Scale < 10) return;
+        var left = since + chaos - DateTime.UtcNow;
+        if (left > TimeSpan.Zero) await Task.Delay(left);
+    }
+
     /// <summary>Prints one run's figures, and appends them to TG_CHAOS_REPORT when set (<c>make chaos</c> prints that file).</summary>
     /// <param name="unmetered">Requests answered 200 with neither a usage row nor an open reservation (the tests assert 0).</param>
     /// <param name="reservedOnly">Requests answered 200 whose usage is still an open reservation (the sweeper charges it at lease end).</param>

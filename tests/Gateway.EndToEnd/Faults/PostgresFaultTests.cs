@@ -33,6 +33,7 @@ public sealed class PostgresFaultTests
             await pg.StopAsync();
             stoppedAt = DateTime.UtcNow;
             await Eventually.TrueAsync(() => Task.FromResult(outcomes.Count(o => o.SentAt > stoppedAt) >= 30 * FaultTraffic.Scale), "traffic while PostgreSQL is down");
+            await FaultTraffic.HoldFaultAsync(stoppedAt, TimeSpan.FromSeconds(60));
             restartedAt = DateTime.UtcNow;
             await pg.StartServerAsync();
             await Eventually.TrueAsync(() => Task.FromResult(outcomes.Count(o => o.SentAt > restartedAt && o.Status == 200) >= 10 * FaultTraffic.Scale), "traffic after the restart");

@@ -54,6 +54,7 @@ public sealed class RedisFaultTests
             // Down until at least ten requests sent after the kill were answered, by each replica.
             foreach (var replicaOutcomes in byReplica)
                 await Eventually.TrueAsync(() => Task.FromResult(replicaOutcomes.Count(o => o.SentAt > killedAt) >= 10 * FaultTraffic.Scale), "requests while Redis is down, on each replica");
+            await FaultTraffic.HoldFaultAsync(killedAt, TimeSpan.FromSeconds(30));
             var restartedAt = DateTime.UtcNow;
             await redis.RestartAsync();
 

@@ -22,16 +22,21 @@ public sealed class RedisFlushTests
         await using var redis = await ThrowawayRedisServer.StartAsync(appendOnly: true);
         await using var stack = await GatewayStack.StartAsync(redis.Address);
         var key = await FaultTraffic.LoadKeyAsync(stack);
-        using var http = new HttpClient { BaseAddress = stack.ProxyUrl, Timeout = TimeSpan.FromSeconds(60) };
-        await Eventually.TrueAsync(async () => (await FaultTraffic.SendAsync(http, key, stream: false)).Status == 200, "the key to work");
+        // Two proxy replicas (the stack's and one as a process), each with its own usage outbox, two clients each.
+        using var replica = await ProxyProcess.StartAsync(stack);
+        using var http0 = new HttpClient { BaseAddress = stack.ProxyUrl, Timeout = TimeSpan.FromSeconds(60) };
+        using var http1 = new HttpClient { BaseAddress = replica.Url, Timeout = TimeSpan.FromSeconds(60) };
+        HttpClient[] clients = [http0, http1];
+        foreach (var http in clients)
+            await Eventually.TrueAsync(async () => (await FaultTraffic.SendAsync(http, key, stream: false)).Status == 200, "the key to work on each replica");
         await using var client = await RespClient.ConnectAsync(redis.Address);
 
         var outcomes = new ConcurrentQueue<FaultTraffic.Outcome>();
         using var stop = new CancellationTokenSource();
-        var load = Enumerable.Range(0, 2).Select(worker => Task.Run(async () =>
+        var load = Enumerable.Range(0, 4).Select(worker => Task.Run(async () =>
         {
             var i = 0;
-            while (!stop.IsCancellationRequested) outcomes.Enqueue(await FaultTraffic.SendAsync(http, key, stream: (i++ + worker) % 2 == 0));
+            while (!stop.IsCancellationRequested) outcomes.Enqueue(await FaultTraffic.SendAsync(clients[worker % 2], key, stream: (i++ + worker / 2) % 2 == 0));
         })).ToArray();
         var recovery = TimeSpan.Zero;
         var flushes = 0;
@@ -89,6 +94,6 @@ public sealed class RedisFlushTests
         await Eventually.TrueAsync(async () => (await client.ExecuteAsync("XLEN", [stack.RedisPrefix + "usage"])).AsInt64() == 0,
             "the usage stream to drain", TimeSpan.FromSeconds(60));
         await FaultTraffic.AssertConservedAsync(stack, redis.Address);
-        FaultTraffic.Report($"redis flushed {flushes} time(s)", outcomes, rows.Count, unmetered: 0, reservedOnly: 0, recovery, "clean");
+        FaultTraffic.Report($"redis flushed {flushes} time(s), two replicas", outcomes, rows.Count, unmetered: 0, reservedOnly: 0, recovery, "clean");
     }
 }
