@@ -220,15 +220,24 @@ public sealed class PrometheusExporterTests : IDisposable
             histogram.Record(0.1, route, status);
         }
 
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < 10_000; i++)
+        // The fewest bytes of up to five rounds: a round can still catch the runtime tiering a method up late (a
+        // loaded machine delays background compilation; seen once in a stress run: 4,232 bytes in one round), while an
+        // allocation of the exporter's own shows in every round (10,000 records each).
+        long allocated = long.MaxValue;
+        var rounds = 0;
+        while (allocated > 0 && rounds < 5)
         {
-            counter.Add(1, route, status);
-            histogram.Record(0.1, route, status);
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            for (var i = 0; i < 10_000; i++)
+            {
+                counter.Add(1, route, status);
+                histogram.Record(0.1, route, status);
+            }
+            allocated = Math.Min(allocated, GC.GetAllocatedBytesForCurrentThread() - before);
+            rounds++;
         }
-        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.Equal(0, allocated);
-        Assert.Equal(11_000, Scrape().Value("tokengate_test_alloc_total", ("route", "chat"), ("status", "ok")));
+        Assert.Equal(1_000 + rounds * 10_000, Scrape().Value("tokengate_test_alloc_total", ("route", "chat"), ("status", "ok")));
     }
 
     [Fact]
