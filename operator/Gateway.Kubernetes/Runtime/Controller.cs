@@ -88,6 +88,17 @@ public sealed partial class Controller<T> : IController where T : class
     public void Enqueue(string key) => _queue?.Add(key);
 
     /// <summary>
+    /// Declares that the reconciler reads another informer's cache: the controller starts only once that cache has
+    /// listed, so a cold start never judges an object against a cache that is still empty (an ApiKey whose owner
+    /// UserQuota exists but was not listed yet would otherwise be reported OwnerNotFound).
+    /// </summary>
+    public Controller<T> Reads(IInformer other)
+    {
+        if (!_watched.Contains(other)) _watched.Add(other);
+        return this;
+    }
+
+    /// <summary>
     /// Watches another type and enqueues the keys <paramref name="map"/> returns for each of its changes
     /// (creations too unless <paramref name="includeAdds"/> is false).
     /// </summary>

@@ -77,6 +77,8 @@ public sealed class KubernetesOperator : IDisposable
         // Deleting (or editing) the issued Secret reaches its ApiKey, which issues a new key. Its creation is the
         // ApiKey's own doing (its reconcile just wrote it), so it does not queue the key again.
         _apiKeys.Owns(SecretInformer, includeAdds: false);
+        // Whether a key waits for its owner is read from the UserQuota cache (UserQuotaReconciler.IsPending).
+        _apiKeys.Reads(UserQuotaInformer);
 
         _userQuotas = new Controller<UserQuota>(UserQuotaInformer, UserQuotaReconciler, new ControllerOptions<UserQuota>
         {

@@ -149,6 +149,33 @@ public sealed class ControllerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_controller_that_reads_another_cache_starts_only_once_that_cache_has_listed()
+    {
+        // Ordering: the other informer is started only when the first reconcile happened or two seconds after the
+        // primary cache listed, whichever comes first. With Reads, the reconcile must wait for it and see it listed;
+        // without, it runs against the unlisted cache at once.
+        await _k.Widgets.CreateAsync(Widget.Named("reader"));
+        var others = new Informer<Secret>(_k.Client.Resource<Secret>(ResourceDefinition.Secrets), Fast);
+        var sawOtherSynced = new ConcurrentQueue<bool>();
+        var firstCall = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var reconciler = new ScriptedReconciler<Widget>();
+        reconciler.Behaviour = (_, _, _) =>
+        {
+            sawOtherSynced.Enqueue(others.HasSynced);
+            firstCall.TrySetResult();
+            return Task.FromResult(ReconcileResult.Done);
+        };
+        var (informer, _) = Start(reconciler, wire: c => c.Reads(others));
+        await informer.WaitForSyncAsync(_cts.Token).WaitAsync(TimeSpan.FromSeconds(60));
+
+        await Task.WhenAny(firstCall.Task, Task.Delay(TimeSpan.FromSeconds(2)));
+        _running.Add(others.RunAsync(_cts.Token));
+
+        await Eventually.TrueAsync(() => Task.FromResult(reconciler.CountFor("reader") == 1), "the reconcile of 'reader'");
+        Assert.All(sawOtherSynced, Assert.True);
+    }
+
+    [Fact]
     public async Task Changes_to_owned_secrets_enqueue_the_owner()
     {
         var secretsInformer = new Informer<Secret>(_k.Client.Resource<Secret>(ResourceDefinition.Secrets), Fast);
