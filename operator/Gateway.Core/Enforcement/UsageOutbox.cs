@@ -49,6 +49,7 @@ public sealed class UsageOutbox
     private long _lastDropLog;
     private int _droppedSinceLog;
     private long _recharged;
+    private int _heldCount;
 
     public UsageOutbox(IRedisClient redis, ProjectionKeys keys, UsageOutboxOptions? options = null, ILogger<UsageOutbox>? logger = null)
     {
@@ -63,8 +64,6 @@ public sealed class UsageOutbox
 
     /// <summary>Events charged again since start.</summary>
     public long Recharged => Interlocked.Read(ref _recharged);
-
-    private int _heldCount;
 
     /// <summary>Settlement or expiry appended <paramref name="usage"/> to the stream as <paramref name="streamId"/>.</summary>
     internal void Written(string streamId, UsageEvent usage, long chargedMicros, string budgetKey)

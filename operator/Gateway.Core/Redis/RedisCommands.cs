@@ -29,6 +29,14 @@ public static class RedisCommands
         return !reply.IsNull;
     }
 
+    /// <summary>TIME: the Redis server's clock in unix milliseconds (the one clock every replica shares).</summary>
+    public static async Task<long> TimeMillisecondsAsync(this IRedisClient client, CancellationToken cancellationToken = default)
+    {
+        var t = (await client.ExecuteAsync("TIME", [], cancellationToken).ConfigureAwait(false)).Items;
+        return long.Parse(t[0].AsString()!, System.Globalization.CultureInfo.InvariantCulture) * 1000
+            + long.Parse(t[1].AsString()!, System.Globalization.CultureInfo.InvariantCulture) / 1000;
+    }
+
     /// <summary>INCRBY key delta; returns the new value.</summary>
     public static async Task<long> IncrByAsync(this IRedisClient client, string key, long delta = 1, CancellationToken cancellationToken = default) =>
         (await client.ExecuteAsync("INCRBY", [key, delta], cancellationToken).ConfigureAwait(false)).AsInt64();

@@ -190,10 +190,10 @@ public sealed partial class LedgerWriter(
         // A recharge is the row only if it came first for its request id and that id was new; any other recharge
         // duplicated a row the ledger has, so its charge goes back (once per recharge id, so a re-read batch is safe).
         if (insertedRecharges.Count == 0 && !events.Any(e => e.RechargeId.Length > 0)) return inserted;
-        HashSet<string>? seen = null;
+        var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var ev in events)
         {
-            var first = (seen ??= new HashSet<string>(StringComparer.Ordinal)).Add(ev.RequestId);
+            var first = seen.Add(ev.RequestId);
             if (ev.RechargeId.Length == 0) continue;
             if (first && insertedRecharges.Contains(ev.RequestId)) continue;
             if (ev.RechargeMicros > 0 && await Gateway.Core.Enforcement.RechargeRefunds.RefundAsync(redis, keys, ev.UserId, ev.RechargeId, ev.RechargeMicros, ct))

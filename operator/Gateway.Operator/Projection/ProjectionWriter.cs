@@ -96,9 +96,7 @@ public sealed class ProjectionWriter(IRedisClient redis, ProjectionKeys keys, Cr
     /// <see cref="MarkEpochAsync"/>. Returns the epoch.</summary>
     public async Task<string> BeginRebuildAsync(CancellationToken ct)
     {
-        var t = (await redis.ExecuteAsync("TIME", [], ct)).Items;
-        var ms = long.Parse(t[0].AsString()!, System.Globalization.CultureInfo.InvariantCulture) * 1000
-            + long.Parse(t[1].AsString()!, System.Globalization.CultureInfo.InvariantCulture) / 1000;
+        var ms = await redis.TimeMillisecondsAsync(ct);
         // The time, and a random part so two rebuilds in one millisecond still differ (UsageOutbox reads the time part).
         var epoch = ms.ToString(System.Globalization.CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
         await redis.ExecuteAsync("SET", [keys.Rebuilding, epoch], ct);

@@ -15,13 +15,6 @@ namespace Gateway.Core.Tests.Enforcement;
 /// </summary>
 public sealed class UsageOutboxTests
 {
-    private static async Task<long> RedisTimeMsAsync(IRedisClient redis)
-    {
-        var t = (await redis.ExecuteAsync("TIME", [])).Items;
-        return long.Parse(t[0].AsString()!, System.Globalization.CultureInfo.InvariantCulture) * 1000
-            + long.Parse(t[1].AsString()!, System.Globalization.CultureInfo.InvariantCulture) / 1000;
-    }
-
     private static async Task<Reservation> AdmitAsync(Enforcer enforcer, string id = "k1")
     {
         var result = await enforcer.AdmitAsync(Request(Key(id), User(), reservedMicros: 5_000));
@@ -86,7 +79,7 @@ public sealed class UsageOutboxTests
         var outbox = new UsageOutbox(redis, keys);
         var enforcer = new Enforcer(redis, keys, clock, outbox: outbox);
         await redis.ExecuteAsync("SET", [keys.Balance("u1"), 1_000_000]);
-        await redis.ExecuteAsync("SET", [keys.Epoch, (await RedisTimeMsAsync(redis)).ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await redis.ExecuteAsync("SET", [keys.Epoch, (await redis.TimeMillisecondsAsync()).ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         await redis.ExecuteAsync("XGROUP", ["CREATE", keys.UsageStream, ProjectionKeys.UsageGroup, "0", "MKSTREAM"]);
 
         // A reaches the ledger (read and acknowledged); B is still in the stream when Redis loses everything.
@@ -108,8 +101,8 @@ public sealed class UsageOutboxTests
 
         // The operator's rebuild: the balance from the ledger (which has A, not B), then the epoch = when it began: a later
         // millisecond than B's event (a rebuild follows a loss by far more than that; here the test waits for one).
-        await Eventually.TrueAsync(async () => await RedisTimeMsAsync(redis) > bMs, "Redis' clock to pass B's event");
-        var rebuiltAt = await RedisTimeMsAsync(redis);
+        await Eventually.TrueAsync(async () => await redis.TimeMillisecondsAsync() > bMs, "Redis' clock to pass B's event");
+        var rebuiltAt = await redis.TimeMillisecondsAsync();
         await redis.ExecuteAsync("SET", [keys.Balance("u1"), 1_000_000 - 4_000]);
         // C is admitted and settled into the new Redis before this process looks again: it must not be charged twice.
         var c = await AdmitAsync(enforcer);
@@ -180,7 +173,7 @@ public sealed class UsageOutboxTests
         await using var t = await CreateAsync();
         var outbox = new UsageOutbox(t.Redis, t.Keys);
         await t.SetBalanceAsync("u1", 100_000);
-        var now = await RedisTimeMsAsync(t.Redis);
+        var now = await t.Redis.TimeMillisecondsAsync();
         await t.Redis.ExecuteAsync("SET", [t.Keys.Epoch, $"{now}-0badcafe"]);
         await outbox.CheckAsync();
         var usage = Settlement(new Reservation

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
 using Gateway.Core.Redis;
 using Gateway.Testing;
@@ -22,22 +21,10 @@ public sealed class RedisFlushTests
         await using var redis = await ThrowawayRedisServer.StartAsync(appendOnly: true);
         await using var stack = await GatewayStack.StartAsync(redis.Address);
         var key = await FaultTraffic.LoadKeyAsync(stack);
-        // Two proxy replicas (the stack's and one as a process), each with its own usage outbox, two clients each.
-        using var replica = await ProxyProcess.StartAsync(stack);
-        using var http0 = new HttpClient { BaseAddress = stack.ProxyUrl, Timeout = TimeSpan.FromSeconds(60) };
-        using var http1 = new HttpClient { BaseAddress = replica.Url, Timeout = TimeSpan.FromSeconds(60) };
-        HttpClient[] clients = [http0, http1];
-        foreach (var http in clients)
-            await Eventually.TrueAsync(async () => (await FaultTraffic.SendAsync(http, key, stream: false)).Status == 200, "the key to work on each replica");
         await using var client = await RespClient.ConnectAsync(redis.Address);
-
-        var outcomes = new ConcurrentQueue<FaultTraffic.Outcome>();
-        using var stop = new CancellationTokenSource();
-        var load = Enumerable.Range(0, 4).Select(worker => Task.Run(async () =>
-        {
-            var i = 0;
-            while (!stop.IsCancellationRequested) outcomes.Enqueue(await FaultTraffic.SendAsync(clients[worker % 2], key, stream: (i++ + worker / 2) % 2 == 0));
-        })).ToArray();
+        // Two proxy replicas, each with its own usage outbox.
+        await using var load = await TwoReplicaLoad.StartAsync(stack, key);
+        var outcomes = load.All;
         var recovery = TimeSpan.Zero;
         var flushes = 0;
         try
@@ -58,8 +45,7 @@ public sealed class RedisFlushTests
         }
         finally
         {
-            await stop.CancelAsync();
-            await Task.WhenAll(load);
+            await load.StopAsync();
         }
 
         foreach (var o in outcomes.Where(o => o.Status != 200))
@@ -94,6 +80,6 @@ public sealed class RedisFlushTests
         await Eventually.TrueAsync(async () => (await client.ExecuteAsync("XLEN", [stack.RedisPrefix + "usage"])).AsInt64() == 0,
             "the usage stream to drain", TimeSpan.FromSeconds(60));
         await FaultTraffic.AssertConservedAsync(stack, redis.Address);
-        FaultTraffic.Report($"redis flushed {flushes} time(s), two replicas", outcomes, rows.Count, unmetered: 0, reservedOnly: 0, recovery, "clean");
+        FaultTraffic.Report($"redis flushed {flushes} time(s), two replicas", outcomes.ToList(), rows.Count, unmetered: 0, reservedOnly: 0, recovery, "clean");
     }
 }

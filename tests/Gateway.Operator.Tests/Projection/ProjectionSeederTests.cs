@@ -1,4 +1,5 @@
 using Gateway.Core.Enforcement;
+using Gateway.Core.Redis;
 using Gateway.Core.Usage;
 using Microsoft.EntityFrameworkCore;
 
@@ -40,13 +41,6 @@ public sealed class ProjectionSeederTests : IAsyncLifetime
         while (cursor != "0");
     }
 
-    private async Task<long> RedisTimeMsAsync()
-    {
-        var t = (await _f.Redis.ExecuteAsync("TIME", [])).Items;
-        return long.Parse(t[0].AsString()!, System.Globalization.CultureInfo.InvariantCulture) * 1000
-            + long.Parse(t[1].AsString()!, System.Globalization.CultureInfo.InvariantCulture) / 1000;
-    }
-
     [Fact]
     public async Task A_lost_projection_gets_balances_key_lifetimes_and_budgets_back_from_PostgreSQL()
     {
@@ -61,7 +55,7 @@ public sealed class ProjectionSeederTests : IAsyncLifetime
         Assert.Equal(3, await UsageLedgerBatch.WriteAsync(_f.DataSource, [Use("s-1", 0.0012345m, 5), Use("s-2", 0.5m, 50), Use("s-3", 0.25m, 500)]));
 
         await DeleteEveryKeyAsync();
-        var before = await RedisTimeMsAsync();
+        var before = await _f.Redis.TimeMillisecondsAsync();
         await _f.Driver.PassAsync(CancellationToken.None);
 
         // The demo user's grant of 10 USD minus what the ledger consumed, rounded down to a micro-dollar.
@@ -77,7 +71,7 @@ public sealed class ProjectionSeederTests : IAsyncLifetime
         var marked = (await _f.Redis.ExecuteAsync("GET", [_f.Keys.Epoch])).AsString()!;
         // "<Redis unix ms when the rebuild began>-<random>"
         var epoch = long.Parse(marked[..marked.IndexOf('-', StringComparison.Ordinal)], System.Globalization.CultureInfo.InvariantCulture);
-        Assert.InRange(epoch, before, await RedisTimeMsAsync());
+        Assert.InRange(epoch, before, await _f.Redis.TimeMillisecondsAsync());
         // And the rest of the projection is back too: the demo key's policy.
         Assert.Single((await _f.Redis.ExecuteAsync("KEYS", [_f.Keys.Key("*")])).Items);
     }
