@@ -80,6 +80,15 @@ public sealed class ProjectionKeys(string prefix = ProjectionKeys.DefaultPrefix)
     /// Deleted by settlement, release or expiry; its absence makes those idempotent.</summary>
     public string Reservation(string requestId) => Prefix + "resv:" + requestId;
 
+    /// <summary>HASH of one quota lease (Hot path v2, <see cref="Enforcement.QuotaLeases"/>): user_id, key_id, owner,
+    /// money (micros), requests, tokens granted; used_money, used_tokens, used_requests as flushed with the usage events;
+    /// min_idx, day_idx (the windows the grant was counted in), budget_key, granted_at_ms, expires_at_ms. Deleted when
+    /// the lease is returned or reclaimed; never expires by itself (its unused money must go back).</summary>
+    public string Lease(string leaseId) => Prefix + "lease:" + leaseId;
+
+    /// <summary>ZSET of open quota leases (lease ids) scored by expiry (unix ms); the sweeper reclaims those past it.</summary>
+    public string Leases => Prefix + "leases";
+
     /// <summary>HASH {requests, tokens}: what every proxy replica sent to one upstream account in one UTC minute
     /// (<paramref name="minuteIndex"/> = unix seconds / 60), by account name ("namespace/name"). Each replica adds its
     /// own counts about once a second (HINCRBY) and reads the totals back; expires two minutes after its last write.</summary>

@@ -1,0 +1,161 @@
+using Gateway.Core.Redis;
+
+namespace Gateway.Core.Enforcement;
+
+/// <summary>
+/// The Lua scripts behind quota leases (Hot path v2 in DESIGN; <see cref="Enforcer.GrantLeaseAsync"/>). A lease takes,
+/// in one call, a slice of a (user, key) pair's money (deducted from the balance and counted against the period budget
+/// and the key's spend limit when granted) and of the current windows' request and token allowances (counted in the
+/// windows when granted), so a replica can admit requests against it without a Redis call; returning it gives back
+/// what was not used. Window and money arithmetic follow <see cref="EnforcementScripts"/> (same hash fields, same
+/// sliding-minute estimate, same clamping); these scripts run once per lease, not per request, so they favour plainness
+/// over the per-call economies of Admit and Finish.
+/// </summary>
+internal static class LeaseScripts
+{
+    /// <summary>Values in Grant's ARGV[9], in order.</summary>
+    public const int GrantNumbers = 18;
+
+    // Reads one rate hash normalised to now: request and token counts of this minute, the previous one, today, and
+    // whether the stored day is today (else its TTL is refreshed when written, as Admit does).
+    private const string WindowsLua = """
+        local F = {'rmi', 'rmc', 'rmp', 'tmi', 'tmc', 'tmp', 'rdi', 'rdc', 'tdi', 'tdc'}
+        local function windows(h)
+          local v = call('HMGET', h, unpack(F))
+          local rc, rp, tc, tp, rd, td = 0, 0, 0, 0, 0, 0
+          local rmi, tmi, rdi, tdi = tonumber(v[1]) or 0, tonumber(v[4]) or 0, tonumber(v[7]) or 0, tonumber(v[9]) or 0
+          if rmi == min_idx then rc, rp = tonumber(v[2]) or 0, tonumber(v[3]) or 0
+          elseif rmi == min_idx - 1 then rp = tonumber(v[2]) or 0 end
+          if tmi == min_idx then tc, tp = tonumber(v[5]) or 0, tonumber(v[6]) or 0
+          elseif tmi == min_idx - 1 then tp = tonumber(v[5]) or 0 end
+          if rdi == day_idx then rd = tonumber(v[8]) or 0 end
+          if tdi == day_idx then td = tonumber(v[10]) or 0 end
+          return rc, rp, tc, tp, rd, td, rdi == day_idx, v[1] ~= false or v[7] ~= false
+        end
+        local function write(h, rc, rp, tc, tp, rd, td, fresh)
+          call('HSET', h, 'rmi', mi, 'rmc', fmt('%d', rc), 'rmp', fmt('%d', rp), 'tmi', mi, 'tmc', fmt('%d', tc),
+            'tmp', fmt('%d', tp), 'rdi', di, 'rdc', fmt('%d', rd), 'tdi', di, 'tdc', fmt('%d', td))
+          if not fresh then call('PEXPIRE', h, fmt('%d', (day_idx + 1) * DAY - now + DAY)) end
+        end
+        """;
+
+    /// <summary>
+    /// KEYS: 1 key rate counters, 2 user rate counters, 3 key lifetime, 4 balance, 5 budget spent (current period),
+    /// 6 leases zset, 7 lease hash.
+    /// ARGV: 1 now ms, 2 lease id, 3 now's minute index, 4 now's UTC day index, 5 the budget key's TTL ms (0 when the
+    /// budget never resets), 6 owner (replica id), 7 key id, 8 user id, 9 little-endian int64s (<see cref="GrantNumbers"/>):
+    /// now, expiry, money, requests, tokens, key rpm rpd tpm tpd, user rpm rpd tpm tpd, key token limit, key spend limit
+    /// micros, budget micros, budget period end ms, headroom factor. Limits are -1 when not set.
+    /// A grant needs, in every limited dimension, at least factor × the slice still free (room for the other replicas'
+    /// leases and for exact admissions); otherwise nothing changes and the caller admits this pair exactly.
+    /// Returns {1} granted, {0, reason} refused (the first dimension short, as <see cref="RejectionReason"/>), {-1} the
+    /// lease id exists, {-2} the user has no balance key (the projection was lost and is not rebuilt yet).
+    /// </summary>
+    public static readonly LuaScript Grant = new("""
+        local call, tonumber, fmt, ceil = redis.call, tonumber, string.format, math.ceil
+        local MIN, DAY = 60000, 86400000
+        local now, expiry, money, requests, tokens, l_krm, l_krd, l_ktm, l_ktd, l_urm, l_urd, l_utm, l_utd,
+          token_limit, spend_limit, budget, period_end, factor = struct.unpack('<GRANT_NUMBERS', ARGV[9])
+        local mi, di = ARGV[3], ARGV[4]
+        local min_idx, day_idx = math.floor(now / MIN), math.floor(now / DAY)
+        local rest = MIN - (now - min_idx * MIN)
+        local bal_raw = call('GET', KEYS[4])
+        if not bal_raw then return {-2} end
+        if call('EXISTS', KEYS[7]) == 1 then return {-1} end
+        WINDOWS_LUA
+        local krc, krp, ktc, ktp, krd, ktd, kfresh = windows(KEYS[1])
+        local urc, urp, utc, utp, urd, utd, ufresh = windows(KEYS[2])
+        local life = call('HMGET', KEYS[3], 'tokens', 'spend')
+        local life_tokens, life_spend = tonumber(life[1]) or 0, tonumber(life[2]) or 0
+        local balance = tonumber(bal_raw) or 0
+        local spent = tonumber(call('GET', KEYS[5])) or 0
+
+        local short = 0
+        local function need(code, limit, used, slice)
+          if short == 0 and limit >= 0 and limit - used < factor * slice then short = code end
+        end
+        need(1, l_krm, krc + ceil(krp * rest / MIN), requests)
+        need(2, l_krd, krd, requests)
+        need(3, l_urm, urc + ceil(urp * rest / MIN), requests)
+        need(4, l_urd, urd, requests)
+        need(5, l_ktm, ktc + ceil(ktp * rest / MIN), tokens)
+        need(6, l_ktd, ktd, tokens)
+        need(7, l_utm, utc + ceil(utp * rest / MIN), tokens)
+        need(8, l_utd, utd, tokens)
+        need(11, token_limit, life_tokens, tokens)
+        need(12, spend_limit, life_spend, money)
+        need(13, balance, 0, money)
+        if budget >= 0 then need(14, budget, spent, money) end
+        if short ~= 0 then return {0, short} end
+
+        write(KEYS[1], krc + requests, krp, ktc + tokens, ktp, krd + requests, ktd + tokens, kfresh)
+        write(KEYS[2], urc + requests, urp, utc + tokens, utp, urd + requests, utd + tokens, ufresh)
+        call('HSET', KEYS[3], 'tokens', fmt('%d', life_tokens + tokens), 'spend', fmt('%d', life_spend + money))
+        call('DECRBY', KEYS[4], fmt('%d', money))
+        if period_end > 0 then
+          call('SET', KEYS[5], fmt('%d', spent + money), 'PX', ARGV[5])
+        else
+          call('INCRBY', KEYS[5], fmt('%d', money))
+        end
+        call('HSET', KEYS[7], 'user_id', ARGV[8], 'key_id', ARGV[7], 'owner', ARGV[6],
+          'money', fmt('%d', money), 'requests', fmt('%d', requests), 'tokens', fmt('%d', tokens),
+          'used_money', '0', 'used_tokens', '0', 'used_requests', '0',
+          'min_idx', mi, 'day_idx', di, 'budget_key', KEYS[5], 'granted_at_ms', ARGV[1], 'expires_at_ms', fmt('%d', expiry))
+        call('ZADD', KEYS[6], fmt('%d', expiry), ARGV[2])
+        return {1}
+        """.Replace("GRANT_NUMBERS", string.Concat(Enumerable.Repeat("i8", GrantNumbers)), StringComparison.Ordinal)
+        .Replace("WINDOWS_LUA", WindowsLua, StringComparison.Ordinal));
+
+    /// <summary>
+    /// Ends a lease and gives back what it did not use: money (granted − used, negative when requests cost more than
+    /// they reserved: then the balance goes down further, as settlement does) to the balance, the budget and the key's
+    /// lifetime spend; unused requests and tokens to the windows the grant was counted in, where they still count.
+    /// KEYS: as <see cref="Grant"/>. ARGV: 1 now ms, 2 lease id, 3 now's minute index, 4 now's UTC day index, 5 mode
+    /// (return: by its owner; expire: the sweeper, only once the lease has expired).
+    /// Returns {1, money, requests, tokens given back}, {0} when the lease is gone (already returned or reclaimed, or
+    /// lost with the projection), {-1} (expire) when it has not expired.
+    /// </summary>
+    public static readonly LuaScript Return = new("""
+        local call, tonumber, fmt, max = redis.call, tonumber, string.format, math.max
+        local MIN, DAY = 60000, 86400000
+        local now = tonumber(ARGV[1])
+        local mi, di = ARGV[3], ARGV[4]
+        local min_idx, day_idx = math.floor(now / MIN), math.floor(now / DAY)
+        local v = call('HMGET', KEYS[7], 'money', 'requests', 'tokens', 'used_money', 'used_requests', 'used_tokens',
+          'min_idx', 'day_idx', 'budget_key', 'expires_at_ms')
+        if not v[1] then return {0} end
+        if ARGV[5] == 'expire' and (tonumber(v[10]) or 0) > now then return {-1} end
+        if v[9] ~= KEYS[5] then return redis.error_reply('ERR the lease was granted against another budget key') end
+        local m = (tonumber(v[1]) or 0) - (tonumber(v[4]) or 0)
+        local q = (tonumber(v[2]) or 0) - (tonumber(v[5]) or 0)
+        local t = (tonumber(v[3]) or 0) - (tonumber(v[6]) or 0)
+        local lmin, lday = tonumber(v[7]) or 0, tonumber(v[8]) or 0
+        call('DEL', KEYS[7])
+        call('ZREM', KEYS[6], ARGV[2])
+        -- Without a balance key Redis lost the projection since the grant: the operator rebuilds balances, lifetimes
+        -- and budgets from PostgreSQL, so nothing here may be written back (it would be counted twice).
+        if not call('GET', KEYS[4]) then return {1, 0, 0, 0} end
+
+        WINDOWS_LUA
+        for h = 1, 2 do
+          local rc, rp, tc, tp, rd, td, fresh, exists = windows(KEYS[h])
+          if exists then
+            if lmin == min_idx then rc, tc = max(0, rc - q), max(0, tc - t)
+            elseif lmin == min_idx - 1 then rp, tp = max(0, rp - q), max(0, tp - t) end
+            if lday == day_idx then rd, td = max(0, rd - q), max(0, td - t) end
+            write(KEYS[h], rc, rp, tc, tp, rd, td, fresh)
+          end
+        end
+        if m ~= 0 then
+          call('INCRBY', KEYS[4], fmt('%d', m))
+          local spent = call('GET', KEYS[5])
+          if spent then call('SET', KEYS[5], fmt('%d', max(0, (tonumber(spent) or 0) - m)), 'KEEPTTL') end
+        end
+        if m ~= 0 or t ~= 0 then
+          local life = call('HMGET', KEYS[3], 'tokens', 'spend')
+          call('HSET', KEYS[3], 'tokens', fmt('%d', max(0, (tonumber(life[1]) or 0) - t)),
+            'spend', fmt('%d', max(0, (tonumber(life[2]) or 0) - m)))
+        end
+        return {1, fmt('%d', m), fmt('%d', q), fmt('%d', t)}
+        """.Replace("WINDOWS_LUA", WindowsLua, StringComparison.Ordinal));
+}
