@@ -92,35 +92,138 @@ public sealed partial class Enforcer
         }, RejectionReason.None);
     }
 
-    /// <summary>Returns a lease: what it did not use (by the usage flushed against it) goes back. Null when it was
-    /// already returned or reclaimed.</summary>
+    /// <summary>Returns a lease: what it did not use (by the usage flushed against it) goes back; requests still in flight
+    /// under it become ordinary reservations (settle them with <see cref="SettleAsync"/>). Null when it was already
+    /// returned or reclaimed.</summary>
     public Task<LeaseRemainder?> ReturnLeaseAsync(QuotaLease lease, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(lease);
-        return EndLeaseAsync(lease.LeaseId, lease.KeyId, lease.UserId, lease.BudgetKey, "return", cancellationToken);
+        var handoverMs = _time.GetUtcNow().ToUnixTimeMilliseconds() + (long)_options.DefaultLease.TotalMilliseconds;
+        return EndLeaseAsync(lease.LeaseId, lease.KeyId, lease.UserId, lease.BudgetKey, "return", handoverMs, cancellationToken);
     }
 
-    /// <summary>The sweeper's side: reclaims a lease whose owner stopped renewing it, once it has expired. Null when it is
-    /// gone or has not expired yet.</summary>
+    /// <summary>The sweeper's side: reclaims a lease whose owner stopped renewing it, once it has expired; its requests in
+    /// flight become reservations that expire at once (charged at their reservation by the reservation sweeper). Null when
+    /// it is gone or has not expired yet.</summary>
     public async Task<LeaseRemainder?> ReclaimLeaseAsync(string leaseId, CancellationToken cancellationToken = default)
     {
         var v = (await _redis.ExecuteAsync("HMGET", [_keys.Lease(leaseId), "key_id", "user_id", "budget_key"], cancellationToken).ConfigureAwait(false)).Items;
         if (v[0].IsNull || v[1].IsNull || v[2].IsNull) return null;
-        return await EndLeaseAsync(leaseId, v[0].AsString()!, v[1].AsString()!, v[2].AsString()!, "expire", cancellationToken).ConfigureAwait(false);
+        return await EndLeaseAsync(leaseId, v[0].AsString()!, v[1].AsString()!, v[2].AsString()!, "expire",
+            _time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<LeaseRemainder?> EndLeaseAsync(string leaseId, string keyId, string userId, string budgetKey, string mode, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes one flush of leased traffic in one script call: in-flight records of admitted requests, usage events of
+    /// settled ones (held by the usage outbox like any other), and what they used, per lease. A lease that is gone
+    /// (reclaimed, or lost with Redis' data) gets nothing written; its settlements go to the usage outbox as lost, which
+    /// charges them again once the user's balance is there (a duplicate of a row the ledger has is refunded).
+    /// </summary>
+    public async Task<IReadOnlyList<LeaseFlushResult>> FlushLeasedAsync(IReadOnlyList<LeaseFlush> flushes, CancellationToken cancellationToken = default)
     {
-        var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        ArgumentNullException.ThrowIfNull(flushes);
+        if (flushes.Count == 0) return [];
+        var keys = RedisArgBuffer.Rent();
+        var args = RedisArgBuffer.Rent();
+        RespValue reply;
+        try
+        {
+            keys.Add(_usageStreamKey);
+            args.Add(flushes.Count);
+            foreach (var f in flushes)
+            {
+                keys.Add(_keys.Lease(f.Lease.LeaseId));
+                keys.Add(_keys.LeaseInflight(f.Lease.LeaseId));
+                long money = 0, tokens = 0;
+                foreach (var s in f.Settlements)
+                {
+                    ArgumentOutOfRangeException.ThrowIfNegative(s.ActualMicros, nameof(flushes));
+                    money += s.ActualMicros;
+                    tokens += s.Usage.Tokens.Total;
+                }
+                args.Add(f.Lease.LeaseId); args.Add(f.Admissions.Count); args.Add(f.Settlements.Count); args.Add(f.Releases.Count);
+                args.Add(money); args.Add(tokens);
+                foreach (var a in f.Admissions)
+                {
+                    args.Add(a.RequestId);
+                    args.Add(string.Join('|', a.ReservedMicros.ToString(CultureInfo.InvariantCulture), a.EstimatedInputTokens.ToString(CultureInfo.InvariantCulture),
+                        a.MaxOutputTokens.ToString(CultureInfo.InvariantCulture), a.KeyVersion.ToString(CultureInfo.InvariantCulture),
+                        a.StartedAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture), a.Route, a.Upstream, a.PriceVersion, a.Model));
+                }
+                foreach (var s in f.Settlements)
+                {
+                    args.Add(s.Usage.RequestId); args.Add(s.AdmissionFlushed ? 1 : 0);
+                    UsageStreamFields.AddValuesTo(args, s.Usage);
+                }
+                foreach (var r in f.Releases)
+                {
+                    args.Add(r.RequestId); args.Add(r.AdmissionFlushed ? 1 : 0);
+                }
+            }
+            reply = await _redis.EvalAsync(LeaseScripts.Flush, keys, args, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            RedisArgBuffer.Return(keys);
+            RedisArgBuffer.Return(args);
+        }
+        var results = new LeaseFlushResult[flushes.Count];
+        for (var g = 0; g < flushes.Count; g++)
+        {
+            var f = flushes[g];
+            var items = reply.Items[g].Items;
+            var alive = items[0].AsInt64() == 1;
+            var ids = new string?[f.Settlements.Count];
+            for (var i = 0; i < ids.Length; i++)
+            {
+                var s = f.Settlements[i];
+                if (alive && items[i + 1].Type == RespType.BulkString)
+                {
+                    ids[i] = items[i + 1].AsString();
+                    _outbox?.Written(ids[i]!, s.Usage, s.ActualMicros, f.Lease.BudgetKey);
+                }
+                else
+                {
+                    _outbox?.Lost(s.Usage, s.ActualMicros, f.Lease.BudgetKey);
+                }
+            }
+            results[g] = new LeaseFlushResult(alive, ids);
+        }
+        return results;
+    }
+
+    private async Task<LeaseRemainder?> EndLeaseAsync(string leaseId, string keyId, string userId, string budgetKey, string mode, long handoverMs,
+        CancellationToken cancellationToken)
+    {
         var keyNames = _names.ForKey(keyId);
         var userNames = _names.ForUser(userId);
-        RedisArg[] keys = [keyNames.RateCounters, userNames.RateCounters, keyNames.Lifetime, userNames.Balance, budgetKey, _keys.Leases, _keys.Lease(leaseId)];
-        RedisArg[] args = [nowMs, leaseId, nowMs / MinuteMs, nowMs / DayMs, mode];
-        var r = (await _redis.EvalAsync(LeaseScripts.Return, keys, args, cancellationToken).ConfigureAwait(false)).Items;
-        if (r[0].AsInt64() != 1) return null;
-        return new LeaseRemainder(
-            long.Parse(r[1].AsString()!, CultureInfo.InvariantCulture),
-            long.Parse(r[2].AsString()!, CultureInfo.InvariantCulture),
-            long.Parse(r[3].AsString()!, CultureInfo.InvariantCulture));
+        var inflightKey = _keys.LeaseInflight(leaseId);
+        // The in-flight requests are read first and passed in (every key a script touches is declared); if they changed
+        // meanwhile (a flush landed in between) the script says so and they are read again.
+        for (var attempt = 0; ; attempt++)
+        {
+            var inflight = (await _redis.ExecuteAsync("HKEYS", [inflightKey], cancellationToken).ConfigureAwait(false)).Items
+                .Select(i => i.AsString()!).ToArray();
+            var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+            var keys = new RedisArg[9 + inflight.Length];
+            keys[0] = keyNames.RateCounters; keys[1] = userNames.RateCounters; keys[2] = keyNames.Lifetime; keys[3] = userNames.Balance;
+            keys[4] = budgetKey; keys[5] = _keys.Leases; keys[6] = _keys.Lease(leaseId); keys[7] = inflightKey; keys[8] = _reservationsKey;
+            var args = new RedisArg[6 + inflight.Length];
+            args[0] = nowMs; args[1] = leaseId; args[2] = nowMs / MinuteMs; args[3] = nowMs / DayMs; args[4] = mode; args[5] = Math.Max(handoverMs, nowMs);
+            for (var i = 0; i < inflight.Length; i++)
+            {
+                keys[9 + i] = _keys.Reservation(inflight[i]);
+                args[6 + i] = inflight[i];
+            }
+            var r = (await _redis.EvalAsync(LeaseScripts.Return, keys, args, cancellationToken).ConfigureAwait(false)).Items;
+            var outcome = r[0].AsInt64();
+            if (outcome == -3 && attempt < 10) continue;
+            if (outcome == -3) throw new InvalidOperationException($"The in-flight requests of lease {leaseId} kept changing while it was being returned.");
+            if (outcome != 1) return null;
+            return new LeaseRemainder(
+                long.Parse(r[1].AsString()!, CultureInfo.InvariantCulture),
+                long.Parse(r[2].AsString()!, CultureInfo.InvariantCulture),
+                long.Parse(r[3].AsString()!, CultureInfo.InvariantCulture));
+        }
     }
 }

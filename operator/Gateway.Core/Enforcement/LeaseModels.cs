@@ -50,3 +50,40 @@ public sealed record LeaseGrant(QuotaLease? Lease, RejectionReason Short)
 /// <summary>What returning or reclaiming a lease gave back (negative money: its requests cost more than they reserved,
 /// and the difference was charged).</summary>
 public readonly record struct LeaseRemainder(long Money, long Requests, long Tokens);
+
+/// <summary>A request admitted locally against a lease (its in-flight record, so that the sweeper can charge it at its
+/// reservation if this replica dies before settling it).</summary>
+public sealed record LeasedAdmission
+{
+    public required string RequestId { get; init; }
+    public int KeyVersion { get; init; }
+    public long ReservedMicros { get; init; }
+    public long EstimatedInputTokens { get; init; }
+    public long MaxOutputTokens { get; init; }
+    public DateTimeOffset StartedAt { get; init; }
+    public string Model { get; init; } = "";
+    public string Route { get; init; } = "";
+    public string Upstream { get; init; } = "";
+    public string PriceVersion { get; init; } = "";
+}
+
+/// <summary>A settled leased request: its usage event and actual cost.</summary>
+/// <param name="AdmissionFlushed">Whether its <see cref="LeasedAdmission"/> reached Redis in an earlier flush (then its
+/// in-flight record is removed; one admitted and settled in the same flush is never written).</param>
+public sealed record LeasedSettlement(Usage.UsageEvent Usage, long ActualMicros, bool AdmissionFlushed);
+
+/// <summary>A leased request that never reached an upstream: it counts as a request, nothing is charged.</summary>
+public sealed record LeasedRelease(string RequestId, bool AdmissionFlushed);
+
+/// <summary>One lease's part of a flush (<see cref="Enforcer.FlushLeasedAsync"/>).</summary>
+public sealed class LeaseFlush
+{
+    public required QuotaLease Lease { get; init; }
+    public List<LeasedAdmission> Admissions { get; } = [];
+    public List<LeasedSettlement> Settlements { get; } = [];
+    public List<LeasedRelease> Releases { get; } = [];
+}
+
+/// <summary>What a flush did for one lease: whether the lease was still there (else nothing was written for it and its
+/// settlements were handed to the usage outbox as lost, to be charged again), and each settlement's stream entry id.</summary>
+public sealed record LeaseFlushResult(bool LeaseAlive, IReadOnlyList<string?> StreamIds);

@@ -110,31 +110,61 @@ internal static class LeaseScripts
     /// Ends a lease and gives back what it did not use: money (granted − used, negative when requests cost more than
     /// they reserved: then the balance goes down further, as settlement does) to the balance, the budget and the key's
     /// lifetime spend; unused requests and tokens to the windows the grant was counted in, where they still count.
-    /// KEYS: as <see cref="Grant"/>. ARGV: 1 now ms, 2 lease id, 3 now's minute index, 4 now's UTC day index, 5 mode
-    /// (return: by its owner; expire: the sweeper, only once the lease has expired).
+    /// Requests still in flight under the lease are handed over: each becomes an ordinary reservation (hash and
+    /// reservations zset entry, counted as used by the lease), settled by its request or expired by the sweeper as in
+    /// exact mode.
+    /// KEYS: 1–7 as <see cref="Grant"/>, 8 the lease's in-flight hash, 9 reservations zset, 10.. the reservation hash of
+    /// each in-flight request, in the order of ARGV 7...
+    /// ARGV: 1 now ms, 2 lease id, 3 now's minute index, 4 now's UTC day index, 5 mode (return: by its owner; expire: the
+    /// sweeper, only once the lease has expired), 6 the handed-over reservations' expiry ms, 7.. the in-flight request ids
+    /// (as the caller read them; any other set returns -3 and changes nothing).
     /// Returns {1, money, requests, tokens given back}, {0} when the lease is gone (already returned or reclaimed, or
-    /// lost with the projection), {-1} (expire) when it has not expired.
+    /// lost with the projection), {-1} (expire) when it has not expired, {-3} when the in-flight requests differ from
+    /// those passed (read them again).
     /// </summary>
     public static readonly LuaScript Return = new("""
-        local call, tonumber, fmt, max = redis.call, tonumber, string.format, math.max
+        local call, tonumber, fmt, max, find, sub = redis.call, tonumber, string.format, math.max, string.find, string.sub
         local MIN, DAY = 60000, 86400000
         local now = tonumber(ARGV[1])
         local mi, di = ARGV[3], ARGV[4]
         local min_idx, day_idx = math.floor(now / MIN), math.floor(now / DAY)
         local v = call('HMGET', KEYS[7], 'money', 'requests', 'tokens', 'used_money', 'used_requests', 'used_tokens',
-          'min_idx', 'day_idx', 'budget_key', 'expires_at_ms')
+          'min_idx', 'day_idx', 'budget_key', 'expires_at_ms', 'key_id', 'user_id')
         if not v[1] then return {0} end
         if ARGV[5] == 'expire' and (tonumber(v[10]) or 0) > now then return {-1} end
         if v[9] ~= KEYS[5] then return redis.error_reply('ERR the lease was granted against another budget key') end
-        local m = (tonumber(v[1]) or 0) - (tonumber(v[4]) or 0)
-        local q = (tonumber(v[2]) or 0) - (tonumber(v[5]) or 0)
-        local t = (tonumber(v[3]) or 0) - (tonumber(v[6]) or 0)
+        local n = #KEYS - 9
+        if call('HLEN', KEYS[8]) ~= n then return {-3} end
+        local records = n > 0 and call('HMGET', KEYS[8], unpack(ARGV, 7, 6 + n)) or {}
+        for i = 1, n do if not records[i] then return {-3} end end
+
+        local used_m, used_q, used_t = tonumber(v[4]) or 0, tonumber(v[5]) or 0, tonumber(v[6]) or 0
+        local have_balance = call('GET', KEYS[4])
+        for i = 1, n do
+          -- "reserved|est_in|est_out|key_version|started_at_ms|route|upstream|price_version|model" (model last: free text).
+          local rec, f, pos = records[i], {}, 1
+          for j = 1, 8 do
+            local s = find(rec, '|', pos, true)
+            f[j] = sub(rec, pos, s - 1)
+            pos = s + 1
+          end
+          if have_balance then
+            call('HSET', KEYS[9 + i], 'key_id', v[11], 'key_version', f[4], 'user_id', v[12], 'reserved', f[1], 'est_in', f[2],
+              'est_out', f[3], 'model', sub(rec, pos), 'route', f[6], 'upstream', f[7], 'price_version', f[8], 'started_at_ms', f[5],
+              'expires_at_ms', ARGV[6], 'budget_key', KEYS[5], 'min_idx', v[7], 'day_idx', v[8])
+            call('ZADD', KEYS[9], ARGV[6], ARGV[6 + i])
+          end
+          used_m, used_q, used_t = used_m + f[1], used_q + 1, used_t + f[2] + f[3]
+        end
+        local m = (tonumber(v[1]) or 0) - used_m
+        local q = (tonumber(v[2]) or 0) - used_q
+        local t = (tonumber(v[3]) or 0) - used_t
         local lmin, lday = tonumber(v[7]) or 0, tonumber(v[8]) or 0
-        call('DEL', KEYS[7])
+        call('DEL', KEYS[7], KEYS[8])
         call('ZREM', KEYS[6], ARGV[2])
         -- Without a balance key Redis lost the projection since the grant: the operator rebuilds balances, lifetimes
         -- and budgets from PostgreSQL, so nothing here may be written back (it would be counted twice).
-        if not call('GET', KEYS[4]) then return {1, 0, 0, 0} end
+        if not have_balance then return {1, '0', '0', '0'} end
 
         WINDOWS_LUA
         for h = 1, 2 do
@@ -158,4 +188,63 @@ internal static class LeaseScripts
         end
         return {1, fmt('%d', m), fmt('%d', q), fmt('%d', t)}
         """.Replace("WINDOWS_LUA", WindowsLua, StringComparison.Ordinal));
+
+    /// <summary>
+    /// One flush of a replica's leased traffic, for any number of leases: requests admitted (their in-flight records),
+    /// settled (their usage events, appended to the stream with the lease id) and released (counted as requests, nothing
+    /// charged). What the settled and released requests used is added to each lease's used_* fields in one step.
+    /// KEYS: 1 usage stream, then per lease g: 2g the lease hash, 2g+1 its in-flight hash.
+    /// ARGV: 1 number of leases; then per lease: lease id, admitted count, settled count, released count, Σ settled cost
+    /// micros, Σ settled tokens; then per admitted request: request id, in-flight record (<see cref="Return"/>); per settled
+    /// request: request id, 1 when its admission was flushed earlier (else 0), the usage event's values in
+    /// <see cref="UsageStreamFields.Names"/> order; per released request: request id, the same flag.
+    /// Returns per lease {1 or 0 (the lease is gone: nothing was written for it), then per settled request its stream
+    /// entry id (0 when the lease is gone)}.
+    /// </summary>
+    public static readonly LuaScript Flush = new("""
+        local call, unpack = redis.call, unpack
+        local names = {FIELD_NAMES}
+        local F = #names
+        local out = {}
+        local p = 2
+        for g = 1, tonumber(ARGV[1]) do
+          local lk, ik = KEYS[2 * g], KEYS[2 * g + 1]
+          local lease_id, na, ns, nr = ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
+          local sm, st = ARGV[p + 4], ARGV[p + 5]
+          p = p + 6
+          local alive = call('EXISTS', lk) == 1
+          local res = {alive and 1 or 0}
+          if alive and na > 0 then
+            call('HSET', ik, unpack(ARGV, p, p + 2 * na - 1))
+          end
+          p = p + 2 * na
+          local dels = {}
+          for i = 1, ns do
+            if alive then
+              if ARGV[p + 1] == '1' then dels[#dels + 1] = ARGV[p] end
+              local x = {}
+              for f = 1, F do x[2 * f - 1] = names[f]; x[2 * f] = ARGV[p + 1 + f] end
+              x[2 * F + 1] = 'lease_id'; x[2 * F + 2] = lease_id
+              res[#res + 1] = call('XADD', KEYS[1], '*', unpack(x))
+            else
+              res[#res + 1] = 0
+            end
+            p = p + 2 + F
+          end
+          for i = 1, nr do
+            if alive and ARGV[p + 1] == '1' then dels[#dels + 1] = ARGV[p] end
+            p = p + 2
+          end
+          if alive then
+            if #dels > 0 then call('HDEL', ik, unpack(dels)) end
+            if ns + nr > 0 then
+              call('HINCRBY', lk, 'used_money', sm)
+              call('HINCRBY', lk, 'used_tokens', st)
+              call('HINCRBY', lk, 'used_requests', ns + nr)
+            end
+          end
+          out[g] = res
+        end
+        return out
+        """.Replace("FIELD_NAMES", string.Join(", ", UsageStreamFields.Names.Select(n => $"'{n}'")), StringComparison.Ordinal));
 }

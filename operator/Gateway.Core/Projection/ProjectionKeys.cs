@@ -86,6 +86,11 @@ public sealed class ProjectionKeys(string prefix = ProjectionKeys.DefaultPrefix)
     /// the lease is returned or reclaimed; never expires by itself (its unused money must go back).</summary>
     public string Lease(string leaseId) => Prefix + "lease:" + leaseId;
 
+    /// <summary>HASH of the requests in flight under one quota lease: request id → "reserved|est_in|est_out|key_version|
+    /// started_at_ms|route|upstream|price_version|model" (flushed with the usage batches). When the lease ends with requests
+    /// in flight, each becomes an ordinary reservation (<see cref="Reservation"/>), settled or expired as in exact mode.</summary>
+    public string LeaseInflight(string leaseId) => Prefix + "lease-inflight:" + leaseId;
+
     /// <summary>ZSET of open quota leases (lease ids) scored by expiry (unix ms); the sweeper reclaims those past it.</summary>
     public string Leases => Prefix + "leases";
 
