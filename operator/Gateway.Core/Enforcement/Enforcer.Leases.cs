@@ -33,9 +33,14 @@ public sealed partial class Enforcer
         var userNames = _names.ForUser(userId);
         var keyNames = _names.ForKey(request.Key.KeyId);
 
-        // The slices are counted in this minute's and this day's windows, so the lease ends with the minute; the money
-        // is counted in the budget period, so it ends with the period too.
-        var expiryMs = Math.Min(nowMs + (long)request.Ttl.TotalMilliseconds, (nowMs / MinuteMs + 1) * MinuteMs);
+        // The slices are counted in this minute's and this day's windows: where a minute (day) limit applies, the lease
+        // ends with the minute (day), so nothing admitted under it lands in a window that did not count it. The money is
+        // counted in the budget period, so it ends with the period too.
+        var expiryMs = nowMs + (long)request.Ttl.TotalMilliseconds;
+        if (kl?.RequestsPerMinute is not null || kl?.TokensPerMinute is not null || ul?.RequestsPerMinute is not null || ul?.TokensPerMinute is not null)
+            expiryMs = Math.Min(expiryMs, (nowMs / MinuteMs + 1) * MinuteMs);
+        if (kl?.RequestsPerDay is not null || kl?.TokensPerDay is not null || ul?.RequestsPerDay is not null || ul?.TokensPerDay is not null)
+            expiryMs = Math.Min(expiryMs, (nowMs / DayMs + 1) * DayMs);
         string budgetKey = userNames.BudgetNone;
         long budgetMicros = -1, periodEndMs = 0;
         if (request.User.Budget is { } budget)
@@ -111,6 +116,24 @@ public sealed partial class Enforcer
         if (v[0].IsNull || v[1].IsNull || v[2].IsNull) return null;
         return await EndLeaseAsync(leaseId, v[0].AsString()!, v[1].AsString()!, v[2].AsString()!, "expire",
             _time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>For the sweeper: reclaims up to <paramref name="max"/> leases that expired before <paramref name="expiredBefore"/>
+    /// (their replica did not return them). Returns how many were reclaimed.</summary>
+    public async Task<int> ReclaimExpiredLeasesAsync(DateTimeOffset expiredBefore, int max, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(max);
+        var due = await _redis.ExecuteAsync("ZRANGEBYSCORE", [_keys.Leases, "-inf", expiredBefore.ToUnixTimeMilliseconds(), "LIMIT", 0, max], cancellationToken)
+            .ConfigureAwait(false);
+        var reclaimed = 0;
+        foreach (var id in due.Items.Select(i => i.AsString()!))
+        {
+            if (await ReclaimLeaseAsync(id, cancellationToken).ConfigureAwait(false) is not null) reclaimed++;
+            // A member whose hash is gone is a leftover: drop it.
+            else if ((await _redis.ExecuteAsync("EXISTS", [_keys.Lease(id)], cancellationToken).ConfigureAwait(false)).AsInt64() == 0)
+                await _redis.ExecuteAsync("ZREM", [_keys.Leases, id], cancellationToken).ConfigureAwait(false);
+        }
+        return reclaimed;
     }
 
     /// <summary>

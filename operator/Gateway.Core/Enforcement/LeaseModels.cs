@@ -17,8 +17,8 @@ public sealed record LeaseRequest
     public long Requests { get; init; }
     /// <summary>Tokens counted in the token windows (tpm, tpd) and the key's lifetime tokens at grant.</summary>
     public long Tokens { get; init; }
-    /// <summary>How long the lease may live; it also ends with the current minute (its slices are counted in that
-    /// minute's windows) and with the budget period.</summary>
+    /// <summary>How long the lease may live; it also ends with the current minute when a minute limit applies (its
+    /// slices are counted in that minute's windows), with the UTC day when a day limit does, and with the budget period.</summary>
     public TimeSpan Ttl { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>A grant needs this many times its slice still free in every limited dimension; below that the pair is
     /// near an edge and is admitted exactly (per request). At least 1.</summary>

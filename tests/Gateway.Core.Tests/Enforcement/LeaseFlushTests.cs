@@ -152,6 +152,21 @@ public sealed class LeaseFlushTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_sweeper_reclaims_only_leases_past_their_expiry_and_grace()
+    {
+        var early = await GrantAsync(ttl: TimeSpan.FromSeconds(5));
+        var later = await GrantAsync(ttl: TimeSpan.FromSeconds(20));
+        _t.Clock.Advance(TimeSpan.FromSeconds(12));
+
+        // With a 5 s grace: the first expired 7 s ago, the second has not expired.
+        Assert.Equal(1, await _t.Enforcer.ReclaimExpiredLeasesAsync(_t.Clock.GetUtcNow() - TimeSpan.FromSeconds(5), 10));
+        Assert.False(await _t.ExistsAsync(_t.Keys.Lease(early.LeaseId)));
+        Assert.True(await _t.ExistsAsync(_t.Keys.Lease(later.LeaseId)));
+        Assert.Equal(Balance - 100_000, await _t.GetLongAsync(_t.Keys.Balance("u1")));
+        Assert.Equal(0, await _t.Enforcer.ReclaimExpiredLeasesAsync(_t.Clock.GetUtcNow() - TimeSpan.FromSeconds(5), 10));
+    }
+
+    [Fact]
     public async Task A_flush_for_a_lease_that_is_gone_writes_nothing_and_says_so()
     {
         var gone = await GrantAsync(ttl: TimeSpan.FromSeconds(5));

@@ -153,13 +153,16 @@ public sealed class LeaseGrantTests : IAsyncLifetime
     [Fact]
     public async Task A_lease_ends_with_its_minute_and_what_it_did_not_use_leaves_that_minute_when_returned_later()
     {
-        // T0 is 10:00:01; 45 s later a 30 s lease would outlive the minute, so it ends at 10:01:00.
-        var key = Key();
+        // T0 is 10:00:01; 45 s later a 30 s lease would outlive the minute, so with a minute limit it ends at 10:01:00.
+        var key = Key(limits: new KeyLimits { RequestsPerMinute = 1_000 });
         var user = User();
         Assert.Equal(T0.AddSeconds(30), (await _t.Enforcer.GrantLeaseAsync(Lease(key, user, ttl: TimeSpan.FromSeconds(30))))!.Lease!.ExpiresAt);
         _t.Clock.Advance(TimeSpan.FromSeconds(44));
         var late = (await _t.Enforcer.GrantLeaseAsync(Lease(key, user, requests: 6, tokens: 600)))!.Lease!;
         Assert.Equal(new DateTimeOffset(2026, 6, 10, 10, 1, 0, TimeSpan.Zero), late.ExpiresAt);
+        // Without minute limits (a day limit: the day's end) it lives its whole TTL across the minute.
+        var daily = (await _t.Enforcer.GrantLeaseAsync(Lease(Key("k2", limits: new KeyLimits { RequestsPerDay = 100_000 }), user)))!.Lease!;
+        Assert.Equal(_t.Clock.GetUtcNow().AddSeconds(30), daily.ExpiresAt);
 
         // Returned in the next minute: the previous minute's count and today's lose the unused part.
         _t.Clock.Advance(TimeSpan.FromSeconds(20));

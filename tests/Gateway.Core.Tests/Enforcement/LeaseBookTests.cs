@@ -1,0 +1,222 @@
+using System.Collections.Concurrent;
+using Gateway.Core.Enforcement;
+using Gateway.Core.Pricing;
+using Gateway.Core.Projection;
+using Gateway.Core.Resources;
+using Gateway.Core.Usage;
+using Gateway.Testing;
+using static Gateway.Core.Tests.Enforcement.EnforcementTestContext;
+
+namespace Gateway.Core.Tests.Enforcement;
+
+/// <summary>
+/// A replica's quota leases end to end against a real Redis (issue #11, items 1–3): requests admitted locally, their
+/// records written in group commits; two replicas (two books, each with its own Enforcer) under concurrency never
+/// overspend a balance or exceed a window in total; idle leases go back; a lease that ends with a request in flight hands
+/// it over, and it settles exactly. Each test ends with the money adding up: the balance is the initial balance minus
+/// exactly what the usage events charged.
+/// </summary>
+public sealed class LeaseBookTests : IAsyncLifetime
+{
+    private const long Balance = 1_000_000_000;
+    private EnforcementTestContext _t = null!;
+    private readonly List<LeaseBook> _books = [];
+
+    public async Task InitializeAsync()
+    {
+        _t = await CreateAsync();
+        await _t.SetBalanceAsync("u1", Balance);
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var b in _books) await b.DisposeAsync();
+        await _t.DisposeAsync();
+    }
+
+    private LeaseBook Book(LeaseOptions? options = null)
+    {
+        var book = new LeaseBook(new Enforcer(_t.Redis, _t.Keys, _t.Clock), options ?? new LeaseOptions { Enabled = true }, _t.Clock);
+        _books.Add(book);
+        return book;
+    }
+
+    private static UsageEvent UsageOf(AdmissionRequest r, long micros) => new()
+    {
+        RequestId = r.RequestId,
+        KeyId = r.Key.KeyId,
+        KeyVersion = r.Key.Version,
+        UserId = r.User.UserId,
+        Upstream = "default/mock",
+        Model = r.Model,
+        Route = r.Route,
+        Tokens = new TokenCounts(r.EstimatedInputTokens, 0, 0, r.MaxOutputTokens / 2),
+        Cost = Money.FromMicros(micros),
+        PriceVersion = r.PriceVersion,
+        StartedAt = DateTimeOffset.UnixEpoch,
+        Status = 200,
+    };
+
+    /// <summary>One request through a replica as the proxy does it: a lease if the book has one, else the exact scripts;
+    /// settled at <paramref name="actual"/>. Returns whether it was admitted.</summary>
+    private static async Task<bool> SendAsync(LeaseBook book, Enforcer exact, KeyProjection key, UserProjection user, long reserved, long actual)
+    {
+        var request = Request(key, user, reservedMicros: reserved);
+        if (await book.TryAdmitAsync(request) is { } ticket)
+        {
+            await book.SettleAsync(ticket, UsageOf(request, actual), actual);
+            return true;
+        }
+        var admission = await exact.AdmitAsync(request);
+        if (!admission.Allowed) return false;
+        await exact.SettleAsync(new Settlement { Reservation = admission.Reservation!, Usage = UsageOf(request, actual), ActualCostMicros = actual });
+        return true;
+    }
+
+    private async Task AssertMoneyAddsUpAsync(string userId = "u1", long initial = Balance)
+    {
+        var events = await _t.UsageEventsAsync();
+        var charged = events.Where(e => e.UserId == userId).Sum(e => Money.ToMicrosCeiling(e.Cost));
+        Assert.Equal(initial - charged, await _t.GetLongAsync(_t.Keys.Balance(userId)));
+        Assert.Equal(0, await _t.CountAsync(_t.Keys.Leases));
+        Assert.Equal(0, await _t.CountAsync(_t.Keys.Reservations));
+    }
+
+    [Fact]
+    public async Task Requests_are_admitted_against_a_lease_and_many_leave_in_one_flush()
+    {
+        var book = Book();
+        var key = Key();
+        var user = User();
+        var requests = Enumerable.Range(0, 40).Select(_ => Request(key, user, reservedMicros: 2_000)).ToList();
+        var tickets = await Task.WhenAll(requests.Select(r => book.TryAdmitAsync(r).AsTask()));
+        Assert.All(tickets, Assert.NotNull);
+        // Leases are taken in slices (at least 8 requests each), not per request.
+        Assert.InRange(book.Granted, 1, 5);
+        Assert.Equal(40, tickets.Select(t => t!.LeaseId).GroupBy(id => id).Sum(g => g.Count()));
+
+        for (var i = 0; i < tickets.Length; i++) await book.SettleAsync(tickets[i]!, UsageOf(requests[i], 1_500), 1_500);
+        await book.FlushAsync();
+        var events = await _t.UsageEventsAsync();
+        Assert.Equal(40, events.Count);
+        Assert.Equal(requests.Select(r => r.RequestId).Order(), events.Select(e => e.RequestId).Order());
+
+        await book.DisposeAsync();
+        Assert.Equal(book.Granted, book.Returned);
+        await AssertMoneyAddsUpAsync();
+        Assert.Equal(40 * 1_500, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "spend"));
+        Assert.Equal(40, await _t.HashLongAsync(_t.Keys.KeyRateCounters("k1"), "rmc"));
+    }
+
+    [Fact]
+    public async Task Two_replicas_with_leases_never_overspend_a_balance_under_concurrency()
+    {
+        // $2 and requests that cost exactly what they reserve (10,000 µ$): at most 200 can be served.
+        await _t.SetBalanceAsync("u1", 2_000_000);
+        var books = new[] { Book(), Book() };
+        var exact = new[] { new Enforcer(_t.Redis, _t.Keys, _t.Clock), new Enforcer(_t.Redis, _t.Keys, _t.Clock) };
+        var key = Key();
+        var user = User();
+        var admitted = 0;
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(worker => Task.Run(async () =>
+        {
+            for (var i = 0; i < 50; i++)
+                if (await SendAsync(books[worker % 2], exact[worker % 2], key, user, 10_000, 10_000)) Interlocked.Increment(ref admitted);
+        })));
+        Assert.True(books.Sum(b => b.Granted) > 0, "leases were used");
+        foreach (var b in books) await b.DisposeAsync();
+
+        Assert.InRange(admitted, 150, 200);
+        Assert.True(await _t.GetLongAsync(_t.Keys.Balance("u1")) >= 0);
+        await AssertMoneyAddsUpAsync(initial: 2_000_000);
+        Assert.Equal(admitted, (await _t.UsageEventsAsync()).Count);
+    }
+
+    [Fact]
+    public async Task Two_replicas_with_leases_never_exceed_a_window_in_total()
+    {
+        var books = new[] { Book(), Book() };
+        var exact = new[] { new Enforcer(_t.Redis, _t.Keys, _t.Clock), new Enforcer(_t.Redis, _t.Keys, _t.Clock) };
+        var key = Key(limits: new KeyLimits { RequestsPerMinute = 100 });
+        var user = User();
+        var admitted = 0;
+        await Task.WhenAll(Enumerable.Range(0, 6).Select(worker => Task.Run(async () =>
+        {
+            for (var i = 0; i < 50; i++)
+                if (await SendAsync(books[worker % 2], exact[worker % 2], key, user, 1_000, 800)) Interlocked.Increment(ref admitted);
+        })));
+        Assert.True(books.Sum(b => b.Granted) > 0, "leases were used");
+        Assert.InRange(admitted, 1, 100);
+        foreach (var b in books) await b.DisposeAsync();
+
+        // What the leases held back is in the window again only as far as it was used.
+        Assert.Equal(admitted, await _t.HashLongAsync(_t.Keys.KeyRateCounters("k1"), "rmc"));
+        await AssertMoneyAddsUpAsync();
+    }
+
+    [Fact]
+    public async Task An_idle_lease_goes_back_by_itself()
+    {
+        var book = Book(new LeaseOptions { Enabled = true, IdleReturn = TimeSpan.FromSeconds(5) });
+        var request = Request(Key(), User(), reservedMicros: 3_000);
+        var ticket = (await book.TryAdmitAsync(request))!;
+        await book.SettleAsync(ticket, UsageOf(request, 2_500), 2_500);
+        Assert.Equal(1, await _t.CountAsync(_t.Keys.Leases));
+
+        _t.Clock.Advance(TimeSpan.FromSeconds(5));
+        await Eventually.TrueAsync(async () => await _t.CountAsync(_t.Keys.Leases) == 0 && book.Held == 0, "the idle lease to be returned");
+        await AssertMoneyAddsUpAsync();
+        Assert.Equal(Balance - 2_500, await _t.GetLongAsync(_t.Keys.Balance("u1")));
+    }
+
+    [Fact]
+    public async Task A_lease_that_ends_with_a_request_in_flight_hands_it_over_and_it_settles_exactly()
+    {
+        var book = Book();
+        var key = Key(limits: new KeyLimits { RequestsPerMinute = 1_000 });
+        var request = Request(key, User(), reservedMicros: 4_000);
+        var ticket = (await book.TryAdmitAsync(request))!;
+
+        // The minute ends (a minute limit applies): the lease is returned while the request is still in flight.
+        _t.Clock.Advance(TimeSpan.FromSeconds(60));
+        await Eventually.TrueAsync(async () => await _t.CountAsync(_t.Keys.Leases) == 0, "the expired lease to be returned");
+        Assert.Equal(4_000, await _t.HashLongAsync(_t.Keys.Reservation(request.RequestId), "reserved"));
+
+        await book.SettleAsync(ticket, UsageOf(request, 3_100), 3_100);
+        Assert.False(await _t.ExistsAsync(_t.Keys.Reservation(request.RequestId)));
+        await AssertMoneyAddsUpAsync();
+        Assert.Equal(Balance - 3_100, await _t.GetLongAsync(_t.Keys.Balance("u1")));
+    }
+
+    [Fact]
+    public async Task An_invalidated_pair_stops_using_its_lease_at_once_and_the_lease_goes_back()
+    {
+        var book = Book();
+        var key = Key();
+        var user = User();
+        var first = Request(key, user);
+        var ticket = (await book.TryAdmitAsync(first))!;
+        await book.SettleAsync(ticket, UsageOf(first, 900), 900);
+
+        book.Invalidate(keyId: "k1");
+        var second = Request(key, user);
+        var next = (await book.TryAdmitAsync(second))!;
+        Assert.NotEqual(ticket.LeaseId, next.LeaseId);
+        await Eventually.TrueAsync(async () => await _t.CountAsync(_t.Keys.Leases) == 1, "the invalidated lease to be returned");
+        await book.SettleAsync(next, UsageOf(second, 700), 700);
+        await book.DisposeAsync();
+        await AssertMoneyAddsUpAsync();
+    }
+
+    [Fact]
+    public async Task A_pair_near_its_limits_or_with_a_concurrency_limit_is_admitted_exactly()
+    {
+        var book = Book();
+        await _t.SetBalanceAsync("u2", 50_000);
+        // 8 requests × 10,000 µ$ × factor 4 is more than the balance: no lease, the exact scripts decide.
+        Assert.Null(await book.TryAdmitAsync(Request(Key("k2", "u2"), User("u2"), reservedMicros: 10_000)));
+        Assert.Null(await book.TryAdmitAsync(Request(Key(limits: new KeyLimits { MaxConcurrent = 5 }), User())));
+        Assert.Equal(0, book.Granted);
+        Assert.Equal(0, await _t.CountAsync(_t.Keys.Leases));
+    }
+}
