@@ -74,6 +74,7 @@ public sealed class ConservationChecker(NpgsqlDataSource dataSource, IRedisClien
         var known = users.Select(u => u.Id.ToString()).ToHashSet(StringComparer.Ordinal);
         var pending = CheckStream(snap, facts, known, counts, found);
         var reserved = CheckReservations(snap, facts, streamIds, known, counts, found);
+        CheckLeases(snap, known, reserved, counts, found);
         CheckBalances(users, snap, facts, streamIds, reserved, pending, counts, found);
         return (counts, found);
     }
@@ -132,6 +133,28 @@ public sealed class ConservationChecker(NpgsqlDataSource dataSource, IRedisClien
                     { RequestId = r.RequestId, UserId = r.UserId });
         }
         return reserved;
+    }
+
+    /// <summary>Adds each open quota lease's outstanding money to its user's held amount (it left the balance at grant);
+    /// flags leases past their expiry and the grace the sweeper allows.</summary>
+    private void CheckLeases(RedisMoneySnapshot snap, HashSet<string> known, Dictionary<string, long> held, VerifyCounts counts, ViolationList found)
+    {
+        var nowMs = snap.RedisTime.ToUnixTimeMilliseconds();
+        var graceMs = (long)options.LeaseGrace.TotalMilliseconds;
+        foreach (var l in snap.Leases)
+        {
+            if (!l.HasHash) continue;
+            counts.OpenLeases++;
+            counts.LeasedMicros += l.OutstandingMicros;
+            var user = l.UserId ?? "";
+            held[user] = held.GetValueOrDefault(user) + l.OutstandingMicros;
+            if (!known.Contains(user))
+                found.Add(new Violation(ViolationKinds.UnknownUser, $"open quota lease {l.LeaseId} holding {l.OutstandingMicros} µ$ for a user PostgreSQL does not know") { UserId = l.UserId });
+            if (l.ExpiresAtMs < nowMs - graceMs)
+                found.Add(new Violation(ViolationKinds.ExpiredLease,
+                    $"quota lease {l.LeaseId} holding {l.OutstandingMicros} µ$ outlived its expiry by {TimeSpan.FromMilliseconds(nowMs - l.ExpiresAtMs):g}; the sweeper should have reclaimed it")
+                    { UserId = l.UserId });
+        }
     }
 
     private void CheckBalances(IReadOnlyList<LedgerUser> users, RedisMoneySnapshot snap, LedgerFacts facts, List<string> streamIds,
@@ -197,7 +220,7 @@ public sealed class ConservationChecker(NpgsqlDataSource dataSource, IRedisClien
                     : held > upper ? $"{held - upper} µ$ over"
                     : $"{held - lower} µ$ over the per-entry rounding (--strict; a balance rebuilt from the ledger sum explains it)";
                 found.Add(tag(new Violation(ViolationKinds.BalanceMismatch,
-                    $"Redis holds {held} µ$ (balance {balance} + reserved {r} + pending usage {p}); the ledger sums to {ledger} USD, which allows {lower}..{upper} µ$: {off}")));
+                    $"Redis holds {held} µ$ (balance {balance} + reserved and leased {r} + pending usage {p}); the ledger sums to {ledger} USD, which allows {lower}..{upper} µ$: {off}")));
             }
         }
     }

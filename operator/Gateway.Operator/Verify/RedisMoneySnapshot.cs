@@ -16,6 +16,13 @@ internal sealed record RedisUserState(string? BalanceText, IReadOnlySet<string> 
 /// <summary>One member of the reservations zset, with its hash's fields (null when the hash is gone).</summary>
 internal sealed record RedisReservation(string RequestId, string? UserId, long ReservedMicros, long ExpiresAtMs, bool HasHash);
 
+/// <summary>One member of the quota leases zset (hot path v2), with what its hash says (zeros when the hash is gone).</summary>
+internal sealed record RedisLease(string LeaseId, string? UserId, long MoneyMicros, long UsedMicros, long ExpiresAtMs, bool HasHash)
+{
+    /// <summary>Money the lease still holds: taken from the balance at grant, not yet used by a flushed settlement.</summary>
+    public long OutstandingMicros => MoneyMicros - UsedMicros;
+}
+
 /// <summary>One usage stream entry: only what the money identity needs.</summary>
 internal sealed record RedisStreamUsage(string EntryId, string? RequestId, string? UserId, string? CostText)
 {
@@ -31,17 +38,18 @@ internal sealed record RedisMoneySnapshot(
     DateTimeOffset RedisTime,
     IReadOnlyDictionary<string, RedisUserState> Users,
     IReadOnlyList<RedisReservation> Reservations,
-    IReadOnlyList<RedisStreamUsage> Stream)
+    IReadOnlyList<RedisStreamUsage> Stream,
+    IReadOnlyList<RedisLease> Leases)
 {
     // One script, so no settlement (which moves money between the balance, a reservation and the stream in one
     // script of its own) can fall between two reads. It blocks Redis for as long as it reads: O(users +
     // reservations + stream length), a few ms normally; a stream backlog of 100,000 events costs more.
-    // KEYS: 1 reservations zset, 2 usage stream, then per user its balance and its credited-grants set.
-    // ARGV: 1 the reservation hash name's stem.
+    // KEYS: 1 reservations zset, 2 usage stream, 3 leases zset, then per user its balance and its credited-grants set.
+    // ARGV: 1 the reservation hash name's stem, 2 the lease hash name's stem.
     private static readonly LuaScript Script = new("""
         local t = redis.call('TIME')
         local users = {}
-        for i = 3, #KEYS, 2 do
+        for i = 4, #KEYS, 2 do
           users[#users + 1] = { redis.call('GET', KEYS[i]), redis.call('SMEMBERS', KEYS[i + 1]) }
         end
         local resv = {}
@@ -59,18 +67,24 @@ internal sealed record RedisMoneySnapshot(
           end
           stream[#stream + 1] = { e[1], rid, uid, cost }
         end
-        return { t[1], t[2], users, resv, stream }
+        local leases = {}
+        local lm = redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES')
+        for i = 1, #lm, 2 do
+          local h = redis.call('HMGET', ARGV[2] .. lm[i], 'user_id', 'money', 'used_money', 'expires_at_ms')
+          leases[#leases + 1] = { lm[i], lm[i + 1], h[1], h[2], h[3], h[4] }
+        end
+        return { t[1], t[2], users, resv, stream, leases }
         """);
 
     public static async Task<RedisMoneySnapshot> ReadAsync(IRedisClient redis, ProjectionKeys keys, IReadOnlyList<string> userIds, CancellationToken ct)
     {
-        var scriptKeys = new List<RedisArg>(2 + 2 * userIds.Count) { keys.Reservations, keys.UsageStream };
+        var scriptKeys = new List<RedisArg>(3 + 2 * userIds.Count) { keys.Reservations, keys.UsageStream, keys.Leases };
         foreach (var u in userIds)
         {
             scriptKeys.Add(keys.Balance(u));
             scriptKeys.Add(ProjectionWriter.GrantsKey(keys, u));
         }
-        var reply = await redis.EvalAsync(Script, scriptKeys, [keys.Reservation("")], ct).ConfigureAwait(false);
+        var reply = await redis.EvalAsync(Script, scriptKeys, [keys.Reservation(""), keys.Lease("")], ct).ConfigureAwait(false);
         var r = reply.Items;
         var time = DateTimeOffset.FromUnixTimeMilliseconds(r[0].AsInt64() * 1000 + r[1].AsInt64() / 1000);
 
@@ -99,7 +113,14 @@ internal sealed record RedisMoneySnapshot(
             var f = item.Items;
             stream.Add(new RedisStreamUsage(f[0].AsString()!, Text(f[1]), Text(f[2]), Text(f[3])));
         }
-        return new RedisMoneySnapshot(time, users, reservations, stream);
+        var leases = new List<RedisLease>();
+        foreach (var item in r[5].Items)
+        {
+            var f = item.Items;
+            var hasHash = !f[3].IsNull;
+            leases.Add(new RedisLease(f[0].AsString()!, Text(f[2]), Long(f[3]), Long(f[4]), hasHash ? Long(f[5]) : Long(f[1]), hasHash));
+        }
+        return new RedisMoneySnapshot(time, users, reservations, stream, leases);
     }
 
     private static string? Text(RespValue v) => v.IsNull ? null : v.AsString();

@@ -24,6 +24,8 @@ public static class ViolationKinds
     public const string NegativeCost = "negative_cost";
     /// <summary>An open reservation whose lease passed more than the grace ago: the sweeper should have charged it.</summary>
     public const string ExpiredReservation = "expired_reservation";
+    /// <summary>A quota lease past its expiry and the sweeper's grace: its replica died and the sweeper is not running.</summary>
+    public const string ExpiredLease = "expired_lease";
     /// <summary>A reservation or pending usage event of a user PostgreSQL does not know.</summary>
     public const string UnknownUser = "unknown_user";
     /// <summary>A usage stream entry the ledger writer cannot read (no request id, user or cost).</summary>
@@ -69,8 +71,10 @@ public sealed record VerifyCounts
     /// <summary>Reservations zset members without a hash (already ended; the sweeper drops them). Harmless.</summary>
     public int LeftoverReservationMembers { get; set; }
     public int ExpiredReservations { get; set; }
-    /// <summary>Leases of quota (hot path v2); none exist today.</summary>
+    /// <summary>Open quota leases (hot path v2).</summary>
     public int OpenLeases { get; set; }
+    /// <summary>Money the open leases hold (taken from balances at grant, not yet used by a flushed settlement).</summary>
+    public long LeasedMicros { get; set; }
     public int StreamEntries { get; set; }
     /// <summary>Stream entries not yet in usage_log: counted as outstanding.</summary>
     public int PendingUsageEvents { get; set; }

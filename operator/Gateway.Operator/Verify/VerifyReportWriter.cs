@@ -36,7 +36,7 @@ internal static class VerifyReportWriter
         w.WriteLine(string.Create(inv, $"  users         {c.Users} ({c.UsersChecked} checked, {c.UsersSkipped} skipped: deleted, no Redis balance)"));
         w.WriteLine(string.Create(inv, $"  ledger        {c.GrantEntries} grant, {c.ConsumeEntries} consume, {c.OtherEntries} other entries; Σ {c.LedgerSumUsd} USD"));
         w.WriteLine(string.Create(inv, $"  usage_log     {c.UsageRows} rows, {c.UsageRowsWithCost} with a cost (Σ {c.UsageCostUsd} USD)"));
-        w.WriteLine(string.Create(inv, $"  redis         Σ balance {c.RedisBalanceMicros} µ$; {c.OpenReservations} open reservations (Σ {c.ReservedMicros} µ$), {c.ExpiredReservations} past lease + grace, {c.LeftoverReservationMembers} leftover zset members; {c.OpenLeases} leases"));
+        w.WriteLine(string.Create(inv, $"  redis         Σ balance {c.RedisBalanceMicros} µ$; {c.OpenReservations} open reservations (Σ {c.ReservedMicros} µ$), {c.ExpiredReservations} past lease + grace, {c.LeftoverReservationMembers} leftover zset members; {c.OpenLeases} quota leases (Σ {c.LeasedMicros} µ$ outstanding)"));
         w.WriteLine(string.Create(inv, $"  usage stream  {c.StreamEntries} entries: {c.PendingUsageEvents} pending (Σ {c.PendingMicros} µ$), {c.PersistedAwaitingAck} persisted awaiting ack"));
         w.WriteLine(string.Create(inv, $"  rounding      {c.RoundingAllowanceMicros} µ$ allowed in total (sub-micro-dollar rounding of the ledger's entries)"));
         w.WriteLine(string.Create(inv, $"  attempts      {report.Attempts}"));

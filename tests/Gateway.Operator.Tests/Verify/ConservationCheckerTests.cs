@@ -59,6 +59,42 @@ public sealed class ConservationCheckerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_quota_lease_counts_what_it_holds_and_one_that_outlived_its_expiry_is_reported()
+    {
+        await PersistedTrafficAsync();
+        var grant = await _h.Enforcer.GrantLeaseAsync(new LeaseRequest
+        {
+            LeaseId = "lease-1", Key = _h.Key, User = _h.User, Owner = "test", Money = 80_000, Requests = 8, Tokens = 800,
+            Ttl = TimeSpan.FromSeconds(2),
+        });
+        var lease = Assert.IsType<QuotaLease>(grant.Lease);
+        // One leased request settled (its usage is in the stream), one in flight under the lease.
+        var flush = new LeaseFlush { Lease = lease };
+        flush.Settlements.Add(new LeasedSettlement(_h.Usage("leased-1", 0.003m), 3_000, AdmissionFlushed: false));
+        flush.Admissions.Add(new LeasedAdmission { RequestId = "leased-2", ReservedMicros = 9_000, StartedAt = DateTimeOffset.UtcNow });
+        await _h.Enforcer.FlushLeasedAsync([flush]);
+
+        var run = await _h.VerifyAsync();
+        Assert.True(run.ExitCode == VerifyCommand.ExitClean, run.ToString());
+        Assert.Equal(1, run.Count("openLeases"));
+        Assert.Equal(77_000, run.Count("leasedMicros"));
+        Assert.Equal(1, run.Count("pendingUsageEvents"));
+
+        // A lease that holds more than it took from the balance breaks the identity.
+        await _h.RedisAsync("HINCRBY", _h.F.Keys.Lease("lease-1"), "money", 1_000);
+        var over = await _h.VerifyAsync("--lease-grace", "1h", "--settle-wait", "0s");
+        Assert.Equal(VerifyCommand.ExitViolations, over.ExitCode);
+        Assert.Single(over.Violations(ViolationKinds.BalanceMismatch));
+        await _h.RedisAsync("HINCRBY", _h.F.Keys.Lease("lease-1"), "money", -1_000);
+
+        // Nobody returned or reclaimed it: past its expiry and the grace, it is reported (and still counted).
+        await Eventually.TrueAsync(async () => (await _h.VerifyAsync("--lease-grace", "0s")).Kinds().Contains(ViolationKinds.ExpiredLease),
+            "the lease to be reported as expired");
+        var late = await _h.VerifyAsync("--lease-grace", "0s");
+        Assert.Equal([ViolationKinds.ExpiredLease], late.Kinds());
+    }
+
+    [Fact]
     public async Task Usage_persisted_but_still_in_the_stream_counts_once()
     {
         await _h.RequestAsync("acked-late", 0.0002m);
