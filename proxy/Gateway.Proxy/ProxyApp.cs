@@ -56,6 +56,8 @@ public static class ProxyApp
         problems.AddRange(options.Validate());
         var outboxOptions = problems.Try(() => config.GetSection("TokenGate:UsageOutbox").Get<UsageOutboxOptions>() ?? new UsageOutboxOptions()) ?? new UsageOutboxOptions();
         problems.AddRange(outboxOptions.Validate());
+        var leaseOptions = problems.Try(() => config.GetSection("TokenGate:Leases").Get<LeaseOptions>() ?? new LeaseOptions()) ?? new LeaseOptions();
+        problems.AddRange(leaseOptions.Validate());
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
@@ -90,6 +92,17 @@ public static class ProxyApp
         services.AddSingleton(sp => new Enforcer(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(), logger: sp.GetRequiredService<ILogger<Enforcer>>(),
             outbox: sp.GetRequiredService<UsageOutbox>()));
         services.AddSingleton<PolicyCache>();
+        if (leaseOptions.Enabled)
+        {
+            // Hot path v2: admission against quota leases (exact scripts near limits); disposed at shutdown after the
+            // requests drained, which returns every lease.
+            services.AddSingleton(sp =>
+            {
+                var book = new LeaseBook(sp.GetRequiredService<Enforcer>(), leaseOptions, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<LeaseBook>>());
+                sp.GetRequiredService<PolicyCache>().Invalidated += (keyId, userId) => book.Invalidate(keyId, userId);
+                return book;
+            });
+        }
         services.AddSingleton<UpstreamCatalog>();
         services.AddSingleton<UpstreamInvoker>();
         services.AddSingleton<ProxyMetrics>();

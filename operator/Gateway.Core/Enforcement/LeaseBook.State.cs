@@ -24,6 +24,20 @@ public sealed record LeaseOptions
     /// <summary>How often due leases are looked for (flushes also happen whenever an admission waits).</summary>
     public TimeSpan SweepInterval { get; init; } = TimeSpan.FromMilliseconds(100);
     public int MaxLeasesPerFlush { get; init; } = 64;
+
+    public List<string> Validate()
+    {
+        var errors = new List<string>();
+        if (Ttl < TimeSpan.FromSeconds(1) || Ttl > TimeSpan.FromMinutes(10)) errors.Add($"TokenGate:Leases:Ttl must be between 00:00:01 and 00:10:00 (was {Ttl}).");
+        if (HeadroomFactor is < 1 or > 100) errors.Add($"TokenGate:Leases:HeadroomFactor must be between 1 and 100 (was {HeadroomFactor}).");
+        if (MinRequests < 1 || MaxRequests < MinRequests) errors.Add($"TokenGate:Leases:MinRequests must be at least 1 and at most MaxRequests (were {MinRequests} and {MaxRequests}).");
+        if (SliceTraffic <= TimeSpan.Zero) errors.Add($"TokenGate:Leases:SliceTraffic must be positive (was {SliceTraffic}).");
+        if (IdleReturn <= TimeSpan.Zero) errors.Add($"TokenGate:Leases:IdleReturn must be positive (was {IdleReturn}).");
+        if (SweepInterval < TimeSpan.FromMilliseconds(10) || SweepInterval > TimeSpan.FromSeconds(10))
+            errors.Add($"TokenGate:Leases:SweepInterval must be between 00:00:00.01 and 00:00:10 (was {SweepInterval}).");
+        if (MaxLeasesPerFlush is < 1 or > 1_000) errors.Add($"TokenGate:Leases:MaxLeasesPerFlush must be between 1 and 1000 (was {MaxLeasesPerFlush}).");
+        return errors;
+    }
 }
 
 /// <summary>A request admitted against a lease; settle or release it with the <see cref="LeaseBook"/> that admitted it.</summary>

@@ -31,6 +31,8 @@ public sealed partial class LeaseBook : IAsyncDisposable
     private readonly Task _loop;
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private int _disposed;
+    private int _signaled;
+    private long _lastSweep;
 
     public LeaseBook(Enforcer enforcer, LeaseOptions? options = null, TimeProvider? time = null, ILogger<LeaseBook>? logger = null)
     {
@@ -99,7 +101,7 @@ public sealed partial class LeaseBook : IAsyncDisposable
 
     private async ValueTask<LeaseTicket> AwaitAdmissionAsync(LeaseTicket ticket)
     {
-        _wake.Release();
+        Wake();
         try
         {
             await ticket.Recorded.Task.ConfigureAwait(false);
@@ -179,7 +181,13 @@ public sealed partial class LeaseBook : IAsyncDisposable
                     pair.Current?.Retire();
             }
         }
-        _wake.Release();
+        Wake();
+    }
+
+    // One pending wake-up at most: admissions arriving while a flush is being prepared ride along with it.
+    private void Wake()
+    {
+        if (Interlocked.Exchange(ref _signaled, 1) == 0) _wake.Release();
     }
 
     private Task<Slot?> StartRenewal(Pair pair, AdmissionRequest request, DateTimeOffset now)
@@ -240,10 +248,17 @@ public sealed partial class LeaseBook : IAsyncDisposable
             {
                 break;
             }
+            Volatile.Write(ref _signaled, 0);
             try
             {
                 await FlushAsync(CancellationToken.None).ConfigureAwait(false);
-                await EndDueLeasesAsync(CancellationToken.None).ConfigureAwait(false);
+                // Looking for due leases walks every pair: once per sweep interval, not per flush.
+                var now = _time.GetTimestamp();
+                if (_time.GetElapsedTime(_lastSweep, now) >= _options.SweepInterval)
+                {
+                    _lastSweep = now;
+                    await EndDueLeasesAsync(CancellationToken.None).ConfigureAwait(false);
+                }
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

@@ -52,10 +52,21 @@ public sealed class PolicyCache
     public void Invalidate(string message)
     {
         Interlocked.Increment(ref _generation);
-        if (message.StartsWith("key:", StringComparison.Ordinal)) _byKeyHash.TryRemove(message[4..], out _);
-        else if (message.StartsWith("user:", StringComparison.Ordinal)) _byUser.TryRemove(message[5..], out _);
+        if (message.StartsWith("key:", StringComparison.Ordinal))
+        {
+            if (_byKeyHash.TryRemove(message[4..], out var removed) && removed.Value is { } key) Invalidated?.Invoke(key.KeyId, null);
+        }
+        else if (message.StartsWith("user:", StringComparison.Ordinal))
+        {
+            _byUser.TryRemove(message[5..], out _);
+            Invalidated?.Invoke(null, message[5..]);
+        }
         else if (message == Invalidation.All) Clear();
     }
+
+    /// <summary>A key (by id) or a user was invalidated; both null: everything was (quota leases taken under the old policy
+    /// are dropped, see <see cref="Gateway.Core.Enforcement.LeaseBook.Invalidate"/>).</summary>
+    public event Action<string?, string?>? Invalidated;
 
     /// <summary>Drops everything (after a reconnect, when messages may have been missed).</summary>
     public void Clear()
@@ -63,6 +74,7 @@ public sealed class PolicyCache
         Interlocked.Increment(ref _generation);
         _byKeyHash.Clear();
         _byUser.Clear();
+        Invalidated?.Invoke(null, null);
     }
 
     private async ValueTask<T?> FetchAsync<T>(ConcurrentDictionary<string, Entry<T>> map, string id, string redisKey, CancellationToken cancellationToken) where T : class

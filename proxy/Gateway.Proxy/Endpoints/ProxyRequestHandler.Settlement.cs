@@ -16,9 +16,9 @@ namespace Gateway.Proxy.Endpoints;
 public sealed partial class ProxyRequestHandler
 {
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask FinishAsync(HttpContext context, Exchange x, Reservation? reservation)
+    private async ValueTask FinishAsync(HttpContext context, Exchange x, Reservation? reservation, LeaseTicket? ticket)
     {
-        if (!x.Route.Metered || reservation is null) return;
+        if (!x.Route.Metered || reservation is null && ticket is null) return;
         try
         {
             // The client has everything; settlement must not delay the end of its response.
@@ -31,12 +31,14 @@ public sealed partial class ProxyRequestHandler
         {
             if (!x.Reached)
             {
-                await _enforcer.ReleaseAsync(reservation, CancellationToken.None).ConfigureAwait(false);
+                if (ticket is not null) await _leases!.ReleaseAsync(ticket, CancellationToken.None).ConfigureAwait(false);
+                else await _enforcer.ReleaseAsync(reservation!, CancellationToken.None).ConfigureAwait(false);
                 return;
             }
             var usage = BuildUsage(x, _clientIp.Resolve(context));
             x.Target!.Health.CountTokens(usage.Tokens.Total);
-            await _enforcer.SettleAsync(new Settlement { Reservation = reservation, Usage = usage }, CancellationToken.None).ConfigureAwait(false);
+            if (ticket is not null) await _leases!.SettleAsync(ticket, usage, Money.ToMicrosCeiling(usage.Cost), CancellationToken.None).ConfigureAwait(false);
+            else await _enforcer.SettleAsync(new Settlement { Reservation = reservation!, Usage = usage }, CancellationToken.None).ConfigureAwait(false);
             RecordUsageMetrics(usage);
         }
         catch (Exception ex) when (ex is RedisConnectionException or RedisServerException or TimeoutException)

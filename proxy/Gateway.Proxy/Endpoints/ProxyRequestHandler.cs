@@ -55,11 +55,13 @@ public sealed partial class ProxyRequestHandler
     private readonly TimeSpan _bodyTimeout;
     private readonly TimeSpan _totalTimeout;
     private readonly TimeSpan _lease;
+    private readonly LeaseBook? _leases;
 
     public ProxyRequestHandler(PolicyCache policies, UpstreamCatalog catalog, KeyHasher hasher, Enforcer enforcer, UpstreamInvoker invoker,
         PriceTable prices, IOptions<ProxyOptions> options, ProxyMetrics metrics, ClientIpResolver clientIp, ILogger<ProxyRequestHandler> logger,
-        OAuthRefreshRequests refreshRequests)
+        OAuthRefreshRequests refreshRequests, LeaseBook? leases = null)
     {
+        _leases = leases;
         _refreshRequests = refreshRequests;
         _policies = policies;
         _catalog = catalog;
@@ -275,25 +277,29 @@ public sealed partial class ProxyRequestHandler
             : Money.ToMicrosCeiling(CostCalculator.Compute(new TokenCounts(estimatedInput, 0, 0, maxOutput), reservePrice, caller.User.DiscountRate, caller.Key.DiscountRate));
 
         Reservation? reservation = null;
+        LeaseTicket? ticket = null;
         if (route.Metered)
         {
-            AdmissionResult admission;
+            var request = new Gateway.Core.Enforcement.AdmissionRequest
+            {
+                RequestId = requestId,
+                Key = caller.Key,
+                User = caller.User,
+                ReservedMicros = reservedMicros,
+                EstimatedInputTokens = estimatedInput,
+                MaxOutputTokens = maxOutput,
+                Model = model,
+                Route = route.Name,
+                PriceVersion = reserveVersion,
+                // The reservation must outlive the longest possible exchange, or a live stream is charged as an orphan.
+                Lease = _lease,
+            };
+            AdmissionResult? admission = null;
             try
             {
-                admission = await _enforcer.AdmitAsync(new Gateway.Core.Enforcement.AdmissionRequest
-                {
-                    RequestId = requestId,
-                    Key = caller.Key,
-                    User = caller.User,
-                    ReservedMicros = reservedMicros,
-                    EstimatedInputTokens = estimatedInput,
-                    MaxOutputTokens = maxOutput,
-                    Model = model,
-                    Route = route.Name,
-                    PriceVersion = reserveVersion,
-                    // The reservation must outlive the longest possible exchange, or a live stream is charged as an orphan.
-                    Lease = _lease,
-                }, context.RequestAborted).ConfigureAwait(false);
+                // A quota lease admits locally (null: this pair is near a limit or has a concurrency limit: exact scripts).
+                if (_leases is not null) ticket = await _leases.TryAdmitAsync(request, context.RequestAborted).ConfigureAwait(false);
+                if (ticket is null) admission = await _enforcer.AdmitAsync(request, context.RequestAborted).ConfigureAwait(false);
             }
             catch (ProjectionMissingException)
             {
@@ -305,13 +311,16 @@ public sealed partial class ProxyRequestHandler
                 await RejectAsync(context, route.Dialect, ProxyError.RedisUnavailable, start).ConfigureAwait(false);
                 return;
             }
-            AddRateLimitHeaders(context.Response.Headers, admission);
-            if (!admission.Allowed)
+            if (admission is not null)
             {
-                await RejectAdmissionAsync(context, route.Dialect, admission, start).ConfigureAwait(false);
-                return;
+                AddRateLimitHeaders(context.Response.Headers, admission);
+                if (!admission.Allowed)
+                {
+                    await RejectAdmissionAsync(context, route.Dialect, admission, start).ConfigureAwait(false);
+                    return;
+                }
+                reservation = admission.Reservation;
             }
-            reservation = admission.Reservation;
         }
 
         var exchange = new Exchange(route, caller, requestId, startedAt, start, fields, length);
@@ -321,7 +330,7 @@ public sealed partial class ProxyRequestHandler
         }
         finally
         {
-            await FinishAsync(context, exchange, reservation).ConfigureAwait(false);
+            await FinishAsync(context, exchange, reservation, ticket).ConfigureAwait(false);
         }
     }
 

@@ -5,12 +5,22 @@ using Gateway.Testing;
 
 namespace Gateway.Proxy.Tests.Auth;
 
-public sealed class RevocationTests : IAsyncLifetime
+/// <summary>Revocation, suspension and limits across two replicas, in exact mode and with quota leases held (issue #11:
+/// leases change none of it).</summary>
+public abstract class RevocationTests(bool leases) : IAsyncLifetime
 {
     private ProxyHarness _h = null!;
 
+    public sealed class Exact() : RevocationTests(leases: false);
+
+    public sealed class Leased() : RevocationTests(leases: true);
+
     // A long TTL proves the change arrives by pub/sub, not by expiry.
-    public async Task InitializeAsync() => _h = await ProxyHarness.StartAsync(proxies: 2, settings: new Dictionary<string, string?> { ["TokenGate:Proxy:PolicyCacheTtlSeconds"] = "600" });
+    public async Task InitializeAsync() => _h = await ProxyHarness.StartAsync(proxies: 2, settings: new Dictionary<string, string?>
+    {
+        ["TokenGate:Proxy:PolicyCacheTtlSeconds"] = "600",
+        ["TokenGate:Leases:Enabled"] = leases ? "true" : "false",
+    });
     public async Task DisposeAsync() => await _h.DisposeAsync();
 
     private const string Chat = """{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}""";

@@ -262,6 +262,39 @@ public sealed class ProjectionWriter(IRedisClient redis, ProjectionKeys keys, Ke
 
     public Task PublishAsync(string message) => redis.ExecuteAsync("PUBLISH", [keys.InvalidationChannel, message]);
 
+    /// <summary>Request id → lease id of each usage event written under a quota lease.</summary>
+    public async Task<Dictionary<string, string>> LeasedUsageAsync()
+    {
+        var reply = await redis.ExecuteAsync("XRANGE", [keys.UsageStream, "-", "+"]);
+        var leased = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var entry in reply.Items)
+        {
+            var fields = entry.Items[1].Items;
+            string? request = null, lease = null;
+            for (var i = 0; i + 1 < fields.Count; i += 2)
+            {
+                if (fields[i].AsString() == "request_id") request = fields[i + 1].AsString();
+                if (fields[i].AsString() == "lease_id") lease = fields[i + 1].AsString();
+            }
+            if (request is not null && lease is not null) leased[request] = lease;
+        }
+        return leased;
+    }
+
+    /// <summary>Open quota leases of <paramref name="userId"/>: how many, and the money they hold (granted − used).</summary>
+    public async Task<(int Count, long Micros)> LeasesOfAsync(string userId)
+    {
+        var (count, micros) = (0, 0L);
+        foreach (var id in (await redis.ExecuteAsync("ZRANGE", [keys.Leases, 0, -1])).Items)
+        {
+            var v = (await redis.ExecuteAsync("HMGET", [keys.Lease(id.AsString()!), "user_id", "money", "used_money"])).Items;
+            if (v[0].IsNull || v[0].AsString() != userId) continue;
+            count++;
+            micros += v[1].AsInt64() - v[2].AsInt64();
+        }
+        return (count, micros);
+    }
+
     public async Task<List<UsageEvent>> ReadUsageAsync()
     {
         var reply = await redis.ExecuteAsync("XRANGE", [keys.UsageStream, "-", "+"]);

@@ -6,11 +6,18 @@ using Gateway.Testing;
 
 namespace Gateway.Proxy.Tests.Metering;
 
-public sealed class ConcurrencyTests : IAsyncLifetime
+/// <summary>A small balance under parallel requests through two replicas, in exact mode and with quota leases on (a balance
+/// this small gets no lease: admission stays exact near the edge).</summary>
+public abstract class ConcurrencyTests(bool leases) : IAsyncLifetime
 {
     private ProxyHarness _h = null!;
 
-    public async Task InitializeAsync() => _h = await ProxyHarness.StartAsync(proxies: 2);
+    public sealed class Exact() : ConcurrencyTests(leases: false);
+
+    public sealed class Leased() : ConcurrencyTests(leases: true);
+
+    public async Task InitializeAsync() => _h = await ProxyHarness.StartAsync(proxies: 2,
+        settings: new Dictionary<string, string?> { ["TokenGate:Leases:Enabled"] = leases ? "true" : "false" });
     public async Task DisposeAsync() => await _h.DisposeAsync();
 
     [Fact]

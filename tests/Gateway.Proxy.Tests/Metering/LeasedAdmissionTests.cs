@@ -1,0 +1,64 @@
+using System.Net;
+using Gateway.Core.Pricing;
+using Gateway.Proxy.Tests.Endpoints;
+using Gateway.Proxy.Tests.Infrastructure;
+using Gateway.Testing;
+
+namespace Gateway.Proxy.Tests.Metering;
+
+/// <summary>
+/// Quota leases through the proxy (issue #11, TokenGate:Leases:Enabled): requests of a user far from its limits are
+/// admitted against leases on two replicas, each has exactly one usage event (tagged with its lease), and the money adds
+/// up at every moment: balance + what the open leases hold = initial balance − what the usage events charged.
+/// </summary>
+public sealed class LeasedAdmissionTests : IAsyncLifetime
+{
+    private ProxyHarness _h = null!;
+
+    public async Task InitializeAsync() => _h = await ProxyHarness.StartAsync(proxies: 2,
+        settings: new Dictionary<string, string?> { ["TokenGate:Leases:Enabled"] = "true" });
+
+    public async Task DisposeAsync() => await _h.DisposeAsync();
+
+    [Fact]
+    public async Task Requests_through_two_replicas_are_admitted_against_leases_metered_once_each_and_the_money_adds_up()
+    {
+        const decimal balance = 10m;
+        var c = await _h.CreateCallerAsync(balance);
+        var clients = new[] { _h.ClientFor(0), _h.ClientFor(1) };
+        var statuses = new List<HttpStatusCode>();
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(async worker =>
+        {
+            for (var i = 0; i < 15; i++)
+            {
+                using var request = ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey,
+                    (i + worker) % 2 == 0
+                        ? """{"model":"gpt-4o-mini","max_tokens":50,"messages":[{"role":"user","content":"go"}]}"""
+                        : """{"model":"gpt-4o-mini","max_tokens":50,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"go"}]}""");
+                using var response = await clients[worker % 2].SendAsync(request);
+                await response.Content.ReadAsStringAsync();
+                lock (statuses) statuses.Add(response.StatusCode);
+            }
+        }));
+        Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
+
+        var rows = await Eventually.ReturnsAsync(async () =>
+        {
+            var mine = (await _h.UsageEventsAsync()).Where(e => e.KeyId == c.Key.KeyId).ToList();
+            return mine.Count >= 120 ? mine : null;
+        }, "a usage event per request");
+        Assert.Equal(120, rows.Count);
+        Assert.Equal(120, rows.Select(r => r.RequestId).Distinct().Count());
+        var leased = await _h.Projection.LeasedUsageAsync();
+        Assert.All(rows, r => Assert.True(leased.ContainsKey(r.RequestId), $"request {r.RequestId} was not admitted against a lease"));
+        Assert.InRange(leased.Values.Distinct().Count(), 2, 60);
+
+        var charged = rows.Sum(r => Money.ToMicrosCeiling(r.Cost));
+        await Eventually.TrueAsync(async () =>
+        {
+            var (_, held) = await _h.Projection.LeasesOfAsync(c.User.UserId);
+            return await _h.Projection.BalanceMicrosAsync(c.User.UserId) + held == Money.ToMicrosFloor(balance) - charged;
+        }, "balance + leases = initial − charged");
+        foreach (var client in clients) client.Dispose();
+    }
+}
