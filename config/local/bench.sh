@@ -90,6 +90,9 @@ forwarder_port=$(pick_port); taken+="$forwarder_port "
 operator_port=$(pick_port); taken+="$operator_port "
 proxy_port=$(pick_port); taken+="$proxy_port "
 proxy_mgmt_port=$(pick_port)   # the proxy's management listener: /metrics (never on the public port)
+taken+="$proxy_mgmt_port "
+proxy_leases_port=$(pick_port); taken+="$proxy_leases_port "   # the same proxy with quota leases (Hot path v2)
+proxy_leases_mgmt_port=$(pick_port)
 
 export PGOPTIONS='-c client_min_messages=warning'
 psql -h 127.0.0.1 -p "$pg_port" -U postgres -qAtc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null
@@ -255,6 +258,16 @@ start proxy env \
   TokenGate__Management__Urls="http://127.0.0.1:$proxy_mgmt_port" \
   dotnet "$(bin proxy/Gateway.Proxy)" --urls "http://127.0.0.1:$proxy_port"
 
+# The same proxy admitting through quota leases (TokenGate:Leases:Enabled); the plain one above is exact mode.
+start proxy_leases env \
+  ConnectionStrings__Redis="127.0.0.1:$redis_port" \
+  TokenGate__Redis__KeyPrefix="$prefix" TokenGate__PepperFile="$bench/pepper" \
+  TokenGate__Credentials__KeysDirectory="$bench/credential-keys" \
+  TokenGate__PricesDirectory="$root/config/prices" \
+  TokenGate__Management__Urls="http://127.0.0.1:$proxy_leases_mgmt_port" \
+  TokenGate__Leases__Enabled=true \
+  dotnet "$(bin proxy/Gateway.Proxy)" --urls "http://127.0.0.1:$proxy_leases_port"
+
 wait_http "http://127.0.0.1:$mock_port/healthz" mock
 wait_http "http://127.0.0.1:$nginx_port/healthz" nginx
 wait_http "http://127.0.0.1:$forwarder_port/healthz" forwarder
@@ -277,6 +290,7 @@ for attempt in 1 2 3; do
 done
 wait_http "http://127.0.0.1:$operator_port/readyz" operator
 wait_http "http://127.0.0.1:$proxy_port/readyz" proxy
+wait_http "http://127.0.0.1:$proxy_leases_port/readyz" proxy_leases
 
 keyfile="$bench/state/secrets/default/bench-apikey.yaml"
 for _ in $(seq 1 150); do [ -s "$keyfile" ] && break; sleep 0.2; done
@@ -295,13 +309,14 @@ url() { # target
     nginx) echo "http://127.0.0.1:$nginx_port/v1/chat/completions" ;;
     dotnet) echo "http://127.0.0.1:$forwarder_port/v1/chat/completions" ;;
     proxy|proxy-ledger-paused) echo "http://127.0.0.1:$proxy_port/v1/chat/completions" ;;
+    proxy-leases) echo "http://127.0.0.1:$proxy_leases_port/v1/chat/completions" ;;
   esac
 }
 key_env() { case $1 in proxy*) echo BENCH_PROXY_KEY ;; *) echo BENCH_MOCK_KEY ;; esac; }
 
 # Every target must answer 200 before anything is measured; the proxy may need a moment for the
 # projection of the freshly issued key to reach Redis.
-for target in direct nginx dotnet proxy; do
+for target in direct nginx dotnet proxy proxy-leases; do
   ok=0
   for _ in $(seq 1 100); do
     k=$(key_env "$target")
@@ -312,7 +327,7 @@ for target in direct nginx dotnet proxy; do
   done
   [ "$ok" = 1 ] || { log "$target answered $code instead of 200 (see $bench/smoke-$target.json and $logs/)"; exit 1; }
 done
-log "mock :$mock_port, nginx :$nginx_port, bare .NET forwarder :$forwarder_port, proxy :$proxy_port, operator :$operator_port — all answer 200"
+log "mock :$mock_port, nginx :$nginx_port, bare .NET forwarder :$forwarder_port, proxy :$proxy_port (exact), proxy with leases :$proxy_leases_port, operator :$operator_port — all answer 200"
 
 cat >"$bench/wrk.lua" <<'LUA'
 -- POST body and credential from the environment (never on the command line); one RESULT line at the end.
@@ -388,9 +403,11 @@ ticks() { # pids...
 nginx_pids() { echo "${pid_of[nginx]} $(pgrep -P "${pid_of[nginx]}" | tr '\n' ' ')"; }
 redis_pids() { pgrep -x redis-server | tr '\n' ' '; }
 postgres_pids() { pgrep -u postgres -x postgres | tr '\n' ' '; }
-cpu_snapshot() {
+cpu_snapshot() { # target (whose proxy process counts as "proxy")
+  local proxy_pid=${pid_of[proxy]}
+  [ "${1:-}" = proxy-leases ] && proxy_pid=${pid_of[proxy_leases]}
   # shellcheck disable=SC2046
-  echo "$(ticks "${pid_of[proxy]}") $(ticks "${pid_of[mock]}") $(ticks $(nginx_pids)) $(ticks "${pid_of[forwarder]}") $(ticks "${pid_of[operator]}") $(ticks $(redis_pids)) $(ticks $(postgres_pids))"
+  echo "$(ticks "$proxy_pid") $(ticks "${pid_of[mock]}") $(ticks $(nginx_pids)) $(ticks "${pid_of[forwarder]}") $(ticks "${pid_of[operator]}") $(ticks $(redis_pids)) $(ticks $(postgres_pids))"
 }
 clk_tck=$(getconf CLK_TCK)
 
@@ -402,11 +419,11 @@ max_rate() { # mode target
   BENCH_BODY="$body" BENCH_KEY_ENV="$(key_env "$target")" BENCH_LABEL="warmup" \
     wrk -d "${warmup_seconds}s" "${args[@]}" >/dev/null 2>>"$logs/wrk.log"
   local before after wrk_ticks
-  before=$(cpu_snapshot)
+  before=$(cpu_snapshot "$target")
   wrk_ticks=$( { BENCH_BODY="$body" BENCH_KEY_ENV="$(key_env "$target")" BENCH_LABEL="max/$mode/$target" \
     bash -c 'wrk "$@" >"$0"; awk "{ print \$14 + \$15 + \$16 + \$17 }" /proc/$$/stat' "$bench/wrk-$mode-$target.txt" \
     -d "${max_seconds}s" "${args[@]}"; } 2>>"$logs/wrk.log")
-  after=$(cpu_snapshot)
+  after=$(cpu_snapshot "$target")
   grep '^RESULT' "$bench/wrk-$mode-$target.txt" >>"$results"
   local n
   n=$(grep '^RESULT' "$bench/wrk-$mode-$target.txt" | cut -f8)
@@ -441,7 +458,7 @@ max_rate() { # mode target
 # measured runs do not pay for it.
 log "warming up the .NET targets (${warmup_seconds}s per target and mode)"
 for mode in json stream; do
-  for target in dotnet proxy; do
+  for target in dotnet proxy proxy-leases; do
     BENCH_BODY=$([ "$mode" = stream ] && echo "$body_stream" || echo "$body_json") BENCH_KEY_ENV="$(key_env "$target")" BENCH_LABEL=warmup \
       wrk -t "$wrk_threads" -c "$wrk_connections" -d "${warmup_seconds}s" --timeout 5s -s "$bench/wrk.lua" "$(url "$target")" >/dev/null 2>>"$logs/wrk.log"
   done
@@ -478,6 +495,7 @@ for mode in json stream; do
   kill -STOP "${pid_of[operator]}"
   fixed "$mode" proxy-ledger-paused || true
   kill -CONT "${pid_of[operator]}"
+  fixed "$mode" proxy-leases
  done
 done
 
@@ -487,6 +505,7 @@ for mode in json stream; do
   max_rate "$mode" nginx
   max_rate "$mode" dotnet
   max_rate "$mode" proxy
+  max_rate "$mode" proxy-leases
 done
 
 printf 'INFO\tload_after\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"
