@@ -108,15 +108,19 @@ public sealed class LeaseBookTests : IAsyncLifetime
         Assert.Equal(40, await _t.HashLongAsync(_t.Keys.KeyRateCounters("k1"), "rmc"));
     }
 
-    [Fact]
-    public async Task Two_replicas_with_leases_never_overspend_a_balance_under_concurrency()
+    public static TheoryData<string> MoneyLimits => ["balance", "budget", "spend limit"];
+
+    [Theory]
+    [MemberData(nameof(MoneyLimits))]
+    public async Task Two_replicas_with_leases_never_overspend_a_balance_budget_or_spend_limit_under_concurrency(string limit)
     {
-        // $2 and requests that cost exactly what they reserve (10,000 µ$): at most 200 can be served.
-        await _t.SetBalanceAsync("u1", 2_000_000);
+        // $2 (the balance, the period budget or the key's spend limit) and requests that cost exactly what they reserve
+        // (10,000 µ$): at most 200 can be served.
+        if (limit == "balance") await _t.SetBalanceAsync("u1", 2_000_000);
         var books = new[] { Book(), Book() };
         var exact = new[] { new Enforcer(_t.Redis, _t.Keys, _t.Clock), new Enforcer(_t.Redis, _t.Keys, _t.Clock) };
-        var key = Key();
-        var user = User();
+        var key = Key(limits: limit == "spend limit" ? new KeyLimits { SpendLimit = 2m } : null);
+        var user = User(budget: limit == "budget" ? new Budget { Amount = 2m, Period = "monthly" } : null);
         var admitted = 0;
         await Task.WhenAll(Enumerable.Range(0, 8).Select(worker => Task.Run(async () =>
         {
@@ -127,9 +131,11 @@ public sealed class LeaseBookTests : IAsyncLifetime
         foreach (var b in books) await b.DisposeAsync();
 
         Assert.InRange(admitted, 150, 200);
-        Assert.True(await _t.GetLongAsync(_t.Keys.Balance("u1")) >= 0);
-        await AssertMoneyAddsUpAsync(initial: 2_000_000);
+        var initial = limit == "balance" ? 2_000_000 : Balance;
+        Assert.True(await _t.GetLongAsync(_t.Keys.Balance("u1")) >= initial - 2_000_000);
+        await AssertMoneyAddsUpAsync(initial: initial);
         Assert.Equal(admitted, (await _t.UsageEventsAsync()).Count);
+        if (limit == "spend limit") Assert.Equal(admitted * 10_000L, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "spend"));
     }
 
     [Fact]
