@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using Gateway.Core.Usage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -19,6 +20,15 @@ namespace Gateway.Core.Enforcement;
 /// </remarks>
 public sealed partial class LeaseBook : IAsyncDisposable
 {
+    private static readonly Meter LeaseMeter = new("TokenGate.Leases");
+    private static readonly Counter<long> GrantedCounter = LeaseMeter.CreateCounter<long>("tokengate_leases_granted_total",
+        description: "Quota leases this replica was granted.");
+    private static readonly Counter<long> RefusedCounter = LeaseMeter.CreateCounter<long>("tokengate_leases_refused_total",
+        description: "Quota lease requests refused because a limit was near (the pair is admitted exactly for a while).");
+    private static readonly Counter<long> ReturnedCounter = LeaseMeter.CreateCounter<long>("tokengate_leases_returned_total",
+        description: "Quota leases this replica returned (idle, replaced, invalidated, expired or at shutdown).");
+    private static readonly Counter<long> AdmittedCounter = LeaseMeter.CreateCounter<long>("tokengate_leased_admissions_total",
+        description: "Requests admitted against a quota lease (the others ran the exact admission script).");
     private readonly Enforcer _enforcer;
     private readonly LeaseOptions _options;
     private readonly TimeProvider _time;
@@ -93,7 +103,12 @@ public sealed partial class LeaseBook : IAsyncDisposable
                     renewal = StartRenewal(pair, request, now);
                 }
             }
-            if (ticket is not null) return await AwaitAdmissionAsync(ticket).ConfigureAwait(false);
+            if (ticket is not null)
+            {
+                var admitted = await AwaitAdmissionAsync(ticket).ConfigureAwait(false);
+                AdmittedCounter.Add(1);
+                return admitted;
+            }
             if (await renewal.ConfigureAwait(false) is null) return null;
         }
         return null;
@@ -220,9 +235,11 @@ public sealed partial class LeaseBook : IAsyncDisposable
             if (grant.Lease is not { } lease)
             {
                 pair.RefusedUntil = _time.GetUtcNow() + _options.RefusedBackoff;
+                RefusedCounter.Add(1);
                 return null;
             }
             Interlocked.Increment(ref _granted);
+            GrantedCounter.Add(1);
             var slot = new Slot(pair, lease);
             pair.Current?.Retire();
             pair.Current = slot;
@@ -366,6 +383,7 @@ public sealed partial class LeaseBook : IAsyncDisposable
             {
                 await _enforcer.ReturnLeaseAsync(slot.Lease, cancellationToken).ConfigureAwait(false);
                 Interlocked.Increment(ref _returned);
+                ReturnedCounter.Add(1);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -431,6 +449,7 @@ public sealed partial class LeaseBook : IAsyncDisposable
             {
                 await _enforcer.ReturnLeaseAsync(slot.Lease).ConfigureAwait(false);
                 Interlocked.Increment(ref _returned);
+                ReturnedCounter.Add(1);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

@@ -59,6 +59,13 @@ public sealed class LeasedAdmissionTests : IAsyncLifetime
             var (_, held) = await _h.Projection.LeasesOfAsync(c.User.UserId);
             return await _h.Projection.BalanceMicrosAsync(c.User.UserId) + held == Money.ToMicrosFloor(balance) - charged;
         }, "balance + leases = initial − charged");
+        // The metrics say so (both replicas run in this process and share its meters).
+        foreach (var proxy in new[] { 0, 1 })
+        {
+            var metrics = await _h.MetricsAsync(proxy);
+            Assert.Matches(@"(?m)^tokengate_leased_admissions_total [1-9]", metrics);
+            Assert.Matches(@"(?m)^tokengate_leases_granted_total [1-9]", metrics);
+        }
         foreach (var client in clients) client.Dispose();
     }
 }
