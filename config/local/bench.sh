@@ -92,7 +92,8 @@ proxy_port=$(pick_port); taken+="$proxy_port "
 proxy_mgmt_port=$(pick_port)   # the proxy's management listener: /metrics (never on the public port)
 taken+="$proxy_mgmt_port "
 proxy_leases_port=$(pick_port); taken+="$proxy_leases_port "   # the same proxy with quota leases (Hot path v2)
-proxy_leases_mgmt_port=$(pick_port)
+proxy_leases_mgmt_port=$(pick_port); taken+="$proxy_leases_mgmt_port "
+portkey_port=$(pick_port)   # Portkey's open-source AI gateway (npm @portkey-ai/gateway), the gateway a user might pick instead
 
 export PGOPTIONS='-c client_min_messages=warning'
 psql -h 127.0.0.1 -p "$pg_port" -U postgres -qAtc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null
@@ -239,6 +240,21 @@ start nginx nginx -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log"
 # The .NET floor: bare Kestrel + SocketsHttpHandler forwarding, no TokenGate logic.
 start forwarder dotnet "$(bin tests/Gateway.Benchmarks)" forward --urls "http://127.0.0.1:$forwarder_port" --upstream "http://127.0.0.1:$mock_port"
 
+# Portkey's gateway (Node.js), installed once into .tools/portkey; its row is left out if npm cannot fetch it.
+portkey_version="${BENCH_PORTKEY_VERSION:-1.15.2}"
+portkey_js="$root/.tools/portkey/node_modules/@portkey-ai/gateway/build/start-server.js"
+if [ ! -f "$portkey_js" ] || ! grep -q "\"version\": \"$portkey_version\"" "$root/.tools/portkey/node_modules/@portkey-ai/gateway/package.json" 2>/dev/null; then
+  log "installing Portkey's gateway $portkey_version into .tools/portkey"
+  (mkdir -p "$root/.tools/portkey" && cd "$root/.tools/portkey" && npm install --silent --no-audit --no-fund "@portkey-ai/gateway@$portkey_version") \
+    >"$logs/portkey-install.log" 2>&1 || log "could not install Portkey's gateway (see $logs/portkey-install.log); its rows are left out"
+fi
+have_portkey=0
+if [ -f "$portkey_js" ] && command -v node >/dev/null 2>&1; then
+  start portkey env NODE_ENV=production node "$portkey_js" --port="$portkey_port" --headless
+  have_portkey=1
+fi
+portkey_host="http://127.0.0.1:$mock_port/v1"
+
 start_operator() {
   start operator env \
     ConnectionStrings__Postgres="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=$database" \
@@ -310,18 +326,22 @@ url() { # target
     dotnet) echo "http://127.0.0.1:$forwarder_port/v1/chat/completions" ;;
     proxy|proxy-ledger-paused) echo "http://127.0.0.1:$proxy_port/v1/chat/completions" ;;
     proxy-leases) echo "http://127.0.0.1:$proxy_leases_port/v1/chat/completions" ;;
+    portkey) echo "http://127.0.0.1:$portkey_port/v1/chat/completions" ;;
   esac
 }
 key_env() { case $1 in proxy*) echo BENCH_PROXY_KEY ;; *) echo BENCH_MOCK_KEY ;; esac; }
 
 # Every target must answer 200 before anything is measured; the proxy may need a moment for the
 # projection of the freshly issued key to reach Redis.
-for target in direct nginx dotnet proxy proxy-leases; do
+smoke_targets="direct nginx dotnet proxy proxy-leases"
+if [ "$have_portkey" = 1 ]; then smoke_targets+=" portkey"; fi
+for target in $smoke_targets; do
   ok=0
   for _ in $(seq 1 100); do
     k=$(key_env "$target")
     code=$(curl -s -o "$bench/smoke-$target.json" -w '%{http_code}' "$(url "$target")" \
-      -H "Authorization: Bearer ${!k}" -H 'Content-Type: application/json' --data-binary "@$body_json" || true)
+      -H "Authorization: Bearer ${!k}" -H 'Content-Type: application/json' -H 'x-portkey-provider: openai' \
+      -H "x-portkey-custom-host: $portkey_host" --data-binary "@$body_json" || true)
     [ "$code" = 200 ] && { ok=1; break; }
     sleep 0.2
   done
@@ -337,6 +357,11 @@ wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv(os.getenv("BENCH_KEY_ENV"))
+-- Portkey's gateway takes the provider and the upstream's address from headers.
+if os.getenv("BENCH_PORTKEY_HOST") then
+  wrk.headers["x-portkey-provider"] = "openai"
+  wrk.headers["x-portkey-custom-host"] = os.getenv("BENCH_PORTKEY_HOST")
+end
 
 function done(summary, latency, requests)
   local e = summary.errors
@@ -384,8 +409,10 @@ fixed() { # mode target
   local mode=$1 target=$2 body
   settle_ledger
   body=$([ "$mode" = stream ] && echo "$body_stream" || echo "$body_json")
+  local extra=()
+  [ "$target" = portkey ] && extra=(--header "x-portkey-provider: openai" --header "x-portkey-custom-host: $portkey_host")
   tool load --url "$(url "$target")" --rate "$rate" --duration "$fixed_seconds" --warmup "$warmup_seconds" \
-    --body-file "$body" --bearer-env "$(key_env "$target")" --connections 64 --timeout 10 \
+    --body-file "$body" --bearer-env "$(key_env "$target")" --connections 64 --timeout 10 "${extra[@]}" \
     --label "fixed/$mode/$target" >>"$results" 2>>"$logs/load.log"
   tail -1 "$logs/load.log" >&2
 }
@@ -406,6 +433,8 @@ postgres_pids() { pgrep -u postgres -x postgres | tr '\n' ' '; }
 cpu_snapshot() { # target (whose proxy process counts as "proxy")
   local proxy_pid=${pid_of[proxy]}
   [ "${1:-}" = proxy-leases ] && proxy_pid=${pid_of[proxy_leases]}
+  # For Portkey's row the "proxy" column is its Node.js process.
+  [ "${1:-}" = portkey ] && proxy_pid=${pid_of[portkey]}
   # shellcheck disable=SC2046
   echo "$(ticks "$proxy_pid") $(ticks "${pid_of[mock]}") $(ticks $(nginx_pids)) $(ticks "${pid_of[forwarder]}") $(ticks "${pid_of[operator]}") $(ticks $(redis_pids)) $(ticks $(postgres_pids))"
 }
@@ -416,6 +445,7 @@ max_rate() { # mode target
   settle_ledger
   body=$([ "$mode" = stream ] && echo "$body_stream" || echo "$body_json")
   local args=(-t "$wrk_threads" -c "$wrk_connections" --timeout 5s -s "$bench/wrk.lua" "$(url "$target")")
+  if [ "$target" = portkey ]; then export BENCH_PORTKEY_HOST="$portkey_host"; else unset BENCH_PORTKEY_HOST; fi
   BENCH_BODY="$body" BENCH_KEY_ENV="$(key_env "$target")" BENCH_LABEL="warmup" \
     wrk -d "${warmup_seconds}s" "${args[@]}" >/dev/null 2>>"$logs/wrk.log"
   local before after wrk_ticks
@@ -444,6 +474,7 @@ max_rate() { # mode target
   printf 'INFO\tkernel\t%s\n' "$(uname -sr)"
   printf 'INFO\tdotnet\t%s\n' "$(dotnet --version) SDK, runtime $(dotnet --list-runtimes | awk '/Microsoft.NETCore.App/ { v = $2 } END { print v }')"
   printf 'INFO\tnginx\t%s\n' "$(nginx -v 2>&1 | sed 's/^nginx version: nginx\///')"
+  if [ "$have_portkey" = 1 ]; then printf 'INFO\tportkey\t%s on Node.js %s\n' "$portkey_version" "$(node --version)"; fi
   printf 'INFO\twrk_version\t%s\n' "$(wrk -v 2>&1 | head -1 | awk '{ print $2 }')"
   printf 'INFO\tload_before\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
   printf 'INFO\tfixed_rate\t%s\n' "$rate"
@@ -458,7 +489,10 @@ max_rate() { # mode target
 # measured runs do not pay for it.
 log "warming up the .NET targets (${warmup_seconds}s per target and mode)"
 for mode in json stream; do
-  for target in dotnet proxy proxy-leases; do
+  warm="dotnet proxy proxy-leases"
+  if [ "$have_portkey" = 1 ]; then warm+=" portkey"; fi
+  for target in $warm; do
+    if [ "$target" = portkey ]; then export BENCH_PORTKEY_HOST="$portkey_host"; else unset BENCH_PORTKEY_HOST; fi
     BENCH_BODY=$([ "$mode" = stream ] && echo "$body_stream" || echo "$body_json") BENCH_KEY_ENV="$(key_env "$target")" BENCH_LABEL=warmup \
       wrk -t "$wrk_threads" -c "$wrk_connections" -d "${warmup_seconds}s" --timeout 5s -s "$bench/wrk.lua" "$(url "$target")" >/dev/null 2>>"$logs/wrk.log"
   done
@@ -496,6 +530,7 @@ for mode in json stream; do
   fixed "$mode" proxy-ledger-paused || true
   kill -CONT "${pid_of[operator]}"
   fixed "$mode" proxy-leases
+  if [ "$have_portkey" = 1 ]; then fixed "$mode" portkey; fi
  done
 done
 
@@ -506,7 +541,9 @@ for mode in json stream; do
   max_rate "$mode" dotnet
   max_rate "$mode" proxy
   max_rate "$mode" proxy-leases
+  if [ "$have_portkey" = 1 ]; then max_rate "$mode" portkey; fi
 done
+unset BENCH_PORTKEY_HOST
 
 printf 'INFO\tload_after\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"
 if [ -n "${BENCH_NOTE:-}" ]; then printf 'INFO\tnote\t%s\n' "$BENCH_NOTE" >>"$results"; fi

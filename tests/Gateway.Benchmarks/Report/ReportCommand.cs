@@ -7,7 +7,7 @@ namespace Gateway.Benchmarks.Report;
 public static class ReportCommand
 {
     private static readonly string[] Modes = ["json", "stream"];
-    private static readonly string[] Targets = ["direct", "nginx", "dotnet", "proxy", "proxy-leases"];
+    private static readonly string[] Targets = ["direct", "nginx", "dotnet", "proxy", "proxy-leases", "portkey"];
     // The enforced targets: exact mode (every request runs the Redis scripts) and quota leases (Hot path v2).
     private static readonly string[] Enforced = ["proxy", "proxy-leases"];
     // Fixed-rate only: the proxy with the operator (ledger writer) paused, for attribution.
@@ -92,7 +92,7 @@ public static class ReportCommand
         if (r.CpuPerRequest.Count > 0)
         {
             sb.AppendLine("### CPU time per request during the maximum-rate runs (µs)").AppendLine();
-            sb.AppendLine("Process CPU time (utime + stime) over the measured run divided by the requests served; less sensitive to a busy machine than req/s. Redis and PostgreSQL are shared with other users of the machine, so theirs is an upper bound; the total counts only the processes a request passes through (direct: mock; nginx: nginx + mock; dotnet: forwarder + mock; proxy: proxy + mock + operator's ledger writer + Redis + PostgreSQL), not the load generator.").AppendLine();
+            sb.AppendLine("Process CPU time (utime + stime) over the measured run divided by the requests served; less sensitive to a busy machine than req/s. Redis and PostgreSQL are shared with other users of the machine, so theirs is an upper bound; the total counts only the processes a request passes through (direct: mock; nginx: nginx + mock; dotnet: forwarder + mock; proxy and proxy-leases: proxy + mock + operator's ledger writer + Redis + PostgreSQL; portkey: its Node.js process, in the proxy column, + mock), not the load generator.").AppendLine();
             sb.Append("| mode | target |");
             foreach (var part in BenchResults.CpuParts) sb.Append(Inv, $" {part} |");
             sb.AppendLine(" total on the path |");
@@ -164,6 +164,19 @@ public static class ReportCommand
                 sb.AppendLine(Inv, $"| max throughput ≥ 50 % of nginx ({target}) | {ModeName(mode)} | {ratio:P0} | {(ratio >= 0.5 && p.Errors == 0 ? "yes" : "no")} |");
             }
         }
+        // Issue #11: ahead of Portkey's gateway (which enforces neither keys, limits nor money) on throughput and added latency.
+        foreach (var target in Enforced)
+        foreach (var mode in Modes)
+        {
+            var k = r.Find("max", mode, "portkey");
+            var p = r.Find("max", mode, target);
+            var d = r.Find("fixed", mode, "direct");
+            var kf = r.Find("fixed", mode, "portkey");
+            var pf = r.Find("fixed", mode, target);
+            if (k is null || p is null || d is null || kf is null || pf is null) continue;
+            var ahead = p.RequestsPerSecond > k.RequestsPerSecond && pf.P99 - d.P99 <= kf.P99 - d.P99 && p.Errors == 0 && pf.Errors == 0;
+            sb.AppendLine(Inv, $"| ahead of Portkey's gateway ({target}) | {ModeName(mode)} | {p.RequestsPerSecond:F0} vs {k.RequestsPerSecond:F0} req/s; added p99 {pf.P99 - d.P99:+0.000;-0.000} vs {kf.P99 - d.P99:+0.000;-0.000} ms | {(ahead ? "yes" : "no")} |");
+        }
         return sb.ToString();
     }
 
@@ -192,6 +205,8 @@ public static class ReportCommand
         "direct" => part == "mock",
         "nginx" => part is "mock" or "nginx",
         "dotnet" => part is "mock" or "forwarder",
+        // Portkey's Node.js process is counted in the "proxy" column; it uses no Redis, operator or PostgreSQL.
+        "portkey" => part is "mock" or "proxy",
         _ => part is not ("wrk" or "nginx" or "forwarder"),
     };
 
@@ -243,6 +258,11 @@ public static class ReportCommand
               against its (user, key) lease without a Redis script of its own; its in-flight record, usage event and
               release go to Redis in group commits (one script call for everything queued since the last), each
               admission waiting for its record to be written. The **proxy** row is exact mode, measured in the same run.
+            - **portkey**: Portkey's open-source AI gateway ({r.InfoValue("portkey", "npm @portkey-ai/gateway")}, `node build/start-server.js
+              --headless`, `NODE_ENV=production`), the gateway a user might pick instead, sent to the same mock with
+              `x-portkey-provider: openai` and `x-portkey-custom-host`; it forwards with the client's key and enforces
+              no keys, limits or money. Installed by `make bench` into `.tools/portkey`; its rows are left out if npm
+              cannot fetch it.
             - **proxy-ledger-paused** (fixed rate only, for attribution; the goals use the **proxy** row): the same
               proxy run with the operator process stopped (SIGSTOP), so neither its ledger writer nor PostgreSQL
               competes with the request path for the 2 cores; usage events wait in the Redis stream and are
