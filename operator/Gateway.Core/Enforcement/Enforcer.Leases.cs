@@ -9,8 +9,8 @@ namespace Gateway.Core.Enforcement;
 /// <summary>
 /// Quota leases (Hot path v2 in DESIGN): one script call grants a (user, key) pair a slice of money and of the current
 /// windows' allowances, counted in Redis when granted, so that the same checks the Admit script makes can be made
-/// locally; returning the lease gives back what was not used. Concurrency limits are not leased: a pair with
-/// maxConcurrent is admitted exactly.
+/// locally; returning the lease gives back what was not used. Where a concurrency limit applies the lease also holds
+/// concurrency slots (members of the in-flight zsets, scored by its expiry).
 /// </summary>
 public sealed partial class Enforcer
 {
@@ -24,6 +24,8 @@ public sealed partial class Enforcer
         ArgumentOutOfRangeException.ThrowIfNegative(request.Requests, nameof(request));
         ArgumentOutOfRangeException.ThrowIfNegative(request.Tokens, nameof(request));
         ArgumentOutOfRangeException.ThrowIfLessThan(request.HeadroomFactor, 1, nameof(request));
+        ArgumentOutOfRangeException.ThrowIfNegative(request.Slots, nameof(request));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(request.Slots, 4_096, nameof(request));
         if (request.Ttl <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(request), "The lease TTL must be positive.");
         var now = _time.GetUtcNow();
         var nowMs = now.ToUnixTimeMilliseconds();
@@ -64,7 +66,9 @@ public sealed partial class Enforcer
             Pack(ref n, Limit(ul?.RequestsPerMinute)); Pack(ref n, Limit(ul?.RequestsPerDay)); Pack(ref n, Limit(ul?.TokensPerMinute)); Pack(ref n, Limit(ul?.TokensPerDay));
             Pack(ref n, Limit(kl?.TokenLimit)); Pack(ref n, kl?.SpendLimit is { } spend ? Money.ToMicrosFloor(spend) : -1L);
             Pack(ref n, budgetMicros); Pack(ref n, periodEndMs); Pack(ref n, request.HeadroomFactor);
-            RedisArg[] keys = [keyNames.RateCounters, userNames.RateCounters, keyNames.Lifetime, userNames.Balance, budgetKey, _keys.Leases, _keys.Lease(request.LeaseId)];
+            Pack(ref n, request.Slots); Pack(ref n, Limit(kl?.MaxConcurrent)); Pack(ref n, Limit(ul?.MaxConcurrent));
+            RedisArg[] keys = [keyNames.RateCounters, userNames.RateCounters, keyNames.Lifetime, userNames.Balance, budgetKey, _keys.Leases, _keys.Lease(request.LeaseId),
+                keyNames.Inflight, userNames.Inflight];
             RedisArg[] args =
             [
                 nowMs, request.LeaseId, nowMs / MinuteMs, nowMs / DayMs, periodEndMs > 0 ? periodEndMs - nowMs + BudgetKeyGraceMs : 0,
@@ -92,6 +96,7 @@ public sealed partial class Enforcer
             Money = request.Money,
             Requests = request.Requests,
             Tokens = request.Tokens,
+            Slots = request.Key.Limits?.MaxConcurrent is not null || request.User.Limits?.MaxConcurrent is not null ? request.Slots : 0,
             GrantedAt = now,
             ExpiresAt = DateTimeOffset.FromUnixTimeMilliseconds(expiryMs),
         }, RejectionReason.None);
@@ -228,14 +233,15 @@ public sealed partial class Enforcer
             var inflight = (await _redis.ExecuteAsync("HKEYS", [inflightKey], cancellationToken).ConfigureAwait(false)).Items
                 .Select(i => i.AsString()!).ToArray();
             var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
-            var keys = new RedisArg[9 + inflight.Length];
+            var keys = new RedisArg[11 + inflight.Length];
             keys[0] = keyNames.RateCounters; keys[1] = userNames.RateCounters; keys[2] = keyNames.Lifetime; keys[3] = userNames.Balance;
-            keys[4] = budgetKey; keys[5] = _keys.Leases; keys[6] = _keys.Lease(leaseId); keys[7] = inflightKey; keys[8] = _reservationsKey;
+            keys[4] = budgetKey; keys[5] = _keys.Leases; keys[6] = _keys.Lease(leaseId); keys[7] = keyNames.Inflight; keys[8] = userNames.Inflight;
+            keys[9] = inflightKey; keys[10] = _reservationsKey;
             var args = new RedisArg[6 + inflight.Length];
             args[0] = nowMs; args[1] = leaseId; args[2] = nowMs / MinuteMs; args[3] = nowMs / DayMs; args[4] = mode; args[5] = Math.Max(handoverMs, nowMs);
             for (var i = 0; i < inflight.Length; i++)
             {
-                keys[9 + i] = _keys.Reservation(inflight[i]);
+                keys[11 + i] = _keys.Reservation(inflight[i]);
                 args[6 + i] = inflight[i];
             }
             var r = (await _redis.EvalAsync(LeaseScripts.Return, keys, args, cancellationToken).ConfigureAwait(false)).Items;

@@ -98,6 +98,8 @@ public sealed partial class LeaseBook
         public Slot? Current { get; set; }
         public List<Slot> Slots { get; } = [];
         public Task<Slot?>? Renewal { get; set; }
+        /// <summary>Most requests in flight at once under one lease lately (sizes the next lease's concurrency slots).</summary>
+        public int PeakInFlight { get; set; }
         public DateTimeOffset RefusedUntil { get; set; }
         public bool Removed { get; set; }
         public int HeldCount { get { lock (this) return Slots.Count; } }
@@ -115,11 +117,13 @@ public sealed partial class LeaseBook
             _inSecond++;
         }
 
-        public (long Money, long Requests, long Tokens) SliceFor(AdmissionRequest request, LeaseOptions options, DateTimeOffset now)
+        public (long Money, long Requests, long Tokens, int Slots) SliceFor(AdmissionRequest request, LeaseOptions options, DateTimeOffset now)
         {
             var rate = Math.Max(_rate, _inSecond);
             var requests = (long)Math.Clamp(Math.Ceiling(rate * options.SliceTraffic.TotalSeconds), options.MinRequests, options.MaxRequests);
-            return (requests * request.ReservedMicros, requests, requests * request.EstimatedTokens);
+            // Twice the concurrency seen (a lease that ran out of slots saw all of them in use: the next one doubles).
+            var slots = Math.Clamp(2 * PeakInFlight, 8, 1_024);
+            return (requests * request.ReservedMicros, requests, requests * request.EstimatedTokens, slots);
         }
     }
 
@@ -143,10 +147,16 @@ public sealed partial class LeaseBook
         {
             if (State != SlotState.Active || now >= Lease.ExpiresAt - margin) return null;
             if (Requests < 1 || Money < request.ReservedMicros || Tokens < request.EstimatedTokens) return null;
+            if (Lease.Slots > 0 && InFlight >= Lease.Slots)
+            {
+                Pair.PeakInFlight = Math.Max(Pair.PeakInFlight, InFlight);
+                return null;
+            }
             Requests--;
             Money -= request.ReservedMicros;
             Tokens -= request.EstimatedTokens;
             InFlight++;
+            if (InFlight > Pair.PeakInFlight) Pair.PeakInFlight = InFlight;
             LastUsed = now;
             return new LeaseTicket(this, request, now);
         }

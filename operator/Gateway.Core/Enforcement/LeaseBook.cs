@@ -15,8 +15,9 @@ namespace Gateway.Core.Enforcement;
 /// Invariants kept here: an admission returns only once its in-flight record is in Redis (so a replica that dies
 /// leaves every request that may reach an upstream known to the sweeper, as exact mode's reservation does); a lease's
 /// records are all flushed before it is returned, and none is queued after (its requests still in flight are handed
-/// over as reservations and settled exactly); a pair whose lease is refused (near a limit) or that has a concurrency
-/// limit is admitted exactly (<see cref="TryAdmitAsync"/> returns null). Thread-safe; one instance per process.
+/// over as reservations and settled exactly); a pair whose lease is refused (near a limit) is admitted exactly
+/// (<see cref="TryAdmitAsync"/> returns null); where a concurrency limit applies, no more of a lease's requests are in
+/// flight than the slots it holds. Thread-safe; one instance per process.
 /// </remarks>
 public sealed partial class LeaseBook : IAsyncDisposable
 {
@@ -69,15 +70,14 @@ public sealed partial class LeaseBook : IAsyncDisposable
 
     /// <summary>
     /// Admits <paramref name="request"/> against its pair's lease (taking one first if needed) and returns once its
-    /// in-flight record is in Redis; null when the pair is admitted exactly (a concurrency limit, or a lease refused near
-    /// a limit): call <see cref="Enforcer.AdmitAsync"/> then.
+    /// in-flight record is in Redis; null when the pair is admitted exactly (its lease was refused near a limit): call
+    /// <see cref="Enforcer.AdmitAsync"/> then.
     /// </summary>
     /// <exception cref="Projection.ProjectionMissingException">The projection is being rebuilt.</exception>
     public async ValueTask<LeaseTicket?> TryAdmitAsync(AdmissionRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (Volatile.Read(ref _disposed) == 1) return null;
-        if (request.Key.Limits?.MaxConcurrent is not null || request.User.Limits?.MaxConcurrent is not null) return null;
         for (var attempt = 0; attempt < 3; attempt++)
         {
             var pair = _pairs.GetOrAdd(request.Key.KeyId, static id => new Pair(id));
@@ -216,7 +216,7 @@ public sealed partial class LeaseBook : IAsyncDisposable
         return task;
     }
 
-    private async Task<Slot?> GrantAsync(Pair pair, AdmissionRequest request, (long Money, long Requests, long Tokens) size)
+    private async Task<Slot?> GrantAsync(Pair pair, AdmissionRequest request, (long Money, long Requests, long Tokens, int Slots) size)
     {
         var grant = await _enforcer.GrantLeaseAsync(new LeaseRequest
         {
@@ -227,6 +227,7 @@ public sealed partial class LeaseBook : IAsyncDisposable
             Money = size.Money,
             Requests = size.Requests,
             Tokens = size.Tokens,
+            Slots = size.Slots,
             Ttl = _options.Ttl,
             HeadroomFactor = _options.HeadroomFactor,
         }).ConfigureAwait(false);

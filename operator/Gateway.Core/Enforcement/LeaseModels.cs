@@ -17,6 +17,8 @@ public sealed record LeaseRequest
     public long Requests { get; init; }
     /// <summary>Tokens counted in the token windows (tpm, tpd) and the key's lifetime tokens at grant.</summary>
     public long Tokens { get; init; }
+    /// <summary>Concurrency slots, held only where the key or the user has maxConcurrent (at most 4,096).</summary>
+    public int Slots { get; init; }
     /// <summary>How long the lease may live; it also ends with the current minute when a minute limit applies (its
     /// slices are counted in that minute's windows), with the UTC day when a day limit does, and with the budget period.</summary>
     public TimeSpan Ttl { get; init; } = TimeSpan.FromSeconds(30);
@@ -36,6 +38,8 @@ public sealed record QuotaLease
     public long Money { get; init; }
     public long Requests { get; init; }
     public long Tokens { get; init; }
+    /// <summary>Concurrency slots held (0 when no concurrency limit applies): at most this many of its requests in flight.</summary>
+    public int Slots { get; init; }
     public DateTimeOffset GrantedAt { get; init; }
     public DateTimeOffset ExpiresAt { get; init; }
 }

@@ -14,7 +14,7 @@ namespace Gateway.Core.Enforcement;
 internal static class LeaseScripts
 {
     /// <summary>Values in Grant's ARGV[9], in order.</summary>
-    public const int GrantNumbers = 18;
+    public const int GrantNumbers = 21;
 
     // Reads one rate hash normalised to now: request and token counts of this minute, the previous one, today, and
     // whether the stored day is today (else its TTL is refreshed when written, as Admit does).
@@ -41,11 +41,14 @@ internal static class LeaseScripts
 
     /// <summary>
     /// KEYS: 1 key rate counters, 2 user rate counters, 3 key lifetime, 4 balance, 5 budget spent (current period),
-    /// 6 leases zset, 7 lease hash.
+    /// 6 leases zset, 7 lease hash, 8 key in-flight zset, 9 user in-flight zset.
     /// ARGV: 1 now ms, 2 lease id, 3 now's minute index, 4 now's UTC day index, 5 the budget key's TTL ms (0 when the
     /// budget never resets), 6 owner (replica id), 7 key id, 8 user id, 9 little-endian int64s (<see cref="GrantNumbers"/>):
     /// now, expiry, money, requests, tokens, key rpm rpd tpm tpd, user rpm rpd tpm tpd, key token limit, key spend limit
-    /// micros, budget micros, budget period end ms, headroom factor. Limits are -1 when not set.
+    /// micros, budget micros, budget period end ms, headroom factor, concurrency slots, key maxConcurrent, user
+    /// maxConcurrent. Limits are -1 when not set. Slots are held as members "lease:&lt;id&gt;:&lt;n&gt;" of the in-flight
+    /// zsets, scored by the lease's expiry (so exact admissions count them, and they stop counting if it is never
+    /// returned), only where a concurrency limit applies.
     /// A grant needs, in every limited dimension, at least factor × the slice still free (room for the other replicas'
     /// leases and for exact admissions); otherwise nothing changes and the caller admits this pair exactly.
     /// Returns {1} granted, {0, reason} refused (the first dimension short, as <see cref="RejectionReason"/>), {-1} the
@@ -55,7 +58,7 @@ internal static class LeaseScripts
         local call, tonumber, fmt, ceil = redis.call, tonumber, string.format, math.ceil
         local MIN, DAY = 60000, 86400000
         local now, expiry, money, requests, tokens, l_krm, l_krd, l_ktm, l_ktd, l_urm, l_urd, l_utm, l_utd,
-          token_limit, spend_limit, budget, period_end, factor = struct.unpack('<GRANT_NUMBERS', ARGV[9])
+          token_limit, spend_limit, budget, period_end, factor, slots, l_kc, l_uc = struct.unpack('<GRANT_NUMBERS', ARGV[9])
         local mi, di = ARGV[3], ARGV[4]
         local min_idx, day_idx = math.floor(now / MIN), math.floor(now / DAY)
         local rest = MIN - (now - min_idx * MIN)
@@ -86,6 +89,15 @@ internal static class LeaseScripts
         need(12, spend_limit, life_spend, money)
         need(13, balance, 0, money)
         if budget >= 0 then need(14, budget, spent, money) end
+        -- Concurrency: expired slots (a killed replica's) are swept first, as Admit does.
+        if short == 0 and l_kc >= 0 then
+          call('ZREMRANGEBYSCORE', KEYS[8], '-inf', ARGV[1])
+          need(9, l_kc, call('ZCARD', KEYS[8]), slots)
+        end
+        if short == 0 and l_uc >= 0 then
+          call('ZREMRANGEBYSCORE', KEYS[9], '-inf', ARGV[1])
+          need(10, l_uc, call('ZCARD', KEYS[9]), slots)
+        end
         if short ~= 0 then return {0, short} end
 
         write(KEYS[1], krc + requests, krp, ktc + tokens, ktp, krd + requests, ktd + tokens, kfresh)
@@ -100,8 +112,15 @@ internal static class LeaseScripts
         call('HSET', KEYS[7], 'user_id', ARGV[8], 'key_id', ARGV[7], 'owner', ARGV[6],
           'money', fmt('%d', money), 'requests', fmt('%d', requests), 'tokens', fmt('%d', tokens),
           'used_money', '0', 'used_tokens', '0', 'used_requests', '0',
-          'min_idx', mi, 'day_idx', di, 'budget_key', KEYS[5], 'granted_at_ms', ARGV[1], 'expires_at_ms', fmt('%d', expiry))
+          'min_idx', mi, 'day_idx', di, 'budget_key', KEYS[5], 'granted_at_ms', ARGV[1], 'expires_at_ms', fmt('%d', expiry),
+          'slots', fmt('%d', (l_kc >= 0 or l_uc >= 0) and slots or 0))
         call('ZADD', KEYS[6], fmt('%d', expiry), ARGV[2])
+        if slots > 0 and (l_kc >= 0 or l_uc >= 0) then
+          local z, e = {}, fmt('%d', expiry)
+          for i = 1, slots do z[2 * i - 1] = e; z[2 * i] = 'lease:' .. ARGV[2] .. ':' .. i end
+          call('ZADD', KEYS[8], unpack(z))
+          call('ZADD', KEYS[9], unpack(z))
+        end
         return {1}
         """.Replace("GRANT_NUMBERS", string.Concat(Enumerable.Repeat("i8", GrantNumbers)), StringComparison.Ordinal)
         .Replace("WINDOWS_LUA", WindowsLua, StringComparison.Ordinal));
@@ -113,8 +132,9 @@ internal static class LeaseScripts
     /// Requests still in flight under the lease are handed over: each becomes an ordinary reservation (hash and
     /// reservations zset entry, counted as used by the lease), settled by its request or expired by the sweeper as in
     /// exact mode.
-    /// KEYS: 1–7 as <see cref="Grant"/>, 8 the lease's in-flight hash, 9 reservations zset, 10.. the reservation hash of
-    /// each in-flight request, in the order of ARGV 7...
+    /// KEYS: 1–9 as <see cref="Grant"/>, 10 the lease's in-flight hash, 11 reservations zset, 12.. the reservation hash
+    /// of each in-flight request, in the order of ARGV 7... A handed-over request takes one concurrency slot of its own
+    /// (as an exact admission does); the lease's slots are freed.
     /// ARGV: 1 now ms, 2 lease id, 3 now's minute index, 4 now's UTC day index, 5 mode (return: by its owner; expire: the
     /// sweeper, only once the lease has expired), 6 the handed-over reservations' expiry ms, 7.. the in-flight request ids
     /// (as the caller read them; any other set returns -3 and changes nothing).
@@ -129,13 +149,13 @@ internal static class LeaseScripts
         local mi, di = ARGV[3], ARGV[4]
         local min_idx, day_idx = math.floor(now / MIN), math.floor(now / DAY)
         local v = call('HMGET', KEYS[7], 'money', 'requests', 'tokens', 'used_money', 'used_requests', 'used_tokens',
-          'min_idx', 'day_idx', 'budget_key', 'expires_at_ms', 'key_id', 'user_id')
+          'min_idx', 'day_idx', 'budget_key', 'expires_at_ms', 'key_id', 'user_id', 'slots')
         if not v[1] then return {0} end
         if ARGV[5] == 'expire' and (tonumber(v[10]) or 0) > now then return {-1} end
         if v[9] ~= KEYS[5] then return redis.error_reply('ERR the lease was granted against another budget key') end
-        local n = #KEYS - 9
-        if call('HLEN', KEYS[8]) ~= n then return {-3} end
-        local records = n > 0 and call('HMGET', KEYS[8], unpack(ARGV, 7, 6 + n)) or {}
+        local n = #KEYS - 11
+        if call('HLEN', KEYS[10]) ~= n then return {-3} end
+        local records = n > 0 and call('HMGET', KEYS[10], unpack(ARGV, 7, 6 + n)) or {}
         for i = 1, n do if not records[i] then return {-3} end end
 
         local used_m, used_q, used_t = tonumber(v[4]) or 0, tonumber(v[5]) or 0, tonumber(v[6]) or 0
@@ -149,10 +169,14 @@ internal static class LeaseScripts
             pos = s + 1
           end
           if have_balance then
-            call('HSET', KEYS[9 + i], 'key_id', v[11], 'key_version', f[4], 'user_id', v[12], 'reserved', f[1], 'est_in', f[2],
+            call('HSET', KEYS[11 + i], 'key_id', v[11], 'key_version', f[4], 'user_id', v[12], 'reserved', f[1], 'est_in', f[2],
               'est_out', f[3], 'model', sub(rec, pos), 'route', f[6], 'upstream', f[7], 'price_version', f[8], 'started_at_ms', f[5],
               'expires_at_ms', ARGV[6], 'budget_key', KEYS[5], 'min_idx', v[7], 'day_idx', v[8])
-            call('ZADD', KEYS[9], ARGV[6], ARGV[6 + i])
+            call('ZADD', KEYS[11], ARGV[6], ARGV[6 + i])
+            if (tonumber(v[13]) or 0) > 0 then
+              call('ZADD', KEYS[8], ARGV[6], ARGV[6 + i])
+              call('ZADD', KEYS[9], ARGV[6], ARGV[6 + i])
+            end
           end
           used_m, used_q, used_t = used_m + f[1], used_q + 1, used_t + f[2] + f[3]
         end
@@ -160,8 +184,15 @@ internal static class LeaseScripts
         local q = (tonumber(v[2]) or 0) - used_q
         local t = (tonumber(v[3]) or 0) - used_t
         local lmin, lday = tonumber(v[7]) or 0, tonumber(v[8]) or 0
-        call('DEL', KEYS[7], KEYS[8])
+        call('DEL', KEYS[7], KEYS[10])
         call('ZREM', KEYS[6], ARGV[2])
+        local slots = tonumber(v[13]) or 0
+        if slots > 0 then
+          local z = {}
+          for i = 1, slots do z[i] = 'lease:' .. ARGV[2] .. ':' .. i end
+          call('ZREM', KEYS[8], unpack(z))
+          call('ZREM', KEYS[9], unpack(z))
+        end
         -- Without a balance key Redis lost the projection since the grant: the operator rebuilds balances, lifetimes
         -- and budgets from PostgreSQL, so nothing here may be written back (it would be counted twice).
         if not have_balance then return {1, '0', '0', '0'} end

@@ -215,12 +215,52 @@ public sealed class LeaseBookTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_pair_near_its_limits_or_with_a_concurrency_limit_is_admitted_exactly()
+    public async Task A_lease_holds_concurrency_slots_that_exact_admissions_count_and_frees_them_when_returned()
+    {
+        var book = Book();
+        var exact = new Enforcer(_t.Redis, _t.Keys, _t.Clock);
+        var key = Key(limits: new KeyLimits { MaxConcurrent = 40 });
+        var user = User();
+        var inflight = _t.Keys.KeyInflight("k1");
+
+        // Eight requests in flight fill the first lease's eight slots.
+        var held = new List<(LeaseTicket Ticket, AdmissionRequest Request)>();
+        for (var i = 0; i < 8; i++)
+        {
+            var r = Request(key, user);
+            held.Add(((await book.TryAdmitAsync(r))!, r));
+        }
+        Assert.Equal(1, book.Granted);
+        Assert.Equal(8, await _t.CountAsync(inflight));
+
+        // A ninth would need a lease of 16 slots, which needs 4 × 16 free of 40: refused, so it is admitted exactly.
+        var ninth = Request(key, user);
+        Assert.Null(await book.TryAdmitAsync(ninth));
+        var reservations = new List<Reservation>();
+        for (var i = 0; i < 32; i++)
+        {
+            var a = await exact.AdmitAsync(Request(key, user));
+            Assert.True(a.Allowed, $"exact request {i + 1}");
+            reservations.Add(a.Reservation!);
+        }
+        // 8 leased slots + 32 exact = 40: the limit holds in total.
+        Assert.Equal(RejectionReason.KeyConcurrency, (await exact.AdmitAsync(Request(key, user))).Reason);
+
+        foreach (var (ticket, r) in held) await book.SettleAsync(ticket, UsageOf(r, 500), 500);
+        foreach (var r in reservations) await exact.ReleaseAsync(r);
+        await book.DisposeAsync();
+        Assert.Equal(0, await _t.CountAsync(inflight));
+        await AssertMoneyAddsUpAsync();
+    }
+
+    [Fact]
+    public async Task A_pair_near_its_limits_is_admitted_exactly()
     {
         var book = Book();
         await _t.SetBalanceAsync("u2", 50_000);
         // 8 requests × 10,000 µ$ × factor 4 is more than the balance: no lease, the exact scripts decide.
         Assert.Null(await book.TryAdmitAsync(Request(Key("k2", "u2"), User("u2"), reservedMicros: 10_000)));
+        // A concurrency limit of 5 cannot spare 4 × 8 slots either.
         Assert.Null(await book.TryAdmitAsync(Request(Key(limits: new KeyLimits { MaxConcurrent = 5 }), User())));
         Assert.Equal(0, book.Granted);
         Assert.Equal(0, await _t.CountAsync(_t.Keys.Leases));
