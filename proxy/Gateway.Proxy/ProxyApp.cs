@@ -89,8 +89,11 @@ public static class ProxyApp
         services.AddSingleton<IRedisClient>(sp => new RespClient(redisOptions, sp.GetRequiredService<ILoggerFactory>().CreateLogger<RespClient>()));
         services.AddSingleton(sp => new UsageOutbox(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(), outboxOptions,
             sp.GetRequiredService<ILogger<UsageOutbox>>()));
+        // The default reservation lease (used for requests a quota lease hands over when it ends) is the proxy's own:
+        // the longest possible exchange plus the margin.
         services.AddSingleton(sp => new Enforcer(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(), logger: sp.GetRequiredService<ILogger<Enforcer>>(),
-            outbox: sp.GetRequiredService<UsageOutbox>()));
+            outbox: sp.GetRequiredService<UsageOutbox>(),
+            options: new EnforcerOptions { DefaultLease = TimeSpan.FromSeconds(options.UpstreamTotalTimeoutSeconds + options.ReservationLeaseMarginSeconds) }));
         services.AddSingleton<PolicyCache>();
         if (leaseOptions.Enabled)
         {
