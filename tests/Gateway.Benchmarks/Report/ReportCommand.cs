@@ -175,7 +175,9 @@ public static class ReportCommand
             var pf = r.Find("fixed", mode, target);
             if (k is null || p is null || d is null || kf is null || pf is null) continue;
             var ahead = p.RequestsPerSecond > k.RequestsPerSecond && pf.P99 - d.P99 <= kf.P99 - d.P99 && p.Errors == 0 && pf.Errors == 0;
-            sb.AppendLine(Inv, $"| ahead of Portkey's gateway ({target}) | {ModeName(mode)} | {p.RequestsPerSecond:F0} vs {k.RequestsPerSecond:F0} req/s; added p99 {pf.P99 - d.P99:+0.000;-0.000} vs {kf.P99 - d.P99:+0.000;-0.000} ms | {(ahead ? "yes" : "no")} |");
+            // Portkey's failed requests are not a comparison: say so rather than "yes".
+            var verdict = k.Errors > 0 || kf.Errors > 0 ? $"inconclusive (Portkey failed {k.Errors + kf.Errors} requests)" : ahead ? "yes" : "no";
+            sb.AppendLine(Inv, $"| ahead of Portkey's gateway ({target}) | {ModeName(mode)} | {p.RequestsPerSecond:F0} vs {k.RequestsPerSecond:F0} req/s; added p99 {pf.P99 - d.P99:+0.000;-0.000} vs {kf.P99 - d.P99:+0.000;-0.000} ms | {verdict} |");
         }
         return sb.ToString();
     }
