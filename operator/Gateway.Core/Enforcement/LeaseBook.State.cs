@@ -48,27 +48,17 @@ public sealed class LeaseTicket
     internal LeaseTicket(LeaseBook.Slot slot, AdmissionRequest request, DateTimeOffset startedAt)
     {
         Slot = slot;
-        RequestId = request.RequestId;
-        KeyVersion = request.Key.Version;
-        ReservedMicros = request.ReservedMicros;
-        EstimatedInputTokens = request.EstimatedInputTokens;
-        MaxOutputTokens = request.MaxOutputTokens;
+        Request = request;
         StartedAt = startedAt;
-        Model = request.Model;
-        Route = request.Route;
-        PriceVersion = request.PriceVersion;
     }
 
-    public string RequestId { get; }
-    public int KeyVersion { get; }
-    public long ReservedMicros { get; }
-    public long EstimatedInputTokens { get; }
-    public long MaxOutputTokens { get; }
-    public long EstimatedTokens => EstimatedInputTokens + MaxOutputTokens;
+    /// <summary>What was admitted.</summary>
+    public AdmissionRequest Request { get; }
+    public string RequestId => Request.RequestId;
+    public int KeyVersion => Request.Key.Version;
+    public long ReservedMicros => Request.ReservedMicros;
+    public long EstimatedTokens => Request.EstimatedTokens;
     public DateTimeOffset StartedAt { get; }
-    public string Model { get; }
-    public string Route { get; }
-    public string PriceVersion { get; }
     /// <summary>The lease it was admitted under.</summary>
     public string LeaseId => Slot.Lease.LeaseId;
 

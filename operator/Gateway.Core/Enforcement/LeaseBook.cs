@@ -306,11 +306,12 @@ public sealed partial class LeaseBook : IAsyncDisposable
                 switch (r.Kind)
                 {
                     case RecordKind.Admission:
+                        var q = r.Ticket.Request;
                         f.Admissions.Add(new LeasedAdmission
                         {
-                            RequestId = r.Ticket.RequestId, KeyVersion = r.Ticket.KeyVersion, ReservedMicros = r.Ticket.ReservedMicros,
-                            EstimatedInputTokens = r.Ticket.EstimatedInputTokens, MaxOutputTokens = r.Ticket.MaxOutputTokens,
-                            StartedAt = r.Ticket.StartedAt, Model = r.Ticket.Model, Route = r.Ticket.Route, PriceVersion = r.Ticket.PriceVersion,
+                            RequestId = q.RequestId, KeyVersion = q.Key.Version, ReservedMicros = q.ReservedMicros,
+                            EstimatedInputTokens = q.EstimatedInputTokens, MaxOutputTokens = q.MaxOutputTokens,
+                            StartedAt = r.Ticket.StartedAt, Model = q.Model, Route = q.Route, PriceVersion = q.PriceVersion,
                         });
                         break;
                     case RecordKind.Settlement:

@@ -98,18 +98,21 @@ public sealed class EnforcementTestContext : IAsyncDisposable
     public async Task<bool> ExistsAsync(string key) => (await Redis.ExecuteAsync("EXISTS", [key])).AsInt64() == 1;
 
     /// <summary>Every usage event in the stream, oldest first.</summary>
-    public async Task<List<UsageEvent>> UsageEventsAsync()
+    public async Task<List<UsageEvent>> UsageEventsAsync() => (await StreamEntriesAsync()).Select(UsageEvent.FromStreamFields).ToList();
+
+    /// <summary>Every usage stream entry's fields as written (including those <see cref="UsageEvent"/> does not read), oldest first.</summary>
+    public async Task<List<Dictionary<string, string>>> StreamEntriesAsync()
     {
         var reply = await Redis.ExecuteAsync("XRANGE", [Keys.UsageStream, "-", "+"]);
-        var events = new List<UsageEvent>();
+        var entries = new List<Dictionary<string, string>>();
         foreach (var entry in reply.Items)
         {
             var pairs = entry.Items[1].Items;
             var fields = new Dictionary<string, string>(StringComparer.Ordinal);
             for (var i = 0; i + 1 < pairs.Count; i += 2) fields[pairs[i].AsString()!] = pairs[i + 1].AsString()!;
-            events.Add(UsageEvent.FromStreamFields(fields));
+            entries.Add(fields);
         }
-        return events;
+        return entries;
     }
 
     public async ValueTask DisposeAsync()

@@ -67,17 +67,9 @@ public sealed class LeaseFlushTests : IAsyncLifetime
         Status = 200,
     };
 
-    private async Task<Dictionary<string, string>> StreamEntryAsync(string requestId)
-    {
-        foreach (var entry in (await _t.Redis.ExecuteAsync("XRANGE", [_t.Keys.UsageStream, "-", "+"])).Items)
-        {
-            var pairs = entry.Items[1].Items;
-            var fields = new Dictionary<string, string>(StringComparer.Ordinal);
-            for (var i = 0; i + 1 < pairs.Count; i += 2) fields[pairs[i].AsString()!] = pairs[i + 1].AsString()!;
-            if (fields["request_id"] == requestId) return fields;
-        }
-        throw new Xunit.Sdk.XunitException($"no usage event for {requestId}");
-    }
+    private async Task<Dictionary<string, string>> StreamEntryAsync(string requestId) =>
+        (await _t.StreamEntriesAsync()).FirstOrDefault(f => f["request_id"] == requestId)
+        ?? throw new Xunit.Sdk.XunitException($"no usage event for {requestId}");
 
     [Fact]
     public async Task A_flush_writes_admissions_settlements_and_releases_of_many_requests_and_the_return_hands_over_what_is_in_flight()

@@ -265,19 +265,9 @@ public sealed class ProjectionWriter(IRedisClient redis, ProjectionKeys keys, Ke
     /// <summary>Request id → lease id of each usage event written under a quota lease.</summary>
     public async Task<Dictionary<string, string>> LeasedUsageAsync()
     {
-        var reply = await redis.ExecuteAsync("XRANGE", [keys.UsageStream, "-", "+"]);
         var leased = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var entry in reply.Items)
-        {
-            var fields = entry.Items[1].Items;
-            string? request = null, lease = null;
-            for (var i = 0; i + 1 < fields.Count; i += 2)
-            {
-                if (fields[i].AsString() == "request_id") request = fields[i + 1].AsString();
-                if (fields[i].AsString() == "lease_id") lease = fields[i + 1].AsString();
-            }
-            if (request is not null && lease is not null) leased[request] = lease;
-        }
+        foreach (var f in await StreamEntriesAsync())
+            if (f.TryGetValue("request_id", out var request) && f.TryGetValue("lease_id", out var lease)) leased[request] = lease;
         return leased;
     }
 
@@ -295,16 +285,19 @@ public sealed class ProjectionWriter(IRedisClient redis, ProjectionKeys keys, Ke
         return (count, micros);
     }
 
-    public async Task<List<UsageEvent>> ReadUsageAsync()
+    public async Task<List<UsageEvent>> ReadUsageAsync() => (await StreamEntriesAsync()).Select(UsageEvent.FromStreamFields).ToList();
+
+    /// <summary>Every usage stream entry's fields as written, oldest first.</summary>
+    private async Task<List<Dictionary<string, string>>> StreamEntriesAsync()
     {
         var reply = await redis.ExecuteAsync("XRANGE", [keys.UsageStream, "-", "+"]);
-        var list = new List<UsageEvent>();
+        var list = new List<Dictionary<string, string>>();
         foreach (var entry in reply.Items)
         {
             var fields = entry.Items[1].Items;
             var map = new Dictionary<string, string>(StringComparer.Ordinal);
             for (var i = 0; i + 1 < fields.Count; i += 2) map[fields[i].AsString()!] = fields[i + 1].AsString() ?? "";
-            list.Add(UsageEvent.FromStreamFields(map));
+            list.Add(map);
         }
         return list;
     }
