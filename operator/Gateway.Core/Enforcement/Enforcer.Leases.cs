@@ -33,7 +33,7 @@ public sealed partial class Enforcer
         var ul = request.User.Limits;
         var userId = request.User.UserId;
         var userNames = _names.ForUser(userId);
-        var keyNames = _names.ForKey(request.Key.KeyId);
+        var keyNames = _names.ForKey(userId, request.Key.KeyId);
 
         // The slices are counted in this minute's and this day's windows: where a minute (day) limit applies, the lease
         // ends with the minute (day), so nothing admitted under it lands in a window that did not count it. The money is
@@ -67,7 +67,7 @@ public sealed partial class Enforcer
             Pack(ref n, Limit(kl?.TokenLimit)); Pack(ref n, kl?.SpendLimit is { } spend ? Money.ToMicrosFloor(spend) : -1L);
             Pack(ref n, budgetMicros); Pack(ref n, periodEndMs); Pack(ref n, request.HeadroomFactor);
             Pack(ref n, request.Slots); Pack(ref n, Limit(kl?.MaxConcurrent)); Pack(ref n, Limit(ul?.MaxConcurrent));
-            RedisArg[] keys = [keyNames.RateCounters, userNames.RateCounters, keyNames.Lifetime, userNames.Balance, budgetKey, _keys.Leases, _keys.Lease(request.LeaseId),
+            RedisArg[] keys = [keyNames.RateCounters, userNames.RateCounters, keyNames.Lifetime, userNames.Balance, budgetKey, userNames.Leases, _keys.Lease(userNames.Shard, request.LeaseId),
                 keyNames.Inflight, userNames.Inflight];
             RedisArg[] args =
             [
@@ -115,28 +115,36 @@ public sealed partial class Enforcer
     /// <summary>The sweeper's side: reclaims a lease whose owner stopped renewing it, once it has expired; its requests in
     /// flight become reservations that expire at once (charged at their reservation by the reservation sweeper). Null when
     /// it is gone or has not expired yet.</summary>
-    public async Task<LeaseRemainder?> ReclaimLeaseAsync(string leaseId, CancellationToken cancellationToken = default)
+    public async Task<LeaseRemainder?> ReclaimLeaseAsync(int shard, string leaseId, CancellationToken cancellationToken = default)
     {
-        var v = (await _redis.ExecuteAsync("HMGET", [_keys.Lease(leaseId), "key_id", "user_id", "budget_key"], cancellationToken).ConfigureAwait(false)).Items;
+        var v = (await _redis.ExecuteAsync("HMGET", [_keys.Lease(shard, leaseId), "key_id", "user_id", "budget_key"], cancellationToken).ConfigureAwait(false)).Items;
         if (v[0].IsNull || v[1].IsNull || v[2].IsNull) return null;
         return await EndLeaseAsync(leaseId, v[0].AsString()!, v[1].AsString()!, v[2].AsString()!, "expire",
             _time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>For the sweeper: reclaims up to <paramref name="max"/> leases that expired before <paramref name="expiredBefore"/>
-    /// (their replica did not return them). Returns how many were reclaimed.</summary>
+    /// (their replica did not return them), from each shard's lease set. Returns how many were reclaimed.</summary>
     public async Task<int> ReclaimExpiredLeasesAsync(DateTimeOffset expiredBefore, int max, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(max);
-        var due = await _redis.ExecuteAsync("ZRANGEBYSCORE", [_keys.Leases, "-inf", expiredBefore.ToUnixTimeMilliseconds(), "LIMIT", 0, max], cancellationToken)
+        var counts = await Task.WhenAll(ProjectionKeys.Shards.Select(shard => ReclaimExpiredLeasesAsync(shard, expiredBefore, max, cancellationToken)))
+            .ConfigureAwait(false);
+        return counts.Sum();
+    }
+
+    private async Task<int> ReclaimExpiredLeasesAsync(int shard, DateTimeOffset expiredBefore, int max, CancellationToken cancellationToken)
+    {
+        var leases = _keys.Leases(shard);
+        var due = await _redis.ExecuteAsync("ZRANGEBYSCORE", [leases, "-inf", expiredBefore.ToUnixTimeMilliseconds(), "LIMIT", 0, max], cancellationToken)
             .ConfigureAwait(false);
         var reclaimed = 0;
         foreach (var id in due.Items.Select(i => i.AsString()!))
         {
-            if (await ReclaimLeaseAsync(id, cancellationToken).ConfigureAwait(false) is not null) reclaimed++;
+            if (await ReclaimLeaseAsync(shard, id, cancellationToken).ConfigureAwait(false) is not null) reclaimed++;
             // A member whose hash is gone is a leftover: drop it.
-            else if ((await _redis.ExecuteAsync("EXISTS", [_keys.Lease(id)], cancellationToken).ConfigureAwait(false)).AsInt64() == 0)
-                await _redis.ExecuteAsync("ZREM", [_keys.Leases, id], cancellationToken).ConfigureAwait(false);
+            else if ((await _redis.ExecuteAsync("EXISTS", [_keys.Lease(shard, id)], cancellationToken).ConfigureAwait(false)).AsInt64() == 0)
+                await _redis.ExecuteAsync("ZREM", [leases, id], cancellationToken).ConfigureAwait(false);
         }
         return reclaimed;
     }
@@ -147,21 +155,41 @@ public sealed partial class Enforcer
     /// (reclaimed, or lost with Redis' data) gets nothing written; its settlements go to the usage outbox as lost, which
     /// charges them again once the user's balance is there (a duplicate of a row the ledger has is refunded).
     /// </summary>
+    /// <remarks>Leases of users in different shards are written by one script call per shard (each touches one slot),
+    /// sent together.</remarks>
     public async Task<IReadOnlyList<LeaseFlushResult>> FlushLeasedAsync(IReadOnlyList<LeaseFlush> flushes, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(flushes);
         if (flushes.Count == 0) return [];
+        var shard = ProjectionKeys.ShardOf(flushes[0].Lease.UserId);
+        var oneShard = true;
+        for (var i = 1; i < flushes.Count && oneShard; i++) oneShard = ProjectionKeys.ShardOf(flushes[i].Lease.UserId) == shard;
+        if (oneShard) return await FlushShardAsync(shard, flushes, cancellationToken).ConfigureAwait(false);
+
+        var groups = flushes.Select((f, i) => (f, i)).GroupBy(x => ProjectionKeys.ShardOf(x.f.Lease.UserId)).ToArray();
+        var replies = await Task.WhenAll(groups.Select(g => FlushShardAsync(g.Key, g.Select(x => x.f).ToArray(), cancellationToken))).ConfigureAwait(false);
+        var results = new LeaseFlushResult[flushes.Count];
+        for (var g = 0; g < groups.Length; g++)
+        {
+            var j = 0;
+            foreach (var (_, index) in groups[g]) results[index] = replies[g][j++];
+        }
+        return results;
+    }
+
+    private async Task<LeaseFlushResult[]> FlushShardAsync(int shard, IReadOnlyList<LeaseFlush> flushes, CancellationToken cancellationToken)
+    {
         var keys = RedisArgBuffer.Rent();
         var args = RedisArgBuffer.Rent();
         RespValue reply;
         try
         {
-            keys.Add(_usageStreamKey);
+            keys.Add(_keys.UsageStream(shard));
             args.Add(flushes.Count);
             foreach (var f in flushes)
             {
-                keys.Add(_keys.Lease(f.Lease.LeaseId));
-                keys.Add(_keys.LeaseInflight(f.Lease.LeaseId));
+                keys.Add(_keys.Lease(shard, f.Lease.LeaseId));
+                keys.Add(_keys.LeaseInflight(shard, f.Lease.LeaseId));
                 long money = 0, tokens = 0;
                 foreach (var s in f.Settlements)
                 {
@@ -223,9 +251,10 @@ public sealed partial class Enforcer
     private async Task<LeaseRemainder?> EndLeaseAsync(string leaseId, string keyId, string userId, string budgetKey, string mode, long handoverMs,
         CancellationToken cancellationToken)
     {
-        var keyNames = _names.ForKey(keyId);
+        var keyNames = _names.ForKey(userId, keyId);
         var userNames = _names.ForUser(userId);
-        var inflightKey = _keys.LeaseInflight(leaseId);
+        var shard = userNames.Shard;
+        var inflightKey = _keys.LeaseInflight(shard, leaseId);
         // The in-flight requests are read first and passed in (every key a script touches is declared); if they changed
         // meanwhile (a flush landed in between) the script says so and they are read again.
         for (var attempt = 0; ; attempt++)
@@ -235,13 +264,13 @@ public sealed partial class Enforcer
             var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
             var keys = new RedisArg[11 + inflight.Length];
             keys[0] = keyNames.RateCounters; keys[1] = userNames.RateCounters; keys[2] = keyNames.Lifetime; keys[3] = userNames.Balance;
-            keys[4] = budgetKey; keys[5] = _keys.Leases; keys[6] = _keys.Lease(leaseId); keys[7] = keyNames.Inflight; keys[8] = userNames.Inflight;
-            keys[9] = inflightKey; keys[10] = _reservationsKey;
+            keys[4] = budgetKey; keys[5] = userNames.Leases; keys[6] = _keys.Lease(shard, leaseId); keys[7] = keyNames.Inflight; keys[8] = userNames.Inflight;
+            keys[9] = inflightKey; keys[10] = userNames.Reservations;
             var args = new RedisArg[6 + inflight.Length];
             args[0] = nowMs; args[1] = leaseId; args[2] = nowMs / MinuteMs; args[3] = nowMs / DayMs; args[4] = mode; args[5] = Math.Max(handoverMs, nowMs);
             for (var i = 0; i < inflight.Length; i++)
             {
-                keys[11 + i] = _keys.Reservation(inflight[i]);
+                keys[11 + i] = userNames.ReservationStem + inflight[i];
                 args[6 + i] = inflight[i];
             }
             var r = (await _redis.EvalAsync(LeaseScripts.Return, keys, args, cancellationToken).ConfigureAwait(false)).Items;

@@ -38,9 +38,6 @@ public sealed partial class Enforcer
     private readonly UsageOutbox? _outbox;
     private readonly ConcurrentDictionary<(string Period, string Zone), BudgetPeriod> _periods = new();
     private readonly KeyNameCache _names;
-    private readonly string _reservationsKey;
-    private readonly string _usageStreamKey;
-    private readonly string _reservationKeyStem;
 
     /// <param name="outbox">Where written usage events are held until the ledger writer has them, so a Redis that loses its
     /// data loses no usage (<see cref="UsageOutbox"/>); null only in tests of the scripts themselves.</param>
@@ -54,9 +51,6 @@ public sealed partial class Enforcer
         _options = options ?? new EnforcerOptions();
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _names = new KeyNameCache(keys);
-        _reservationsKey = keys.Reservations;
-        _usageStreamKey = keys.UsageStream;
-        _reservationKeyStem = keys.Reservation("");
     }
 
     /// <summary>Checks every limit and, only if all pass, counts the request and holds its reservation.
@@ -80,7 +74,7 @@ public sealed partial class Enforcer
         var kl = request.Key.Limits;
         var ul = request.User.Limits;
 
-        var keyNames = _names.ForKey(keyId);
+        var keyNames = _names.ForKey(userId, keyId);
         var userNames = _names.ForUser(userId);
         var budget = request.User.Budget;
         string budgetKey;
@@ -103,7 +97,7 @@ public sealed partial class Enforcer
                 budgetKey = userNames.BudgetNone;
             }
         }
-        var reservationKey = _keys.Reservation(request.RequestId);
+        var reservationKey = userNames.ReservationStem + request.RequestId;
 
         var keys = RedisArgBuffer.Rent();
         var args = RedisArgBuffer.Rent();
@@ -114,7 +108,7 @@ public sealed partial class Enforcer
             keys.Add(keyNames.RateCounters); keys.Add(userNames.RateCounters);
             keys.Add(keyNames.Inflight); keys.Add(userNames.Inflight);
             keys.Add(keyNames.Lifetime); keys.Add(userNames.Balance); keys.Add(budgetKey);
-            keys.Add(_reservationsKey); keys.Add(reservationKey);
+            keys.Add(userNames.Reservations); keys.Add(reservationKey);
 
             args.Add(nowMs); args.Add(request.RequestId); args.Add(keyId); args.Add(request.Key.Version); args.Add(userId);
             args.Add(leaseExpiresMs); args.Add(request.ReservedMicros); args.Add(request.EstimatedInputTokens); args.Add(request.MaxOutputTokens);
@@ -223,13 +217,14 @@ public sealed partial class Enforcer
         return await ReleaseAsync(reservation, reservation.RequestId, ReservationKeyOf(reservation), reservation.KeyId, reservation.UserId, reservation.BudgetKey, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Like <see cref="ReleaseAsync(Reservation, CancellationToken)"/> when only the request id is at hand
+    /// <summary>Like <see cref="ReleaseAsync(Reservation, CancellationToken)"/> when only the user and request id are at hand
     /// (one extra round trip to read the reservation).</summary>
-    public async Task<SettleOutcome> ReleaseAsync(string requestId, CancellationToken cancellationToken = default)
+    public async Task<SettleOutcome> ReleaseAsync(string userId, string requestId, CancellationToken cancellationToken = default)
     {
-        var fields = await ReadReservationAsync(requestId, cancellationToken).ConfigureAwait(false);
+        var reservationKey = _names.ForUser(userId).ReservationStem + requestId;
+        var fields = await ReadReservationAsync(reservationKey, cancellationToken).ConfigureAwait(false);
         if (fields is null) return SettleOutcome.AlreadySettled;
-        return await ReleaseAsync(null, requestId, _keys.Reservation(requestId), fields["key_id"], fields["user_id"], fields["budget_key"], cancellationToken).ConfigureAwait(false);
+        return await ReleaseAsync(null, requestId, reservationKey, fields["key_id"], fields["user_id"], fields["budget_key"], cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Moves a live reservation's lease (and its concurrency slots) to now + <paramref name="lease"/>, for
@@ -239,7 +234,8 @@ public sealed partial class Enforcer
         ArgumentNullException.ThrowIfNull(reservation);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(lease, TimeSpan.Zero);
         var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        RedisArg[] keys = [ReservationKeyOf(reservation), _reservationsKey, _names.ForKey(reservation.KeyId).Inflight, _names.ForUser(reservation.UserId).Inflight];
+        var userNames = _names.ForUser(reservation.UserId);
+        RedisArg[] keys = [ReservationKeyOf(reservation), userNames.Reservations, _names.ForKey(reservation.UserId, reservation.KeyId).Inflight, userNames.Inflight];
         RedisArg[] args = [nowMs, reservation.RequestId, nowMs + (long)lease.TotalMilliseconds];
         var reply = await _redis.EvalAsync(EnforcementScripts.Extend, keys, args, cancellationToken).ConfigureAwait(false);
         return reply.AsInt64() == 1;
@@ -286,9 +282,9 @@ public sealed partial class Enforcer
         return reply.AsInt64() == 1 ? SettleOutcome.Settled : SettleOutcome.AlreadySettled;
     }
 
-    private async Task<Dictionary<string, string>?> ReadReservationAsync(string requestId, CancellationToken cancellationToken)
+    private async Task<Dictionary<string, string>?> ReadReservationAsync(string reservationKey, CancellationToken cancellationToken)
     {
-        var reply = await _redis.ExecuteAsync("HGETALL", [_keys.Reservation(requestId)], cancellationToken).ConfigureAwait(false);
+        var reply = await _redis.ExecuteAsync("HGETALL", [reservationKey], cancellationToken).ConfigureAwait(false);
         var items = reply.Items;
         if (items.Count == 0) return null;
         var fields = new Dictionary<string, string>(items.Count / 2, StringComparer.Ordinal);
@@ -298,12 +294,12 @@ public sealed partial class Enforcer
 
     private void AddFinishKeys(RedisArgBuffer keys, string reservationKey, string keyId, string userId, string budgetKey)
     {
-        var keyNames = _names.ForKey(keyId);
+        var keyNames = _names.ForKey(userId, keyId);
         var userNames = _names.ForUser(userId);
-        keys.Add(reservationKey); keys.Add(_reservationsKey);
+        keys.Add(reservationKey); keys.Add(userNames.Reservations);
         keys.Add(keyNames.Inflight); keys.Add(userNames.Inflight);
         keys.Add(keyNames.RateCounters); keys.Add(userNames.RateCounters);
-        keys.Add(keyNames.Lifetime); keys.Add(userNames.Balance); keys.Add(budgetKey); keys.Add(_usageStreamKey);
+        keys.Add(keyNames.Lifetime); keys.Add(userNames.Balance); keys.Add(budgetKey); keys.Add(userNames.UsageStream);
     }
 
     /// <summary>Finish's ARGV 1-13. A reservation still equal to what this process's admission stored sends that
@@ -332,11 +328,14 @@ public sealed partial class Enforcer
     }
 
     // A reservation made by this process carries its key name; one built by a caller may not.
-    private string ReservationKeyOf(Reservation reservation) =>
-        reservation.Admitted?.ReservationKey is { } cached && cached.Length == _reservationKeyStem.Length + reservation.RequestId.Length
-            && cached.EndsWith(reservation.RequestId, StringComparison.Ordinal) && cached.StartsWith(_reservationKeyStem, StringComparison.Ordinal)
+    private string ReservationKeyOf(Reservation reservation)
+    {
+        var stem = _names.ForUser(reservation.UserId).ReservationStem;
+        return reservation.Admitted?.ReservationKey is { } cached && cached.Length == stem.Length + reservation.RequestId.Length
+            && cached.EndsWith(reservation.RequestId, StringComparison.Ordinal) && cached.StartsWith(stem, StringComparison.Ordinal)
             ? cached
-            : _keys.Reservation(reservation.RequestId);
+            : stem + reservation.RequestId;
+    }
 
     private static long Limit(long? value) => value ?? -1;
 

@@ -19,11 +19,16 @@ internal sealed class KeyNameCache(ProjectionKeys keys)
     private int _keyCount;
     private int _userCount;
 
-    public KeyNames ForKey(string keyId)
+    /// <summary>The names of one API key's counters, which live in its owner's shard.</summary>
+    public KeyNames ForKey(string userId, string keyId)
     {
-        if (_keys.TryGetValue(keyId, out var names)) return names;
-        names = new KeyNames(keys.KeyRateCounters(keyId), keys.KeyInflight(keyId), keys.KeyLifetime(keyId));
-        if (_keys.TryAdd(keyId, names) && Interlocked.Increment(ref _keyCount) > MaxEntries)
+        if (_keys.TryGetValue(keyId, out var names) && string.Equals(names.UserId, userId, StringComparison.Ordinal)) return names;
+        names = new KeyNames(userId, keys.KeyRateCounters(userId, keyId), keys.KeyInflight(userId, keyId), keys.KeyLifetime(userId, keyId));
+        if (!_keys.TryAdd(keyId, names))
+        {
+            _keys[keyId] = names; // the key changed owner: its counters are in the new owner's shard
+        }
+        else if (Interlocked.Increment(ref _keyCount) > MaxEntries)
         {
             _keys.Clear();
             Volatile.Write(ref _keyCount, 0);
@@ -46,16 +51,23 @@ internal sealed class KeyNameCache(ProjectionKeys keys)
     internal int Count => _keys.Count + _users.Count;
 }
 
-internal sealed record KeyNames(string RateCounters, string Inflight, string Lifetime);
+internal sealed record KeyNames(string UserId, string RateCounters, string Inflight, string Lifetime);
 
 internal sealed class UserNames(ProjectionKeys keys, string userId)
 {
     private BudgetKeyEntry? _budget;
 
+    /// <summary>The user's shard (<see cref="ProjectionKeys.ShardOf"/>): every key below shares its hash tag.</summary>
+    public int Shard { get; } = ProjectionKeys.ShardOf(userId);
     public string RateCounters { get; } = keys.UserRateCounters(userId);
     public string Inflight { get; } = keys.UserInflight(userId);
     public string Balance { get; } = keys.Balance(userId);
     public string BudgetNone { get; } = keys.BudgetSpent(userId, "none");
+    public string Reservations { get; } = keys.Reservations(ProjectionKeys.ShardOf(userId));
+    public string UsageStream { get; } = keys.UsageStream(ProjectionKeys.ShardOf(userId));
+    public string Leases { get; } = keys.Leases(ProjectionKeys.ShardOf(userId));
+    /// <summary>The reservation keys' common start in this shard (<see cref="ProjectionKeys.Reservation"/> of "").</summary>
+    public string ReservationStem { get; } = keys.Reservation(ProjectionKeys.ShardOf(userId), "");
 
     /// <summary>The budget-spent key of <paramref name="period"/>; the last one is kept (a user is in one period at a time).</summary>
     public string BudgetKey(BudgetPeriod period)

@@ -59,7 +59,7 @@ public static class RechargeRefunds
     {
         ArgumentNullException.ThrowIfNull(redis);
         ArgumentNullException.ThrowIfNull(keys);
-        var reply = await redis.EvalAsync(RecoveryScripts.Refund, [keys.Balance(userId), keys.RechargeRefund(rechargeId)],
+        var reply = await redis.EvalAsync(RecoveryScripts.Refund, [keys.Balance(userId), keys.RechargeRefund(userId, rechargeId)],
             [micros, (long)MarkerTtl.TotalMilliseconds], ct).ConfigureAwait(false);
         return reply.AsInt64() == 1;
     }

@@ -155,25 +155,39 @@ public sealed class UsageOutbox
     private async Task ConfirmAsync(string epoch, CancellationToken ct)
     {
         if (_held.Count == 0) return;
-        StreamId lastDelivered;
-        StreamId? minPending = null;
-        try
-        {
-            var groups = await _redis.ExecuteAsync("XINFO", ["GROUPS", _keys.UsageStream], ct).ConfigureAwait(false);
-            if (FindLastDelivered(groups) is not { } last) return;
-            lastDelivered = last;
-            var pending = await _redis.ExecuteAsync("XPENDING", [_keys.UsageStream, ProjectionKeys.UsageGroup], ct).ConfigureAwait(false);
-            if (pending.Items.Count >= 2 && pending.Items[0].AsInt64() > 0 && StreamId.TryParse(pending.Items[1].AsString(), out var min)) minPending = min;
-        }
-        catch (RedisServerException)
-        {
-            // No stream or no group yet (a fresh or just-flushed Redis): nothing is confirmed.
-            return;
-        }
+        // Each shard has its own usage stream: read the ledger group's position in every shard that holds events.
+        var shards = _held.Select(h => ProjectionKeys.ShardOf(h.Usage.UserId)).Distinct().ToArray();
+        var positions = await Task.WhenAll(shards.Select(shard => ReadPositionAsync(shard, ct))).ConfigureAwait(false);
         // Both readings must come from the incarnation the epoch names.
         var after = (await _redis.ExecuteAsync("GET", [_keys.Epoch], ct).ConfigureAwait(false)).AsString();
         if (!string.Equals(after, epoch, StringComparison.Ordinal)) return;
-        _held.RemoveAll(h => h.Id!.Value.CompareTo(lastDelivered) <= 0 && (minPending is not { } p || h.Id.Value.CompareTo(p) < 0));
+        for (var i = 0; i < shards.Length; i++)
+        {
+            if (positions[i] is not var (lastDelivered, minPending)) continue;
+            var shard = shards[i];
+            _held.RemoveAll(h => ProjectionKeys.ShardOf(h.Usage.UserId) == shard
+                && h.Id!.Value.CompareTo(lastDelivered) <= 0 && (minPending is not { } p || h.Id.Value.CompareTo(p) < 0));
+        }
+    }
+
+    /// <summary>The ledger group's last delivered entry and oldest pending one in a shard's stream; null when there is no
+    /// stream or group yet (a fresh or just-flushed Redis): nothing of that shard is confirmed.</summary>
+    private async Task<(StreamId LastDelivered, StreamId? MinPending)?> ReadPositionAsync(int shard, CancellationToken ct)
+    {
+        var stream = _keys.UsageStream(shard);
+        try
+        {
+            var groups = await _redis.ExecuteAsync("XINFO", ["GROUPS", stream], ct).ConfigureAwait(false);
+            if (FindLastDelivered(groups) is not { } last) return null;
+            StreamId? minPending = null;
+            var pending = await _redis.ExecuteAsync("XPENDING", [stream, ProjectionKeys.UsageGroup], ct).ConfigureAwait(false);
+            if (pending.Items.Count >= 2 && pending.Items[0].AsInt64() > 0 && StreamId.TryParse(pending.Items[1].AsString(), out var min)) minPending = min;
+            return (last, minPending);
+        }
+        catch (RedisServerException)
+        {
+            return null;
+        }
     }
 
     private async Task RechargeAsync(CancellationToken ct)
@@ -186,7 +200,7 @@ public sealed class UsageOutbox
             var args = new RedisArgBuffer(3 + UsageStreamFields.Names.Length);
             args.Add(h.ChargedMicros); args.Add(u.Tokens.Total); args.Add(rechargeId);
             UsageStreamFields.AddValuesTo(args, u);
-            RedisArg[] keys = [_keys.Balance(u.UserId), _keys.KeyLifetime(u.KeyId), h.BudgetKey, _keys.UsageStream];
+            RedisArg[] keys = [_keys.Balance(u.UserId), _keys.KeyLifetime(u.UserId, u.KeyId), h.BudgetKey, _keys.UsageStream(ProjectionKeys.ShardOf(u.UserId))];
             var reply = await _redis.EvalAsync(RecoveryScripts.Recharge, keys, args, ct).ConfigureAwait(false);
             if (reply.Type != RespType.BulkString || !StreamId.TryParse(reply.AsString(), out var id))
             {

@@ -36,12 +36,21 @@ public static class UsageStreamTrim
         return redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d-%d', best_ms, best_seq))
         """);
 
-    /// <summary>Deletes the usage stream's entries that every consumer group has acknowledged; returns how many.</summary>
+    /// <summary>Deletes the entries every consumer group has acknowledged from each shard's usage stream; returns how many.</summary>
     public static async Task<long> TrimAcknowledgedAsync(IRedisClient redis, ProjectionKeys keys, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(redis);
         ArgumentNullException.ThrowIfNull(keys);
-        var reply = await redis.EvalAsync(Trim, [keys.UsageStream], [], cancellationToken).ConfigureAwait(false);
+        var trimmed = await Task.WhenAll(ProjectionKeys.Shards.Select(shard => TrimAcknowledgedAsync(redis, keys.UsageStream(shard), cancellationToken)))
+            .ConfigureAwait(false);
+        return trimmed.Sum();
+    }
+
+    /// <summary>Deletes the entries of one usage stream that every consumer group has acknowledged; returns how many.</summary>
+    public static async Task<long> TrimAcknowledgedAsync(IRedisClient redis, string stream, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(redis);
+        var reply = await redis.EvalAsync(Trim, [stream], [], cancellationToken).ConfigureAwait(false);
         return reply.AsInt64();
     }
 }

@@ -111,7 +111,6 @@ public static class OperatorApp
         }
 
         s.AddSingleton(sp => new LedgerWriter(
-            async ct => await sp.GetRequiredService<RespClient>().CreateDedicatedAsync(ct),
             sp.GetRequiredService<IRedisClient>(),
             sp.GetRequiredService<NpgsqlDataSource>(),
             sp.GetRequiredService<ProjectionKeys>(),

@@ -20,7 +20,11 @@ public sealed class LedgerOptions
     /// stream). Zero writes each event as soon as it arrives.
     /// </summary>
     public TimeSpan Linger { get; set; } = TimeSpan.FromMilliseconds(200);
-    public TimeSpan Block { get; set; } = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// How long the writer waits after finding every shard's usage stream empty before reading them all again (one
+    /// non-blocking read per stream: a blocking read cannot span the shards' slots on Redis Cluster).
+    /// </summary>
+    public TimeSpan Block { get; set; } = TimeSpan.FromMilliseconds(250);
     /// <summary>
     /// Entries another consumer left pending longer than this are claimed, checked at least this often even under
     /// steady traffic. (At the start of each term the writer takes every entry still pending on another consumer at
@@ -46,14 +50,13 @@ public sealed class LedgerOptions
 }
 
 /// <summary>
-/// Moves usage events from the Redis stream into <c>usage_log</c> and the ledger. At-least-once from
+/// Moves usage events from the shards' Redis streams into <c>usage_log</c> and the ledger. At-least-once from
 /// the stream, exactly-once in PostgreSQL (unique request_id), acknowledged only after commit: if
 /// PostgreSQL is down the events wait in the stream and nothing is lost. Entries a writer read but never
 /// acknowledged (its process was killed) are taken over by the next one: at once when it starts (a new leader's
 /// term), else once they have been idle for <see cref="LedgerOptions.ClaimIdle"/>.
 /// </summary>
 public sealed partial class LedgerWriter(
-    Func<CancellationToken, Task<IRedisClient>> openBlockingClient,
     IRedisClient redis,
     NpgsqlDataSource dataSource,
     ProjectionKeys keys,
@@ -76,70 +79,45 @@ public sealed partial class LedgerWriter(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var backoff = TimeSpan.FromMilliseconds(200);
-        var groupReady = false;
-        var drainOwnPending = true;
-        // Only the leader runs this writer (one instance cluster-wide), so at the start of a term whatever another
-        // consumer still has pending was left by a previous leader, killed or deposed: take it now rather than after
-        // ClaimIdle. Should that leader still be finishing a batch, both writes are the same idempotent insert.
-        var takeOver = true;
+        List<StreamCursor>? streams = null;
         var lastClaim = Stopwatch.GetTimestamp();
-        IRedisClient? blockingRedis = null;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                // Blocking reads get a connection of their own so they never stall other commands.
-                blockingRedis ??= await openBlockingClient(stoppingToken);
-                if (!groupReady) { await EnsureGroupAsync(stoppingToken); groupReady = true; }
+                // Once per term (and after a failure): the group on every shard's stream, and the stream of the layout
+                // before hash tags while an upgrade left events in it.
+                streams ??= await OpenStreamsAsync(stoppingToken);
 
-                IReadOnlyList<StreamEntry> batch = [];
+                var batch = new List<(StreamCursor Stream, StreamEntry Entry)>();
                 // A rebuild of the projection (after Redis lost its data) seeds balances from the ledger: it must not
                 // run while a batch read before the loss is half written, or that batch's charges would be in neither.
                 using (await EnterGateAsync(stoppingToken))
                 {
-                    if (drainOwnPending)
-                    {
-                        // After a restart, first finish what this consumer read but never acknowledged.
-                        batch = await ReadAsync(redis, "0", block: false, stoppingToken);
-                        if (batch.Count == 0) drainOwnPending = false;
-                    }
                     // Under steady traffic a read never comes back empty: claim on a clock too, or what a dead
                     // consumer left would wait for the first quiet moment.
-                    if (batch.Count == 0 && (takeOver || Stopwatch.GetElapsedTime(lastClaim) >= _options.ClaimIdle))
-                    {
-                        batch = await ClaimAsync(takeOver ? TimeSpan.Zero : _options.ClaimIdle, stoppingToken);
-                        lastClaim = Stopwatch.GetTimestamp();
-                        // Claimed entries become this consumer's and are acknowledged below; claim again until none is left.
-                        if (batch.Count == 0) takeOver = false;
-                    }
-                    if (batch.Count == 0)
-                    {
-                        batch = await ReadAsync(blockingRedis!, ">", block: true, stoppingToken);
-                        if (batch.Count == 0)
-                        {
-                            batch = await ClaimAsync(_options.ClaimIdle, stoppingToken);
-                            lastClaim = Stopwatch.GetTimestamp();
-                        }
-                    }
-                    if (batch.Count == 0) continue;
+                    var claimDue = Stopwatch.GetElapsedTime(lastClaim) >= _options.ClaimIdle;
+                    var reads = await Task.WhenAll(streams.Select(stream => ReadAsync(stream, claimDue, stoppingToken)));
+                    if (claimDue) lastClaim = Stopwatch.GetTimestamp();
+                    for (var i = 0; i < streams.Count; i++)
+                        foreach (var entry in reads[i]) batch.Add((streams[i], entry));
 
-                    await PersistAsync(batch, stoppingToken);
-                    var ids = new List<string>(batch.Count);
-                    foreach (var e in batch) ids.Add(e.Id);
-                    await redis.StreamAckAsync(keys.UsageStream, ProjectionKeys.UsageGroup, ids, stoppingToken);
-                    // Persisted and acknowledged: drop them so the stream stays as long as the backlog.
-                    var del = new List<RedisArg>(ids.Count + 1) { keys.UsageStream };
-                    foreach (var id in ids) del.Add(id);
-                    await redis.ExecuteAsync("XDEL", del, stoppingToken);
+                    if (batch.Count > 0)
+                    {
+                        await PersistAsync(batch.Select(b => b.Entry).ToList(), stoppingToken);
+                        await Task.WhenAll(batch.GroupBy(b => b.Stream).Select(g => AcknowledgeAsync(g.Key.Key, g.Select(b => b.Entry.Id).ToList(), stoppingToken)));
+                    }
                 }
+                await DropDrainedLegacyAsync(streams, reads: batch, stoppingToken);
                 Interlocked.Add(ref _persisted, batch.Count);
                 EventsWritten.Add(batch.Count);
                 backoff = TimeSpan.FromMilliseconds(200);
-                // A short batch means the stream is drained: let the next one fill up. At 1,000 requests/s
-                // this turns 1,000 transactions a second into 5, which is most of the ledger's CPU and, on
-                // a small machine, most of the proxy's tail latency (the writer competes for the same cores).
-                if (batch.Count < _options.BatchSize && _options.Linger > TimeSpan.Zero)
-                    await Task.Delay(_options.Linger, stoppingToken);
+                // Every stream empty: wait before looking again. A short batch means the streams are drained: let the next
+                // one fill up. At 1,000 requests/s this turns 1,000 transactions a second into 5, which is most of the
+                // ledger's CPU and, on a small machine, most of the proxy's tail latency (the writer competes for the
+                // same cores).
+                if (batch.Count == 0) await Task.Delay(_options.Block, stoppingToken);
+                else if (batch.Count < _options.BatchSize && _options.Linger > TimeSpan.Zero) await Task.Delay(_options.Linger, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -147,28 +125,87 @@ public sealed partial class LedgerWriter(
             }
             catch (Exception e)
             {
-                // Unacknowledged events stay pending and are re-read from "0" after the pause.
+                // Unacknowledged events stay pending and are re-read from "0" after the pause (the streams are opened
+                // again, which also recreates a group a flush of Redis took away).
                 WriteFailures.Add(1);
                 LogBatchFailed(logger, e.GetType().Name, e.Message, backoff.TotalMilliseconds);
-                drainOwnPending = true;
-                if (e is RedisServerException rse && rse.HasPrefix("NOGROUP")) groupReady = false;
+                streams = null;
                 try { await Task.Delay(backoff, stoppingToken); } catch (OperationCanceledException) { break; }
                 backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 10_000));
             }
         }
-        if (blockingRedis is not null) await blockingRedis.DisposeAsync();
     }
 
-    // From "0": events the proxy wrote before the group existed are not skipped.
-    private Task EnsureGroupAsync(CancellationToken ct) =>
-        redis.StreamCreateGroupAsync(keys.UsageStream, ProjectionKeys.UsageGroup, "0", ct);
+    /// <summary>One usage stream and where this writer is in it.</summary>
+    private sealed class StreamCursor(string key, bool legacy)
+    {
+        public string Key { get; } = key;
+        public bool Legacy { get; } = legacy;
+        /// <summary>After a (re)start, first finish what this consumer read but never acknowledged.</summary>
+        public bool DrainOwnPending { get; set; } = true;
+        /// <summary>Only the leader runs this writer (one instance cluster-wide), so at the start of a term whatever another
+        /// consumer still has pending was left by a previous leader, killed or deposed: take it now rather than after
+        /// ClaimIdle. Should that leader still be finishing a batch, both writes are the same idempotent insert.</summary>
+        public bool TakeOver { get; set; } = true;
+    }
 
-    private async Task<IReadOnlyList<StreamEntry>> ReadAsync(IRedisClient client, string from, bool block, CancellationToken ct) =>
-        await client.StreamReadGroupAsync(keys.UsageStream, ProjectionKeys.UsageGroup, _options.ConsumerName, _options.BatchSize,
-            block ? _options.Block : null, from, ct);
+    private async Task<List<StreamCursor>> OpenStreamsAsync(CancellationToken ct)
+    {
+        var streams = new List<StreamCursor>(ProjectionKeys.ShardCount + 1);
+        foreach (var shard in ProjectionKeys.Shards) streams.Add(new StreamCursor(keys.UsageStream(shard), legacy: false));
+        // From "0": events the proxy wrote before the group existed are not skipped.
+        await Task.WhenAll(streams.Select(s => redis.StreamCreateGroupAsync(s.Key, ProjectionKeys.UsageGroup, "0", ct)));
+        if ((await redis.ExecuteAsync("EXISTS", [keys.LegacyUsageStream], ct)).AsInt64() == 1)
+        {
+            await redis.StreamCreateGroupAsync(keys.LegacyUsageStream, ProjectionKeys.UsageGroup, "0", ct);
+            streams.Add(new StreamCursor(keys.LegacyUsageStream, legacy: true));
+        }
+        return streams;
+    }
 
-    private async Task<IReadOnlyList<StreamEntry>> ClaimAsync(TimeSpan minIdle, CancellationToken ct) =>
-        (await redis.StreamAutoClaimAsync(keys.UsageStream, ProjectionKeys.UsageGroup, _options.ConsumerName, minIdle, "0-0", _options.BatchSize, ct)).Claimed;
+    private async Task<IReadOnlyList<StreamEntry>> ReadAsync(StreamCursor stream, bool claimDue, CancellationToken ct)
+    {
+        if (stream.DrainOwnPending)
+        {
+            var own = await ReadGroupAsync(stream.Key, "0", ct);
+            if (own.Count > 0) return own;
+            stream.DrainOwnPending = false;
+        }
+        if (stream.TakeOver || claimDue)
+        {
+            var claimed = await ClaimAsync(stream.Key, stream.TakeOver ? TimeSpan.Zero : _options.ClaimIdle, ct);
+            // Claimed entries become this consumer's and are acknowledged after the write; claim again until none is left.
+            if (claimed.Count > 0) return claimed;
+            stream.TakeOver = false;
+        }
+        return await ReadGroupAsync(stream.Key, ">", ct);
+    }
+
+    private async Task AcknowledgeAsync(string stream, List<string> ids, CancellationToken ct)
+    {
+        await redis.StreamAckAsync(stream, ProjectionKeys.UsageGroup, ids, ct);
+        // Persisted and acknowledged: drop them so the stream stays as long as the backlog.
+        var del = new List<RedisArg>(ids.Count + 1) { stream };
+        foreach (var id in ids) del.Add(id);
+        await redis.ExecuteAsync("XDEL", del, ct);
+    }
+
+    /// <summary>The stream of the layout before hash tags is deleted once an upgrade's events in it are all written.</summary>
+    private async Task DropDrainedLegacyAsync(List<StreamCursor> streams, List<(StreamCursor Stream, StreamEntry Entry)> reads, CancellationToken ct)
+    {
+        var legacy = streams.Find(s => s.Legacy);
+        if (legacy is null || legacy.DrainOwnPending || legacy.TakeOver || reads.Exists(r => r.Stream == legacy)) return;
+        if ((await redis.ExecuteAsync("XLEN", [legacy.Key], ct)).AsInt64() > 0) return;
+        await redis.ExecuteAsync("DEL", [legacy.Key], ct);
+        streams.Remove(legacy);
+        LogLegacyDrained(logger, legacy.Key);
+    }
+
+    private async Task<IReadOnlyList<StreamEntry>> ReadGroupAsync(string stream, string from, CancellationToken ct) =>
+        await redis.StreamReadGroupAsync(stream, ProjectionKeys.UsageGroup, _options.ConsumerName, _options.BatchSize, null, from, ct);
+
+    private async Task<IReadOnlyList<StreamEntry>> ClaimAsync(string stream, TimeSpan minIdle, CancellationToken ct) =>
+        (await redis.StreamAutoClaimAsync(stream, ProjectionKeys.UsageGroup, _options.ConsumerName, minIdle, "0-0", _options.BatchSize, ct)).Claimed;
 
     private async Task<IDisposable?> EnterGateAsync(CancellationToken ct) =>
         rebuildGate is null ? null : await rebuildGate.EnterAsync(ct);
@@ -207,6 +244,9 @@ public sealed partial class LedgerWriter(
 
     [LoggerMessage(202, LogLevel.Information, "Refunded a recharge of request {RequestId} ({Micros} micro-dollars): the ledger already had it")]
     private static partial void LogRechargeRefunded(ILogger logger, string requestId, long micros);
+
+    [LoggerMessage(203, LogLevel.Information, "Wrote every usage event left in {Stream} (the usage stream before hash tags) and deleted it")]
+    private static partial void LogLegacyDrained(ILogger logger, string stream);
 
     [LoggerMessage(200, LogLevel.Warning, "Persisting usage events failed ({Error}: {Message}); retrying in {DelayMs} ms")]
     private static partial void LogBatchFailed(ILogger logger, string error, string message, double delayMs);

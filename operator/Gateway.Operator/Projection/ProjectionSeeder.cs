@@ -75,18 +75,19 @@ public sealed partial class ProjectionSeeder(
     private async Task<int> SeedLifetimesAsync(NpgsqlConnection conn, CancellationToken ct)
     {
         // What settlement adds to a key's lifetime: its tokens, and each cost rounded up to a micro-dollar.
+        // The key's counters live in its owner's shard (ProjectionKeys), so the owner comes from api_keys.
         await using var cmd = new NpgsqlCommand("""
-            SELECT api_key_id, sum(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens)::bigint,
-                sum(ceil(cost * 1000000))::bigint
-            FROM usage_log WHERE api_key_id IS NOT NULL
-            GROUP BY api_key_id
+            SELECT l.api_key_id, k.user_id, sum(l.input_tokens + l.cached_input_tokens + l.cache_write_tokens + l.output_tokens)::bigint,
+                sum(ceil(l.cost * 1000000))::bigint
+            FROM usage_log l JOIN api_keys k ON k.id = l.api_key_id
+            GROUP BY l.api_key_id, k.user_id
             """, conn);
-        var rows = new List<(Guid Key, long Tokens, long Micros)>();
+        var rows = new List<(Guid Key, Guid User, long Tokens, long Micros)>();
         await using (var r = await cmd.ExecuteReaderAsync(ct))
-            while (await r.ReadAsync(ct)) rows.Add((r.GetGuid(0), r.GetInt64(1), r.GetInt64(2)));
+            while (await r.ReadAsync(ct)) rows.Add((r.GetGuid(0), r.GetGuid(1), r.GetInt64(2), r.GetInt64(3)));
         var seeded = 0;
-        foreach (var (key, tokens, micros) in rows)
-            if ((await redis.EvalAsync(SeedLifetime, [keys.KeyLifetime(key.ToString())], [tokens, micros], ct)).AsInt64() == 1) seeded++;
+        foreach (var (key, user, tokens, micros) in rows)
+            if ((await redis.EvalAsync(SeedLifetime, [keys.KeyLifetime(user.ToString(), key.ToString())], [tokens, micros], ct)).AsInt64() == 1) seeded++;
         return seeded;
     }
 

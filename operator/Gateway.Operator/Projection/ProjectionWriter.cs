@@ -120,10 +120,7 @@ public sealed class ProjectionWriter(IRedisClient redis, ProjectionKeys keys, Cr
 
     public async Task<bool> HasEpochAsync(CancellationToken ct) => (await redis.ExecuteAsync("EXISTS", [keys.Epoch], ct)).AsInt64() == 1;
 
-    private string GrantsKey(string userId) => GrantsKey(keys, userId);
-
-    /// <summary>SET of the grant ids a user's Redis balance has been credited with.</summary>
-    internal static string GrantsKey(ProjectionKeys keys, string userId) => keys.Prefix + "grants:" + userId;
+    private string GrantsKey(string userId) => keys.BalanceGrants(userId);
 
     private Task PublishAsync(string message, CancellationToken ct) => redis.ExecuteAsync("PUBLISH", [keys.InvalidationChannel, message], ct);
 }

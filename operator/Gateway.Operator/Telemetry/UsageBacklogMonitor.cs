@@ -65,11 +65,18 @@ public sealed partial class UsageBacklogMonitor : BackgroundService
         }
     }
 
+    /// <summary>Every shard's usage stream: the entries in all of them, and the age of the oldest.</summary>
     private async Task<Snapshot> MeasureAsync(CancellationToken ct)
     {
-        var length = await _redis.StreamLengthAsync(_keys.UsageStream, ct);
+        var shards = await Task.WhenAll(ProjectionKeys.Shards.Select(shard => MeasureAsync(_keys.UsageStream(shard), ct)));
+        return new Snapshot(shards.Sum(s => s.Events), shards.Max(s => s.OldestAgeSeconds));
+    }
+
+    private async Task<Snapshot> MeasureAsync(string stream, CancellationToken ct)
+    {
+        var length = await _redis.StreamLengthAsync(stream, ct);
         if (length == 0) return new Snapshot(0, 0);
-        var first = await _redis.ExecuteAsync("XRANGE", [_keys.UsageStream, "-", "+", "COUNT", 1], ct);
+        var first = await _redis.ExecuteAsync("XRANGE", [stream, "-", "+", "COUNT", 1], ct);
         var age = 0.0;
         if (first.Items is { Count: > 0 } items && items[0].Items[0].AsString() is { } id
             && long.TryParse(id.AsSpan(0, id.IndexOf('-', StringComparison.Ordinal)), NumberStyles.None, CultureInfo.InvariantCulture, out var ms))

@@ -64,7 +64,7 @@ public sealed partial class UserBudgetMonitor(
         var now = time.GetUtcNow();
         var names = new List<string>();
         var amounts = new List<decimal>();
-        var budgetKeys = new List<RedisArg>();
+        var budgetKeys = new List<string>();
         foreach (var u in users)
         {
             UserQuotaSpec? spec;
@@ -80,10 +80,11 @@ public sealed partial class UserBudgetMonitor(
         }
         var result = new Dictionary<string, double>(StringComparer.Ordinal);
         if (budgetKeys.Count == 0) return result;
-        var reply = await redis.ExecuteAsync("MGET", budgetKeys, cancellationToken);
+        // The budget keys live in their users' shards: one MGET per shard.
+        var values = await redis.MGetByTagAsync(budgetKeys, cancellationToken);
         for (var i = 0; i < names.Count; i++)
         {
-            var v = reply.Items[i];
+            var v = values[i];
             var micros = v.IsNull ? 0L : long.Parse(v.AsString()!, NumberStyles.Integer, CultureInfo.InvariantCulture);
             result[names[i]] = (double)(micros / 1_000_000m / amounts[i]);
         }

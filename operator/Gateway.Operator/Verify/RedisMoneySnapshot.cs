@@ -33,7 +33,8 @@ internal sealed record RedisStreamUsage(string EntryId, string? RequestId, strin
     public bool Readable => !string.IsNullOrEmpty(RequestId) && !string.IsNullOrEmpty(UserId) && ChargedMicros is not null;
 }
 
-/// <summary>Balances, credited grants, open reservations and the usage stream, read in one atomic script.</summary>
+/// <summary>Balances, credited grants, open reservations, leases and the usage stream, read in one atomic script per shard
+/// (<see cref="ProjectionKeys.ShardOf"/>: a user's money never spans shards, so each user's figures are consistent).</summary>
 internal sealed record RedisMoneySnapshot(
     DateTimeOffset RedisTime,
     IReadOnlyDictionary<string, RedisUserState> Users,
@@ -76,15 +77,29 @@ internal sealed record RedisMoneySnapshot(
         return { t[1], t[2], users, resv, stream, leases }
         """);
 
+    /// <summary>Reads every shard (in parallel); <see cref="RedisTime"/> is the earliest of the shards' clocks, so nothing is
+    /// judged past its expiry before every shard's read saw it so.</summary>
     public static async Task<RedisMoneySnapshot> ReadAsync(IRedisClient redis, ProjectionKeys keys, IReadOnlyList<string> userIds, CancellationToken ct)
     {
-        var scriptKeys = new List<RedisArg>(3 + 2 * userIds.Count) { keys.Reservations, keys.UsageStream, keys.Leases };
+        var byShard = userIds.GroupBy(ProjectionKeys.ShardOf).ToDictionary(g => g.Key, g => (IReadOnlyList<string>)g.ToList());
+        var shards = await Task.WhenAll(ProjectionKeys.Shards.Select(shard =>
+            ReadShardAsync(redis, keys, shard, byShard.TryGetValue(shard, out var users) ? users : [], ct))).ConfigureAwait(false);
+        var all = new Dictionary<string, RedisUserState>(userIds.Count, StringComparer.Ordinal);
+        foreach (var s in shards)
+            foreach (var (id, state) in s.Users) all[id] = state;
+        return new RedisMoneySnapshot(shards.Min(s => s.RedisTime), all, shards.SelectMany(s => s.Reservations).ToList(),
+            shards.SelectMany(s => s.Stream).ToList(), shards.SelectMany(s => s.Leases).ToList());
+    }
+
+    private static async Task<RedisMoneySnapshot> ReadShardAsync(IRedisClient redis, ProjectionKeys keys, int shard, IReadOnlyList<string> userIds, CancellationToken ct)
+    {
+        var scriptKeys = new List<RedisArg>(3 + 2 * userIds.Count) { keys.Reservations(shard), keys.UsageStream(shard), keys.Leases(shard) };
         foreach (var u in userIds)
         {
             scriptKeys.Add(keys.Balance(u));
-            scriptKeys.Add(ProjectionWriter.GrantsKey(keys, u));
+            scriptKeys.Add(keys.BalanceGrants(u));
         }
-        var reply = await redis.EvalAsync(Script, scriptKeys, [keys.Reservation(""), keys.Lease("")], ct).ConfigureAwait(false);
+        var reply = await redis.EvalAsync(Script, scriptKeys, [keys.Reservation(shard, ""), keys.Lease(shard, "")], ct).ConfigureAwait(false);
         var r = reply.Items;
         var time = DateTimeOffset.FromUnixTimeMilliseconds(r[0].AsInt64() * 1000 + r[1].AsInt64() / 1000);
 

@@ -101,7 +101,7 @@ public sealed class InfoEndpoints(ProxyRequestHandler handler, UpstreamCatalog c
         try
         {
             // Issued together: the client pipelines them on one connection.
-            var lt = redis.ExecuteAsync("HMGET", [keys.KeyLifetime(c.Key.KeyId), "tokens", "spend"], context.RequestAborted);
+            var lt = redis.ExecuteAsync("HMGET", [keys.KeyLifetime(c.User.UserId, c.Key.KeyId), "tokens", "spend"], context.RequestAborted);
             var bt = redis.ExecuteAsync("GET", [keys.Balance(c.User.UserId)], context.RequestAborted);
             var st = redis.ExecuteAsync("GET", [budgetKey], context.RequestAborted);
             lifetime = await lt.ConfigureAwait(false);

@@ -205,7 +205,7 @@ public sealed class AdmissionTests : IAsyncLifetime
         Assert.Equal(RejectionReason.KeyConcurrency, (await _t.Enforcer.AdmitAsync(Request(key, user))).Reason);
         _t.Clock.Advance(TimeSpan.FromMilliseconds(1));
         Assert.True((await _t.Enforcer.AdmitAsync(Request(key, user))).Allowed);
-        Assert.Equal(1, await _t.CountAsync(_t.Keys.KeyInflight("k1")));
+        Assert.Equal(1, await _t.CountAsync(_t.Keys.KeyInflight("u1", "k1")));
     }
 
     [Fact]
@@ -231,7 +231,7 @@ public sealed class AdmissionTests : IAsyncLifetime
         Assert.Equal(RejectionReason.KeyTokenLimit, rejected.Reason);
         Assert.Null(rejected.RetryAfter);
         Assert.True((await _t.Enforcer.AdmitAsync(Request(key, user, inputTokens: 200, maxOutputTokens: 200))).Allowed);
-        Assert.Equal(1000, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "tokens"));
+        Assert.Equal(1000, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "tokens"));
     }
 
     [Fact]
@@ -247,7 +247,7 @@ public sealed class AdmissionTests : IAsyncLifetime
         // Settling at 100k frees 500k of the limit.
         await _t.Enforcer.SettleAsync(Settlement(first, 100_000, new TokenCounts(1, 0, 0, 1)));
         Assert.True((await _t.Enforcer.AdmitAsync(Request(key, user, reservedMicros: 600_000))).Allowed);
-        Assert.Equal(700_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "spend"));
+        Assert.Equal(700_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "spend"));
         Assert.Equal(RejectionReason.KeySpendLimit, (await _t.Enforcer.AdmitAsync(Request(key, user, reservedMicros: 300_001))).Reason);
         Assert.True((await _t.Enforcer.AdmitAsync(Request(key, user, reservedMicros: 300_000))).Allowed);
     }
@@ -275,10 +275,10 @@ public sealed class AdmissionTests : IAsyncLifetime
         // not that the user has no money.
         var request = Request(Key("k9", "nobody"), User("nobody"), reservedMicros: 1);
         await Assert.ThrowsAsync<ProjectionMissingException>(() => _t.Enforcer.AdmitAsync(request));
-        Assert.False(await _t.ExistsAsync(_t.Keys.Reservation(request.RequestId)));
-        Assert.Equal(0, await _t.CountAsync(_t.Keys.Reservations));
+        Assert.False(await _t.ExistsAsync(_t.Keys.Reservation(request.User.UserId, request.RequestId)));
+        Assert.Equal(0, await _t.CountAllShardsAsync(_t.Keys.Reservations));
         Assert.False(await _t.ExistsAsync(_t.Keys.UserRateCounters("nobody")));
-        Assert.False(await _t.ExistsAsync(_t.Keys.KeyLifetime("k9")));
+        Assert.False(await _t.ExistsAsync(_t.Keys.KeyLifetime("u1", "k9")));
 
         // Once the balance is back (even at zero), the ordinary rule answers.
         await _t.SetBalanceAsync("nobody", 0);
@@ -318,9 +318,9 @@ public sealed class AdmissionTests : IAsyncLifetime
         var result = await _t.Enforcer.AdmitAsync(Request(key, User(), reservedMicros: 1_000));
         Assert.Equal(RejectionReason.KeyRpd, result.Reason);
         Assert.Equal(10, await _t.GetLongAsync(_t.Keys.Balance("u1")));
-        Assert.Equal(0, await _t.CountAsync(_t.Keys.Reservations));
-        Assert.Equal(0, await _t.HashLongAsync(_t.Keys.KeyRateCounters("k1"), "rdc"));
-        Assert.False(await _t.ExistsAsync(_t.Keys.KeyLifetime("k1")));
+        Assert.Equal(0, await _t.CountAllShardsAsync(_t.Keys.Reservations));
+        Assert.Equal(0, await _t.HashLongAsync(_t.Keys.KeyRateCounters("u1", "k1"), "rdc"));
+        Assert.False(await _t.ExistsAsync(_t.Keys.KeyLifetime("u1", "k1")));
     }
 
     [Fact]
@@ -332,9 +332,9 @@ public sealed class AdmissionTests : IAsyncLifetime
         Assert.Equal(_t.Keys.BudgetSpent("u1", new DateTimeOffset(2026, 6, 1, 4, 0, 0, TimeSpan.Zero).ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture)), r.BudgetKey);
         Assert.Equal(_t.Clock.Now + TimeSpan.FromMinutes(2), r.LeaseExpiresAt);
         Assert.Equal(123_456, await _t.GetLongAsync(r.BudgetKey));
-        Assert.Equal(_t.Clock.Now.AddMinutes(2).ToUnixTimeMilliseconds(), await _t.HashLongAsync(_t.Keys.Reservation(r.RequestId), "expires_at_ms"));
-        Assert.Equal(123_456, await _t.HashLongAsync(_t.Keys.Reservation(r.RequestId), "reserved"));
-        Assert.Equal(1, await _t.CountAsync(_t.Keys.Reservations));
+        Assert.Equal(_t.Clock.Now.AddMinutes(2).ToUnixTimeMilliseconds(), await _t.HashLongAsync(_t.Keys.Reservation(r.UserId, r.RequestId), "expires_at_ms"));
+        Assert.Equal(123_456, await _t.HashLongAsync(_t.Keys.Reservation(r.UserId, r.RequestId), "reserved"));
+        Assert.Equal(1, await _t.CountAllShardsAsync(_t.Keys.Reservations));
         Assert.Equal(1, await _t.CountAsync(_t.Keys.UserInflight("u1")));
     }
 

@@ -97,23 +97,16 @@ public sealed class EnforcementTestContext : IAsyncDisposable
 
     public async Task<bool> ExistsAsync(string key) => (await Redis.ExecuteAsync("EXISTS", [key])).AsInt64() == 1;
 
-    /// <summary>Every usage event in the stream, oldest first.</summary>
+    /// <summary>ZCARD summed over every shard's set (e.g. <c>Keys.Reservations</c>, <c>Keys.Leases</c>).</summary>
+    public Task<long> CountAllShardsAsync(Func<int, string> zsetOfShard) => ShardedRedis.CountAsync(Redis, zsetOfShard);
+
+    /// <summary>Every usage event in the streams, oldest first.</summary>
     public async Task<List<UsageEvent>> UsageEventsAsync() => (await StreamEntriesAsync()).Select(UsageEvent.FromStreamFields).ToList();
 
-    /// <summary>Every usage stream entry's fields as written (including those <see cref="UsageEvent"/> does not read), oldest first.</summary>
-    public async Task<List<Dictionary<string, string>>> StreamEntriesAsync()
-    {
-        var reply = await Redis.ExecuteAsync("XRANGE", [Keys.UsageStream, "-", "+"]);
-        var entries = new List<Dictionary<string, string>>();
-        foreach (var entry in reply.Items)
-        {
-            var pairs = entry.Items[1].Items;
-            var fields = new Dictionary<string, string>(StringComparer.Ordinal);
-            for (var i = 0; i + 1 < pairs.Count; i += 2) fields[pairs[i].AsString()!] = pairs[i + 1].AsString()!;
-            entries.Add(fields);
-        }
-        return entries;
-    }
+    /// <summary>Every usage stream entry's fields as written (including those <see cref="UsageEvent"/> does not read), from
+    /// every shard's stream, oldest first.</summary>
+    public async Task<List<Dictionary<string, string>>> StreamEntriesAsync() =>
+        (await ShardedRedis.UsageEntriesAsync(Redis, Keys)).Select(e => e.Fields).ToList();
 
     public async ValueTask DisposeAsync()
     {

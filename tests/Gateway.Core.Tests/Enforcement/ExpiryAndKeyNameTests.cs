@@ -34,33 +34,33 @@ public sealed class ExpiryAndKeyNameTests : IAsyncLifetime
 
         // T0 is 10:00:01 UTC: the rate hashes live to the end of tomorrow, the slots a lease plus two days.
         var endOfTomorrow = new DateTimeOffset(2026, 6, 12, 0, 0, 0, TimeSpan.Zero) - _t.Clock.Now;
-        AssertNear(endOfTomorrow, await TtlAsync(_t.Keys.KeyRateCounters("k1")));
+        AssertNear(endOfTomorrow, await TtlAsync(_t.Keys.KeyRateCounters("u1", "k1")));
         AssertNear(endOfTomorrow, await TtlAsync(_t.Keys.UserRateCounters("u1")));
-        AssertNear(lease + 2 * Day, await TtlAsync(_t.Keys.KeyInflight("k1")));
+        AssertNear(lease + 2 * Day, await TtlAsync(_t.Keys.KeyInflight("u1", "k1")));
         AssertNear(lease + 2 * Day, await TtlAsync(_t.Keys.UserInflight("u1")));
         // The budget period (the UTC day) plus a week.
         AssertNear(new DateTimeOffset(2026, 6, 11, 0, 0, 0, TimeSpan.Zero) - _t.Clock.Now + 7 * Day, await TtlAsync(r.BudgetKey));
 
         _t.Clock.Advance(TimeSpan.FromSeconds(5));
         await _t.Enforcer.SettleAsync(Settlement(r, 10, new TokenCounts(1, 0, 0, 1)));
-        Assert.True(await TtlAsync(_t.Keys.KeyRateCounters("k1")) > TimeSpan.Zero);
+        Assert.True(await TtlAsync(_t.Keys.KeyRateCounters("u1", "k1")) > TimeSpan.Zero);
         Assert.True(await TtlAsync(r.BudgetKey) > TimeSpan.Zero);
 
         // The first admission of the next day moves the rate hashes' expiry to the end of the day after.
         _t.Clock.Now = new DateTimeOffset(2026, 6, 11, 0, 0, 1, TimeSpan.Zero);
         await _t.Enforcer.AdmitAsync(Request(Key(limits: new KeyLimits { MaxConcurrent = 5 }), user, lease: lease));
-        AssertNear(2 * Day - TimeSpan.FromSeconds(1), await TtlAsync(_t.Keys.KeyRateCounters("k1")));
-        AssertNear(lease + 2 * Day, await TtlAsync(_t.Keys.KeyInflight("k1")));
+        AssertNear(2 * Day - TimeSpan.FromSeconds(1), await TtlAsync(_t.Keys.KeyRateCounters("u1", "k1")));
+        AssertNear(lease + 2 * Day, await TtlAsync(_t.Keys.KeyInflight("u1", "k1")));
     }
 
     [Fact]
     public async Task A_settlement_that_recreates_an_expired_rate_hash_gives_it_a_ttl()
     {
         var r = (await _t.Enforcer.AdmitAsync(Request(Key(), User()))).Reservation!;
-        await _t.Redis.ExecuteAsync("DEL", [_t.Keys.KeyRateCounters("k1")]);
+        await _t.Redis.ExecuteAsync("DEL", [_t.Keys.KeyRateCounters("u1", "k1")]);
         await _t.Enforcer.SettleAsync(Settlement(r, 10, new TokenCounts(1, 0, 0, 1)));
-        Assert.Equal(2, await _t.HashLongAsync(_t.Keys.KeyRateCounters("k1"), "tmc"));
-        Assert.True(await TtlAsync(_t.Keys.KeyRateCounters("k1")) > TimeSpan.Zero);
+        Assert.Equal(2, await _t.HashLongAsync(_t.Keys.KeyRateCounters("u1", "k1"), "tmc"));
+        Assert.True(await TtlAsync(_t.Keys.KeyRateCounters("u1", "k1")) > TimeSpan.Zero);
     }
 
     [Fact]
@@ -69,10 +69,10 @@ public sealed class ExpiryAndKeyNameTests : IAsyncLifetime
         var request = Request(Key(), User());
         var first = (await _t.Enforcer.AdmitAsync(request)).Reservation!;
         await Assert.ThrowsAsync<InvalidOperationException>(() => _t.Enforcer.AdmitAsync(request));
-        Assert.Equal(1, await _t.CountAsync(_t.Keys.Reservations));
-        Assert.Equal(1, await _t.CountAsync(_t.Keys.KeyInflight("k1")));
+        Assert.Equal(1, await _t.CountAllShardsAsync(_t.Keys.Reservations));
+        Assert.Equal(1, await _t.CountAsync(_t.Keys.KeyInflight("u1", "k1")));
         Assert.Equal(SettleOutcome.Settled, await _t.Enforcer.SettleAsync(Settlement(first, 10, new TokenCounts(1, 0, 0, 1))));
-        Assert.Equal(0, await _t.CountAsync(_t.Keys.Reservations));
+        Assert.Equal(0, await _t.CountAllShardsAsync(_t.Keys.Reservations));
     }
 
     [Fact]
@@ -83,8 +83,8 @@ public sealed class ExpiryAndKeyNameTests : IAsyncLifetime
         // A copy keeps the key name cached for the original id; it must not be used for the new one.
         var copy = a with { RequestId = b.RequestId };
         Assert.Equal(SettleOutcome.Settled, await _t.Enforcer.ReleaseAsync(copy));
-        Assert.False(await _t.ExistsAsync(_t.Keys.Reservation(b.RequestId)));
-        Assert.True(await _t.ExistsAsync(_t.Keys.Reservation(a.RequestId)));
+        Assert.False(await _t.ExistsAsync(_t.Keys.Reservation(b.UserId, b.RequestId)));
+        Assert.True(await _t.ExistsAsync(_t.Keys.Reservation(a.UserId, a.RequestId)));
     }
 
     [Fact]
@@ -97,7 +97,7 @@ public sealed class ExpiryAndKeyNameTests : IAsyncLifetime
             KeyVersion = admitted.KeyVersion, StartedAt = admitted.StartedAt,
         };
         Assert.Equal(SettleOutcome.Settled, await _t.Enforcer.SettleAsync(Settlement(rebuilt, 10, new TokenCounts(1, 0, 0, 1))));
-        Assert.False(await _t.ExistsAsync(_t.Keys.Reservation(admitted.RequestId)));
+        Assert.False(await _t.ExistsAsync(_t.Keys.Reservation(admitted.UserId, admitted.RequestId)));
     }
 
     [Fact]
@@ -105,10 +105,10 @@ public sealed class ExpiryAndKeyNameTests : IAsyncLifetime
     {
         var keys = new ProjectionKeys("p:");
         var cache = new KeyNameCache(keys);
-        for (var i = 0; i <= KeyNameCache.MaxEntries + 10; i++) cache.ForKey("k" + i);
+        for (var i = 0; i <= KeyNameCache.MaxEntries + 10; i++) cache.ForKey("u1", "k" + i);
         Assert.InRange(cache.Count, 1, KeyNameCache.MaxEntries);
-        Assert.Equal(keys.KeyRateCounters("k7"), cache.ForKey("k7").RateCounters);
-        Assert.Equal(keys.KeyLifetime("k7"), cache.ForKey("k7").Lifetime);
+        Assert.Equal(keys.KeyRateCounters("u1", "k7"), cache.ForKey("u1", "k7").RateCounters);
+        Assert.Equal(keys.KeyLifetime("u1", "k7"), cache.ForKey("u1", "k7").Lifetime);
 
         var user = cache.ForUser("u1");
         Assert.Equal(keys.Balance("u1"), user.Balance);

@@ -78,8 +78,8 @@ public sealed class LeaseBookTests : IAsyncLifetime
         var events = await _t.UsageEventsAsync();
         var charged = events.Where(e => e.UserId == userId).Sum(e => Money.ToMicrosCeiling(e.Cost));
         Assert.Equal(initial - charged, await _t.GetLongAsync(_t.Keys.Balance(userId)));
-        Assert.Equal(0, await _t.CountAsync(_t.Keys.Leases));
-        Assert.Equal(0, await _t.CountAsync(_t.Keys.Reservations));
+        Assert.Equal(0, await _t.CountAllShardsAsync(_t.Keys.Leases));
+        Assert.Equal(0, await _t.CountAllShardsAsync(_t.Keys.Reservations));
     }
 
     [Fact]
@@ -104,8 +104,8 @@ public sealed class LeaseBookTests : IAsyncLifetime
         await book.DisposeAsync();
         Assert.Equal(book.Granted, book.Returned);
         await AssertMoneyAddsUpAsync();
-        Assert.Equal(40 * 1_500, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "spend"));
-        Assert.Equal(40, await _t.HashLongAsync(_t.Keys.KeyRateCounters("k1"), "rmc"));
+        Assert.Equal(40 * 1_500, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "spend"));
+        Assert.Equal(40, await _t.HashLongAsync(_t.Keys.KeyRateCounters("u1", "k1"), "rmc"));
     }
 
     public static TheoryData<string> MoneyLimits => ["balance", "budget", "spend limit"];
@@ -135,7 +135,7 @@ public sealed class LeaseBookTests : IAsyncLifetime
         Assert.True(await _t.GetLongAsync(_t.Keys.Balance("u1")) >= initial - 2_000_000);
         await AssertMoneyAddsUpAsync(initial: initial);
         Assert.Equal(admitted, (await _t.UsageEventsAsync()).Count);
-        if (limit == "spend limit") Assert.Equal(admitted * 10_000L, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "spend"));
+        if (limit == "spend limit") Assert.Equal(admitted * 10_000L, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "spend"));
     }
 
     [Fact]
@@ -156,7 +156,7 @@ public sealed class LeaseBookTests : IAsyncLifetime
         foreach (var b in books) await b.DisposeAsync();
 
         // What the leases held back is in the window again only as far as it was used.
-        Assert.Equal(admitted, await _t.HashLongAsync(_t.Keys.KeyRateCounters("k1"), "rmc"));
+        Assert.Equal(admitted, await _t.HashLongAsync(_t.Keys.KeyRateCounters("u1", "k1"), "rmc"));
         await AssertMoneyAddsUpAsync();
     }
 
@@ -167,10 +167,10 @@ public sealed class LeaseBookTests : IAsyncLifetime
         var request = Request(Key(), User(), reservedMicros: 3_000);
         var ticket = (await book.TryAdmitAsync(request))!;
         await book.SettleAsync(ticket, UsageOf(request, 2_500), 2_500);
-        Assert.Equal(1, await _t.CountAsync(_t.Keys.Leases));
+        Assert.Equal(1, await _t.CountAllShardsAsync(_t.Keys.Leases));
 
         _t.Clock.Advance(TimeSpan.FromSeconds(5));
-        await Eventually.TrueAsync(async () => await _t.CountAsync(_t.Keys.Leases) == 0 && book.Held == 0, "the idle lease to be returned");
+        await Eventually.TrueAsync(async () => await _t.CountAllShardsAsync(_t.Keys.Leases) == 0 && book.Held == 0, "the idle lease to be returned");
         await AssertMoneyAddsUpAsync();
         Assert.Equal(Balance - 2_500, await _t.GetLongAsync(_t.Keys.Balance("u1")));
     }
@@ -185,11 +185,11 @@ public sealed class LeaseBookTests : IAsyncLifetime
 
         // The minute ends (a minute limit applies): the lease is returned while the request is still in flight.
         _t.Clock.Advance(TimeSpan.FromSeconds(60));
-        await Eventually.TrueAsync(async () => await _t.CountAsync(_t.Keys.Leases) == 0, "the expired lease to be returned");
-        Assert.Equal(4_000, await _t.HashLongAsync(_t.Keys.Reservation(request.RequestId), "reserved"));
+        await Eventually.TrueAsync(async () => await _t.CountAllShardsAsync(_t.Keys.Leases) == 0, "the expired lease to be returned");
+        Assert.Equal(4_000, await _t.HashLongAsync(_t.Keys.Reservation(request.User.UserId, request.RequestId), "reserved"));
 
         await book.SettleAsync(ticket, UsageOf(request, 3_100), 3_100);
-        Assert.False(await _t.ExistsAsync(_t.Keys.Reservation(request.RequestId)));
+        Assert.False(await _t.ExistsAsync(_t.Keys.Reservation(request.User.UserId, request.RequestId)));
         await AssertMoneyAddsUpAsync();
         Assert.Equal(Balance - 3_100, await _t.GetLongAsync(_t.Keys.Balance("u1")));
     }
@@ -208,7 +208,7 @@ public sealed class LeaseBookTests : IAsyncLifetime
         var second = Request(key, user);
         var next = (await book.TryAdmitAsync(second))!;
         Assert.NotEqual(ticket.LeaseId, next.LeaseId);
-        await Eventually.TrueAsync(async () => await _t.CountAsync(_t.Keys.Leases) == 1, "the invalidated lease to be returned");
+        await Eventually.TrueAsync(async () => await _t.CountAllShardsAsync(_t.Keys.Leases) == 1, "the invalidated lease to be returned");
         await book.SettleAsync(next, UsageOf(second, 700), 700);
         await book.DisposeAsync();
         await AssertMoneyAddsUpAsync();
@@ -221,7 +221,7 @@ public sealed class LeaseBookTests : IAsyncLifetime
         var exact = new Enforcer(_t.Redis, _t.Keys, _t.Clock);
         var key = Key(limits: new KeyLimits { MaxConcurrent = 40 });
         var user = User();
-        var inflight = _t.Keys.KeyInflight("k1");
+        var inflight = _t.Keys.KeyInflight("u1", "k1");
 
         // Eight requests in flight fill the first lease's eight slots.
         var held = new List<(LeaseTicket Ticket, AdmissionRequest Request)>();
@@ -263,6 +263,6 @@ public sealed class LeaseBookTests : IAsyncLifetime
         // A concurrency limit of 5 cannot spare 4 × 8 slots either.
         Assert.Null(await book.TryAdmitAsync(Request(Key(limits: new KeyLimits { MaxConcurrent = 5 }), User())));
         Assert.Equal(0, book.Granted);
-        Assert.Equal(0, await _t.CountAsync(_t.Keys.Leases));
+        Assert.Equal(0, await _t.CountAllShardsAsync(_t.Keys.Leases));
     }
 }

@@ -1,3 +1,4 @@
+using Gateway.Core.Projection;
 using Gateway.Core.Enforcement;
 using Gateway.Core.Pricing;
 using Gateway.Core.Usage;
@@ -78,7 +79,7 @@ public sealed class LeaseFlushTests : IAsyncLifetime
         var first = new LeaseFlush { Lease = lease };
         first.Admissions.AddRange([Admission("a1"), Admission("a2"), Admission("a3", reserved: 7_000)]);
         Assert.True(Assert.Single(await _t.Enforcer.FlushLeasedAsync([first])).LeaseAlive);
-        Assert.Equal(3, (await _t.Redis.ExecuteAsync("HLEN", [_t.Keys.LeaseInflight(lease.LeaseId)])).AsInt64());
+        Assert.Equal(3, (await _t.Redis.ExecuteAsync("HLEN", [_t.Keys.LeaseInflight(lease.UserId, lease.LeaseId)])).AsInt64());
 
         // a1 settles, a2 never reached an upstream, a4 was admitted and settled between two flushes (never in flight in Redis).
         var second = new LeaseFlush { Lease = lease };
@@ -89,11 +90,11 @@ public sealed class LeaseFlushTests : IAsyncLifetime
         Assert.True(result.LeaseAlive);
         Assert.All(result.StreamIds, Assert.NotNull);
 
-        var leaseKey = _t.Keys.Lease(lease.LeaseId);
+        var leaseKey = _t.Keys.Lease(lease.UserId, lease.LeaseId);
         Assert.Equal(30_000, await _t.HashLongAsync(leaseKey, "used_money"));
         Assert.Equal(300 + 200, await _t.HashLongAsync(leaseKey, "used_tokens"));
         Assert.Equal(3, await _t.HashLongAsync(leaseKey, "used_requests"));
-        var inflight = (await _t.Redis.ExecuteAsync("HKEYS", [_t.Keys.LeaseInflight(lease.LeaseId)])).Items.Select(i => i.AsString()).ToList();
+        var inflight = (await _t.Redis.ExecuteAsync("HKEYS", [_t.Keys.LeaseInflight(lease.UserId, lease.LeaseId)])).Items.Select(i => i.AsString()).ToList();
         Assert.Equal(new[] { "a3" }, inflight);
         var a1 = await StreamEntryAsync("a1");
         Assert.Equal(lease.LeaseId, a1["lease_id"]);
@@ -104,20 +105,20 @@ public sealed class LeaseFlushTests : IAsyncLifetime
         var back = await _t.Enforcer.ReturnLeaseAsync(lease);
         Assert.Equal(new LeaseRemainder(100_000 - 30_000 - 7_000, 10 - 3 - 1, 5_000 - 500 - 300), back);
         Assert.Equal(Balance - 37_000, await _t.GetLongAsync(_t.Keys.Balance("u1")));
-        Assert.Equal(7_000, await _t.HashLongAsync(_t.Keys.Reservation("a3"), "reserved"));
-        Assert.Equal("gpt|odd model", (await _t.Redis.ExecuteAsync("HGET", [_t.Keys.Reservation("a3"), "model"])).AsString());
-        Assert.Equal(1, await _t.CountAsync(_t.Keys.Reservations));
-        Assert.False(await _t.ExistsAsync(_t.Keys.LeaseInflight(lease.LeaseId)));
+        Assert.Equal(7_000, await _t.HashLongAsync(_t.Keys.Reservation("u1", "a3"), "reserved"));
+        Assert.Equal("gpt|odd model", (await _t.Redis.ExecuteAsync("HGET", [_t.Keys.Reservation("u1", "a3"), "model"])).AsString());
+        Assert.Equal(1, await _t.CountAllShardsAsync(_t.Keys.Reservations));
+        Assert.False(await _t.ExistsAsync(_t.Keys.LeaseInflight(lease.UserId, lease.LeaseId)));
 
         // a3 settles as in exact mode: the balance ends at exactly what the three usage events charged.
         var reservation = new Reservation { RequestId = "a3", KeyId = "k1", UserId = "u1", BudgetKey = lease.BudgetKey, KeyVersion = 1 };
         Assert.Equal(SettleOutcome.Settled, await _t.Enforcer.SettleAsync(Settlement(reservation, 4_000, new TokenCounts(100, 0, 0, 50))));
         Assert.Equal(Balance - 34_000, await _t.GetLongAsync(_t.Keys.Balance("u1")));
-        Assert.Equal(34_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "spend"));
+        Assert.Equal(34_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "spend"));
         Assert.Equal(3, (await _t.UsageEventsAsync()).Count);
         // Windows: a1, a2, a4 and a3 are four requests; tokens are what they used (300 + 200 + 150).
-        Assert.Equal(4, await _t.HashLongAsync(_t.Keys.KeyRateCounters("k1"), "rmc"));
-        Assert.Equal(650, await _t.HashLongAsync(_t.Keys.KeyRateCounters("k1"), "tmc"));
+        Assert.Equal(4, await _t.HashLongAsync(_t.Keys.KeyRateCounters("u1", "k1"), "rmc"));
+        Assert.Equal(650, await _t.HashLongAsync(_t.Keys.KeyRateCounters("u1", "k1"), "tmc"));
     }
 
     [Fact]
@@ -131,7 +132,7 @@ public sealed class LeaseFlushTests : IAsyncLifetime
 
         // The owner dies; once the lease has expired the sweeper reclaims it and the reservation sweeper charges b1 and b2.
         _t.Clock.Advance(TimeSpan.FromSeconds(10));
-        var back = await _t.Enforcer.ReclaimLeaseAsync(lease.LeaseId);
+        var back = await _t.Enforcer.ReclaimLeaseAsync(ProjectionKeys.ShardOf(lease.UserId), lease.LeaseId);
         Assert.Equal(100_000 - 12_000 - 6_000 - 5_000, back!.Value.Money);
         var expired = await _t.Enforcer.ExpireReservationsAsync(_t.Clock.GetUtcNow(), 10);
         Assert.Equal(new[] { "b1", "b2" }, expired.Order());
@@ -140,7 +141,7 @@ public sealed class LeaseFlushTests : IAsyncLifetime
         var events = await _t.UsageEventsAsync();
         Assert.Equal(new[] { "b0", "b1", "b2" }, events.Select(e => e.RequestId).Order());
         Assert.Equal(23_000, events.Sum(e => Money.ToMicrosCeiling(e.Cost)));
-        Assert.Equal(0, await _t.CountAsync(_t.Keys.Leases));
+        Assert.Equal(0, await _t.CountAllShardsAsync(_t.Keys.Leases));
     }
 
     [Fact]
@@ -152,8 +153,8 @@ public sealed class LeaseFlushTests : IAsyncLifetime
 
         // With a 5 s grace: the first expired 7 s ago, the second has not expired.
         Assert.Equal(1, await _t.Enforcer.ReclaimExpiredLeasesAsync(_t.Clock.GetUtcNow() - TimeSpan.FromSeconds(5), 10));
-        Assert.False(await _t.ExistsAsync(_t.Keys.Lease(early.LeaseId)));
-        Assert.True(await _t.ExistsAsync(_t.Keys.Lease(later.LeaseId)));
+        Assert.False(await _t.ExistsAsync(_t.Keys.Lease(early.UserId, early.LeaseId)));
+        Assert.True(await _t.ExistsAsync(_t.Keys.Lease(later.UserId, later.LeaseId)));
         Assert.Equal(Balance - 100_000, await _t.GetLongAsync(_t.Keys.Balance("u1")));
         Assert.Equal(0, await _t.Enforcer.ReclaimExpiredLeasesAsync(_t.Clock.GetUtcNow() - TimeSpan.FromSeconds(5), 10));
     }
@@ -164,7 +165,7 @@ public sealed class LeaseFlushTests : IAsyncLifetime
         var gone = await GrantAsync(ttl: TimeSpan.FromSeconds(5));
         var live = await GrantAsync();
         _t.Clock.Advance(TimeSpan.FromSeconds(5));
-        Assert.NotNull(await _t.Enforcer.ReclaimLeaseAsync(gone.LeaseId));
+        Assert.NotNull(await _t.Enforcer.ReclaimLeaseAsync(ProjectionKeys.ShardOf(gone.UserId), gone.LeaseId));
         var balance = await _t.GetLongAsync(_t.Keys.Balance("u1"));
 
         var toGone = new LeaseFlush { Lease = gone };
@@ -178,8 +179,8 @@ public sealed class LeaseFlushTests : IAsyncLifetime
         Assert.Equal(new string?[] { null }, results[0].StreamIds);
         Assert.True(results[1].LeaseAlive);
         Assert.NotNull(results[1].StreamIds[0]);
-        Assert.False(await _t.ExistsAsync(_t.Keys.Lease(gone.LeaseId)));
-        Assert.False(await _t.ExistsAsync(_t.Keys.LeaseInflight(gone.LeaseId)));
+        Assert.False(await _t.ExistsAsync(_t.Keys.Lease(gone.UserId, gone.LeaseId)));
+        Assert.False(await _t.ExistsAsync(_t.Keys.LeaseInflight(gone.UserId, gone.LeaseId)));
         Assert.Equal(new[] { "c2" }, (await _t.UsageEventsAsync()).Select(e => e.RequestId));
         Assert.Equal(balance, await _t.GetLongAsync(_t.Keys.Balance("u1")));
     }

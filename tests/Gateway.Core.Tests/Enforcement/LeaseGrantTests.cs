@@ -39,7 +39,7 @@ public sealed class LeaseGrantTests : IAsyncLifetime
     };
 
     private Task UseAsync(QuotaLease lease, long money, long requests, long tokens) =>
-        _t.Redis.ExecuteAsync("HSET", [_t.Keys.Lease(lease.LeaseId), "used_money", money, "used_requests", requests, "used_tokens", tokens]);
+        _t.Redis.ExecuteAsync("HSET", [_t.Keys.Lease(lease.UserId, lease.LeaseId), "used_money", money, "used_requests", requests, "used_tokens", tokens]);
 
     [Fact]
     public async Task A_grant_counts_its_slices_at_once_and_a_return_gives_back_exactly_what_was_not_used()
@@ -53,16 +53,16 @@ public sealed class LeaseGrantTests : IAsyncLifetime
         Assert.Equal(Balance - 100_000, await _t.GetLongAsync(_t.Keys.Balance("u1")));
         Assert.Equal(100_000, await _t.GetLongAsync(lease.BudgetKey));
         Assert.NotEqual(_t.Keys.BudgetSpent("u1", "none"), lease.BudgetKey);
-        Assert.Equal(100_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "spend"));
-        Assert.Equal(5_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "tokens"));
-        foreach (var rate in new[] { _t.Keys.KeyRateCounters("k1"), _t.Keys.UserRateCounters("u1") })
+        Assert.Equal(100_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "spend"));
+        Assert.Equal(5_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "tokens"));
+        foreach (var rate in new[] { _t.Keys.KeyRateCounters("u1", "k1"), _t.Keys.UserRateCounters("u1") })
         {
             Assert.Equal(10, await _t.HashLongAsync(rate, "rmc"));
             Assert.Equal(10, await _t.HashLongAsync(rate, "rdc"));
             Assert.Equal(5_000, await _t.HashLongAsync(rate, "tmc"));
             Assert.Equal(5_000, await _t.HashLongAsync(rate, "tdc"));
         }
-        Assert.Equal(1, await _t.CountAsync(_t.Keys.Leases));
+        Assert.Equal(1, await _t.CountAllShardsAsync(_t.Keys.Leases));
 
         await UseAsync(lease, money: 30_000, requests: 3, tokens: 1_200);
         var back = await _t.Enforcer.ReturnLeaseAsync(lease);
@@ -70,17 +70,17 @@ public sealed class LeaseGrantTests : IAsyncLifetime
 
         Assert.Equal(Balance - 30_000, await _t.GetLongAsync(_t.Keys.Balance("u1")));
         Assert.Equal(30_000, await _t.GetLongAsync(lease.BudgetKey));
-        Assert.Equal(30_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "spend"));
-        Assert.Equal(1_200, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "tokens"));
-        foreach (var rate in new[] { _t.Keys.KeyRateCounters("k1"), _t.Keys.UserRateCounters("u1") })
+        Assert.Equal(30_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "spend"));
+        Assert.Equal(1_200, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "tokens"));
+        foreach (var rate in new[] { _t.Keys.KeyRateCounters("u1", "k1"), _t.Keys.UserRateCounters("u1") })
         {
             Assert.Equal(3, await _t.HashLongAsync(rate, "rmc"));
             Assert.Equal(3, await _t.HashLongAsync(rate, "rdc"));
             Assert.Equal(1_200, await _t.HashLongAsync(rate, "tmc"));
             Assert.Equal(1_200, await _t.HashLongAsync(rate, "tdc"));
         }
-        Assert.False(await _t.ExistsAsync(_t.Keys.Lease(lease.LeaseId)));
-        Assert.Equal(0, await _t.CountAsync(_t.Keys.Leases));
+        Assert.False(await _t.ExistsAsync(_t.Keys.Lease(lease.UserId, lease.LeaseId)));
+        Assert.Equal(0, await _t.CountAllShardsAsync(_t.Keys.Leases));
 
         // Returning twice gives back nothing more.
         Assert.Null(await _t.Enforcer.ReturnLeaseAsync(lease));
@@ -136,9 +136,9 @@ public sealed class LeaseGrantTests : IAsyncLifetime
         Assert.False(grant.Granted);
         Assert.Equal(reason, grant.Short);
         Assert.Equal(before, await _t.GetLongAsync(_t.Keys.Balance("u1")));
-        Assert.False(await _t.ExistsAsync(_t.Keys.KeyRateCounters("k1")));
-        Assert.False(await _t.ExistsAsync(_t.Keys.KeyLifetime("k1")));
-        Assert.Equal(0, await _t.CountAsync(_t.Keys.Leases));
+        Assert.False(await _t.ExistsAsync(_t.Keys.KeyRateCounters("u1", "k1")));
+        Assert.False(await _t.ExistsAsync(_t.Keys.KeyLifetime("u1", "k1")));
+        Assert.Equal(0, await _t.CountAllShardsAsync(_t.Keys.Leases));
 
         // With room for four slices the same pair is granted.
         var roomy = reason switch
@@ -168,7 +168,7 @@ public sealed class LeaseGrantTests : IAsyncLifetime
         _t.Clock.Advance(TimeSpan.FromSeconds(20));
         await UseAsync(late, money: 0, requests: 1, tokens: 100);
         await _t.Enforcer.ReturnLeaseAsync(late);
-        var rate = _t.Keys.KeyRateCounters("k1");
+        var rate = _t.Keys.KeyRateCounters("u1", "k1");
         Assert.Equal(0, await _t.HashLongAsync(rate, "rmc"));
         Assert.Equal(10 + 1, await _t.HashLongAsync(rate, "rmp"));
         Assert.Equal(10 + 1, await _t.HashLongAsync(rate, "rdc"));
@@ -181,13 +181,13 @@ public sealed class LeaseGrantTests : IAsyncLifetime
         var lease = (await _t.Enforcer.GrantLeaseAsync(Lease(Key(), User(), ttl: TimeSpan.FromSeconds(10))))!.Lease!;
         await UseAsync(lease, money: 40_000, requests: 4, tokens: 400);
 
-        Assert.Null(await _t.Enforcer.ReclaimLeaseAsync(lease.LeaseId));
-        Assert.True(await _t.ExistsAsync(_t.Keys.Lease(lease.LeaseId)));
+        Assert.Null(await _t.Enforcer.ReclaimLeaseAsync(ProjectionKeys.ShardOf(lease.UserId), lease.LeaseId));
+        Assert.True(await _t.ExistsAsync(_t.Keys.Lease(lease.UserId, lease.LeaseId)));
 
         _t.Clock.Advance(TimeSpan.FromSeconds(10));
-        Assert.Equal(new LeaseRemainder(60_000, 6, 4_600), await _t.Enforcer.ReclaimLeaseAsync(lease.LeaseId));
+        Assert.Equal(new LeaseRemainder(60_000, 6, 4_600), await _t.Enforcer.ReclaimLeaseAsync(ProjectionKeys.ShardOf(lease.UserId), lease.LeaseId));
         Assert.Equal(Balance - 40_000, await _t.GetLongAsync(_t.Keys.Balance("u1")));
-        Assert.Null(await _t.Enforcer.ReclaimLeaseAsync(lease.LeaseId));
+        Assert.Null(await _t.Enforcer.ReclaimLeaseAsync(ProjectionKeys.ShardOf(lease.UserId), lease.LeaseId));
         Assert.Null(await _t.Enforcer.ReturnLeaseAsync(lease));
     }
 
@@ -199,7 +199,7 @@ public sealed class LeaseGrantTests : IAsyncLifetime
 
         Assert.Equal(-30_000, (await _t.Enforcer.ReturnLeaseAsync(lease))!.Value.Money);
         Assert.Equal(Balance - 130_000, await _t.GetLongAsync(_t.Keys.Balance("u1")));
-        Assert.Equal(130_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "spend"));
+        Assert.Equal(130_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "spend"));
     }
 
     [Fact]
@@ -207,15 +207,15 @@ public sealed class LeaseGrantTests : IAsyncLifetime
     {
         await _t.Redis.ExecuteAsync("DEL", [_t.Keys.Balance("u2")]);
         await Assert.ThrowsAsync<ProjectionMissingException>(() => _t.Enforcer.GrantLeaseAsync(Lease(Key("k2", "u2"), User("u2"))));
-        Assert.False(await _t.ExistsAsync(_t.Keys.KeyRateCounters("k2")));
+        Assert.False(await _t.ExistsAsync(_t.Keys.KeyRateCounters("u1", "k2")));
 
         // A lease granted before Redis lost the user's money: its return must not recreate a balance the operator's
         // rebuild will seed from the ledger (only values Redis lacks are seeded).
         var lease = (await _t.Enforcer.GrantLeaseAsync(Lease(Key(), User())))!.Lease!;
-        await _t.Redis.ExecuteAsync("DEL", [_t.Keys.Balance("u1"), _t.Keys.KeyLifetime("k1")]);
+        await _t.Redis.ExecuteAsync("DEL", [_t.Keys.Balance("u1"), _t.Keys.KeyLifetime("u1", "k1")]);
         Assert.Equal(new LeaseRemainder(0, 0, 0), await _t.Enforcer.ReturnLeaseAsync(lease));
         Assert.False(await _t.ExistsAsync(_t.Keys.Balance("u1")));
-        Assert.False(await _t.ExistsAsync(_t.Keys.KeyLifetime("k1")));
-        Assert.False(await _t.ExistsAsync(_t.Keys.Lease(lease.LeaseId)));
+        Assert.False(await _t.ExistsAsync(_t.Keys.KeyLifetime("u1", "k1")));
+        Assert.False(await _t.ExistsAsync(_t.Keys.Lease(lease.UserId, lease.LeaseId)));
     }
 }

@@ -55,7 +55,7 @@ public sealed class ReplicaConcurrencyTests : IAsyncLifetime
         var spent = actuals.Sum();
         Assert.Equal(InitialBalance - spent, await _t.GetLongAsync(_t.Keys.Balance("u1")));
         Assert.Equal(spent, await _t.GetLongAsync(admitted[0].BudgetKey));
-        Assert.Equal(spent, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "spend"));
+        Assert.Equal(spent, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "spend"));
         Assert.Equal(50, (await _t.UsageEventsAsync()).Count);
     }
 

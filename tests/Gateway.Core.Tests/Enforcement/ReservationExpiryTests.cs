@@ -38,10 +38,10 @@ public sealed class ReservationExpiryTests : IAsyncLifetime
         Assert.Equal([r.RequestId], expired);
         Assert.Equal(4_300_000, await _t.GetLongAsync(_t.Keys.Balance("u1")));
         Assert.Equal(700_000, await _t.GetLongAsync(r.BudgetKey));
-        Assert.Equal(700_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "spend"));
-        Assert.Equal(1000, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "tokens"));
+        Assert.Equal(700_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "spend"));
+        Assert.Equal(1000, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "tokens"));
         Assert.Equal(0, await _t.CountAsync(_t.Keys.UserInflight("u1")));
-        Assert.Equal(0, await _t.CountAsync(_t.Keys.Reservations));
+        Assert.Equal(0, await _t.CountAllShardsAsync(_t.Keys.Reservations));
 
         var e = Assert.Single(await _t.UsageEventsAsync());
         Assert.Equal(r.RequestId, e.RequestId);
@@ -107,7 +107,7 @@ public sealed class ReservationExpiryTests : IAsyncLifetime
         Assert.Equal(60, events.Select(e => e.RequestId).Distinct().Count());
         Assert.Equal(expired.Count, events.Count(e => e.Estimated));
         Assert.Equal(5_000_000 - settled * 20_000 - expired.Count * 50_000, await _t.GetLongAsync(_t.Keys.Balance("u1")));
-        Assert.Equal(0, await _t.CountAsync(_t.Keys.Reservations));
+        Assert.Equal(0, await _t.CountAllShardsAsync(_t.Keys.Reservations));
     }
 
     [Fact]

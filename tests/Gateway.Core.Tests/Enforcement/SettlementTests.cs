@@ -36,14 +36,14 @@ public sealed class SettlementTests : IAsyncLifetime
         Assert.Equal(SettleOutcome.Settled, outcome);
         Assert.Equal(5_000_000 - 123_457, await _t.GetLongAsync(_t.Keys.Balance("u1")));
         Assert.Equal(123_457, await _t.GetLongAsync(r.BudgetKey));
-        Assert.Equal(123_457, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "spend"));
-        Assert.Equal(425, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "tokens"));
-        Assert.Equal(425, await _t.HashLongAsync(_t.Keys.KeyRateCounters("k1"), "tmc"));
+        Assert.Equal(123_457, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "spend"));
+        Assert.Equal(425, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "tokens"));
+        Assert.Equal(425, await _t.HashLongAsync(_t.Keys.KeyRateCounters("u1", "k1"), "tmc"));
         Assert.Equal(425, await _t.HashLongAsync(_t.Keys.UserRateCounters("u1"), "tdc"));
-        Assert.Equal(0, await _t.CountAsync(_t.Keys.KeyInflight("k1")));
+        Assert.Equal(0, await _t.CountAsync(_t.Keys.KeyInflight("u1", "k1")));
         Assert.Equal(0, await _t.CountAsync(_t.Keys.UserInflight("u1")));
-        Assert.Equal(0, await _t.CountAsync(_t.Keys.Reservations));
-        Assert.False(await _t.ExistsAsync(_t.Keys.Reservation(r.RequestId)));
+        Assert.Equal(0, await _t.CountAllShardsAsync(_t.Keys.Reservations));
+        Assert.False(await _t.ExistsAsync(_t.Keys.Reservation(r.UserId, r.RequestId)));
 
         var e = Assert.Single(await _t.UsageEventsAsync());
         Assert.Equal(r.RequestId, e.RequestId);
@@ -62,7 +62,7 @@ public sealed class SettlementTests : IAsyncLifetime
         Assert.Equal(SettleOutcome.AlreadySettled, await _t.Enforcer.SettleAsync(settlement));
         Assert.Equal(4_700_000, await _t.GetLongAsync(_t.Keys.Balance("u1")));
         Assert.Equal(300_000, await _t.GetLongAsync(r.BudgetKey));
-        Assert.Equal(300_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "spend"));
+        Assert.Equal(300_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "spend"));
         Assert.Single(await _t.UsageEventsAsync());
     }
 
@@ -99,13 +99,13 @@ public sealed class SettlementTests : IAsyncLifetime
         var r = await AdmitAsync(800_000);
         // The operator rewrote the projection from the ledger while the request was in flight.
         await _t.Redis.ExecuteAsync("SET", [r.BudgetKey, 0]);
-        await _t.Redis.ExecuteAsync("HSET", [_t.Keys.KeyLifetime("k1"), "spend", 0, "tokens", 0]);
+        await _t.Redis.ExecuteAsync("HSET", [_t.Keys.KeyLifetime("u1", "k1"), "spend", 0, "tokens", 0]);
 
         await _t.Enforcer.SettleAsync(Settlement(r, 100_000, new TokenCounts(1, 0, 0, 1)));
 
         Assert.Equal(0, await _t.GetLongAsync(r.BudgetKey));
-        Assert.Equal(0, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "spend"));
-        Assert.Equal(0, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "tokens"));
+        Assert.Equal(0, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "spend"));
+        Assert.Equal(0, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "tokens"));
     }
 
     [Fact]
@@ -118,11 +118,11 @@ public sealed class SettlementTests : IAsyncLifetime
 
         Assert.Equal(5_000_000, await _t.GetLongAsync(_t.Keys.Balance("u1")));
         Assert.Equal(0, await _t.GetLongAsync(r.BudgetKey));
-        Assert.Equal(0, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "spend"));
-        Assert.Equal(0, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "tokens"));
-        Assert.Equal(0, await _t.HashLongAsync(_t.Keys.KeyRateCounters("k1"), "tmc"));
-        Assert.Equal(1, await _t.HashLongAsync(_t.Keys.KeyRateCounters("k1"), "rmc"));
-        Assert.Equal(0, await _t.CountAsync(_t.Keys.KeyInflight("k1")));
+        Assert.Equal(0, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "spend"));
+        Assert.Equal(0, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "tokens"));
+        Assert.Equal(0, await _t.HashLongAsync(_t.Keys.KeyRateCounters("u1", "k1"), "tmc"));
+        Assert.Equal(1, await _t.HashLongAsync(_t.Keys.KeyRateCounters("u1", "k1"), "rmc"));
+        Assert.Equal(0, await _t.CountAsync(_t.Keys.KeyInflight("u1", "k1")));
         Assert.Empty(await _t.UsageEventsAsync());
     }
 
@@ -130,8 +130,8 @@ public sealed class SettlementTests : IAsyncLifetime
     public async Task Release_by_request_id_reads_the_reservation_first()
     {
         var r = await AdmitAsync(800_000);
-        Assert.Equal(SettleOutcome.Settled, await _t.Enforcer.ReleaseAsync(r.RequestId));
-        Assert.Equal(SettleOutcome.AlreadySettled, await _t.Enforcer.ReleaseAsync(r.RequestId));
+        Assert.Equal(SettleOutcome.Settled, await _t.Enforcer.ReleaseAsync(r.UserId, r.RequestId));
+        Assert.Equal(SettleOutcome.AlreadySettled, await _t.Enforcer.ReleaseAsync(r.UserId, r.RequestId));
         Assert.Equal(5_000_000, await _t.GetLongAsync(_t.Keys.Balance("u1")));
     }
 
@@ -153,11 +153,11 @@ public sealed class SettlementTests : IAsyncLifetime
         // a still holds 800k; b and c are charged their actual cost.
         Assert.Equal(5_000_000 - 800_000 - 150_000, await _t.GetLongAsync(_t.Keys.Balance("u1")));
         Assert.Equal(950_000, await _t.GetLongAsync(a.BudgetKey));
-        Assert.Equal(950_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "spend"));
-        Assert.Equal(1000 + 450, await _t.HashLongAsync(_t.Keys.KeyLifetime("k1"), "tokens"));
-        Assert.Equal(1000 + 450, await _t.HashLongAsync(_t.Keys.KeyRateCounters("k1"), "tmc"));
+        Assert.Equal(950_000, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "spend"));
+        Assert.Equal(1000 + 450, await _t.HashLongAsync(_t.Keys.KeyLifetime("u1", "k1"), "tokens"));
+        Assert.Equal(1000 + 450, await _t.HashLongAsync(_t.Keys.KeyRateCounters("u1", "k1"), "tmc"));
         Assert.Equal(1000 + 450, await _t.HashLongAsync(_t.Keys.UserRateCounters("u1"), "tdc"));
-        Assert.True(await _t.ExistsAsync(_t.Keys.Reservation(a.RequestId)));
+        Assert.True(await _t.ExistsAsync(_t.Keys.Reservation(a.UserId, a.RequestId)));
     }
 
     [Fact]

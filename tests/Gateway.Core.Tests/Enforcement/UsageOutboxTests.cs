@@ -24,7 +24,7 @@ public sealed class UsageOutboxTests
 
     private static async Task<List<(string Id, Dictionary<string, string> Fields)>> StreamAsync(IRedisClient redis, ProjectionKeys keys)
     {
-        var reply = await redis.ExecuteAsync("XRANGE", [keys.UsageStream, "-", "+"]);
+        var reply = await redis.ExecuteAsync("XRANGE", [keys.UsageStream(ProjectionKeys.ShardOf("u1")), "-", "+"]);
         var list = new List<(string, Dictionary<string, string>)>();
         foreach (var entry in reply.Items)
         {
@@ -44,7 +44,7 @@ public sealed class UsageOutboxTests
         var enforcer = new Enforcer(t.Redis, t.Keys, t.Clock, outbox: outbox);
         await t.SetBalanceAsync("u1", 1_000_000);
         await t.Redis.ExecuteAsync("SET", [t.Keys.Epoch, "1"]);
-        await t.Redis.ExecuteAsync("XGROUP", ["CREATE", t.Keys.UsageStream, ProjectionKeys.UsageGroup, "0", "MKSTREAM"]);
+        await t.Redis.ExecuteAsync("XGROUP", ["CREATE", t.Keys.UsageStream(ProjectionKeys.ShardOf("u1")), ProjectionKeys.UsageGroup, "0", "MKSTREAM"]);
         for (var i = 0; i < 3; i++)
         {
             var r = await AdmitAsync(enforcer);
@@ -54,16 +54,16 @@ public sealed class UsageOutboxTests
         Assert.Equal(3, outbox.Count);
 
         // Read by the writer but not acknowledged (PostgreSQL may still fail): still held.
-        var read = await t.Redis.StreamReadGroupAsync(t.Keys.UsageStream, ProjectionKeys.UsageGroup, "w", 10, null, ">");
+        var read = await t.Redis.StreamReadGroupAsync(t.Keys.UsageStream(ProjectionKeys.ShardOf("u1")), ProjectionKeys.UsageGroup, "w", 10, null, ">");
         Assert.Equal(3, read.Count);
         await outbox.CheckAsync();
         Assert.Equal(3, outbox.Count);
 
         // The first two acknowledged (committed): let go; the third is still pending.
-        await t.Redis.StreamAckAsync(t.Keys.UsageStream, ProjectionKeys.UsageGroup, [read[0].Id, read[1].Id]);
+        await t.Redis.StreamAckAsync(t.Keys.UsageStream(ProjectionKeys.ShardOf("u1")), ProjectionKeys.UsageGroup, [read[0].Id, read[1].Id]);
         await outbox.CheckAsync();
         Assert.Equal(1, outbox.Count);
-        await t.Redis.StreamAckAsync(t.Keys.UsageStream, ProjectionKeys.UsageGroup, [read[2].Id]);
+        await t.Redis.StreamAckAsync(t.Keys.UsageStream(ProjectionKeys.ShardOf("u1")), ProjectionKeys.UsageGroup, [read[2].Id]);
         await outbox.CheckAsync();
         Assert.Equal(0, outbox.Count);
         Assert.Equal(0, outbox.Recharged);
@@ -80,16 +80,16 @@ public sealed class UsageOutboxTests
         var enforcer = new Enforcer(redis, keys, clock, outbox: outbox);
         await redis.ExecuteAsync("SET", [keys.Balance("u1"), 1_000_000]);
         await redis.ExecuteAsync("SET", [keys.Epoch, (await redis.TimeMillisecondsAsync()).ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        await redis.ExecuteAsync("XGROUP", ["CREATE", keys.UsageStream, ProjectionKeys.UsageGroup, "0", "MKSTREAM"]);
+        await redis.ExecuteAsync("XGROUP", ["CREATE", keys.UsageStream(ProjectionKeys.ShardOf("u1")), ProjectionKeys.UsageGroup, "0", "MKSTREAM"]);
 
         // A reaches the ledger (read and acknowledged); B is still in the stream when Redis loses everything.
         var a = await AdmitAsync(enforcer);
         await enforcer.SettleAsync(Settlement(a, 4_000, new TokenCounts(10, 0, 0, 20)));
-        var read = await redis.StreamReadGroupAsync(keys.UsageStream, ProjectionKeys.UsageGroup, "w", 10, null, ">");
-        await redis.StreamAckAsync(keys.UsageStream, ProjectionKeys.UsageGroup, [read[0].Id]);
+        var read = await redis.StreamReadGroupAsync(keys.UsageStream(ProjectionKeys.ShardOf("u1")), ProjectionKeys.UsageGroup, "w", 10, null, ">");
+        await redis.StreamAckAsync(keys.UsageStream(ProjectionKeys.ShardOf("u1")), ProjectionKeys.UsageGroup, [read[0].Id]);
         var b = await AdmitAsync(enforcer);
         await enforcer.SettleAsync(Settlement(b, 3_000, new TokenCounts(7, 0, 0, 9)));
-        var bId = (await redis.ExecuteAsync("XREVRANGE", [keys.UsageStream, "+", "-", "COUNT", 1])).Items[0].Items[0].AsString()!;
+        var bId = (await redis.ExecuteAsync("XREVRANGE", [keys.UsageStream(ProjectionKeys.ShardOf("u1")), "+", "-", "COUNT", 1])).Items[0].Items[0].AsString()!;
         var bMs = long.Parse(bId[..bId.IndexOf('-', StringComparison.Ordinal)], System.Globalization.CultureInfo.InvariantCulture);
         await outbox.CheckAsync();
         Assert.Equal(1, outbox.Count);
@@ -121,7 +121,7 @@ public sealed class UsageOutboxTests
         // Rebuilt balance − C − B.
         Assert.Equal(1_000_000 - 4_000 - 2_000 - 3_000, (await redis.ExecuteAsync("GET", [keys.Balance("u1")])).AsInt64());
         // The key's lifetime had only C (the flush took A and B's): B's tokens and spend are added back.
-        var life = (await redis.ExecuteAsync("HMGET", [keys.KeyLifetime("k1"), "tokens", "spend"])).Items;
+        var life = (await redis.ExecuteAsync("HMGET", [keys.KeyLifetime("u1", "k1"), "tokens", "spend"])).Items;
         Assert.Equal(10 + 16, life[0].AsInt64());
         Assert.Equal(2_000 + 3_000, life[1].AsInt64());
 
@@ -199,7 +199,7 @@ public sealed class UsageOutboxTests
         await t.SetBalanceAsync("u1", 1_000_000);
         await t.Redis.ExecuteAsync("SET", [t.Keys.Epoch, "1"]);
         var r = await AdmitAsync(enforcer);
-        await t.Redis.ExecuteAsync("DEL", [t.Keys.Reservation(r.RequestId), t.Keys.Balance("u1")]);
+        await t.Redis.ExecuteAsync("DEL", [t.Keys.Reservation(r.UserId, r.RequestId), t.Keys.Balance("u1")]);
         await enforcer.SettleAsync(Settlement(r, 1_000, new TokenCounts(1, 0, 0, 1)));
         for (var i = 0; i < 3; i++) await outbox.CheckAsync();
         Assert.Equal(0, outbox.Count);

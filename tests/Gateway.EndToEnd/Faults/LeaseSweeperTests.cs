@@ -35,7 +35,7 @@ public sealed class LeaseSweeperTests
         try
         {
             await Eventually.TrueAsync(() => Task.FromResult(outcomes.Count(o => o.Status == 200) >= 40 * FaultTraffic.Scale), "traffic before the kill");
-            Assert.True((await redis.ExecuteAsync("ZCARD", [keys.Leases])).AsInt64() > 0, "the replica holds leases");
+            Assert.True(await ShardedRedis.CountAsync(redis, keys.Leases) > 0, "the replica holds leases");
             replica.Kill();
         }
         finally
@@ -45,8 +45,8 @@ public sealed class LeaseSweeperTests
         }
 
         // The sweeper reclaims every lease (past expiry + grace) and charges what was in flight.
-        await Eventually.TrueAsync(async () => (await redis.ExecuteAsync("ZCARD", [keys.Leases])).AsInt64() == 0
-            && (await redis.ExecuteAsync("ZCARD", [keys.Reservations])).AsInt64() == 0,
+        await Eventually.TrueAsync(async () => await ShardedRedis.CountAsync(redis, keys.Leases) == 0
+            && await ShardedRedis.CountAsync(redis, keys.Reservations) == 0,
             "the sweeper to reclaim the dead replica's leases and charge their requests in flight", TimeSpan.FromSeconds(90));
 
         var completed = outcomes.Where(o => o.Status == 200).Select(o => o.RequestId!).ToList();

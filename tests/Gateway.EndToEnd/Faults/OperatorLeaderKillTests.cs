@@ -34,9 +34,10 @@ public sealed class OperatorLeaderKillTests
         using var http = new HttpClient { BaseAddress = stack.ProxyUrl, Timeout = TimeSpan.FromSeconds(60) };
         await Eventually.TrueAsync(async () => (await FaultTraffic.SendAsync(http, key, stream: false)).Status == 200, "the key to work");
         var userId = (await stack.UserIdAsync())!;
-        var usageStream = new ProjectionKeys(stack.RedisPrefix).UsageStream;
+        // The demo user's traffic goes to its shard's usage stream.
+        var usageStream = new ProjectionKeys(stack.RedisPrefix).UsageStream(ProjectionKeys.ShardOf(userId));
         // ProjectionWriter's set of the grant ids the Redis balance has been credited with.
-        var grantsKey = stack.RedisPrefix + "grants:" + userId;
+        var grantsKey = new ProjectionKeys(stack.RedisPrefix).BalanceGrants(userId);
         await using var redis = await RespClient.ConnectAsync(TestEnvironment.Redis);
 
         var outcomes = new ConcurrentQueue<FaultTraffic.Outcome>();

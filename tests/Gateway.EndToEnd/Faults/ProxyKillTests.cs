@@ -71,9 +71,10 @@ public sealed class ProxyKillTests
                 await using var stream = await response.Content.ReadAsStreamAsync(deadline.Token);
                 var buffer = new byte[4096];
                 Assert.True(await stream.ReadAsync(buffer, deadline.Token) > 0);
-                Assert.Equal(1, (await redis.ExecuteAsync("EXISTS", [keys.Reservation(requestId)])).AsInt64());
-                var reserved = (await redis.ExecuteAsync("HGET", [keys.Reservation(requestId), "reserved"])).AsInt64();
-                var userId = (await redis.ExecuteAsync("HGET", [keys.Reservation(requestId), "user_id"])).AsString()!;
+                var reservation = await ShardedRedis.FindReservationAsync(redis, keys, requestId);
+                Assert.NotNull(reservation);
+                var reserved = (await redis.ExecuteAsync("HGET", [reservation, "reserved"])).AsInt64();
+                var userId = (await redis.ExecuteAsync("HGET", [reservation, "user_id"])).AsString()!;
                 var balanceBefore = (await redis.ExecuteAsync("GET", [keys.Balance(userId)])).AsInt64();
 
                 replica.Kill();
@@ -91,7 +92,7 @@ public sealed class ProxyKillTests
                 // After the lease the sweeper charges the reservation: one usage row, the reservation gone, the balance as after admission.
                 await Eventually.TrueAsync(async () =>
                     (await FaultTraffic.UsageRowsAsync(stack.PostgresConnectionString, [requestId])).GetValueOrDefault(requestId) == 1
-                    && (await redis.ExecuteAsync("EXISTS", [keys.Reservation(requestId)])).AsInt64() == 0,
+                    && (await redis.ExecuteAsync("EXISTS", [reservation])).AsInt64() == 0,
                     "the sweeper to charge the orphaned reservation", TimeSpan.FromSeconds(120));
                 Assert.True(reserved > 0);
                 Assert.Equal(balanceBefore, (await redis.ExecuteAsync("GET", [keys.Balance(userId)])).AsInt64());

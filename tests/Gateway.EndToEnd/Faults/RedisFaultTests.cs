@@ -86,7 +86,7 @@ public sealed class RedisFaultTests
             {
                 var n = rows.GetValueOrDefault(id);
                 if (n > 1) throw new InvalidOperationException($"request {id} has {n} usage rows");
-                if (n == 0 && (await client.ExecuteAsync("EXISTS", [keys.Reservation(id)])).AsInt64() == 0) return false;
+                if (n == 0 && await ShardedRedis.FindReservationAsync(client, keys, id) is null) return false;
             }
             return true;
         }, "every served request to have its usage row (or an open reservation)");
@@ -98,7 +98,7 @@ public sealed class RedisFaultTests
         var unmetered = 0;
         foreach (var id in served.Where(id => !persisted.ContainsKey(id)))
         {
-            if ((await client.ExecuteAsync("EXISTS", [keys.Reservation(id)])).AsInt64() == 1) reservedOnly++;
+            if (await ShardedRedis.FindReservationAsync(client, keys, id) is not null) reservedOnly++;
             else unmetered++;
         }
         FaultTraffic.Report("redis killed and restarted from its AOF, two replicas", outcomes.ToList(), persisted.Count, unmetered, reservedOnly, recovery, "clean");

@@ -1,3 +1,4 @@
+using Gateway.Core.Projection;
 using System.Text.Json;
 using Gateway.Core.Redis;
 using Gateway.Testing;
@@ -70,7 +71,7 @@ public sealed class RedisFlushTests
         {
             // For diagnosis: which requests, sent when relative to the flushes, and what the stream still holds.
             var missing = outcomes.Where(o => o.Status == 200 && !rows.ContainsKey(o.RequestId!)).ToList();
-            Console.WriteLine($"{missing.Count} served requests without a usage row; stream length {(await client.ExecuteAsync("XLEN", [stack.RedisPrefix + "usage"])).AsInt64()}");
+            Console.WriteLine($"{missing.Count} served requests without a usage row; events in the streams {await ShardedRedis.UsageLengthAsync(client, new ProjectionKeys(stack.RedisPrefix))}");
             foreach (var o in missing.Take(20)) Console.WriteLine($"  {o.RequestId} sent {o.SentAt:HH:mm:ss.fff}");
             throw;
         }

@@ -37,8 +37,7 @@ public sealed class LedgerRollupTests : IAsyncLifetime
         await _f.DisposeAsync();
     }
 
-    private LedgerWriter Writer() => new(
-        async ct => await _f.Redis.CreateDedicatedAsync(ct), _f.Redis, _dataSource, _f.Keys,
+    private LedgerWriter Writer() => new(_f.Redis, _dataSource, _f.Keys,
         Options.Create(new LedgerOptions()), NullLogger<LedgerWriter>.Instance);
 
     private static readonly string[] Models = ["gpt-4o-mini", "gpt-4o", "claude-sonnet-4"];

@@ -30,7 +30,6 @@ public sealed class LedgerWriterTests : IAsyncLifetime
     public async Task DisposeAsync() => await _f.DisposeAsync();
 
     private LedgerWriter NewWriter(string connectionString, string consumer = "test", TimeSpan? claimIdle = null) => new(
-        async ct => await _f.Redis.CreateDedicatedAsync(ct),
         _f.Redis,
         NpgsqlDataSource.Create(connectionString),
         _f.Keys,
@@ -46,8 +45,8 @@ public sealed class LedgerWriterTests : IAsyncLifetime
 
     private async Task AddPendingOnAsync(string deadConsumer, UsageEvent e)
     {
-        await _f.Redis.StreamCreateGroupAsync(_f.Keys.UsageStream, ProjectionKeys.UsageGroup, "0");
-        await _f.Redis.EvalAsync(AddAndLeavePending, [_f.Keys.UsageStream], [ProjectionKeys.UsageGroup, deadConsumer, .. e.ToStreamFields()]);
+        await _f.Redis.StreamCreateGroupAsync(_f.Keys.UsageStream(0), ProjectionKeys.UsageGroup, "0");
+        await _f.Redis.EvalAsync(AddAndLeavePending, [_f.Keys.UsageStream(0)], [ProjectionKeys.UsageGroup, deadConsumer, .. e.ToStreamFields()]);
     }
 
     /// <summary>Steady traffic: an event every 20 ms until cancelled, so the writer's blocking read never comes back empty.</summary>
@@ -84,7 +83,29 @@ public sealed class LedgerWriterTests : IAsyncLifetime
         Status = 200,
     };
 
-    private Task AddAsync(UsageEvent e) => _f.Redis.StreamAddAsync(_f.Keys.UsageStream, e.ToStreamFields());
+    private Task AddAsync(UsageEvent e) => _f.Redis.StreamAddAsync(_f.Keys.UsageStream(0), e.ToStreamFields());
+
+    [Fact]
+    public async Task Events_in_every_shards_stream_and_in_the_stream_of_the_layout_before_hash_tags_are_written_and_the_old_stream_dropped()
+    {
+        // An upgrade from one usage stream to one per shard: what the old proxies left in the old stream is not lost.
+        await _f.Redis.StreamAddAsync(_f.Keys.LegacyUsageStream, Event("legacy-1", 0.001m).ToStreamFields());
+        await _f.Redis.StreamAddAsync(_f.Keys.LegacyUsageStream, Event("legacy-2", 0.002m).ToStreamFields());
+        foreach (var shard in new[] { 0, 7, ProjectionKeys.ShardCount - 1 })
+            await _f.Redis.StreamAddAsync(_f.Keys.UsageStream(shard), Event($"shard-{shard}", 0.003m).ToStreamFields());
+
+        var writer = NewWriter(_f.Database.ConnectionString);
+        await writer.StartAsync(CancellationToken.None);
+        try
+        {
+            await Eventually.TrueAsync(async () => await RowsAsync("legacy-") == 2 && await RowsAsync("shard-") == 3
+                && (await _f.Redis.ExecuteAsync("EXISTS", [_f.Keys.LegacyUsageStream])).AsInt64() == 0,
+                "every event written and the old stream deleted");
+        }
+        finally { await writer.StopAsync(CancellationToken.None); }
+        Assert.Equal(0, await ShardedRedis.UsageLengthAsync(_f.Redis, _f.Keys));
+        Assert.Equal(5, writer.Persisted);
+    }
 
     [Fact]
     public async Task Persists_each_event_once_with_a_matching_consume_entry_even_when_replayed()
@@ -97,7 +118,7 @@ public sealed class LedgerWriterTests : IAsyncLifetime
         await writer.StartAsync(CancellationToken.None);
         try
         {
-            await Eventually.TrueAsync(async () => (await _f.Redis.StreamLengthAsync(_f.Keys.UsageStream)) == 0, "stream drained");
+            await Eventually.TrueAsync(async () => (await _f.Redis.StreamLengthAsync(_f.Keys.UsageStream(0))) == 0, "stream drained");
         }
         finally { await writer.StopAsync(CancellationToken.None); }
 
@@ -123,7 +144,7 @@ public sealed class LedgerWriterTests : IAsyncLifetime
         // A writer whose database is unreachable reads the events but must not acknowledge them.
         var down = NewWriter("Host=127.0.0.1;Port=1;Username=postgres;Database=x;Timeout=1", consumer: "a");
         await down.StartAsync(CancellationToken.None);
-        await Eventually.TrueAsync(async () => (await _f.Redis.StreamPendingAsync(_f.Keys.UsageStream, ProjectionKeys.UsageGroup)).Count == 5, "events delivered but pending");
+        await Eventually.TrueAsync(async () => (await _f.Redis.StreamPendingAsync(_f.Keys.UsageStream(0), ProjectionKeys.UsageGroup)).Count == 5, "events delivered but pending");
         await down.StopAsync(CancellationToken.None);
         Assert.Equal(0, down.Persisted);
 
@@ -138,7 +159,7 @@ public sealed class LedgerWriterTests : IAsyncLifetime
             {
                 await using var db = _f.Db();
                 return await db.UsageLog.CountAsync() == 5
-                    && (await _f.Redis.StreamPendingAsync(_f.Keys.UsageStream, ProjectionKeys.UsageGroup)).Count == 0;
+                    && (await _f.Redis.StreamPendingAsync(_f.Keys.UsageStream(0), ProjectionKeys.UsageGroup)).Count == 0;
             }, "all five rows persisted and acknowledged");
         }
         finally { await up.StopAsync(CancellationToken.None); }
@@ -161,7 +182,7 @@ public sealed class LedgerWriterTests : IAsyncLifetime
         try
         {
             await Eventually.TrueAsync(async () => await RowsAsync("orphan-") == 5
-                && !(await _f.Redis.StreamPendingAsync(_f.Keys.UsageStream, ProjectionKeys.UsageGroup)).Consumers.ContainsKey("ledger-old-leader"),
+                && !(await _f.Redis.StreamPendingAsync(_f.Keys.UsageStream(0), ProjectionKeys.UsageGroup)).Consumers.ContainsKey("ledger-old-leader"),
                 "the orphaned entries to be persisted and acknowledged while traffic continues");
             await Eventually.TrueAsync(async () => await RowsAsync("steady-") > 0, "the traffic to be persisted too");
         }

@@ -31,7 +31,7 @@ public sealed class RechargeRefundTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _f.DisposeAsync();
 
-    private LedgerWriter Writer() => new(async ct => await _f.Redis.CreateDedicatedAsync(ct), _f.Redis, _f.DataSource, _f.Keys,
+    private LedgerWriter Writer() => new(_f.Redis, _f.DataSource, _f.Keys,
         Options.Create(new LedgerOptions()), NullLogger<LedgerWriter>.Instance, _f.Gate);
 
     private UsageEvent Use(string requestId, string rechargeId = "", long micros = 0) => new()

@@ -50,7 +50,7 @@ public sealed class ReservationSweeperTests : IAsyncLifetime
         });
         Assert.True(admitted.Allowed);
 
-        var writer = new LedgerWriter(async ct => await _f.Redis.CreateDedicatedAsync(ct), _f.Redis, NpgsqlDataSource.Create(_f.Database.ConnectionString), _f.Keys,
+        var writer = new LedgerWriter(_f.Redis, NpgsqlDataSource.Create(_f.Database.ConnectionString), _f.Keys,
             Options.Create(new LedgerOptions { ConsumerName = "sweep-test", Block = TimeSpan.FromMilliseconds(100) }), NullLogger<LedgerWriter>.Instance);
         var sweeper = new ReservationSweeper(enforcer, TimeProvider.System, NullLogger<ReservationSweeper>.Instance);
         await writer.StartAsync(CancellationToken.None);

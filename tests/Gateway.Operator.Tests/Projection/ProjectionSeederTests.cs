@@ -60,7 +60,7 @@ public sealed class ProjectionSeederTests : IAsyncLifetime
 
         // The demo user's grant of 10 USD minus what the ledger consumed, rounded down to a micro-dollar.
         Assert.Equal(9_248_765L, await _f.Projection.GetBalanceMicrosAsync(user.ToString(), CancellationToken.None));
-        var life = (await _f.Redis.ExecuteAsync("HMGET", [_f.Keys.KeyLifetime(key.ToString()), "tokens", "spend"])).Items;
+        var life = (await _f.Redis.ExecuteAsync("HMGET", [_f.Keys.KeyLifetime(user.ToString(), key.ToString()), "tokens", "spend"])).Items;
         Assert.Equal(3 * 120 + 5 + 50 + 500, life[0].AsInt64());
         // Each cost rounded up to a micro-dollar, as settlement counts it.
         Assert.Equal(1_235 + 500_000 + 250_000, life[1].AsInt64());
@@ -81,7 +81,7 @@ public sealed class ProjectionSeederTests : IAsyncLifetime
     {
         var (user, key) = await DemoAsync();
         await _f.Redis.ExecuteAsync("SET", [_f.Keys.Balance(user.ToString()), 123]);
-        await _f.Redis.ExecuteAsync("HSET", [_f.Keys.KeyLifetime(key.ToString()), "tokens", 7, "spend", 8]);
+        await _f.Redis.ExecuteAsync("HSET", [_f.Keys.KeyLifetime(user.ToString(), key.ToString()), "tokens", 7, "spend", 8]);
         var epoch = (await _f.Redis.ExecuteAsync("GET", [_f.Keys.Epoch])).AsString();
         Assert.NotNull(epoch);
 
@@ -89,7 +89,7 @@ public sealed class ProjectionSeederTests : IAsyncLifetime
         await _f.Redis.ExecuteAsync("DEL", [_f.Keys.Epoch]);
         await _f.Driver.PassAsync(CancellationToken.None);
         Assert.Equal(123L, await _f.Projection.GetBalanceMicrosAsync(user.ToString(), CancellationToken.None));
-        Assert.Equal(7L, (await _f.Redis.ExecuteAsync("HGET", [_f.Keys.KeyLifetime(key.ToString()), "tokens"])).AsInt64());
+        Assert.Equal(7L, (await _f.Redis.ExecuteAsync("HGET", [_f.Keys.KeyLifetime(user.ToString(), key.ToString()), "tokens"])).AsInt64());
         var rebuilt = (await _f.Redis.ExecuteAsync("GET", [_f.Keys.Epoch])).AsString();
         Assert.NotNull(rebuilt);
         Assert.NotEqual(epoch, rebuilt);

@@ -137,8 +137,8 @@ public sealed class OperatorGaugesTests : IAsyncLifetime
     public async Task Usage_backlog_counts_unpersisted_events_and_the_age_of_the_oldest()
     {
         var old = DateTimeOffset.UtcNow.AddMinutes(-3).ToUnixTimeMilliseconds();
-        await _f.Redis.ExecuteAsync("XADD", [_f.Keys.UsageStream, old.ToString(CultureInfo.InvariantCulture) + "-0", "request_id", "r1"]);
-        await _f.Redis.ExecuteAsync("XADD", [_f.Keys.UsageStream, "*", "request_id", "r2"]);
+        await _f.Redis.ExecuteAsync("XADD", [_f.Keys.UsageStream(0), old.ToString(CultureInfo.InvariantCulture) + "-0", "request_id", "r1"]);
+        await _f.Redis.ExecuteAsync("XADD", [_f.Keys.UsageStream(0), "*", "request_id", "r2"]);
         using var monitor = new UsageBacklogMonitor(_f.Redis, _f.Keys, Options.Create(new LedgerOptions { MetricsInterval = TimeSpan.FromMilliseconds(200) }), TimeProvider.System, NullLogger<UsageBacklogMonitor>.Instance);
         await monitor.StartAsync(CancellationToken.None);
         try
@@ -149,7 +149,7 @@ public sealed class OperatorGaugesTests : IAsyncLifetime
                 .Select(l => double.Parse(l.Split(' ')[1], CultureInfo.InvariantCulture)).ToList();
             Assert.Contains(ages, a => a is >= 170 and < 3600);
 
-            await _f.Redis.ExecuteAsync("DEL", [_f.Keys.UsageStream]);
+            await _f.Redis.ExecuteAsync("DEL", [_f.Keys.UsageStream(0)]);
             await Eventually.TrueAsync(() => Task.FromResult(!Lines().Any(l => l == "tokengate_ledger_backlog_events 2")), "the backlog to drain");
         }
         finally

@@ -21,7 +21,7 @@ public sealed class ConservationCheckerLiveTests : IAsyncLifetime
     [Fact]
     public async Task Runs_during_steady_traffic_are_clean_and_a_run_after_it_is_exact()
     {
-        var writer = new LedgerWriter(async ct => await _h.F.Redis.CreateDedicatedAsync(ct), _h.F.Redis, NpgsqlDataSource.Create(_h.F.Database.ConnectionString), _h.F.Keys,
+        var writer = new LedgerWriter(_h.F.Redis, NpgsqlDataSource.Create(_h.F.Database.ConnectionString), _h.F.Keys,
             Options.Create(new LedgerOptions { ConsumerName = "live", Block = TimeSpan.FromMilliseconds(50), Linger = TimeSpan.Zero, BatchSize = 50 }),
             NullLogger<LedgerWriter>.Instance);
         await writer.StartAsync(CancellationToken.None);

@@ -1,3 +1,4 @@
+using Gateway.Testing;
 using Gateway.Core.Usage;
 using Gateway.Operator.Verify;
 using Npgsql;
@@ -25,7 +26,7 @@ public sealed class ConservationCheckerRaceTests : IAsyncLifetime
     {
         await _h.RequestAsync(id, cost);
         await UsageLedgerBatch.WriteAsync(NpgsqlDataSource.Create(_h.F.Database.ConnectionString), [_h.Usage(id, cost)]);
-        await _h.RedisAsync("DEL", _h.F.Keys.UsageStream);
+        await ShardedRedis.DeleteAsync(_h.F.Redis, _h.F.Keys.UsageStream);
     }
 
     [Fact]

@@ -81,11 +81,11 @@ public sealed class ConservationCheckerTests : IAsyncLifetime
         Assert.Equal(1, run.Count("pendingUsageEvents"));
 
         // A lease that holds more than it took from the balance breaks the identity.
-        await _h.RedisAsync("HINCRBY", _h.F.Keys.Lease("lease-1"), "money", 1_000);
+        await _h.RedisAsync("HINCRBY", _h.F.Keys.Lease(_h.UserId, "lease-1"), "money", 1_000);
         var over = await _h.VerifyAsync("--lease-grace", "1h", "--settle-wait", "0s");
         Assert.Equal(VerifyCommand.ExitViolations, over.ExitCode);
         Assert.Single(over.Violations(ViolationKinds.BalanceMismatch));
-        await _h.RedisAsync("HINCRBY", _h.F.Keys.Lease("lease-1"), "money", -1_000);
+        await _h.RedisAsync("HINCRBY", _h.F.Keys.Lease(_h.UserId, "lease-1"), "money", -1_000);
 
         // Nobody returned or reclaimed it: past its expiry and the grace, it is reported (and still counted).
         await Eventually.TrueAsync(async () => (await _h.VerifyAsync("--lease-grace", "0s")).Kinds().Contains(ViolationKinds.ExpiredLease),
@@ -222,7 +222,7 @@ public sealed class ConservationCheckerTests : IAsyncLifetime
     {
         await _h.RequestAsync("twice-1", 0.00001m);
         // A second usage event for the same request, as a broken settlement path would write it.
-        await _h.F.Redis.StreamAddAsync(_h.F.Keys.UsageStream, _h.Usage("twice-1", 0.00001m).ToStreamFields());
+        await _h.F.Redis.StreamAddAsync(_h.F.Keys.UsageStream(0), _h.Usage("twice-1", 0.00001m).ToStreamFields());
         await _h.RedisAsync("DECRBY", _h.F.Keys.Balance(_h.UserId), 10);
 
         var run = await _h.VerifyAsync();

@@ -91,7 +91,7 @@ internal sealed class VerifyHarness : IAsyncDisposable
     /// <summary>Runs the real ledger writer until usage_log holds <paramref name="rows"/> rows and the stream is empty.</summary>
     public async Task PersistAsync(int rows)
     {
-        var writer = new LedgerWriter(async ct => await F.Redis.CreateDedicatedAsync(ct), F.Redis, NpgsqlDataSource.Create(F.Database.ConnectionString), F.Keys,
+        var writer = new LedgerWriter(F.Redis, NpgsqlDataSource.Create(F.Database.ConnectionString), F.Keys,
             Options.Create(new LedgerOptions { ConsumerName = "verify-test", Block = TimeSpan.FromMilliseconds(100), Linger = TimeSpan.Zero }),
             NullLogger<LedgerWriter>.Instance);
         await writer.StartAsync(CancellationToken.None);
@@ -100,7 +100,7 @@ internal sealed class VerifyHarness : IAsyncDisposable
             await Eventually.TrueAsync(async () =>
             {
                 await using var db = F.Db();
-                return await db.UsageLog.CountAsync() == rows && await F.Redis.StreamLengthAsync(F.Keys.UsageStream) == 0;
+                return await db.UsageLog.CountAsync() == rows && await ShardedRedis.UsageLengthAsync(F.Redis, F.Keys) == 0;
             }, $"{rows} usage rows persisted and the stream drained");
         }
         finally { await writer.StopAsync(CancellationToken.None); }

@@ -44,7 +44,7 @@ public sealed class ProjectionLossTests
         using (var usage = await h.Http.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/v1/usage") { Headers = { { "Authorization", "Bearer " + c.ApiKey } } }))
             Assert.Equal(HttpStatusCode.ServiceUnavailable, usage.StatusCode);
         Assert.Empty(await h.MockRequestsAsync());
-        Assert.Equal(0, (await h.Redis.ExecuteAsync("ZCARD", [h.Keys.Reservations])).AsInt64());
+        Assert.Equal(0, (await h.Redis.ExecuteAsync("ZCARD", [h.Keys.Reservations(ProjectionKeys.ShardOf(c.User.UserId))])).AsInt64());
         Assert.Equal(0, (await h.Redis.ExecuteAsync("EXISTS", [h.Keys.UserRateCounters(c.User.UserId)])).AsInt64());
 
         // Once the operator has put the balance back, the same request is served.
@@ -63,10 +63,10 @@ public sealed class ProjectionLossTests
         var sending = h.Http.SendAsync(request);
 
         // While the upstream thinks, Redis loses the projection: the reservation, the balance, the epoch.
-        await Eventually.TrueAsync(async () => (await h.Redis.ExecuteAsync("ZCARD", [h.Keys.Reservations])).AsInt64() == 1, "the request to be admitted");
-        var id = (await h.Redis.ExecuteAsync("ZRANGE", [h.Keys.Reservations, 0, -1])).Items[0].AsString()!;
-        await h.Redis.ExecuteAsync("DEL", [h.Keys.Reservation(id), h.Keys.Reservations, h.Keys.Balance(c.User.UserId), h.Keys.Epoch,
-            h.Keys.KeyLifetime(c.Key.KeyId)]);
+        await Eventually.TrueAsync(async () => (await h.Redis.ExecuteAsync("ZCARD", [h.Keys.Reservations(ProjectionKeys.ShardOf(c.User.UserId))])).AsInt64() == 1, "the request to be admitted");
+        var id = (await h.Redis.ExecuteAsync("ZRANGE", [h.Keys.Reservations(ProjectionKeys.ShardOf(c.User.UserId)), 0, -1])).Items[0].AsString()!;
+        await h.Redis.ExecuteAsync("DEL", [h.Keys.Reservation(c.User.UserId, id), h.Keys.Reservations(ProjectionKeys.ShardOf(c.User.UserId)), h.Keys.Balance(c.User.UserId), h.Keys.Epoch,
+            h.Keys.KeyLifetime(c.User.UserId, c.Key.KeyId)]);
         using (var response = await sending) Assert.Equal(HttpStatusCode.OK, response.StatusCode);
 
         // The operator rebuilds: balance from the ledger (which never saw this request), then a new epoch.

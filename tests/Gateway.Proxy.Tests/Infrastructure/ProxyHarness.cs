@@ -275,9 +275,9 @@ public sealed class ProjectionWriter(IRedisClient redis, ProjectionKeys keys, Ke
     public async Task<(int Count, long Micros)> LeasesOfAsync(string userId)
     {
         var (count, micros) = (0, 0L);
-        foreach (var id in (await redis.ExecuteAsync("ZRANGE", [keys.Leases, 0, -1])).Items)
+        foreach (var (shard, id) in await ShardedRedis.MembersAsync(redis, keys.Leases))
         {
-            var v = (await redis.ExecuteAsync("HMGET", [keys.Lease(id.AsString()!), "user_id", "money", "used_money"])).Items;
+            var v = (await redis.ExecuteAsync("HMGET", [keys.Lease(shard, id), "user_id", "money", "used_money"])).Items;
             if (v[0].IsNull || v[0].AsString() != userId) continue;
             count++;
             micros += v[1].AsInt64() - v[2].AsInt64();
@@ -287,20 +287,9 @@ public sealed class ProjectionWriter(IRedisClient redis, ProjectionKeys keys, Ke
 
     public async Task<List<UsageEvent>> ReadUsageAsync() => (await StreamEntriesAsync()).Select(UsageEvent.FromStreamFields).ToList();
 
-    /// <summary>Every usage stream entry's fields as written, oldest first.</summary>
-    private async Task<List<Dictionary<string, string>>> StreamEntriesAsync()
-    {
-        var reply = await redis.ExecuteAsync("XRANGE", [keys.UsageStream, "-", "+"]);
-        var list = new List<Dictionary<string, string>>();
-        foreach (var entry in reply.Items)
-        {
-            var fields = entry.Items[1].Items;
-            var map = new Dictionary<string, string>(StringComparer.Ordinal);
-            for (var i = 0; i + 1 < fields.Count; i += 2) map[fields[i].AsString()!] = fields[i + 1].AsString() ?? "";
-            list.Add(map);
-        }
-        return list;
-    }
+    /// <summary>Every usage stream entry's fields as written (every shard), oldest first.</summary>
+    private async Task<List<Dictionary<string, string>>> StreamEntriesAsync() =>
+        (await ShardedRedis.UsageEntriesAsync(redis, keys)).Select(e => e.Fields).ToList();
 }
 
 /// <summary>Finds the repository root (the folder holding Gateway.sln) from the test's bin folder.</summary>
