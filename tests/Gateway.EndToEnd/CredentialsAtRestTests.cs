@@ -81,7 +81,7 @@ public sealed class CredentialsAtRestTests : IAsyncLifetime
 
         var upstreams = await Eventually.ReturnsAsync(async () =>
         {
-            var json = (await _redis.ExecuteAsync("GET", [_stack.RedisPrefix + "upstreams"])).AsString();
+            var json = (await _redis.ExecuteAsync("GET", [new ProjectionKeys(_stack.RedisPrefix).Upstreams])).AsString();
             var list = json is null ? null : JsonSerializer.Deserialize<List<UpstreamProjection>>(json, TokenGateJson.Options);
             return list is { Count: 2 } ? list : null;
         }, "both upstream accounts in the projection");

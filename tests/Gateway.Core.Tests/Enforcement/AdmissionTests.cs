@@ -6,13 +6,25 @@ using static Gateway.Core.Tests.Enforcement.EnforcementTestContext;
 
 namespace Gateway.Core.Tests.Enforcement;
 
-public sealed class AdmissionTests : IAsyncLifetime
+public abstract class AdmissionTests : IAsyncLifetime
 {
+    /// <summary>On the shared single Redis server.</summary>
+    public sealed class Single : AdmissionTests;
+
+    /// <summary>On a three-master Redis Cluster: every script touches one slot (DESIGN "Hot path v2").</summary>
+    [Collection(EnforcementClusterCollection.Name)]
+    public sealed class Cluster(EnforcementClusterFixture cluster) : AdmissionTests
+    {
+        protected override Task<EnforcementTestContext> CreateContextAsync() => cluster.CreateContextAsync();
+    }
+
+    protected virtual Task<EnforcementTestContext> CreateContextAsync() => CreateAsync();
+
     private EnforcementTestContext _t = null!;
 
     public async Task InitializeAsync()
     {
-        _t = await CreateAsync();
+        _t = await CreateContextAsync();
         await _t.SetBalanceAsync("u1", 1_000_000_000);
     }
 

@@ -17,31 +17,49 @@ public sealed class ManualClock(DateTimeOffset now) : TimeProvider
     public void AdvanceMs(long ms) => Now = Now.AddMilliseconds(ms);
 }
 
-/// <summary>A real Redis connection, a unique key prefix and an <see cref="Enforcer"/> on a manual clock.
-/// Deletes its keys on dispose.</summary>
+/// <summary>A real Redis connection (the shared server, or a three-master cluster), a unique key prefix and an
+/// <see cref="Enforcer"/> on a manual clock. Deletes its keys on dispose (on the shared server).</summary>
 public sealed class EnforcementTestContext : IAsyncDisposable
 {
     /// <summary>One second into a minute, so minute-window arithmetic in tests is easy to follow.</summary>
     public static readonly DateTimeOffset T0 = new(2026, 6, 10, 10, 0, 1, TimeSpan.Zero);
 
-    private EnforcementTestContext(RespClient redis, ProjectionKeys keys, ManualClock clock)
+    private readonly Func<Task<IRedisClient>> _connect;
+    private readonly bool _shared;
+
+    private EnforcementTestContext(IRedisClient redis, ProjectionKeys keys, ManualClock clock, Func<Task<IRedisClient>> connect, bool shared)
     {
         Redis = redis;
         Keys = keys;
         Clock = clock;
         Enforcer = new Enforcer(redis, keys, clock);
+        _connect = connect;
+        _shared = shared;
     }
 
-    public RespClient Redis { get; }
+    public IRedisClient Redis { get; }
     public ProjectionKeys Keys { get; }
     public ManualClock Clock { get; }
     public Enforcer Enforcer { get; }
 
+    /// <summary>On the shared Redis server (<see cref="TestEnvironment.Redis"/>).</summary>
     public static async Task<EnforcementTestContext> CreateAsync(DateTimeOffset? start = null)
     {
         var redis = await RespClient.ConnectAsync(TestEnvironment.Redis);
-        return new EnforcementTestContext(redis, new ProjectionKeys(TestEnvironment.UniqueRedisPrefix()), new ManualClock(start ?? T0));
+        return new EnforcementTestContext(redis, new ProjectionKeys(TestEnvironment.UniqueRedisPrefix()), new ManualClock(start ?? T0),
+            async () => await RespClient.ConnectAsync(TestEnvironment.Redis), shared: true);
     }
+
+    /// <summary>On a Redis Cluster (a connection string with <c>cluster=true</c>); its keys are left to the throw-away cluster.</summary>
+    public static async Task<EnforcementTestContext> CreateOnAsync(string connectionString, DateTimeOffset? start = null)
+    {
+        var redis = await RedisClients.ConnectAsync(connectionString);
+        return new EnforcementTestContext(redis, new ProjectionKeys(TestEnvironment.UniqueRedisPrefix()), new ManualClock(start ?? T0),
+            () => RedisClients.ConnectAsync(connectionString), shared: false);
+    }
+
+    /// <summary>Another connection to the same Redis (a second replica's); the caller disposes it.</summary>
+    public Task<IRedisClient> ConnectAnotherAsync() => _connect();
 
     public static UserProjection User(string userId = "u1", RateLimits? limits = null, Budget? budget = null) =>
         new() { UserId = userId, Name = "default/" + userId, Limits = limits, Budget = budget };
@@ -110,6 +128,11 @@ public sealed class EnforcementTestContext : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (!_shared)
+        {
+            await Redis.DisposeAsync();
+            return;
+        }
         var cursor = "0";
         do
         {

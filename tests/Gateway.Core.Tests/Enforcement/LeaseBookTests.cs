@@ -16,15 +16,27 @@ namespace Gateway.Core.Tests.Enforcement;
 /// it over, and it settles exactly. Each test ends with the money adding up: the balance is the initial balance minus
 /// exactly what the usage events charged.
 /// </summary>
-public sealed class LeaseBookTests : IAsyncLifetime
+public abstract class LeaseBookTests : IAsyncLifetime
 {
+    /// <summary>On the shared single Redis server.</summary>
+    public sealed class Single : LeaseBookTests;
+
+    /// <summary>On a three-master Redis Cluster: every script touches one slot (DESIGN "Hot path v2").</summary>
+    [Collection(EnforcementClusterCollection.Name)]
+    public sealed class Cluster(EnforcementClusterFixture cluster) : LeaseBookTests
+    {
+        protected override Task<EnforcementTestContext> CreateContextAsync() => cluster.CreateContextAsync();
+    }
+
+    protected virtual Task<EnforcementTestContext> CreateContextAsync() => CreateAsync();
+
     private const long Balance = 1_000_000_000;
     private EnforcementTestContext _t = null!;
     private readonly List<LeaseBook> _books = [];
 
     public async Task InitializeAsync()
     {
-        _t = await CreateAsync();
+        _t = await CreateContextAsync();
         await _t.SetBalanceAsync("u1", Balance);
     }
 

@@ -12,14 +12,26 @@ namespace Gateway.Core.Tests.Enforcement;
 /// ordinary reservations, settled or expired as in exact mode; a reclaimed lease's flush writes nothing. In every case
 /// the balance ends as the initial balance minus exactly what the usage events charged.
 /// </summary>
-public sealed class LeaseFlushTests : IAsyncLifetime
+public abstract class LeaseFlushTests : IAsyncLifetime
 {
+    /// <summary>On the shared single Redis server.</summary>
+    public sealed class Single : LeaseFlushTests;
+
+    /// <summary>On a three-master Redis Cluster: every script touches one slot (DESIGN "Hot path v2").</summary>
+    [Collection(EnforcementClusterCollection.Name)]
+    public sealed class Cluster(EnforcementClusterFixture cluster) : LeaseFlushTests
+    {
+        protected override Task<EnforcementTestContext> CreateContextAsync() => cluster.CreateContextAsync();
+    }
+
+    protected virtual Task<EnforcementTestContext> CreateContextAsync() => CreateAsync();
+
     private const long Balance = 1_000_000_000;
     private EnforcementTestContext _t = null!;
 
     public async Task InitializeAsync()
     {
-        _t = await CreateAsync();
+        _t = await CreateContextAsync();
         await _t.SetBalanceAsync("u1", Balance);
     }
 

@@ -12,14 +12,26 @@ namespace Gateway.Core.Tests.Enforcement;
 /// back exactly what was not used. Usage against a lease is written into its hash by hand here, as the usage flush
 /// will (the hash fields are the scripts' contract).
 /// </summary>
-public sealed class LeaseGrantTests : IAsyncLifetime
+public abstract class LeaseGrantTests : IAsyncLifetime
 {
+    /// <summary>On the shared single Redis server.</summary>
+    public sealed class Single : LeaseGrantTests;
+
+    /// <summary>On a three-master Redis Cluster: every script touches one slot (DESIGN "Hot path v2").</summary>
+    [Collection(EnforcementClusterCollection.Name)]
+    public sealed class Cluster(EnforcementClusterFixture cluster) : LeaseGrantTests
+    {
+        protected override Task<EnforcementTestContext> CreateContextAsync() => cluster.CreateContextAsync();
+    }
+
+    protected virtual Task<EnforcementTestContext> CreateContextAsync() => CreateAsync();
+
     private const long Balance = 1_000_000_000;
     private EnforcementTestContext _t = null!;
 
     public async Task InitializeAsync()
     {
-        _t = await CreateAsync();
+        _t = await CreateContextAsync();
         await _t.SetBalanceAsync("u1", Balance);
     }
 

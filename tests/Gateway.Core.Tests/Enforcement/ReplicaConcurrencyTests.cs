@@ -9,17 +9,29 @@ using static Gateway.Core.Tests.Enforcement.EnforcementTestContext;
 namespace Gateway.Core.Tests.Enforcement;
 
 /// <summary>Two proxy replicas: two Enforcers, each on its own Redis connection, sharing one projection.</summary>
-public sealed class ReplicaConcurrencyTests : IAsyncLifetime
+public abstract class ReplicaConcurrencyTests : IAsyncLifetime
 {
+    /// <summary>On the shared single Redis server.</summary>
+    public sealed class Single : ReplicaConcurrencyTests;
+
+    /// <summary>On a three-master Redis Cluster: every script touches one slot (DESIGN "Hot path v2").</summary>
+    [Collection(EnforcementClusterCollection.Name)]
+    public sealed class Cluster(EnforcementClusterFixture cluster) : ReplicaConcurrencyTests
+    {
+        protected override Task<EnforcementTestContext> CreateContextAsync() => cluster.CreateContextAsync();
+    }
+
+    protected virtual Task<EnforcementTestContext> CreateContextAsync() => CreateAsync();
+
     private const long InitialBalance = 5_000_000;
     private EnforcementTestContext _t = null!;
-    private RespClient _secondConnection = null!;
+    private IRedisClient _secondConnection = null!;
     private Enforcer _replicaB = null!;
 
     public async Task InitializeAsync()
     {
-        _t = await CreateAsync();
-        _secondConnection = await RespClient.ConnectAsync(TestEnvironment.Redis);
+        _t = await CreateContextAsync();
+        _secondConnection = await _t.ConnectAnotherAsync();
         _replicaB = new Enforcer(_secondConnection, _t.Keys, _t.Clock);
         await _t.SetBalanceAsync("u1", InitialBalance);
     }

@@ -5,14 +5,26 @@ using static Gateway.Core.Tests.Enforcement.EnforcementTestContext;
 
 namespace Gateway.Core.Tests.Enforcement;
 
-public sealed class SettlementTests : IAsyncLifetime
+public abstract class SettlementTests : IAsyncLifetime
 {
+    /// <summary>On the shared single Redis server.</summary>
+    public sealed class Single : SettlementTests;
+
+    /// <summary>On a three-master Redis Cluster: every script touches one slot (DESIGN "Hot path v2").</summary>
+    [Collection(EnforcementClusterCollection.Name)]
+    public sealed class Cluster(EnforcementClusterFixture cluster) : SettlementTests
+    {
+        protected override Task<EnforcementTestContext> CreateContextAsync() => cluster.CreateContextAsync();
+    }
+
+    protected virtual Task<EnforcementTestContext> CreateContextAsync() => CreateAsync();
+
     private static readonly Budget DailyBudget = new() { Amount = 10m, Period = BudgetPeriods.Daily, Timezone = "UTC" };
     private EnforcementTestContext _t = null!;
 
     public async Task InitializeAsync()
     {
-        _t = await CreateAsync();
+        _t = await CreateContextAsync();
         await _t.SetBalanceAsync("u1", 5_000_000);
     }
 

@@ -78,7 +78,7 @@ public sealed class RedisFlushTests
         Assert.All(served, id => Assert.Equal(1, rows[id]));
 
         // The ledger writer has caught up (recharges that duplicated a row are refunded): the money adds up.
-        await Eventually.TrueAsync(async () => (await client.ExecuteAsync("XLEN", [stack.RedisPrefix + "usage"])).AsInt64() == 0,
+        await Eventually.TrueAsync(async () => await ShardedRedis.UsageLengthAsync(client, new ProjectionKeys(stack.RedisPrefix)) == 0,
             "the usage stream to drain", TimeSpan.FromSeconds(60));
         await FaultTraffic.AssertConservedAsync(stack, redis.Address);
         FaultTraffic.Report($"redis flushed {flushes} time(s), two replicas", outcomes.ToList(), rows.Count, unmetered: 0, reservedOnly: 0, recovery, "clean");
