@@ -133,7 +133,8 @@ public sealed class LeaseChaosTests(ITestOutputHelper output)
                 var after = load.All.Where(o => o.SentAt > flushedAt && o.SentAt < rebuiltAt).ToList();
                 notes.Add(string.Create(CultureInfo.InvariantCulture,
                     $"flush {flushes}: {held} leases held; rebuilt after {(rebuiltAt - flushedAt).TotalSeconds:0.0} s, leases again after {(leasedAgainAt - flushedAt).TotalSeconds:0.0} s; "
-                    + $"sent before the rebuild: {after.Count(o => o.Status == 200)} × 200, {after.Count(o => o.Status == 503)} × 503"));
+                    + $"sent before the epoch was back: {after.Count(o => o.Status == 200)} × 200 (leases granted once the balance is reseeded, which comes before the epoch), "
+                    + $"{after.Count(o => o.Status == 503)} × 503"));
             }
         }
         finally
