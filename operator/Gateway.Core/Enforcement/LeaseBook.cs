@@ -105,7 +105,17 @@ public sealed partial class LeaseBook : IAsyncDisposable
             }
             if (ticket is not null)
             {
-                var admitted = await AwaitAdmissionAsync(ticket).ConfigureAwait(false);
+                LeaseTicket admitted;
+                try
+                {
+                    admitted = await AwaitAdmissionAsync(ticket).ConfigureAwait(false);
+                }
+                catch (LeaseGoneException)
+                {
+                    // Redis no longer has the lease (it lost its data, or the sweeper reclaimed it): take a new one, which
+                    // fails with ProjectionMissingException while the projection is being rebuilt.
+                    continue;
+                }
                 AdmittedCounter.Add(1);
                 return admitted;
             }
@@ -322,10 +332,15 @@ public sealed partial class LeaseBook : IAsyncDisposable
                         break;
                 }
             }
+            HashSet<Slot>? gone = null;
             try
             {
-                foreach (var chunk in byLease.Values.Chunk(_options.MaxLeasesPerFlush))
-                    await _enforcer.FlushLeasedAsync(chunk, cancellationToken).ConfigureAwait(false);
+                foreach (var chunk in byLease.Chunk(_options.MaxLeasesPerFlush))
+                {
+                    var results = await _enforcer.FlushLeasedAsync(Array.ConvertAll(chunk, static kv => kv.Value), cancellationToken).ConfigureAwait(false);
+                    for (var i = 0; i < results.Count; i++)
+                        if (!results[i].LeaseAlive) (gone ??= []).Add(chunk[i].Key);
+                }
             }
             catch (Exception e)
             {
@@ -338,8 +353,18 @@ public sealed partial class LeaseBook : IAsyncDisposable
                 }
                 throw;
             }
+            // A lease Redis no longer has got nothing written: its admissions have no in-flight record, so they must not
+            // proceed (a replica that died would leave them charged nowhere), and it admits nothing more. Its settlements
+            // went to the usage outbox as lost, which charges them again once the projection is rebuilt.
+            if (gone is not null)
+                foreach (var slot in gone)
+                    lock (slot.Pair) slot.Retire();
             foreach (var r in batch)
-                if (r.Kind == RecordKind.Admission) r.Ticket.Recorded.TrySetResult();
+            {
+                if (r.Kind != RecordKind.Admission) continue;
+                if (gone is not null && gone.Contains(r.Slot)) r.Ticket.Recorded.TrySetException(new LeaseGoneException());
+                else r.Ticket.Recorded.TrySetResult();
+            }
         }
         finally
         {
@@ -465,6 +490,9 @@ public sealed partial class LeaseBook : IAsyncDisposable
             slot.Ended.TrySetResult();
         }
     }
+
+    /// <summary>A flush found the lease gone from Redis: the admission was not recorded.</summary>
+    private sealed class LeaseGoneException() : Exception("The quota lease is gone from Redis (lost with its data, or reclaimed).");
 
     private static partial class Log
     {

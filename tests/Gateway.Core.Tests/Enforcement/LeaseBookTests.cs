@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Gateway.Core.Enforcement;
 using Gateway.Core.Pricing;
 using Gateway.Core.Projection;
+using Gateway.Core.Redis;
 using Gateway.Core.Resources;
 using Gateway.Core.Usage;
 using Gateway.Testing;
@@ -276,5 +277,55 @@ public abstract class LeaseBookTests : IAsyncLifetime
         Assert.Null(await book.TryAdmitAsync(Request(Key(limits: new KeyLimits { MaxConcurrent = 5 }), User())));
         Assert.Equal(0, book.Granted);
         Assert.Equal(0, await _t.CountAllShardsAsync(_t.Keys.Leases));
+    }
+    [Fact]
+    public async Task A_lease_Redis_lost_admits_nothing_more_and_the_pair_is_leased_again_once_rebuilt()
+    {
+        var book = Book();
+        var key = Key();
+        var user = User();
+        var inFlight = Request(key, user, reservedMicros: 2_000);
+        var lost = (await book.TryAdmitAsync(inFlight))!;
+        Assert.True(await _t.ExistsAsync(_t.Keys.Lease(lost.LeaseId)));
+
+        // Redis loses its data (FLUSHALL; here only this test's keys, the shared Redis is never flushed). The book still
+        // has room in the lease locally, but an admission under it would return with no in-flight record in Redis: if
+        // the replica died, nothing would charge the request. It is refused instead, as while the projection is rebuilt.
+        await LoseRedisDataAsync();
+        var during = Request(key, user, reservedMicros: 2_000);
+        LeaseTicket? admitted = null;
+        var error = await Record.ExceptionAsync(async () => admitted = await book.TryAdmitAsync(during));
+        Assert.True(admitted is null, $"admitted under lease {admitted?.LeaseId}, which Redis lost");
+        Assert.IsType<ProjectionMissingException>(error);
+        await Assert.ThrowsAsync<ProjectionMissingException>(() => book.TryAdmitAsync(Request(key, user, reservedMicros: 2_000)).AsTask());
+
+        // Rebuilt (the balance is back): the pair gets a new lease, and what it admits is recorded in Redis again.
+        await _t.SetBalanceAsync("u1", Balance);
+        var after = Request(key, user, reservedMicros: 2_000);
+        var ticket = (await book.TryAdmitAsync(after))!;
+        Assert.NotEqual(lost.LeaseId, ticket.LeaseId);
+        Assert.Equal(1, (await _t.Redis.ExecuteAsync("HEXISTS", [_t.Keys.LeaseInflight(ticket.LeaseId), after.RequestId])).AsInt64());
+
+        // The request in flight across the loss settles (its usage goes to the outbox as lost, which charges it again);
+        // the lost lease is written nowhere and the new one goes back whole but for what it used.
+        await book.SettleAsync(lost, UsageOf(inFlight, 1_500), 1_500);
+        await book.SettleAsync(ticket, UsageOf(after, 1_500), 1_500);
+        await book.DisposeAsync();
+        Assert.False(await _t.ExistsAsync(_t.Keys.Lease(lost.LeaseId)));
+        Assert.Equal(0, await _t.CountAsync(_t.Keys.Leases));
+        Assert.Equal(Balance - 1_500, await _t.GetLongAsync(_t.Keys.Balance("u1")));
+    }
+
+    /// <summary>Deletes every key of this test's prefix, as FLUSHALL would.</summary>
+    private async Task LoseRedisDataAsync()
+    {
+        var cursor = "0";
+        do
+        {
+            var reply = await _t.Redis.ExecuteAsync("SCAN", [cursor, "MATCH", _t.Keys.Prefix + "*", "COUNT", 1000]);
+            cursor = reply.Items[0].AsString()!;
+            var found = reply.Items[1].Items;
+            if (found.Count > 0) await _t.Redis.ExecuteAsync("DEL", found.Select(k => (RedisArg)k.AsString()!).ToArray());
+        } while (cursor != "0");
     }
 }

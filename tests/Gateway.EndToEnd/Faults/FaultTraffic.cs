@@ -1,8 +1,10 @@
 using System.Net.Http.Headers;
 using System.Text;
+using System.Text.Json;
 using Gateway.Operator.Verify;
 using Gateway.Testing;
 using Npgsql;
+using Xunit.Abstractions;
 
 namespace Gateway.EndToEnd.Faults;
 
@@ -56,8 +58,9 @@ internal static class FaultTraffic
     /// <param name="unmetered">Requests answered 200 with neither a usage row nor an open reservation (the tests assert 0).</param>
     /// <param name="reservedOnly">Requests answered 200 whose usage is still an open reservation (the sweeper charges it at lease end).</param>
     /// <param name="note">Figures of the run's own (e.g. takeover times), appended to the line.</param>
+    /// <param name="output">The test's output, where the line is written too (xunit does not show the console's).</param>
     public static void Report(string run, IReadOnlyCollection<Outcome> outcomes, long usageRows, int unmetered, int reservedOnly, TimeSpan? recovery, string conservation,
-        string? note = null)
+        string? note = null, ITestOutputHelper? output = null)
     {
         var byStatus = string.Join(", ", outcomes.GroupBy(o => o.Status).OrderBy(g => g.Key)
             .Select(g => $"{(g.Key == 0 ? "transport error" : g.Key.ToString(System.Globalization.CultureInfo.InvariantCulture))}: {g.Count()}"));
@@ -66,13 +69,15 @@ internal static class FaultTraffic
             + $"conservation {conservation}; unmetered successes {unmetered}, still reserved {reservedOnly}"
             + (note is null ? "" : "; " + note);
         Console.WriteLine(line);
+        output?.WriteLine(line);
         if (Environment.GetEnvironmentVariable("TG_CHAOS_REPORT") is { Length: > 0 } file) File.AppendAllText(file, line + Environment.NewLine);
     }
 
     /// <summary>One request's outcome: its status (0 = the transport failed), the proxy's request id, the body and when it was sent.</summary>
     public sealed record Outcome(int Status, string? RequestId, string Body, DateTime SentAt);
 
-    public static async Task<Outcome> SendAsync(HttpClient http, string key, bool stream)
+    /// <param name="headers">Extra request headers (e.g. the mock upstream's x-mock-* controls, for a slower stream).</param>
+    public static async Task<Outcome> SendAsync(HttpClient http, string key, bool stream, IEnumerable<KeyValuePair<string, string>>? headers = null)
     {
         var sentAt = DateTime.UtcNow;
         var body = stream
@@ -80,6 +85,7 @@ internal static class FaultTraffic
             : """{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}""";
         using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        foreach (var (name, value) in headers ?? []) request.Headers.Add(name, value);
         try
         {
             using var response = await http.SendAsync(request);
@@ -107,11 +113,12 @@ internal static class FaultTraffic
         return result;
     }
 
-    /// <summary>Runs the conservation checker (<c>Gateway.Operator verify</c>) against the stack and asserts it is clean.</summary>
-    public static Task AssertConservedAsync(GatewayStack stack, string redis) => AssertConservedAsync(stack.PostgresConnectionString, stack.RedisPrefix, redis);
+    /// <summary>Runs the conservation checker (<c>Gateway.Operator verify</c>) against the stack and asserts it is clean;
+    /// returns what it counted (open reservations and quota leases among them).</summary>
+    public static Task<VerifyCounts> AssertConservedAsync(GatewayStack stack, string redis) => AssertConservedAsync(stack.PostgresConnectionString, stack.RedisPrefix, redis);
 
-    /// <summary>Runs the conservation checker against a database and a Redis key prefix and asserts it is clean.</summary>
-    public static async Task AssertConservedAsync(string postgres, string redisPrefix, string redis)
+    /// <summary>Runs the conservation checker against a database and a Redis key prefix and asserts it is clean; returns its counts.</summary>
+    public static async Task<VerifyCounts> AssertConservedAsync(string postgres, string redisPrefix, string redis)
     {
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
@@ -121,7 +128,10 @@ internal static class FaultTraffic
             "--ConnectionStrings:Postgres", postgres,
             "--ConnectionStrings:Redis", redis,
             "--TokenGate:Redis:KeyPrefix", redisPrefix,
+            "--json",
         ], stdout, stderr);
         Assert.True(code == VerifyCommand.ExitClean, $"verify exited {code}:\n{stdout}{stderr}");
+        using var report = JsonDocument.Parse(stdout.ToString());
+        return report.RootElement.GetProperty("counts").Deserialize<VerifyCounts>(new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
     }
 }
