@@ -135,6 +135,19 @@ public sealed class RedisClusterClientTests(RedisClusterFixture fixture) : IAsyn
         Assert.Contains("cluster", error.Message, StringComparison.OrdinalIgnoreCase);
     }
 
+    [Fact]
+    public async Task A_client_created_in_the_background_serves_once_it_knows_the_slot_map()
+    {
+        await using var client = RedisClients.Create(RespClientOptions.Parse(_cluster.ConnectionString));
+        var cluster = Assert.IsType<RedisClusterClient>(client);
+
+        await Eventually.TrueAsync(() => Task.FromResult(client.IsConnected), "the background client to load the slot map");
+        Assert.Equal(3, cluster.MasterEndPoints.Count);
+        var (key, _) = await _cluster.KeyOnNodeAsync(_prefix, 2);
+        await client.SetAsync(key, "bg");
+        Assert.Equal("bg", (await _cluster.Client(2).ExecuteAsync("GET", [key])).AsString());
+    }
+
     private async Task<long> MgetCallsAsync()
     {
         long calls = 0;

@@ -23,12 +23,19 @@ public sealed class RedisClusterRedirectionTests(RedisClusterFixture fixture) : 
         var script = new LuaScript("return redis.call('GET', KEYS[1])");
         Assert.Equal("before", (await _client.EvalAsync(script, [key], [])).AsString());
 
+        var (_, otherSlot) = await _cluster.KeyOnNodeAsync(_prefix, 0, hashTag: true);
+        Assert.NotEqual(slot, otherSlot);
+
         await _cluster.MoveSlotAsync(slot, to: 1);
+        await _cluster.MoveSlotAsync(otherSlot, to: 1);
         Assert.Equal(1, await _cluster.OwnerOfSlotAsync(slot));
         Assert.Equal(_cluster.Addresses[0], _client.EndPointForSlot(slot)); // the client does not know yet
 
         Assert.Equal("before", await _client.GetAsync(key));
         Assert.Equal(_cluster.Addresses[1], _client.EndPointForSlot(slot));
+        // The MOVED also refreshed the whole map in the background: the other moved slot is known without a redirection.
+        await Eventually.TrueAsync(() => Task.FromResult(_client.EndPointForSlot(otherSlot) == _cluster.Addresses[1]),
+            "the refreshed slot map to show the other moved slot");
         Assert.Equal("before", (await _client.EvalAsync(script, [key], [])).AsString());
         await _client.SetAsync(key, "after");
         Assert.Equal("after", (await _cluster.Client(1).ExecuteAsync("GET", [key])).AsString());
