@@ -15,6 +15,7 @@ internal sealed class ConnectionSupervisor
     private readonly bool _subscriber;
     private readonly Action<RespValue>? _onPush;
     private readonly Func<RespConnection, bool, CancellationToken, Task>? _onConnected;
+    private readonly Func<RespClientOptions>? _chooseNode;
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource _firstAttempt = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private RespConnection? _current;
@@ -22,14 +23,18 @@ internal sealed class ConnectionSupervisor
 
     /// <param name="onConnected">Runs on every new connection before it is considered established
     /// (e.g. to re-subscribe); the flag is true for reconnects. A failure breaks that connection.</param>
+    /// <param name="chooseNode">When set, picks the server (options) for every connect attempt instead of
+    /// <paramref name="options"/>: a Redis Cluster subscriber moves to another node when its node goes away.</param>
     public ConnectionSupervisor(
         RespClientOptions options,
         ILogger logger,
         string role,
         bool subscriber,
         Action<RespValue>? onPush,
-        Func<RespConnection, bool, CancellationToken, Task>? onConnected)
+        Func<RespConnection, bool, CancellationToken, Task>? onConnected,
+        Func<RespClientOptions>? chooseNode = null)
     {
+        _chooseNode = chooseNode;
         _options = options;
         _logger = logger;
         _role = role;
@@ -74,9 +79,10 @@ internal sealed class ConnectionSupervisor
         while (!stop.IsCancellationRequested)
         {
             RespConnection connection;
+            var options = _chooseNode?.Invoke() ?? _options;
             try
             {
-                connection = await RespConnection.ConnectAsync(_options, _subscriber, _onPush, stop).ConfigureAwait(false);
+                connection = await RespConnection.ConnectAsync(options, _subscriber, _onPush, stop).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -87,7 +93,7 @@ internal sealed class ConnectionSupervisor
                 failedAttempts++;
                 _firstAttempt.TrySetException(e as RedisConnectionException ?? new RedisConnectionException(e.Message, e));
                 var wait = WithJitter(delay);
-                Log.ConnectFailed(_logger, _role, _options.EndPoint, failedAttempts, (long)wait.TotalMilliseconds, e.Message);
+                Log.ConnectFailed(_logger, _role, options.EndPoint, failedAttempts, (long)wait.TotalMilliseconds, e.Message);
                 try
                 {
                     await Task.Delay(wait, stop).ConfigureAwait(false);
@@ -107,8 +113,8 @@ internal sealed class ConnectionSupervisor
                 connection.Fail(new RedisConnectionException("The Redis client was disposed."));
                 break;
             }
-            if (everConnected) Log.Reconnected(_logger, _role, _options.EndPoint, failedAttempts);
-            else Log.Connected(_logger, _role, _options.EndPoint);
+            if (everConnected) Log.Reconnected(_logger, _role, options.EndPoint, failedAttempts);
+            else Log.Connected(_logger, _role, options.EndPoint);
 
             if (_onConnected is not null)
             {
@@ -118,7 +124,7 @@ internal sealed class ConnectionSupervisor
                 }
                 catch (Exception e)
                 {
-                    Log.SetupFailed(_logger, _role, _options.EndPoint, e.Message);
+                    Log.SetupFailed(_logger, _role, options.EndPoint, e.Message);
                     connection.Fail(e as RedisConnectionException ?? new RedisConnectionException(e.Message, e));
                 }
             }
@@ -130,7 +136,7 @@ internal sealed class ConnectionSupervisor
             var reason = await connection.Closed.ConfigureAwait(false);
             Interlocked.CompareExchange(ref _current, null, connection);
             if (stop.IsCancellationRequested) break;
-            Log.Disconnected(_logger, _role, _options.EndPoint, reason.Message);
+            Log.Disconnected(_logger, _role, options.EndPoint, reason.Message);
             // The first reconnect attempt is immediate (a blip); backoff applies from the first failure.
         }
         _firstAttempt.TrySetException(new RedisConnectionException("The Redis client was disposed."));

@@ -17,7 +17,8 @@ public sealed record StreamPendingSummary(long Count, string? LowestId, string? 
 /// Redis Streams commands used by the usage pipeline (proxy XADDs, ledger writer consumes with a group).
 /// </summary>
 /// <remarks>
-/// A blocking read (<c>block</c> set) must run on a client from <see cref="RespClient.CreateDedicatedAsync"/>:
+/// A blocking read (<c>block</c> set) must run on a client from <see cref="RespClient.CreateDedicatedAsync"/>
+/// (or <see cref="Cluster.RedisClusterClient.CreateDedicatedAsync"/>, <see cref="RedisClients.CreateDedicatedAsync"/>):
 /// on the shared multiplexed connection it would hold up every other command until it returns, so a
 /// shared <see cref="RespClient"/> rejects it with <see cref="InvalidOperationException"/>. The block
 /// time is added to that command's timeout.
@@ -84,10 +85,10 @@ public static class RedisStreams
         {
             var ms = (long)Math.Ceiling(wait.TotalMilliseconds);
             ArgumentOutOfRangeException.ThrowIfNegativeOrZero(ms, nameof(block));
-            if (client is RespClient { IsDedicated: false })
+            if (client is RespClient { IsDedicated: false } or Cluster.RedisClusterClient { IsDedicated: false })
             {
                 throw new InvalidOperationException(
-                    "A blocking XREADGROUP would stall every command on the shared Redis connection; run it on a client from RespClient.CreateDedicatedAsync.");
+                    "A blocking XREADGROUP would stall every command on the shared Redis connection; run it on a client from CreateDedicatedAsync.");
             }
             reply = await Execute(client, "XREADGROUP", ["GROUP", group, consumer, "COUNT", count, "BLOCK", ms, "STREAMS", key, id],
                 null, wait, cancellationToken).ConfigureAwait(false);
@@ -188,6 +189,7 @@ public static class RedisStreams
         var args = new List<RedisArg>(head.Length + (tail?.Count ?? 0));
         foreach (var arg in head) args.Add(arg);
         if (tail is not null) args.AddRange(tail);
+        if (client is Cluster.RedisClusterClient cluster) return cluster.ExecuteAsync(command, args, extraTimeout, cancellationToken);
         return client.ExecuteAsync(command, args, cancellationToken);
     }
 }

@@ -27,6 +27,7 @@ public sealed class RespClient : IRedisClient
     private readonly SemaphoreSlim _subscriptionGate = new(1, 1);
     private readonly Lock _handlersLock = new();
     private readonly Dictionary<string, Subscription[]> _handlers = new(StringComparer.Ordinal);
+    private readonly Func<RespClientOptions>? _chooseSubscriberNode;
     private ConnectionSupervisor? _subscriber; // created under _subscriptionGate
     private int _disposed;
 
@@ -38,15 +39,29 @@ public sealed class RespClient : IRedisClient
     {
     }
 
-    private RespClient(RespClientOptions options, ILogger? logger, bool dedicated)
+    private RespClient(RespClientOptions options, ILogger? logger, bool dedicated, Func<RespClientOptions>? chooseSubscriberNode = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         Options = options;
         IsDedicated = dedicated;
         _logger = logger ?? NullLogger.Instance;
+        _chooseSubscriberNode = chooseSubscriberNode;
         _commands = new ConnectionSupervisor(options, _logger, dedicated ? "dedicated" : "command", subscriber: false, onPush: null, onConnected: null);
-        _commands.Start();
+        // A subscriptions-only client never connects its command connection: commands on it fail fast.
+        if (chooseSubscriberNode is null) _commands.Start();
     }
+
+    /// <summary>A client for one Redis Cluster node, connecting in the background (dedicated: blocking commands allowed).</summary>
+    internal static RespClient ForNode(RespClientOptions options, ILogger? logger, bool dedicated) => new(options, logger, dedicated);
+
+    /// <summary>A client for <see cref="SubscribeAsync"/> only, whose subscriber connection asks
+    /// <paramref name="chooseNode"/> which server to use on every (re)connect (Redis Cluster: any node serves
+    /// every channel, so a subscriber whose node went away moves to another and raises <see cref="Reconnected"/>).</summary>
+    internal static RespClient ForSubscriptions(RespClientOptions options, ILogger? logger, Func<RespClientOptions> chooseNode) =>
+        new(options, logger, dedicated: false, chooseNode);
+
+    /// <summary>Completes after the first connect attempt of the command connection (successful or not).</summary>
+    internal Task FirstAttempt => _commands.FirstAttempt;
 
     public RespClientOptions Options { get; }
 
@@ -147,7 +162,7 @@ public sealed class RespClient : IRedisClient
             ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
             if (_subscriber is null)
             {
-                _subscriber = new ConnectionSupervisor(Options, _logger, "subscriber", subscriber: true, OnPush, OnSubscriberConnectedAsync);
+                _subscriber = new ConnectionSupervisor(Options, _logger, "subscriber", subscriber: true, OnPush, OnSubscriberConnectedAsync, _chooseSubscriberNode);
                 _subscriber.Start();
             }
             subscriber = _subscriber;
@@ -226,6 +241,20 @@ public sealed class RespClient : IRedisClient
         var connection = _commands.Current;
         if (connection is null) return Task.FromException<RespValue>(NotConnected());
         return connection.SendAsync(command, head, first, second, extraTimeout, cancellationToken);
+    }
+
+    /// <summary>Sends <c>ASKING</c> and the command back to back on the command connection (Redis Cluster ASK redirection).</summary>
+    internal Task<RespValue> SendAsking(
+        string command,
+        ReadOnlySpan<RedisArg> head,
+        IReadOnlyList<RedisArg>? first,
+        IReadOnlyList<RedisArg>? second,
+        TimeSpan extraTimeout,
+        CancellationToken cancellationToken)
+    {
+        var connection = _commands.Current;
+        if (connection is null) return Task.FromException<RespValue>(NotConnected());
+        return connection.SendAskingAsync(command, head, first, second, extraTimeout, cancellationToken);
     }
 
     // Not async: the head span cannot live across an await.

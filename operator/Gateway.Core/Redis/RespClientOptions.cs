@@ -32,6 +32,10 @@ public sealed record RespClientOptions
 
     public TimeSpan ReconnectMaxDelay { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>The endpoint is one node (the seed) of a Redis Cluster: <see cref="RedisClients"/> then creates a
+    /// <see cref="Cluster.RedisClusterClient"/>, which discovers the other nodes and routes commands by key slot.</summary>
+    public bool Cluster { get; init; }
+
     /// <summary>"host:port", for logs and error messages.</summary>
     public string EndPoint => Host.Contains(':', StringComparison.Ordinal)
         ? "[" + Host + "]:" + Port.ToString(CultureInfo.InvariantCulture)
@@ -40,8 +44,9 @@ public sealed record RespClientOptions
     /// <summary>
     /// Parses "host[:port][,option=value...]". Options (case-insensitive): <c>password</c>, <c>user</c>,
     /// <c>db</c> (or <c>database</c>), <c>connectTimeout</c>, <c>commandTimeout</c>, <c>reconnectMinDelay</c>,
-    /// <c>reconnectMaxDelay</c> (all in milliseconds); <c>abortConnect</c> is accepted and ignored for
-    /// compatibility with StackExchange.Redis strings. Errors name the option, never its value.
+    /// <c>reconnectMaxDelay</c> (all in milliseconds), <c>cluster</c> (<c>true</c>/<c>false</c>: the host is a seed
+    /// node of a Redis Cluster, see <see cref="Cluster"/>; only database 0 then); <c>abortConnect</c> is accepted and
+    /// ignored for compatibility with StackExchange.Redis strings. Errors name the option, never its value.
     /// </summary>
     public static RespClientOptions Parse(string connectionString)
     {
@@ -67,6 +72,7 @@ public sealed record RespClientOptions
                 "commandtimeout" or "synctimeout" or "asynctimeout" => options with { CommandTimeout = ParseMilliseconds(name, value) },
                 "reconnectmindelay" => options with { ReconnectMinDelay = ParseMilliseconds(name, value) },
                 "reconnectmaxdelay" => options with { ReconnectMaxDelay = ParseMilliseconds(name, value) },
+                "cluster" => options with { Cluster = ParseBool(name, value) },
                 "abortconnect" => options,
                 "ssl" when value.Equals("false", StringComparison.OrdinalIgnoreCase) => options,
                 "ssl" => throw new FormatException("TLS (ssl=true) is not supported by this Redis client."),
@@ -75,12 +81,14 @@ public sealed record RespClientOptions
         }
         if (options.ReconnectMaxDelay < options.ReconnectMinDelay)
             throw new FormatException("reconnectMaxDelay must not be smaller than reconnectMinDelay.");
+        if (options.Cluster && options.Database != 0)
+            throw new FormatException("Redis Cluster has only database 0: remove the db option or cluster=true.");
         return options;
     }
 
     // Redacts the password so options can be logged or shown in exceptions safely.
     public override string ToString() =>
-        $"{EndPoint},db={Database.ToString(CultureInfo.InvariantCulture)},password={(Password is null ? "(none)" : "***")}";
+        $"{EndPoint},db={Database.ToString(CultureInfo.InvariantCulture)},password={(Password is null ? "(none)" : "***")}{(Cluster ? ",cluster=true" : "")}";
 
     private static (string Host, int Port) ParseEndPoint(string text)
     {
@@ -119,6 +127,9 @@ public sealed record RespClientOptions
         int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
             ? n
             : throw new FormatException($"Redis connection string option '{name}' must be an integer between {min} and {max}.");
+
+    private static bool ParseBool(string name, string value) =>
+        bool.TryParse(value, out var b) ? b : throw new FormatException($"Redis connection string option '{name}' must be true or false.");
 
     private static TimeSpan ParseMilliseconds(string name, string value) =>
         TimeSpan.FromMilliseconds(ParseInt(name, value, 1, int.MaxValue));

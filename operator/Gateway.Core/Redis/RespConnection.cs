@@ -150,10 +150,35 @@ internal sealed class RespConnection
         IReadOnlyList<RedisArg>? first,
         IReadOnlyList<RedisArg>? second,
         TimeSpan extraTimeout,
+        CancellationToken cancellationToken) =>
+        Send(command, head, first, second, extraTimeout, asking: false, cancellationToken);
+
+    /// <summary>
+    /// Like <see cref="SendAsync"/>, preceded by <c>ASKING</c> in the same critical section, so no other
+    /// caller's command can come between the two on the wire (Redis Cluster's ASK redirection: ASKING
+    /// applies to the next command of the connection only). The ASKING reply is read and discarded.
+    /// </summary>
+    public Task<RespValue> SendAskingAsync(
+        string command,
+        ReadOnlySpan<RedisArg> head,
+        IReadOnlyList<RedisArg>? first,
+        IReadOnlyList<RedisArg>? second,
+        TimeSpan extraTimeout,
+        CancellationToken cancellationToken) =>
+        Send(command, head, first, second, extraTimeout, asking: true, cancellationToken);
+
+    private Task<RespValue> Send(
+        string command,
+        ReadOnlySpan<RedisArg> head,
+        IReadOnlyList<RedisArg>? first,
+        IReadOnlyList<RedisArg>? second,
+        TimeSpan extraTimeout,
+        bool asking,
         CancellationToken cancellationToken)
     {
         if (cancellationToken.IsCancellationRequested) return Task.FromCanceled<RespValue>(cancellationToken);
-        var pending = new PendingReply(Stopwatch.GetTimestamp() + _commandTimeoutTicks + ToStopwatchTicks(extraTimeout));
+        var deadline = Stopwatch.GetTimestamp() + _commandTimeoutTicks + ToStopwatchTicks(extraTimeout);
+        var pending = new PendingReply(deadline);
         // Registered before the pending reply is published to the receive loop, so the loop sees the
         // registration when it completes the reply.
         if (cancellationToken.CanBeCanceled) pending.RegisterCancellation(cancellationToken);
@@ -168,6 +193,7 @@ internal sealed class RespConnection
             }
             try
             {
+                if (asking) RespWriter.WriteCommand(_filling, "ASKING", [], null, null);
                 RespWriter.WriteCommand(_filling, command, head, first, second);
             }
             catch (Exception e)
@@ -176,6 +202,8 @@ internal sealed class RespConnection
                 FailLocked(new RedisConnectionException("Writing a Redis command failed.", e));
                 throw;
             }
+            // Nobody awaits the ASKING reply; if ASKING failed, the command's own reply says why (ASK/MOVED).
+            if (asking) _pending.Enqueue(new PendingReply(deadline, discard: true));
             _pending.Enqueue(pending);
             send = !_sending;
             if (send) _sending = true;
@@ -381,7 +409,7 @@ internal sealed class RespConnection
 
     /// <summary>A command waiting for its reply.</summary>
     /// <remarks>Completed inline by the receive loop (no RunContinuationsAsynchronously): see the class remarks.</remarks>
-    private sealed class PendingReply(long deadline) : TaskCompletionSource<RespValue>
+    private sealed class PendingReply(long deadline, bool discard = false) : TaskCompletionSource<RespValue>
     {
         private CancellationTokenRegistration _registration;
 
@@ -394,14 +422,16 @@ internal sealed class RespConnection
 
         public void Complete(RespValue value)
         {
-            if (value.Type == RespType.Error) TrySetException(new RedisServerException(WithoutArguments(value.AsString()!)));
+            // A discarded reply (ASKING) never faults its task: nobody would observe the exception.
+            if (value.Type == RespType.Error && !discard) TrySetException(new RedisServerException(WithoutArguments(value.AsString()!)));
             else TrySetResult(value);
             _registration.Dispose();
         }
 
         public void Fail(Exception exception)
         {
-            TrySetException(exception);
+            if (discard) TrySetResult(RespValue.Nil);
+            else TrySetException(exception);
             _registration.Dispose();
         }
 

@@ -57,6 +57,23 @@ public sealed class RespClientOptionsTests
         Assert.Throws<FormatException>(() => RespClientOptions.Parse(connectionString));
 
     [Fact]
+    public void Parses_the_cluster_option()
+    {
+        Assert.False(RespClientOptions.Parse("redis:6379").Cluster);
+        var options = RespClientOptions.Parse("redis-0.redis:6379,cluster=true,password=p");
+        Assert.True(options.Cluster);
+        Assert.Equal("redis-0.redis", options.Host);
+        Assert.False(RespClientOptions.Parse("redis:6379,Cluster=False").Cluster);
+        Assert.EndsWith(",cluster=true", options.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("host:1,cluster=yes")]
+    [InlineData("host:1,cluster=true,db=2")]
+    public void Rejects_invalid_cluster_settings(string connectionString) =>
+        Assert.Throws<FormatException>(() => RespClientOptions.Parse(connectionString));
+
+    [Fact]
     public void Never_shows_the_password()
     {
         var options = RespClientOptions.Parse("h:1,password=hunter2-secret");
