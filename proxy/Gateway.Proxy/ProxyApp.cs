@@ -86,7 +86,8 @@ public static class ProxyApp
         services.AddSingleton(prices!);
         // Wall clock of the accounts' per-minute windows; a host (or test) may register its own first.
         services.TryAddSingleton(TimeProvider.System);
-        services.AddSingleton<IRedisClient>(sp => new RespClient(redisOptions, sp.GetRequiredService<ILoggerFactory>().CreateLogger<RespClient>()));
+        // A single server, or a Redis Cluster with cluster=true in the connection string (RedisClients).
+        services.AddSingleton<IRedisClient>(sp => RedisClients.Create(redisOptions, sp.GetRequiredService<ILoggerFactory>().CreateLogger<RespClient>()));
         services.AddSingleton(sp => new UsageOutbox(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(), outboxOptions,
             sp.GetRequiredService<ILogger<UsageOutbox>>()));
         // The default reservation lease (used for requests a quota lease hands over when it ends) is the proxy's own:

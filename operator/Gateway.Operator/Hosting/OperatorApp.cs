@@ -78,8 +78,8 @@ public static class OperatorApp
         s.AddTokenGateStorage(postgres!);
         s.AddSingleton(hasher!);
         s.AddSingleton(credentials!);
-        s.AddSingleton(sp => new RespClient(redisOptions!, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Redis")));
-        s.AddSingleton<IRedisClient>(sp => sp.GetRequiredService<RespClient>());
+        // A single server, or a Redis Cluster with cluster=true in the connection string (RedisClients).
+        s.AddSingleton<IRedisClient>(sp => RedisClients.Create(redisOptions!, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Redis")));
         s.AddSingleton<ProjectionWriter>();
         s.AddSingleton<ProjectionRebuildGate>();
         s.AddSingleton(sp => new ProjectionSeeder(sp.GetRequiredService<IRedisClient>(), sp.GetRequiredService<ProjectionKeys>(),

@@ -72,10 +72,10 @@ public static class VerifyCommand
 
         var keys = new ProjectionKeys(settings.KeyPrefix);
         await using var dataSource = NpgsqlDataSource.Create(settings.Postgres!);
-        RespClient redis;
+        IRedisClient redis;
         try
         {
-            redis = await RespClient.ConnectAsync(settings.Redis!, null, ct);
+            redis = await RedisClients.ConnectAsync(settings.Redis!, null, ct);
         }
         catch (Exception e) when (!ct.IsCancellationRequested && IsUnreachable(e))
         {

@@ -14,7 +14,7 @@ public sealed record UpstreamLive(long Requests, long Tokens);
 public sealed class AdminRedis(string? connectionString, ProjectionKeys keys, TimeProvider time, ILogger<AdminRedis> logger) : IAsyncDisposable
 {
     private readonly SemaphoreSlim _connectLock = new(1, 1);
-    private RespClient? _client;
+    private IRedisClient? _client;
 
     public bool Configured => !string.IsNullOrWhiteSpace(connectionString);
 
@@ -62,7 +62,7 @@ public sealed class AdminRedis(string? connectionString, ProjectionKeys keys, Ti
         }
     }
 
-    private async Task<RespClient?> ClientAsync(CancellationToken ct)
+    private async Task<IRedisClient?> ClientAsync(CancellationToken ct)
     {
         if (!Configured) return null;
         if (_client is { IsConnected: true } c) return c;
@@ -74,7 +74,7 @@ public sealed class AdminRedis(string? connectionString, ProjectionKeys keys, Ti
             _client = null;
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             timeout.CancelAfter(TimeSpan.FromSeconds(2));
-            _client = await RespClient.ConnectAsync(connectionString!, logger, timeout.Token);
+            _client = await RedisClients.ConnectAsync(connectionString!, logger, timeout.Token);
             return _client;
         }
         catch (Exception e) when (e is RedisConnectionException or OperationCanceledException or System.Net.Sockets.SocketException or FormatException or ArgumentException && !ct.IsCancellationRequested)

@@ -126,6 +126,13 @@ public sealed class EnforcementTestContext : IAsyncDisposable
     public async Task<List<Dictionary<string, string>>> StreamEntriesAsync() =>
         (await ShardedRedis.UsageEntriesAsync(Redis, Keys)).Select(e => e.Fields).ToList();
 
+    /// <summary>Deletes every key of this context's prefix on every master (as FLUSHALL would, for this test alone).</summary>
+    public async Task DeleteAllKeysAsync()
+    {
+        foreach (var master in await Redis.ExecuteOnEachMasterAsync("KEYS", [Keys.Prefix + "*"]))
+            foreach (var key in master.Items) await Redis.ExecuteAsync("DEL", [key.AsString()!]);
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (!_shared)
@@ -133,14 +140,7 @@ public sealed class EnforcementTestContext : IAsyncDisposable
             await Redis.DisposeAsync();
             return;
         }
-        var cursor = "0";
-        do
-        {
-            var reply = await Redis.ExecuteAsync("SCAN", [cursor, "MATCH", Keys.Prefix + "*", "COUNT", 1000]);
-            cursor = reply.Items[0].AsString()!;
-            var found = reply.Items[1].Items;
-            if (found.Count > 0) await Redis.ExecuteAsync("DEL", found.Select(k => (RedisArg)k.AsString()!).ToArray());
-        } while (cursor != "0");
+        await DeleteAllKeysAsync();
         await Redis.DisposeAsync();
     }
 }

@@ -286,7 +286,7 @@ public abstract class LeaseBookTests : IAsyncLifetime
         var user = User();
         var inFlight = Request(key, user, reservedMicros: 2_000);
         var lost = (await book.TryAdmitAsync(inFlight))!;
-        Assert.True(await _t.ExistsAsync(_t.Keys.Lease(lost.LeaseId)));
+        Assert.True(await _t.ExistsAsync(_t.Keys.Lease("u1", lost.LeaseId)));
 
         // Redis loses its data (FLUSHALL; here only this test's keys, the shared Redis is never flushed). The book still
         // has room in the lease locally, but an admission under it would return with no in-flight record in Redis: if
@@ -304,28 +304,19 @@ public abstract class LeaseBookTests : IAsyncLifetime
         var after = Request(key, user, reservedMicros: 2_000);
         var ticket = (await book.TryAdmitAsync(after))!;
         Assert.NotEqual(lost.LeaseId, ticket.LeaseId);
-        Assert.Equal(1, (await _t.Redis.ExecuteAsync("HEXISTS", [_t.Keys.LeaseInflight(ticket.LeaseId), after.RequestId])).AsInt64());
+        Assert.Equal(1, (await _t.Redis.ExecuteAsync("HEXISTS", [_t.Keys.LeaseInflight("u1", ticket.LeaseId), after.RequestId])).AsInt64());
 
         // The request in flight across the loss settles (its usage goes to the outbox as lost, which charges it again);
         // the lost lease is written nowhere and the new one goes back whole but for what it used.
         await book.SettleAsync(lost, UsageOf(inFlight, 1_500), 1_500);
         await book.SettleAsync(ticket, UsageOf(after, 1_500), 1_500);
         await book.DisposeAsync();
-        Assert.False(await _t.ExistsAsync(_t.Keys.Lease(lost.LeaseId)));
-        Assert.Equal(0, await _t.CountAsync(_t.Keys.Leases));
+        Assert.False(await _t.ExistsAsync(_t.Keys.Lease("u1", lost.LeaseId)));
+        Assert.Equal(0, await _t.CountAllShardsAsync(_t.Keys.Leases));
         Assert.Equal(Balance - 1_500, await _t.GetLongAsync(_t.Keys.Balance("u1")));
     }
 
     /// <summary>Deletes every key of this test's prefix, as FLUSHALL would.</summary>
-    private async Task LoseRedisDataAsync()
-    {
-        var cursor = "0";
-        do
-        {
-            var reply = await _t.Redis.ExecuteAsync("SCAN", [cursor, "MATCH", _t.Keys.Prefix + "*", "COUNT", 1000]);
-            cursor = reply.Items[0].AsString()!;
-            var found = reply.Items[1].Items;
-            if (found.Count > 0) await _t.Redis.ExecuteAsync("DEL", found.Select(k => (RedisArg)k.AsString()!).ToArray());
-        } while (cursor != "0");
-    }
+    private Task LoseRedisDataAsync() => _t.DeleteAllKeysAsync();
+
 }

@@ -162,14 +162,14 @@ public sealed class LeaseChaosTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Open quota leases, open reservations and usage events in the stream, read from Redis by key name. The only place
-    /// this file names Redis keys (their names are changing: hash tags, per-shard usage streams and lease/reservation
-    /// sets); everything else goes through the product's surfaces (metrics, verify, usage rows).
+    /// Open quota leases, open reservations and usage events in the streams, read from Redis by key name (every shard's).
+    /// The only place this file names Redis keys; everything else goes through the product's surfaces (metrics, verify,
+    /// usage rows).
     /// </summary>
     private static async Task<(long Leases, long Reservations, long UsageEvents)> OpenInRedisAsync(RespClient redis, ProjectionKeys keys) => (
-        (await redis.ExecuteAsync("ZCARD", [keys.Leases])).AsInt64(),
-        (await redis.ExecuteAsync("ZCARD", [keys.Reservations])).AsInt64(),
-        (await redis.ExecuteAsync("XLEN", [keys.UsageStream])).AsInt64());
+        await ShardedRedis.CountAsync(redis, keys.Leases),
+        await ShardedRedis.CountAsync(redis, keys.Reservations),
+        await ShardedRedis.UsageLengthAsync(redis, keys));
 
     /// <summary>Waits for a usage row of every request answered 200 and asserts there is exactly one each; returns how many.</summary>
     private static async Task<long> AssertEachSuccessHasOneUsageRowAsync(GatewayStack stack, List<FaultTraffic.Outcome> outcomes)
