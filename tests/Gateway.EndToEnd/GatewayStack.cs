@@ -114,7 +114,7 @@ public sealed class GatewayStack : IAsyncDisposable
     /// cannot judge a key and answers 503.</summary>
     public async Task<bool> ProjectionBuiltAsync()
     {
-        await using var redis = await Gateway.Core.Redis.RespClient.ConnectAsync(_redis);
+        await using var redis = await Gateway.Core.Redis.RedisClients.ConnectAsync(_redis);
         return (await redis.ExecuteAsync("EXISTS", [new Gateway.Core.Projection.ProjectionKeys(RedisPrefix).Epoch])).AsInt64() == 1;
     }
 
