@@ -97,6 +97,8 @@ public sealed partial class LedgerWriter(
                     // Under steady traffic a read never comes back empty: claim on a clock too, or what a dead
                     // consumer left would wait for the first quiet moment.
                     var claimDue = Stopwatch.GetElapsedTime(lastClaim) >= _options.ClaimIdle;
+                    // An old proxy still running during an upgrade may write the old stream again after it was drained.
+                    if (claimDue && !streams.Exists(s => s.Legacy)) await AddLegacyIfPresentAsync(streams, stoppingToken);
                     var reads = await Task.WhenAll(streams.Select(stream => ReadAsync(stream, claimDue, stoppingToken)));
                     if (claimDue) lastClaim = Stopwatch.GetTimestamp();
                     for (var i = 0; i < streams.Count; i++)
@@ -155,12 +157,15 @@ public sealed partial class LedgerWriter(
         foreach (var shard in ProjectionKeys.Shards) streams.Add(new StreamCursor(keys.UsageStream(shard), legacy: false));
         // From "0": events the proxy wrote before the group existed are not skipped.
         await Task.WhenAll(streams.Select(s => redis.StreamCreateGroupAsync(s.Key, ProjectionKeys.UsageGroup, "0", ct)));
-        if ((await redis.ExecuteAsync("EXISTS", [keys.LegacyUsageStream], ct)).AsInt64() == 1)
-        {
-            await redis.StreamCreateGroupAsync(keys.LegacyUsageStream, ProjectionKeys.UsageGroup, "0", ct);
-            streams.Add(new StreamCursor(keys.LegacyUsageStream, legacy: true));
-        }
+        await AddLegacyIfPresentAsync(streams, ct);
         return streams;
+    }
+
+    private async Task AddLegacyIfPresentAsync(List<StreamCursor> streams, CancellationToken ct)
+    {
+        if ((await redis.ExecuteAsync("EXISTS", [keys.LegacyUsageStream], ct)).AsInt64() == 0) return;
+        await redis.StreamCreateGroupAsync(keys.LegacyUsageStream, ProjectionKeys.UsageGroup, "0", ct);
+        streams.Add(new StreamCursor(keys.LegacyUsageStream, legacy: true));
     }
 
     private async Task<IReadOnlyList<StreamEntry>> ReadAsync(StreamCursor stream, bool claimDue, CancellationToken ct)

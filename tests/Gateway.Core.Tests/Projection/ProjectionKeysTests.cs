@@ -1,5 +1,6 @@
 using Gateway.Core.Projection;
 using Gateway.Core.Redis;
+using Gateway.Core.Redis.Cluster;
 
 namespace Gateway.Core.Tests.Projection;
 
@@ -51,6 +52,13 @@ public sealed class ProjectionKeysTests
         // Names stay distinct per id.
         Assert.NotEqual(_keys.KeyLifetime(user, "key-1"), _keys.KeyLifetime(user, "key-2"));
         Assert.Equal(_keys.Reservation(user, "req-1"), _keys.Reservation(shard, "req-1"));
+    }
+
+    [Fact]
+    public void Shard_i_hashes_into_the_ith_sixteenth_of_the_slots_so_an_even_split_of_slots_spreads_the_shards_evenly()
+    {
+        foreach (var shard in ProjectionKeys.Shards)
+            Assert.InRange(RedisKeySlot.Of(_keys.UsageStream(shard)), shard * 1024, shard * 1024 + 1023);
     }
 
     [Fact]

@@ -94,17 +94,22 @@ public sealed class LedgerWriterTests : IAsyncLifetime
         foreach (var shard in new[] { 0, 7, ProjectionKeys.ShardCount - 1 })
             await _f.Redis.StreamAddAsync(_f.Keys.UsageStream(shard), Event($"shard-{shard}", 0.003m).ToStreamFields());
 
-        var writer = NewWriter(_f.Database.ConnectionString);
+        var writer = NewWriter(_f.Database.ConnectionString, claimIdle: TimeSpan.FromMilliseconds(300));
         await writer.StartAsync(CancellationToken.None);
         try
         {
             await Eventually.TrueAsync(async () => await RowsAsync("legacy-") == 2 && await RowsAsync("shard-") == 3
                 && (await _f.Redis.ExecuteAsync("EXISTS", [_f.Keys.LegacyUsageStream])).AsInt64() == 0,
                 "every event written and the old stream deleted");
+            // An old proxy still running writes the old stream again: the writer notices it (on its claim clock).
+            await _f.Redis.StreamAddAsync(_f.Keys.LegacyUsageStream, Event("legacy-3", 0.001m).ToStreamFields());
+            await Eventually.TrueAsync(async () => await RowsAsync("legacy-") == 3
+                && (await _f.Redis.ExecuteAsync("EXISTS", [_f.Keys.LegacyUsageStream])).AsInt64() == 0,
+                "the late event written and the old stream deleted again");
         }
         finally { await writer.StopAsync(CancellationToken.None); }
         Assert.Equal(0, await ShardedRedis.UsageLengthAsync(_f.Redis, _f.Keys));
-        Assert.Equal(5, writer.Persisted);
+        Assert.Equal(6, writer.Persisted);
     }
 
     [Fact]
