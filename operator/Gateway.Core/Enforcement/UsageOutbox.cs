@@ -156,7 +156,7 @@ public sealed class UsageOutbox
     {
         if (_held.Count == 0) return;
         // Each shard has its own usage stream: read the ledger group's position in every shard that holds events.
-        var shards = _held.Select(h => ProjectionKeys.ShardOf(h.Usage.UserId)).Distinct().ToArray();
+        var shards = _held.Select(h => h.Shard).Distinct().ToArray();
         var positions = await Task.WhenAll(shards.Select(shard => ReadPositionAsync(shard, ct))).ConfigureAwait(false);
         // Both readings must come from the incarnation the epoch names.
         var after = (await _redis.ExecuteAsync("GET", [_keys.Epoch], ct).ConfigureAwait(false)).AsString();
@@ -165,7 +165,7 @@ public sealed class UsageOutbox
         {
             if (positions[i] is not var (lastDelivered, minPending)) continue;
             var shard = shards[i];
-            _held.RemoveAll(h => ProjectionKeys.ShardOf(h.Usage.UserId) == shard
+            _held.RemoveAll(h => h.Shard == shard
                 && h.Id!.Value.CompareTo(lastDelivered) <= 0 && (minPending is not { } p || h.Id.Value.CompareTo(p) < 0));
         }
     }
@@ -262,6 +262,12 @@ public sealed class UsageOutbox
         public long ChargedMicros { get; } = chargedMicros;
         public string BudgetKey { get; } = budgetKey;
         public int Attempts { get; set; }
+
+        // Computed by the background check, not on the request path that creates the record.
+        private int _shard = -1;
+
+        /// <summary>The shard whose usage stream the event went to (<see cref="ProjectionKeys.ShardOf"/>).</summary>
+        public int Shard => _shard >= 0 ? _shard : _shard = ProjectionKeys.ShardOf(Usage.UserId);
     }
 }
 
