@@ -190,15 +190,7 @@ public sealed partial class Enforcer
             {
                 keys.Add(_keys.Lease(shard, f.Lease.LeaseId));
                 keys.Add(_keys.LeaseInflight(shard, f.Lease.LeaseId));
-                long money = 0, tokens = 0;
-                foreach (var s in f.Settlements)
-                {
-                    ArgumentOutOfRangeException.ThrowIfNegative(s.ActualMicros, nameof(flushes));
-                    money += s.ActualMicros;
-                    tokens += s.Usage.Tokens.Total;
-                }
                 args.Add(f.Lease.LeaseId); args.Add(f.Admissions.Count); args.Add(f.Settlements.Count); args.Add(f.Releases.Count);
-                args.Add(money); args.Add(tokens);
                 foreach (var a in f.Admissions)
                 {
                     args.Add(a.RequestId);
@@ -208,7 +200,8 @@ public sealed partial class Enforcer
                 }
                 foreach (var s in f.Settlements)
                 {
-                    args.Add(s.Usage.RequestId); args.Add(s.AdmissionFlushed ? 1 : 0);
+                    ArgumentOutOfRangeException.ThrowIfNegative(s.ActualMicros, nameof(flushes));
+                    args.Add(s.Usage.RequestId); args.Add(s.AdmissionFlushed ? 1 : 0); args.Add(s.ActualMicros); args.Add(s.Usage.Tokens.Total);
                     UsageStreamFields.AddValuesTo(args, s.Usage);
                 }
                 foreach (var r in f.Releases)
@@ -238,10 +231,11 @@ public sealed partial class Enforcer
                     ids[i] = items[i + 1].AsString();
                     _outbox?.Written(ids[i]!, s.Usage, s.ActualMicros, f.Lease.BudgetKey);
                 }
-                else
+                else if (!alive)
                 {
                     _outbox?.Lost(s.Usage, s.ActualMicros, f.Lease.BudgetKey);
                 }
+                // else -1: an earlier flush whose reply was lost (a timeout) wrote it already; nothing is written twice.
             }
             results[g] = new LeaseFlushResult(alive, ids);
         }

@@ -344,12 +344,22 @@ public sealed partial class LeaseBook : IAsyncDisposable
             }
             catch (Exception e)
             {
-                // Admissions fail (their requests get a 503); settlements and releases wait for the next flush (their
-                // in-flight records are in Redis: if this replica dies first, the sweeper charges their reservation).
+                // Part of the batch may have been written (one chunk or shard before another failed, or a call that timed
+                // out after Redis ran it). Admissions fail (their requests get a 503) and are released in the next flush, so
+                // one whose in-flight record did land is not left to be charged at its reservation; settlements and
+                // releases go again. The flush script applies each of them only while its request is still in flight,
+                // so nothing is written or counted twice.
                 foreach (var r in batch)
                 {
-                    if (r.Kind == RecordKind.Admission) r.Ticket.Recorded.TrySetException(e);
-                    else Enqueue(r);
+                    if (r.Kind == RecordKind.Admission)
+                    {
+                        r.Ticket.Recorded.TrySetException(e);
+                        Enqueue(r with { Kind = RecordKind.Release });
+                    }
+                    else
+                    {
+                        Enqueue(r);
+                    }
                 }
                 throw;
             }

@@ -225,12 +225,15 @@ internal static class LeaseScripts
     /// settled (their usage events, appended to the stream with the lease id) and released (counted as requests, nothing
     /// charged). What the settled and released requests used is added to each lease's used_* fields in one step.
     /// KEYS: 1 usage stream, then per lease g: 2g the lease hash, 2g+1 its in-flight hash.
-    /// ARGV: 1 number of leases; then per lease: lease id, admitted count, settled count, released count, Σ settled cost
-    /// micros, Σ settled tokens; then per admitted request: request id, in-flight record (<see cref="Return"/>); per settled
-    /// request: request id, 1 when its admission was flushed earlier (else 0), the usage event's values in
+    /// ARGV: 1 number of leases; then per lease: lease id, admitted count, settled count, released count; then per admitted
+    /// request: request id, in-flight record (<see cref="Return"/>); per settled request: request id, 1 when its admission
+    /// was flushed earlier (else 0), its cost in micros, its tokens, the usage event's values in
     /// <see cref="UsageStreamFields.Names"/> order; per released request: request id, the same flag.
     /// Returns per lease {1 or 0 (the lease is gone: nothing was written for it), then per settled request its stream
-    /// entry id (0 when the lease is gone)}.
+    /// entry id (0 when the lease is gone, -1 when the request was no longer in flight: settled by an earlier flush)}.
+    /// Idempotent per request: a settlement or release whose admission was flushed earlier is applied (event appended,
+    /// used_* counted) only if its in-flight record was still there, so a flush sent again after a failed or timed-out
+    /// call writes nothing twice.
     /// </summary>
     public static readonly LuaScript Flush = new("""
         local call, unpack = redis.call, unpack
@@ -241,38 +244,36 @@ internal static class LeaseScripts
         for g = 1, tonumber(ARGV[1]) do
           local lk, ik = KEYS[2 * g], KEYS[2 * g + 1]
           local lease_id, na, ns, nr = ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
-          local sm, st = ARGV[p + 4], ARGV[p + 5]
-          p = p + 6
+          p = p + 4
           local alive = call('EXISTS', lk) == 1
           local res = {alive and 1 or 0}
           if alive and na > 0 then
             call('HSET', ik, unpack(ARGV, p, p + 2 * na - 1))
           end
           p = p + 2 * na
-          local dels = {}
+          local sm, st, n = 0, 0, 0
           for i = 1, ns do
-            if alive then
-              if ARGV[p + 1] == '1' then dels[#dels + 1] = ARGV[p] end
+            if not alive then
+              res[#res + 1] = 0
+            elseif ARGV[p + 1] == '1' and call('HDEL', ik, ARGV[p]) == 0 then
+              res[#res + 1] = -1
+            else
               local x = {}
-              for f = 1, F do x[2 * f - 1] = names[f]; x[2 * f] = ARGV[p + 1 + f] end
+              for f = 1, F do x[2 * f - 1] = names[f]; x[2 * f] = ARGV[p + 3 + f] end
               x[2 * F + 1] = 'lease_id'; x[2 * F + 2] = lease_id
               res[#res + 1] = call('XADD', KEYS[1], '*', unpack(x))
-            else
-              res[#res + 1] = 0
+              sm = sm + tonumber(ARGV[p + 2]); st = st + tonumber(ARGV[p + 3]); n = n + 1
             end
-            p = p + 2 + F
+            p = p + 4 + F
           end
           for i = 1, nr do
-            if alive and ARGV[p + 1] == '1' then dels[#dels + 1] = ARGV[p] end
+            if alive and (ARGV[p + 1] ~= '1' or call('HDEL', ik, ARGV[p]) == 1) then n = n + 1 end
             p = p + 2
           end
-          if alive then
-            if #dels > 0 then call('HDEL', ik, unpack(dels)) end
-            if ns + nr > 0 then
-              call('HINCRBY', lk, 'used_money', sm)
-              call('HINCRBY', lk, 'used_tokens', st)
-              call('HINCRBY', lk, 'used_requests', ns + nr)
-            end
+          if n > 0 then
+            call('HINCRBY', lk, 'used_money', sm)
+            call('HINCRBY', lk, 'used_tokens', st)
+            call('HINCRBY', lk, 'used_requests', n)
           end
           out[g] = res
         end

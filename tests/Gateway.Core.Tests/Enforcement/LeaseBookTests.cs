@@ -316,6 +316,54 @@ public abstract class LeaseBookTests : IAsyncLifetime
         Assert.Equal(Balance - 1_500, await _t.GetLongAsync(_t.Keys.Balance("u1")));
     }
 
+    [Fact]
+    public async Task A_flush_whose_reply_is_lost_after_Redis_ran_it_refuses_its_admissions_without_charging_them_and_writes_nothing_twice()
+    {
+        var redis = new LoseNextFlushReply(_t.Redis);
+        var book = new LeaseBook(new Enforcer(redis, _t.Keys, _t.Clock), new LeaseOptions { Enabled = true }, _t.Clock);
+        _books.Add(book);
+        var key = Key();
+        var user = User();
+        var settled = Request(key, user, reservedMicros: 2_000);
+        var ticket = (await book.TryAdmitAsync(settled))!;
+        await book.SettleAsync(ticket, UsageOf(settled, 1_500), 1_500);
+
+        // The next flush carries the settlement and a new admission; Redis runs it, and the reply is lost (a timeout).
+        redis.Armed = true;
+        var refused = Request(key, user, reservedMicros: 2_000);
+        await Assert.ThrowsAsync<RedisConnectionException>(() => book.TryAdmitAsync(refused).AsTask());
+        Assert.False(redis.Armed);
+
+        // The next flush sends the settlement again and releases the refused admission: one usage event, and once the lease
+        // is returned the balance is down by exactly the settled request's cost (the refused one is charged nothing).
+        await book.FlushAsync();
+        await book.DisposeAsync();
+        Assert.Equal([settled.RequestId], (await _t.UsageEventsAsync()).Select(e => e.RequestId));
+        Assert.Equal(0, await _t.CountAllShardsAsync(_t.Keys.Leases));
+        Assert.Equal(0, await _t.CountAllShardsAsync(_t.Keys.Reservations));
+        Assert.Equal(Balance - 1_500, await _t.GetLongAsync(_t.Keys.Balance("u1")));
+    }
+
+    /// <summary>Runs every command; when armed, the next lease flush runs and then fails as if its reply had been lost.</summary>
+    private sealed class LoseNextFlushReply(IRedisClient inner) : IRedisClient
+    {
+        public bool Armed { get; set; }
+        public bool IsConnected => inner.IsConnected;
+        public event Action? Reconnected { add => inner.Reconnected += value; remove => inner.Reconnected -= value; }
+        public Task<RespValue> ExecuteAsync(string command, IReadOnlyList<RedisArg> args, CancellationToken cancellationToken = default) =>
+            inner.ExecuteAsync(command, args, cancellationToken);
+        public async Task<RespValue> EvalAsync(LuaScript script, IReadOnlyList<RedisArg> keys, IReadOnlyList<RedisArg> args, CancellationToken cancellationToken = default)
+        {
+            var reply = await inner.EvalAsync(script, keys, args, cancellationToken);
+            if (!ReferenceEquals(script, LeaseScripts.Flush) || !Armed) return reply;
+            Armed = false;
+            throw new RedisConnectionException("The reply was lost (test).");
+        }
+        public Task<IAsyncDisposable> SubscribeAsync(string channel, Action<string, string> onMessage, CancellationToken cancellationToken = default) =>
+            inner.SubscribeAsync(channel, onMessage, cancellationToken);
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
     /// <summary>Deletes every key of this test's prefix, as FLUSHALL would.</summary>
     private Task LoseRedisDataAsync() => _t.DeleteAllKeysAsync();
 

@@ -85,6 +85,33 @@ public abstract class LeaseFlushTests : IAsyncLifetime
         ?? throw new Xunit.Sdk.XunitException($"no usage event for {requestId}");
 
     [Fact]
+    public async Task A_flush_sent_again_after_its_reply_was_lost_writes_and_counts_nothing_twice()
+    {
+        var lease = await GrantAsync();
+        var admit = new LeaseFlush { Lease = lease };
+        admit.Admissions.AddRange([Admission("b1"), Admission("b2")]);
+        await _t.Enforcer.FlushLeasedAsync([admit]);
+
+        var settle = new LeaseFlush { Lease = lease };
+        settle.Settlements.Add(new LeasedSettlement(Usage("b1", 20_000, 200), 20_000, AdmissionFlushed: true));
+        settle.Releases.Add(new LeasedRelease("b2", AdmissionFlushed: true));
+        var first = Assert.Single(await _t.Enforcer.FlushLeasedAsync([settle]));
+        Assert.NotNull(first.StreamIds[0]);
+        // The same flush again, as a replica does when the first call timed out after Redis ran it.
+        var again = Assert.Single(await _t.Enforcer.FlushLeasedAsync([settle]));
+        Assert.True(again.LeaseAlive);
+        Assert.Null(again.StreamIds[0]);
+
+        Assert.Single(await _t.UsageEventsAsync());
+        var leaseKey = _t.Keys.Lease(lease.UserId, lease.LeaseId);
+        Assert.Equal(20_000, await _t.HashLongAsync(leaseKey, "used_money"));
+        Assert.Equal(300, await _t.HashLongAsync(leaseKey, "used_tokens"));
+        Assert.Equal(2, await _t.HashLongAsync(leaseKey, "used_requests"));
+        Assert.Equal(new LeaseRemainder(100_000 - 20_000, 10 - 2, 5_000 - 300), await _t.Enforcer.ReturnLeaseAsync(lease));
+        Assert.Equal(Balance - 20_000, await _t.GetLongAsync(_t.Keys.Balance("u1")));
+    }
+
+    [Fact]
     public async Task A_flush_writes_admissions_settlements_and_releases_of_many_requests_and_the_return_hands_over_what_is_in_flight()
     {
         var lease = await GrantAsync();
