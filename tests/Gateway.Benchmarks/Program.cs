@@ -26,6 +26,7 @@ public static class Program
                 "       Gateway.Benchmarks portal-spend [--users 10000] [--models 5] [--days 90] [--iterations 40]\n" +
                 "       Gateway.Benchmarks operator-scale --operator-dll PATH [--cluster fake|real] [--keys 10000] [--users 2000] [--upstreams 50] [--rotate 1000] [--idle 60]\n" +
                 "       Gateway.Benchmarks policy-cache [--keys 100000]\n" +
+                "       Gateway.Benchmarks ledger-write [--events 20000] [--users 100] [--batches 1,10,100,1000]\n" +
                 "       Gateway.Benchmarks micro [BenchmarkDotNet arguments, e.g. --filter '*Sse*']\n" +
                 "       Gateway.Benchmarks report --results FILE --machine FILE [--out docs/benchmarks.md]");
             return 2;
@@ -50,6 +51,7 @@ public static class Program
                 "portal-spend" => await Portal.PortalSpendBenchCommand.RunAsync(options),
                 "operator-scale" => await OperatorScale.OperatorScaleCommand.RunAsync(options),
                 "policy-cache" => await OperatorScale.PolicyCacheScaleCommand.RunAsync(options),
+                "ledger-write" => await Ledger.LedgerWriteCommand.RunAsync(options),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'; use load or report."),
             };
         }
