@@ -99,6 +99,7 @@ public sealed partial class Enforcer
             Slots = request.Key.Limits?.MaxConcurrent is not null || request.User.Limits?.MaxConcurrent is not null ? request.Slots : 0,
             GrantedAt = now,
             ExpiresAt = DateTimeOffset.FromUnixTimeMilliseconds(expiryMs),
+            Counts = WindowCounts.Read(r, 1),
         }, RejectionReason.None);
     }
 

@@ -42,6 +42,9 @@ public sealed record QuotaLease
     public int Slots { get; init; }
     public DateTimeOffset GrantedAt { get; init; }
     public DateTimeOffset ExpiresAt { get; init; }
+    /// <summary>The key's and user's windows right after the grant counted the slices (normalised to <see cref="GrantedAt"/>):
+    /// what the x-ratelimit-* headers of the requests admitted under the lease are computed from.</summary>
+    public WindowCounts Counts { get; init; }
 }
 
 /// <summary>The outcome of <see cref="Enforcer.GrantLeaseAsync"/>: a lease, or the first dimension too close to its

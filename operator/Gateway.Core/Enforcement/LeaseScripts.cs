@@ -51,7 +51,8 @@ internal static class LeaseScripts
     /// returned), only where a concurrency limit applies.
     /// A grant needs, in every limited dimension, at least factor × the slice still free (room for the other replicas'
     /// leases and for exact admissions); otherwise nothing changes and the caller admits this pair exactly.
-    /// Returns {1} granted, {0, reason} refused (the first dimension short, as <see cref="RejectionReason"/>), {-1} the
+    /// Returns {1, then the windows' counts after the slices were counted, normalised to now, in the order of Admit's
+    /// (<see cref="WindowCounts"/>)} granted, {0, reason} refused (the first dimension short, as <see cref="RejectionReason"/>), {-1} the
     /// lease id exists, {-2} the user has no balance key (the projection was lost and is not rebuilt yet).
     /// </summary>
     public static readonly LuaScript Grant = new("""
@@ -121,7 +122,9 @@ internal static class LeaseScripts
           call('ZADD', KEYS[8], unpack(z))
           call('ZADD', KEYS[9], unpack(z))
         end
-        return {1}
+        -- The windows as now counted (slices included), in Admit's order, for the leased requests' x-ratelimit-* headers.
+        return {1, krc + requests, krp, krd + requests, urc + requests, urp, urd + requests,
+          ktc + tokens, ktp, ktd + tokens, utc + tokens, utp, utd + tokens}
         """.Replace("GRANT_NUMBERS", string.Concat(Enumerable.Repeat("i8", GrantNumbers)), StringComparison.Ordinal)
         .Replace("WINDOWS_LUA", WindowsLua, StringComparison.Ordinal));
 

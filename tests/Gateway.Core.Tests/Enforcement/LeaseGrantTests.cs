@@ -75,6 +75,8 @@ public abstract class LeaseGrantTests : IAsyncLifetime
             Assert.Equal(5_000, await _t.HashLongAsync(rate, "tdc"));
         }
         Assert.Equal(1, await _t.CountAllShardsAsync(_t.Keys.Leases));
+        // The windows as the grant left them, for the headers of the requests admitted under it.
+        Assert.Equal(new WindowCounts(10, 0, 10, 10, 0, 10, 5_000, 0, 5_000, 5_000, 0, 5_000), lease.Counts);
 
         await UseAsync(lease, money: 30_000, requests: 3, tokens: 1_200);
         var back = await _t.Enforcer.ReturnLeaseAsync(lease);
