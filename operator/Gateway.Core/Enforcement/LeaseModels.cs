@@ -54,6 +54,12 @@ public sealed record LeaseGrant(QuotaLease? Lease, RejectionReason Short)
     public bool Granted => Lease is not null;
 }
 
+/// <summary>What a user's open leases hold but have not used (<see cref="Enforcer.LeaseHoldingsAsync"/>), in micro-dollars and
+/// tokens: <paramref name="Money"/> out of the balance, <paramref name="BudgetMoney"/> of it counted in the budget period
+/// asked about, <paramref name="KeyMoney"/> and <paramref name="KeyTokens"/> in the lifetime spend and tokens of the key
+/// asked about.</summary>
+public readonly record struct LeaseHoldings(long Money, long BudgetMoney, long KeyMoney, long KeyTokens);
+
 /// <summary>What returning or reclaiming a lease gave back (negative money: its requests cost more than they reserved,
 /// and the difference was charged).</summary>
 public readonly record struct LeaseRemainder(long Money, long Requests, long Tokens);
