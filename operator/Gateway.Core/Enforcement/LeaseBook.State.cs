@@ -5,8 +5,9 @@ namespace Gateway.Core.Enforcement;
 /// <summary>Settings of <see cref="LeaseBook"/> (TokenGate:Leases).</summary>
 public sealed record LeaseOptions
 {
-    /// <summary>Whether the proxy admits through leases (Hot path v2); off: every request runs the exact scripts.</summary>
-    public bool Enabled { get; init; }
+    /// <summary>Whether the proxy admits through leases (Hot path v2, the default; pairs near a limit stay exact); off:
+    /// every request runs the exact scripts.</summary>
+    public bool Enabled { get; init; } = true;
     /// <summary>How long a lease may live (it also ends with the minute or day of a limit that applies).</summary>
     public TimeSpan Ttl { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>A lease needs this many times its slice free in every limited dimension, else the pair is admitted exactly.</summary>
