@@ -272,9 +272,11 @@ start proxy env \
   TokenGate__Credentials__KeysDirectory="$bench/credential-keys" \
   TokenGate__PricesDirectory="$root/config/prices" \
   TokenGate__Management__Urls="http://127.0.0.1:$proxy_mgmt_port" \
+  TokenGate__Leases__Enabled=false \
   dotnet "$(bin proxy/Gateway.Proxy)" --urls "http://127.0.0.1:$proxy_port"
 
-# The same proxy admitting through quota leases (TokenGate:Leases:Enabled); the plain one above is exact mode.
+# The same proxy admitting through quota leases (TokenGate:Leases:Enabled, the default); the plain one above is exact
+# mode (leases off).
 start proxy_leases env \
   ConnectionStrings__Redis="127.0.0.1:$redis_port" \
   TokenGate__Redis__KeyPrefix="$prefix" TokenGate__PepperFile="$bench/pepper" \

@@ -1,4 +1,5 @@
 using Gateway.Core.Projection;
+using Gateway.Core.Redis;
 using Gateway.Core.Usage;
 
 namespace Gateway.Core.Enforcement;
@@ -55,6 +56,34 @@ public sealed record AdmissionRequest
 /// <summary>Numbers for x-ratelimit-limit-*, -remaining-* and -reset-* (OpenAI semantics) from the most
 /// restrictive configured window: <see cref="Reset"/> is the time until the window is back to its full limit.</summary>
 public readonly record struct RateLimitStatus(long Limit, long Remaining, TimeSpan Reset);
+
+/// <summary>
+/// A key's and its user's request and token windows, normalised to one moment: counts of the current minute, the previous
+/// minute and the UTC day, as the Admit and Grant scripts return them. The x-ratelimit-* headers are computed from them.
+/// </summary>
+public readonly record struct WindowCounts(
+    long KeyRequestsMinute, long KeyRequestsPreviousMinute, long KeyRequestsDay,
+    long UserRequestsMinute, long UserRequestsPreviousMinute, long UserRequestsDay,
+    long KeyTokensMinute, long KeyTokensPreviousMinute, long KeyTokensDay,
+    long UserTokensMinute, long UserTokensPreviousMinute, long UserTokensDay)
+{
+    /// <summary>The 12 counts of a script reply from <paramref name="start"/> on, in the order of the parameters.</summary>
+    internal static WindowCounts Read(IReadOnlyList<RespValue> reply, int start) => new(
+        reply[start].AsInt64(), reply[start + 1].AsInt64(), reply[start + 2].AsInt64(),
+        reply[start + 3].AsInt64(), reply[start + 4].AsInt64(), reply[start + 5].AsInt64(),
+        reply[start + 6].AsInt64(), reply[start + 7].AsInt64(), reply[start + 8].AsInt64(),
+        reply[start + 9].AsInt64(), reply[start + 10].AsInt64(), reply[start + 11].AsInt64());
+
+    /// <summary>These counts without <paramref name="requests"/> and <paramref name="tokens"/> in the current minute and
+    /// the day (of the key and of the user): what they were before a lease's slice, or its unused part, was counted.</summary>
+    internal WindowCounts Less(long requests, long tokens) => this with
+    {
+        KeyRequestsMinute = KeyRequestsMinute - requests, KeyRequestsDay = KeyRequestsDay - requests,
+        UserRequestsMinute = UserRequestsMinute - requests, UserRequestsDay = UserRequestsDay - requests,
+        KeyTokensMinute = KeyTokensMinute - tokens, KeyTokensDay = KeyTokensDay - tokens,
+        UserTokensMinute = UserTokensMinute - tokens, UserTokensDay = UserTokensDay - tokens,
+    };
+}
 
 /// <summary>An admitted request's hold on balance, budget, limits and concurrency slots. Keep it until
 /// <see cref="Enforcer.SettleAsync"/> or <see cref="Enforcer.ReleaseAsync(Reservation, CancellationToken)"/>.</summary>

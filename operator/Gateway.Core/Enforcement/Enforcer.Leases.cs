@@ -68,7 +68,7 @@ public sealed partial class Enforcer
             Pack(ref n, budgetMicros); Pack(ref n, periodEndMs); Pack(ref n, request.HeadroomFactor);
             Pack(ref n, request.Slots); Pack(ref n, Limit(kl?.MaxConcurrent)); Pack(ref n, Limit(ul?.MaxConcurrent));
             RedisArg[] keys = [keyNames.RateCounters, userNames.RateCounters, keyNames.Lifetime, userNames.Balance, budgetKey, userNames.Leases, _keys.Lease(userNames.Shard, request.LeaseId),
-                keyNames.Inflight, userNames.Inflight];
+                keyNames.Inflight, userNames.Inflight, userNames.LeaseIds];
             RedisArg[] args =
             [
                 nowMs, request.LeaseId, nowMs / MinuteMs, nowMs / DayMs, periodEndMs > 0 ? periodEndMs - nowMs + BudgetKeyGraceMs : 0,
@@ -99,7 +99,47 @@ public sealed partial class Enforcer
             Slots = request.Key.Limits?.MaxConcurrent is not null || request.User.Limits?.MaxConcurrent is not null ? request.Slots : 0,
             GrantedAt = now,
             ExpiresAt = DateTimeOffset.FromUnixTimeMilliseconds(expiryMs),
+            Counts = WindowCounts.Read(r, 1),
         }, RejectionReason.None);
+    }
+
+    /// <summary>
+    /// What the open leases of a user (every replica's) hold but have not used: granted less what the usage flushed
+    /// against them says was used. A grant counts its whole slice in the balance, the budget and the key's lifetime
+    /// tokens and spend at once, so a report of what was used adds this back (exact mode holds only the requests in
+    /// flight). Requests in flight under a lease are not counted here until they settle. Not atomic with other reads: a
+    /// lease granted or returned in between can make a report briefly off by its slice.
+    /// </summary>
+    public async Task<LeaseHoldings> LeaseHoldingsAsync(string userId, string keyId, string budgetKey, CancellationToken cancellationToken = default)
+    {
+        var names = _names.ForUser(userId);
+        var ids = (await _redis.ExecuteAsync("SMEMBERS", [names.LeaseIds], cancellationToken).ConfigureAwait(false)).Items;
+        if (ids.Count == 0) return default;
+        // Issued together: the client pipelines them on one connection.
+        var reads = new Task<RespValue>[ids.Count];
+        for (var i = 0; i < reads.Length; i++)
+            reads[i] = _redis.ExecuteAsync("HMGET", [_keys.Lease(names.Shard, ids[i].AsString()!), "key_id", "budget_key", "money", "used_money", "tokens", "used_tokens"],
+                cancellationToken);
+        long money = 0, budget = 0, keyMoney = 0, keyTokens = 0;
+        foreach (var read in reads)
+        {
+            var v = (await read.ConfigureAwait(false)).Items;
+            // Returned since the set was read (or lost with Redis' data).
+            if (v[0].IsNull) continue;
+            var heldMoney = Math.Max(0, Number(v[2]) - Number(v[3]));
+            var heldTokens = Math.Max(0, Number(v[4]) - Number(v[5]));
+            money += heldMoney;
+            if (string.Equals(v[1].AsString(), budgetKey, StringComparison.Ordinal)) budget += heldMoney;
+            if (string.Equals(v[0].AsString(), keyId, StringComparison.Ordinal))
+            {
+                keyMoney += heldMoney;
+                keyTokens += heldTokens;
+            }
+        }
+        return new LeaseHoldings(money, budget, keyMoney, keyTokens);
+
+        static long Number(RespValue v) =>
+            !v.IsNull && long.TryParse(v.AsString(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n) ? n : 0;
     }
 
     /// <summary>Returns a lease: what it did not use (by the usage flushed against it) goes back; requests still in flight
@@ -256,15 +296,15 @@ public sealed partial class Enforcer
             var inflight = (await _redis.ExecuteAsync("HKEYS", [inflightKey], cancellationToken).ConfigureAwait(false)).Items
                 .Select(i => i.AsString()!).ToArray();
             var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
-            var keys = new RedisArg[11 + inflight.Length];
+            var keys = new RedisArg[12 + inflight.Length];
             keys[0] = keyNames.RateCounters; keys[1] = userNames.RateCounters; keys[2] = keyNames.Lifetime; keys[3] = userNames.Balance;
             keys[4] = budgetKey; keys[5] = userNames.Leases; keys[6] = _keys.Lease(shard, leaseId); keys[7] = keyNames.Inflight; keys[8] = userNames.Inflight;
-            keys[9] = inflightKey; keys[10] = userNames.Reservations;
+            keys[9] = inflightKey; keys[10] = userNames.Reservations; keys[11] = userNames.LeaseIds;
             var args = new RedisArg[6 + inflight.Length];
             args[0] = nowMs; args[1] = leaseId; args[2] = nowMs / MinuteMs; args[3] = nowMs / DayMs; args[4] = mode; args[5] = Math.Max(handoverMs, nowMs);
             for (var i = 0; i < inflight.Length; i++)
             {
-                keys[11 + i] = userNames.ReservationStem + inflight[i];
+                keys[12 + i] = userNames.ReservationStem + inflight[i];
                 args[6 + i] = inflight[i];
             }
             var r = (await _redis.EvalAsync(LeaseScripts.Return, keys, args, cancellationToken).ConfigureAwait(false)).Items;

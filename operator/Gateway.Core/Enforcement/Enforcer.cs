@@ -146,9 +146,7 @@ public sealed partial class Enforcer
 
         var reason = (RejectionReason)r[1].AsInt64();
         var retryMs = r[2].AsInt64();
-        var (requests, tokens) = RateLimitHeaders.From(r, nowMs, reason == RejectionReason.None, request.EstimatedTokens,
-            Limit(kl?.RequestsPerMinute), Limit(kl?.RequestsPerDay), Limit(ul?.RequestsPerMinute), Limit(ul?.RequestsPerDay),
-            Limit(kl?.TokensPerMinute), Limit(kl?.TokensPerDay), Limit(ul?.TokensPerMinute), Limit(ul?.TokensPerDay));
+        var (requests, tokens) = RateLimitHeaders.For(request, WindowCounts.Read(r, 3), nowMs, reason == RejectionReason.None);
         return new AdmissionResult
         {
             Reason = reason,

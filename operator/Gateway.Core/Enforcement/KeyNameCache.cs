@@ -66,6 +66,7 @@ internal sealed class UserNames(ProjectionKeys keys, string userId)
     public string Reservations { get; } = keys.Reservations(ProjectionKeys.ShardOf(userId));
     public string UsageStream { get; } = keys.UsageStream(ProjectionKeys.ShardOf(userId));
     public string Leases { get; } = keys.Leases(ProjectionKeys.ShardOf(userId));
+    public string LeaseIds { get; } = keys.UserLeases(userId);
     /// <summary>The reservation keys' common start in this shard (<see cref="ProjectionKeys.Reservation"/> of "").</summary>
     public string ReservationStem { get; } = keys.Reservation(ProjectionKeys.ShardOf(userId), "");
 

@@ -5,8 +5,9 @@ namespace Gateway.Core.Enforcement;
 /// <summary>Settings of <see cref="LeaseBook"/> (TokenGate:Leases).</summary>
 public sealed record LeaseOptions
 {
-    /// <summary>Whether the proxy admits through leases (Hot path v2); off: every request runs the exact scripts.</summary>
-    public bool Enabled { get; init; }
+    /// <summary>Whether the proxy admits through leases (Hot path v2, the default; pairs near a limit stay exact); off:
+    /// every request runs the exact scripts.</summary>
+    public bool Enabled { get; init; } = true;
     /// <summary>How long a lease may live (it also ends with the minute or day of a limit that applies).</summary>
     public TimeSpan Ttl { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>A lease needs this many times its slice free in every limited dimension, else the pair is admitted exactly.</summary>
@@ -61,6 +62,23 @@ public sealed class LeaseTicket
     public DateTimeOffset StartedAt { get; }
     /// <summary>The lease it was admitted under.</summary>
     public string LeaseId => Slot.Lease.LeaseId;
+
+    /// <summary>
+    /// Requests window for the x-ratelimit-* headers (null when the key and user have no request limits), as an exact
+    /// admission would report it at the counts this replica knows, without a Redis call: the windows as the lease's
+    /// grant counted them (its whole slice included), less the part of the slice this replica has not used yet
+    /// (requests admitted under the lease so far, this one included, count; tokens as estimated while in flight and as
+    /// actually used once settled, as exact settlement corrects the windows). Reset as in exact mode
+    /// (<see cref="RateLimitHeaders"/>).
+    /// <para>
+    /// It may be slightly optimistic about other replicas: their admissions and leases since this grant are not seen.
+    /// It is never optimistic about this lease: remaining is at most the room the window had beyond the whole slice at
+    /// the grant plus what is left of the slice, so a client trusting it is never told of room the lease does not have.
+    /// </para>
+    /// </summary>
+    public RateLimitStatus? Requests { get; internal init; }
+    /// <summary>Tokens window for the x-ratelimit-* headers, computed as <see cref="Requests"/> (null without token limits).</summary>
+    public RateLimitStatus? Tokens { get; internal init; }
 
     internal LeaseBook.Slot Slot { get; }
     internal TaskCompletionSource Recorded { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -142,13 +160,17 @@ public sealed partial class LeaseBook
                 Pair.PeakInFlight = Math.Max(Pair.PeakInFlight, InFlight);
                 return null;
             }
+            // The windows before this request, as far as this replica knows: the grant's counts less the part of the
+            // slice not used yet (computed under the pair's lock, so concurrent admissions each see the ones before).
+            var counts = Lease.Counts.Less(Requests, Tokens);
+            var (requestsWindow, tokensWindow) = RateLimitHeaders.For(request, counts, now.ToUnixTimeMilliseconds(), allowed: true);
             Requests--;
             Money -= request.ReservedMicros;
             Tokens -= request.EstimatedTokens;
             InFlight++;
             if (InFlight > Pair.PeakInFlight) Pair.PeakInFlight = InFlight;
             LastUsed = now;
-            return new LeaseTicket(this, request, now);
+            return new LeaseTicket(this, request, now) { Requests = requestsWindow, Tokens = tokensWindow };
         }
 
         /// <summary>The admission never reached Redis: the request did not happen.</summary>

@@ -42,6 +42,9 @@ public sealed record QuotaLease
     public int Slots { get; init; }
     public DateTimeOffset GrantedAt { get; init; }
     public DateTimeOffset ExpiresAt { get; init; }
+    /// <summary>The key's and user's windows right after the grant counted the slices (normalised to <see cref="GrantedAt"/>):
+    /// what the x-ratelimit-* headers of the requests admitted under the lease are computed from.</summary>
+    public WindowCounts Counts { get; init; }
 }
 
 /// <summary>The outcome of <see cref="Enforcer.GrantLeaseAsync"/>: a lease, or the first dimension too close to its
@@ -50,6 +53,12 @@ public sealed record LeaseGrant(QuotaLease? Lease, RejectionReason Short)
 {
     public bool Granted => Lease is not null;
 }
+
+/// <summary>What a user's open leases hold but have not used (<see cref="Enforcer.LeaseHoldingsAsync"/>), in micro-dollars and
+/// tokens: <paramref name="Money"/> out of the balance, <paramref name="BudgetMoney"/> of it counted in the budget period
+/// asked about, <paramref name="KeyMoney"/> and <paramref name="KeyTokens"/> in the lifetime spend and tokens of the key
+/// asked about.</summary>
+public readonly record struct LeaseHoldings(long Money, long BudgetMoney, long KeyMoney, long KeyTokens);
 
 /// <summary>What returning or reclaiming a lease gave back (negative money: its requests cost more than they reserved,
 /// and the difference was charged).</summary>

@@ -41,7 +41,7 @@ internal static class LeaseScripts
 
     /// <summary>
     /// KEYS: 1 key rate counters, 2 user rate counters, 3 key lifetime, 4 balance, 5 budget spent (current period),
-    /// 6 leases zset, 7 lease hash, 8 key in-flight zset, 9 user in-flight zset.
+    /// 6 leases zset, 7 lease hash, 8 key in-flight zset, 9 user in-flight zset, 10 the user's lease ids set.
     /// ARGV: 1 now ms, 2 lease id, 3 now's minute index, 4 now's UTC day index, 5 the budget key's TTL ms (0 when the
     /// budget never resets), 6 owner (replica id), 7 key id, 8 user id, 9 little-endian int64s (<see cref="GrantNumbers"/>):
     /// now, expiry, money, requests, tokens, key rpm rpd tpm tpd, user rpm rpd tpm tpd, key token limit, key spend limit
@@ -51,7 +51,8 @@ internal static class LeaseScripts
     /// returned), only where a concurrency limit applies.
     /// A grant needs, in every limited dimension, at least factor × the slice still free (room for the other replicas'
     /// leases and for exact admissions); otherwise nothing changes and the caller admits this pair exactly.
-    /// Returns {1} granted, {0, reason} refused (the first dimension short, as <see cref="RejectionReason"/>), {-1} the
+    /// Returns {1, then the windows' counts after the slices were counted, normalised to now, in the order of Admit's
+    /// (<see cref="WindowCounts"/>)} granted, {0, reason} refused (the first dimension short, as <see cref="RejectionReason"/>), {-1} the
     /// lease id exists, {-2} the user has no balance key (the projection was lost and is not rebuilt yet).
     /// </summary>
     public static readonly LuaScript Grant = new("""
@@ -115,13 +116,16 @@ internal static class LeaseScripts
           'min_idx', mi, 'day_idx', di, 'budget_key', KEYS[5], 'granted_at_ms', ARGV[1], 'expires_at_ms', fmt('%d', expiry),
           'slots', fmt('%d', (l_kc >= 0 or l_uc >= 0) and slots or 0))
         call('ZADD', KEYS[6], fmt('%d', expiry), ARGV[2])
+        call('SADD', KEYS[10], ARGV[2])
         if slots > 0 and (l_kc >= 0 or l_uc >= 0) then
           local z, e = {}, fmt('%d', expiry)
           for i = 1, slots do z[2 * i - 1] = e; z[2 * i] = 'lease:' .. ARGV[2] .. ':' .. i end
           call('ZADD', KEYS[8], unpack(z))
           call('ZADD', KEYS[9], unpack(z))
         end
-        return {1}
+        -- The windows as now counted (slices included), in Admit's order, for the leased requests' x-ratelimit-* headers.
+        return {1, krc + requests, krp, krd + requests, urc + requests, urp, urd + requests,
+          ktc + tokens, ktp, ktd + tokens, utc + tokens, utp, utd + tokens}
         """.Replace("GRANT_NUMBERS", string.Concat(Enumerable.Repeat("i8", GrantNumbers)), StringComparison.Ordinal)
         .Replace("WINDOWS_LUA", WindowsLua, StringComparison.Ordinal));
 
@@ -132,8 +136,8 @@ internal static class LeaseScripts
     /// Requests still in flight under the lease are handed over: each becomes an ordinary reservation (hash and
     /// reservations zset entry, counted as used by the lease), settled by its request or expired by the sweeper as in
     /// exact mode.
-    /// KEYS: 1–9 as <see cref="Grant"/>, 10 the lease's in-flight hash, 11 reservations zset, 12.. the reservation hash
-    /// of each in-flight request, in the order of ARGV 7... A handed-over request takes one concurrency slot of its own
+    /// KEYS: 1–9 as <see cref="Grant"/>, 10 the lease's in-flight hash, 11 reservations zset, 12 the user's lease ids
+    /// set, 13.. the reservation hash of each in-flight request, in the order of ARGV 7... A handed-over request takes one concurrency slot of its own
     /// (as an exact admission does); the lease's slots are freed.
     /// ARGV: 1 now ms, 2 lease id, 3 now's minute index, 4 now's UTC day index, 5 mode (return: by its owner; expire: the
     /// sweeper, only once the lease has expired), 6 the handed-over reservations' expiry ms, 7.. the in-flight request ids
@@ -153,7 +157,7 @@ internal static class LeaseScripts
         if not v[1] then return {0} end
         if ARGV[5] == 'expire' and (tonumber(v[10]) or 0) > now then return {-1} end
         if v[9] ~= KEYS[5] then return redis.error_reply('ERR the lease was granted against another budget key') end
-        local n = #KEYS - 11
+        local n = #KEYS - 12
         if call('HLEN', KEYS[10]) ~= n then return {-3} end
         local records = n > 0 and call('HMGET', KEYS[10], unpack(ARGV, 7, 6 + n)) or {}
         for i = 1, n do if not records[i] then return {-3} end end
@@ -169,7 +173,7 @@ internal static class LeaseScripts
             pos = s + 1
           end
           if have_balance then
-            call('HSET', KEYS[11 + i], 'key_id', v[11], 'key_version', f[4], 'user_id', v[12], 'reserved', f[1], 'est_in', f[2],
+            call('HSET', KEYS[12 + i], 'key_id', v[11], 'key_version', f[4], 'user_id', v[12], 'reserved', f[1], 'est_in', f[2],
               'est_out', f[3], 'model', sub(rec, pos), 'route', f[6], 'upstream', f[7], 'price_version', f[8], 'started_at_ms', f[5],
               'expires_at_ms', ARGV[6], 'budget_key', KEYS[5], 'min_idx', v[7], 'day_idx', v[8])
             call('ZADD', KEYS[11], ARGV[6], ARGV[6 + i])
@@ -186,6 +190,7 @@ internal static class LeaseScripts
         local lmin, lday = tonumber(v[7]) or 0, tonumber(v[8]) or 0
         call('DEL', KEYS[7], KEYS[10])
         call('ZREM', KEYS[6], ARGV[2])
+        call('SREM', KEYS[12], ARGV[2])
         local slots = tonumber(v[13]) or 0
         if slots > 0 then
           local z = {}

@@ -1,10 +1,9 @@
-using Gateway.Core.Redis;
-
 namespace Gateway.Core.Enforcement;
 
 /// <summary>
-/// The x-ratelimit-* numbers of an admission, from the window counts the Admit script returns: the most
-/// restrictive configured window (least remaining). Computed here rather than in the script so Redis does no
+/// The x-ratelimit-* numbers of an admission, from the window counts the Admit script returns (or, for a request
+/// admitted under a quota lease, what its Grant returned; <see cref="LeaseBook"/>): the most restrictive configured
+/// window (least remaining). Computed here rather than in the script so Redis does no
 /// header arithmetic per request; the arithmetic is in doubles, as the script's Lua numbers were, so the
 /// numbers are the same to the last digit even for limits beyond 2^53.
 /// </summary>
@@ -13,12 +12,24 @@ internal static class RateLimitHeaders
     private const double Minute = 60_000;
 
     /// <summary>
-    /// <paramref name="reply"/> is the Admit reply (counts from index 3: key requests this minute, previous
-    /// minute, today; user requests the same; key tokens the same; user tokens the same). Limits are -1 when
+    /// The headers of <paramref name="request"/> from the windows' counts before it (<paramref name="counts"/>), with the
+    /// limits it carries. <paramref name="allowed"/>: the request was admitted, so its own request and estimate count.
+    /// </summary>
+    public static (RateLimitStatus? Requests, RateLimitStatus? Tokens) For(AdmissionRequest request, in WindowCounts counts, long nowMs, bool allowed)
+    {
+        var kl = request.Key.Limits;
+        var ul = request.User.Limits;
+        return From(counts, nowMs, allowed, request.EstimatedTokens,
+            kl?.RequestsPerMinute ?? -1, kl?.RequestsPerDay ?? -1, ul?.RequestsPerMinute ?? -1, ul?.RequestsPerDay ?? -1,
+            kl?.TokensPerMinute ?? -1, kl?.TokensPerDay ?? -1, ul?.TokensPerMinute ?? -1, ul?.TokensPerDay ?? -1);
+    }
+
+    /// <summary>
+    /// <paramref name="c"/> are the windows' counts (as the Admit script returns them from index 3). Limits are -1 when
     /// not set. <paramref name="allowed"/>: the request was admitted, so its own request and estimate count.
     /// </summary>
-    public static (RateLimitStatus? Requests, RateLimitStatus? Tokens) From(
-        IReadOnlyList<RespValue> reply, long nowMs, bool allowed, long estimatedTokens,
+    private static (RateLimitStatus? Requests, RateLimitStatus? Tokens) From(
+        in WindowCounts c, long nowMs, bool allowed, long estimatedTokens,
         long keyRpm, long keyRpd, long userRpm, long userRpd, long keyTpm, long keyTpd, long userTpm, long userTpd)
     {
         // Milliseconds left in the current minute and in the current UTC day.
@@ -27,15 +38,15 @@ internal static class RateLimitHeaders
         double est = estimatedTokens;
 
         double rl = -1, rr = -1, rz = -1;
-        Window(ref rl, ref rr, ref rz, keyRpm, reply[3].AsInt64(), reply[4].AsInt64(), 1, minute: true, allowed, rest, dayLeft);
-        Window(ref rl, ref rr, ref rz, keyRpd, reply[5].AsInt64(), 0, 1, minute: false, allowed, rest, dayLeft);
-        Window(ref rl, ref rr, ref rz, userRpm, reply[6].AsInt64(), reply[7].AsInt64(), 1, minute: true, allowed, rest, dayLeft);
-        Window(ref rl, ref rr, ref rz, userRpd, reply[8].AsInt64(), 0, 1, minute: false, allowed, rest, dayLeft);
+        Window(ref rl, ref rr, ref rz, keyRpm, c.KeyRequestsMinute, c.KeyRequestsPreviousMinute, 1, minute: true, allowed, rest, dayLeft);
+        Window(ref rl, ref rr, ref rz, keyRpd, c.KeyRequestsDay, 0, 1, minute: false, allowed, rest, dayLeft);
+        Window(ref rl, ref rr, ref rz, userRpm, c.UserRequestsMinute, c.UserRequestsPreviousMinute, 1, minute: true, allowed, rest, dayLeft);
+        Window(ref rl, ref rr, ref rz, userRpd, c.UserRequestsDay, 0, 1, minute: false, allowed, rest, dayLeft);
         double tl = -1, tr = -1, tz = -1;
-        Window(ref tl, ref tr, ref tz, keyTpm, reply[9].AsInt64(), reply[10].AsInt64(), est, minute: true, allowed, rest, dayLeft);
-        Window(ref tl, ref tr, ref tz, keyTpd, reply[11].AsInt64(), 0, est, minute: false, allowed, rest, dayLeft);
-        Window(ref tl, ref tr, ref tz, userTpm, reply[12].AsInt64(), reply[13].AsInt64(), est, minute: true, allowed, rest, dayLeft);
-        Window(ref tl, ref tr, ref tz, userTpd, reply[14].AsInt64(), 0, est, minute: false, allowed, rest, dayLeft);
+        Window(ref tl, ref tr, ref tz, keyTpm, c.KeyTokensMinute, c.KeyTokensPreviousMinute, est, minute: true, allowed, rest, dayLeft);
+        Window(ref tl, ref tr, ref tz, keyTpd, c.KeyTokensDay, 0, est, minute: false, allowed, rest, dayLeft);
+        Window(ref tl, ref tr, ref tz, userTpm, c.UserTokensMinute, c.UserTokensPreviousMinute, est, minute: true, allowed, rest, dayLeft);
+        Window(ref tl, ref tr, ref tz, userTpd, c.UserTokensDay, 0, est, minute: false, allowed, rest, dayLeft);
         return (Status(rl, rr, rz), Status(tl, tr, tz));
     }
 

@@ -173,6 +173,11 @@ public sealed class ProjectionKeys
     /// <summary>ZSET of open quota leases (lease ids) scored by expiry (unix ms); the sweeper reclaims those past it.</summary>
     public string Leases(int shard) => _shardPrefixes[shard] + "leases";
 
+    /// <summary>SET of the ids of <paramref name="userId"/>'s open quota leases (every replica's), added by the grant and
+    /// removed by the return or reclaim: lets a usage report count what the user's leases hold but have not used
+    /// without reading every lease of the shard.</summary>
+    public string UserLeases(string userId) => OfUser(userId) + "user-leases:" + userId;
+
     /// <summary>HASH {requests, tokens}: what every proxy replica sent to one upstream account in one UTC minute
     /// (<paramref name="minuteIndex"/> = unix seconds / 60), by account name ("namespace/name"). Each replica adds its
     /// own counts about once a second (HINCRBY) and reads the totals back; expires two minutes after its last write.</summary>

@@ -15,7 +15,7 @@ using Microsoft.AspNetCore.Http;
 namespace Gateway.Proxy.Endpoints;
 
 /// <summary>Endpoints the proxy answers itself: the key's models and the key's own usage.</summary>
-public sealed class InfoEndpoints(ProxyRequestHandler handler, UpstreamCatalog catalog, IRedisClient redis, ProjectionKeys keys)
+public sealed class InfoEndpoints(ProxyRequestHandler handler, UpstreamCatalog catalog, IRedisClient redis, ProjectionKeys keys, Enforcer enforcer)
 {
     /// <summary>GET /v1/models: the models this key may use (served by an account its owner may reach).
     /// Anthropic's list shape when the client sent anthropic-version, else OpenAI's.</summary>
@@ -98,15 +98,19 @@ public sealed class InfoEndpoints(ProxyRequestHandler handler, UpstreamCatalog c
         var period = BudgetCalendar.CurrentPeriod(c.User.Budget, now);
         var budgetKey = keys.BudgetSpent(c.User.UserId, c.User.Budget is null || period is null ? "none" : period.Value.Id);
         RespValue lifetime, balance, spent;
+        LeaseHoldings held;
         try
         {
             // Issued together: the client pipelines them on one connection.
             var lt = redis.ExecuteAsync("HMGET", [keys.KeyLifetime(c.User.UserId, c.Key.KeyId), "tokens", "spend"], context.RequestAborted);
             var bt = redis.ExecuteAsync("GET", [keys.Balance(c.User.UserId)], context.RequestAborted);
             var st = redis.ExecuteAsync("GET", [budgetKey], context.RequestAborted);
+            // Quota leases count their whole slice when granted: what they hold unused is not usage (added back below).
+            var ht = enforcer.LeaseHoldingsAsync(c.User.UserId, c.Key.KeyId, budgetKey, context.RequestAborted);
             lifetime = await lt.ConfigureAwait(false);
             balance = await bt.ConfigureAwait(false);
             spent = await st.ConfigureAwait(false);
+            held = await ht.ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisConnectionException or TimeoutException or RedisServerException { IsTransient: true })
         {
@@ -119,10 +123,10 @@ public sealed class InfoEndpoints(ProxyRequestHandler handler, UpstreamCatalog c
             await handler.RejectAsync(context, ApiDialect.OpenAI, ProxyError.ProjectionRebuilding, start).ConfigureAwait(false);
             return;
         }
-        var tokens = ParseLong(lifetime.Items.Count > 0 ? lifetime.Items[0] : RespValue.Nil);
-        var spendMicros = ParseLong(lifetime.Items.Count > 1 ? lifetime.Items[1] : RespValue.Nil);
-        var balanceMicros = ParseLong(balance);
-        var spentMicros = ParseLong(spent);
+        var tokens = Math.Max(0, ParseLong(lifetime.Items.Count > 0 ? lifetime.Items[0] : RespValue.Nil) - held.KeyTokens);
+        var spendMicros = Math.Max(0, ParseLong(lifetime.Items.Count > 1 ? lifetime.Items[1] : RespValue.Nil) - held.KeyMoney);
+        var balanceMicros = ParseLong(balance) + held.Money;
+        var spentMicros = Math.Max(0, ParseLong(spent) - held.BudgetMoney);
 
         ProxyRequestHandler.SetOverheadHeader(context.Response, Stopwatch.GetTimestamp() - start);
         context.Response.ContentType = "application/json";

@@ -45,15 +45,16 @@ public sealed partial class ProxyRequestHandler
         }
     }
 
-    private static void AddRateLimitHeaders(IHeaderDictionary headers, AdmissionResult admission)
+    /// <summary>x-ratelimit-* of an admission: exact (<see cref="AdmissionResult"/>) or under a quota lease (<see cref="LeaseTicket"/>).</summary>
+    private static void AddRateLimitHeaders(IHeaderDictionary headers, RateLimitStatus? requests, RateLimitStatus? tokens)
     {
-        if (admission.Requests is { } r)
+        if (requests is { } r)
         {
             headers["x-ratelimit-limit-requests"] = s_requestLimitText.Format(r.Limit);
             headers["x-ratelimit-remaining-requests"] = r.Remaining.ToString(CultureInfo.InvariantCulture);
             headers["x-ratelimit-reset-requests"] = FormatReset(r.Reset);
         }
-        if (admission.Tokens is { } t)
+        if (tokens is { } t)
         {
             headers["x-ratelimit-limit-tokens"] = s_tokenLimitText.Format(t.Limit);
             headers["x-ratelimit-remaining-tokens"] = t.Remaining.ToString(CultureInfo.InvariantCulture);

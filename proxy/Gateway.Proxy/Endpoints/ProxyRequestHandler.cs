@@ -311,9 +311,13 @@ public sealed partial class ProxyRequestHandler
                 await RejectAsync(context, route.Dialect, ProxyError.RedisUnavailable, start).ConfigureAwait(false);
                 return;
             }
-            if (admission is not null)
+            if (ticket is not null)
             {
-                AddRateLimitHeaders(context.Response.Headers, admission);
+                AddRateLimitHeaders(context.Response.Headers, ticket.Requests, ticket.Tokens);
+            }
+            else if (admission is not null)
+            {
+                AddRateLimitHeaders(context.Response.Headers, admission.Requests, admission.Tokens);
                 if (!admission.Allowed)
                 {
                     await RejectAdmissionAsync(context, route.Dialect, admission, start).ConfigureAwait(false);

@@ -256,10 +256,10 @@ public static class ReportCommand
               check runs but none rejects. The operator runs on a generated samples folder with its own Redis key
               prefix and its own PostgreSQL database (`tokengate_bench`, dropped at the end).
             - **proxy-leases**: the same proxy with quota leases on (`TokenGate:Leases:Enabled`, Hot path v2 in
-              DESIGN; off by default until issue #11 is done): a request of a user far from its limits is admitted
+              DESIGN; the default): a request of a user far from its limits is admitted
               against its (user, key) lease without a Redis script of its own; its in-flight record, usage event and
               release go to Redis in group commits (one script call for everything queued since the last), each
-              admission waiting for its record to be written. The **proxy** row is exact mode, measured in the same run.
+              admission waiting for its record to be written. The **proxy** row is exact mode (`TokenGate:Leases:Enabled=false`), measured in the same run.
             - **portkey**: Portkey's open-source AI gateway ({r.InfoValue("portkey", "npm @portkey-ai/gateway")}, `node build/start-server.js
               --headless`, `NODE_ENV=production`), the gateway a user might pick instead, sent to the same mock with
               `x-portkey-provider: openai` and `x-portkey-custom-host`; it forwards with the client's key and enforces

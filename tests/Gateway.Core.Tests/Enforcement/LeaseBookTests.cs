@@ -364,7 +364,71 @@ public abstract class LeaseBookTests : IAsyncLifetime
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
+    [Fact]
+    public async Task A_leased_admission_reports_the_rate_limits_an_exact_admission_reports_at_the_same_counts()
+    {
+        // Two pairs set up identically (limits and earlier traffic, some of it in the previous minute so the sliding
+        // minute's weighting and the resets are compared too); then one admits under a lease, the other exactly.
+        await _t.SetBalanceAsync("u2", Balance);
+        var keyLimits = new KeyLimits { RequestsPerMinute = 1_000, TokensPerMinute = 1_000_000 };
+        var userLimits = new RateLimits { RequestsPerDay = 10_000, TokensPerDay = 50_000_000 };
+        var leasedKey = Key(limits: keyLimits);
+        var leasedUser = User(limits: userLimits);
+        var exactKey = Key("k2", "u2", limits: keyLimits);
+        var exactUser = User("u2", limits: userLimits);
+        var exact = new Enforcer(_t.Redis, _t.Keys, _t.Clock);
+        foreach (var (key, user) in new[] { (leasedKey, leasedUser), (exactKey, exactUser) })
+            for (var i = 0; i < 6; i++) Assert.True((await exact.AdmitAsync(Request(key, user))).Allowed);
+        _t.Clock.Advance(TimeSpan.FromSeconds(60));
+        foreach (var (key, user) in new[] { (leasedKey, leasedUser), (exactKey, exactUser) })
+            for (var i = 0; i < 2; i++) Assert.True((await exact.AdmitAsync(Request(key, user))).Allowed);
+        _t.Clock.Advance(TimeSpan.FromSeconds(10));
+
+        var book = Book();
+        RateLimitStatus? previous = null;
+        for (var i = 0; i < 3; i++)
+        {
+            var ticket = await book.TryAdmitAsync(Request(leasedKey, leasedUser));
+            Assert.NotNull(ticket);
+            var admission = await exact.AdmitAsync(Request(exactKey, exactUser));
+            Assert.True(admission.Allowed);
+            Assert.NotNull(ticket.Requests);
+            Assert.NotNull(ticket.Tokens);
+            Assert.Equal(admission.Requests, ticket.Requests);
+            Assert.Equal(admission.Tokens, ticket.Tokens);
+            if (previous is { } p) Assert.Equal(p.Remaining - 1, ticket.Requests.Value.Remaining);
+            previous = ticket.Requests;
+        }
+        Assert.Equal(1, book.Granted);
+    }
+
+    [Fact]
+    public async Task Remaining_goes_down_with_each_leased_request_and_never_exceeds_what_the_slice_leaves()
+    {
+        // With a headroom factor of 1 a slice of 8 requests (2,400 tokens) may take all that is left of the windows
+        // (10 requests, 3,000 tokens a minute, 2 of them used): what remains is exactly what the lease has not used.
+        var book = Book(new LeaseOptions { Enabled = true, HeadroomFactor = 1, MinRequests = 8, MaxRequests = 8 });
+        var exact = new Enforcer(_t.Redis, _t.Keys, _t.Clock);
+        var key = Key(limits: new KeyLimits { RequestsPerMinute = 10, TokensPerMinute = 3_000 });
+        var user = User();
+        for (var i = 0; i < 2; i++) Assert.True((await exact.AdmitAsync(Request(key, user))).Allowed);
+
+        for (var i = 1; i <= 8; i++)
+        {
+            var ticket = await book.TryAdmitAsync(Request(key, user));
+            Assert.NotNull(ticket);
+            Assert.Equal(new RateLimitStatus(10, 8 - i, TimeSpan.FromSeconds(119)), ticket.Requests);
+            Assert.Equal(new RateLimitStatus(3_000, 300 * (8 - i), TimeSpan.FromSeconds(119)), ticket.Tokens);
+        }
+        Assert.Equal(1, book.Granted);
+
+        // The slice is used up and the window has nothing beyond it: no lease, and the exact scripts agree.
+        Assert.Null(await book.TryAdmitAsync(Request(key, user)));
+        var refused = await exact.AdmitAsync(Request(key, user));
+        Assert.Equal(RejectionReason.KeyRpm, refused.Reason);
+        Assert.Equal(0, refused.Requests!.Value.Remaining);
+    }
+
     /// <summary>Deletes every key of this test's prefix, as FLUSHALL would.</summary>
     private Task LoseRedisDataAsync() => _t.DeleteAllKeysAsync();
-
 }

@@ -75,8 +75,15 @@ public abstract class LeaseGrantTests : IAsyncLifetime
             Assert.Equal(5_000, await _t.HashLongAsync(rate, "tdc"));
         }
         Assert.Equal(1, await _t.CountAllShardsAsync(_t.Keys.Leases));
+        // The windows as the grant left them, for the headers of the requests admitted under it.
+        Assert.Equal(new WindowCounts(10, 0, 10, 10, 0, 10, 5_000, 0, 5_000, 5_000, 0, 5_000), lease.Counts);
+
+        // What it holds unused is known per user (every replica's leases), for usage reports.
+        Assert.Equal(new LeaseHoldings(100_000, 100_000, 100_000, 5_000), await _t.Enforcer.LeaseHoldingsAsync("u1", "k1", lease.BudgetKey));
+        Assert.Equal(new LeaseHoldings(100_000, 0, 0, 0), await _t.Enforcer.LeaseHoldingsAsync("u1", "k2", _t.Keys.BudgetSpent("u1", "none")));
 
         await UseAsync(lease, money: 30_000, requests: 3, tokens: 1_200);
+        Assert.Equal(new LeaseHoldings(70_000, 70_000, 70_000, 3_800), await _t.Enforcer.LeaseHoldingsAsync("u1", "k1", lease.BudgetKey));
         var back = await _t.Enforcer.ReturnLeaseAsync(lease);
         Assert.Equal(new LeaseRemainder(70_000, 7, 3_800), back);
 
@@ -93,6 +100,8 @@ public abstract class LeaseGrantTests : IAsyncLifetime
         }
         Assert.False(await _t.ExistsAsync(_t.Keys.Lease(lease.UserId, lease.LeaseId)));
         Assert.Equal(0, await _t.CountAllShardsAsync(_t.Keys.Leases));
+        Assert.False(await _t.ExistsAsync(_t.Keys.UserLeases("u1")));
+        Assert.Equal(default, await _t.Enforcer.LeaseHoldingsAsync("u1", "k1", lease.BudgetKey));
 
         // Returning twice gives back nothing more.
         Assert.Null(await _t.Enforcer.ReturnLeaseAsync(lease));

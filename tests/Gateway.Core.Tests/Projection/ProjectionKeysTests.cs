@@ -44,7 +44,7 @@ public sealed class ProjectionKeysTests
             _keys.UserRateCounters(user), _keys.UserInflight(user),
             _keys.KeyRateCounters(user, "key-1"), _keys.KeyInflight(user, "key-1"), _keys.KeyLifetime(user, "key-1"),
             _keys.Reservation(user, "req-1"), _keys.Reservation(shard, "req-1"), _keys.Reservations(shard),
-            _keys.Lease(user, "lease-1"), _keys.LeaseInflight(user, "lease-1"), _keys.Leases(shard),
+            _keys.Lease(user, "lease-1"), _keys.LeaseInflight(user, "lease-1"), _keys.Leases(shard), _keys.UserLeases(user),
             _keys.UsageStream(shard), _keys.RechargeRefund(user, "r-1"),
         ];
         Assert.All(userKeys, k => Assert.Equal(tag, RedisCommands.HashTag(k)));

@@ -331,6 +331,18 @@ public sealed class HelmChartTests
     }
 
     [Fact]
+    public async Task The_proxy_admits_through_quota_leases_by_default_and_a_value_turns_them_off()
+    {
+        var byDefault = Env(Container((await Helm.TemplateAsync()).Get("Deployment", "tokengate-proxy")));
+        Assert.Equal("true", byDefault["TokenGate__Leases__Enabled"]["value"]!.GetValue<string>());
+        var off = Env(Container((await Helm.TemplateAsync(set: ["proxy.leases.enabled=false"])).Get("Deployment", "tokengate-proxy")));
+        Assert.Equal("false", off["TokenGate__Leases__Enabled"]["value"]!.GetValue<string>());
+        var (code, _, stderr) = await Helm.TryRunAsync("template", "tg", Helm.ChartDirectory, "--set-string", "proxy.leases.enabled=yes");
+        Assert.NotEqual(0, code);
+        Assert.Contains("enabled", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Autoscaling_and_disruption_budgets_target_the_right_pods()
     {
         var m = await Helm.TemplateAsync();

@@ -56,7 +56,9 @@ public sealed class ProjectionLossTests
     [Fact]
     public async Task A_request_in_flight_when_Redis_loses_its_data_is_charged_once_the_balance_is_rebuilt()
     {
-        await using var h = await ProxyHarness.StartAsync();
+        // Exact mode on purpose: this is about an exact admission's reservation hash vanishing mid-request. The leased
+        // form (the lease and its in-flight record vanish) is LeaseBookTests' A_lease_Redis_lost_... and LeaseChaosTests.
+        await using var h = await ProxyHarness.StartAsync(settings: new Dictionary<string, string?> { ["TokenGate:Leases:Enabled"] = "false" });
         var c = await h.CreateCallerAsync(balance: 10m);
         using var request = ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey, Chat);
         request.Headers.Add("x-mock-latency-ms", "1500");

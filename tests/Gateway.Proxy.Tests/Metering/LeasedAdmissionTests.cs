@@ -1,5 +1,7 @@
+using System.Globalization;
 using System.Net;
 using Gateway.Core.Pricing;
+using Gateway.Core.Resources;
 using Gateway.Proxy.Tests.Endpoints;
 using Gateway.Proxy.Tests.Infrastructure;
 using Gateway.Testing;
@@ -67,5 +69,43 @@ public sealed class LeasedAdmissionTests : IAsyncLifetime
             Assert.Matches(@"(?m)^tokengate_leases_granted_total [1-9]", metrics);
         }
         foreach (var client in clients) client.Dispose();
+    }
+
+    [Fact]
+    public async Task A_leased_request_carries_rate_limit_headers_and_remaining_requests_goes_down_across_requests()
+    {
+        // A day limit far away (a lease is granted) and no minute limit: a new minute cannot give requests back mid-test.
+        var c = await _h.CreateCallerAsync(key: k => k with { Limits = new KeyLimits { RequestsPerDay = 10_000, TokensPerDay = 10_000_000 } });
+        using var client = _h.ClientFor(0);
+        var remaining = new List<long>();
+        for (var i = 0; i < 12; i++)
+        {
+            using var request = ChatCompletionsTests.Post("/v1/chat/completions", c.ApiKey,
+                """{"model":"gpt-4o-mini","max_tokens":50,"messages":[{"role":"user","content":"go"}]}""");
+            using var response = await client.SendAsync(request);
+            await response.Content.ReadAsStringAsync();
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("10000", response.Headers.GetValues("x-ratelimit-limit-requests").Single());
+            Assert.EndsWith("s", response.Headers.GetValues("x-ratelimit-reset-requests").Single());
+            Assert.Equal("10000000", response.Headers.GetValues("x-ratelimit-limit-tokens").Single());
+            Assert.True(response.Headers.Contains("x-ratelimit-remaining-tokens"));
+            remaining.Add(long.Parse(response.Headers.GetValues("x-ratelimit-remaining-requests").Single(), CultureInfo.InvariantCulture));
+        }
+        // Every request counted: each answer says less is left than the one before (a renewed lease's first answer drops
+        // further, by the part of the previous slice not yet given back), and never more than the limit less the requests sent.
+        for (var i = 0; i < remaining.Count; i++)
+        {
+            Assert.InRange(remaining[i], 0, 10_000 - (i + 1));
+            if (i > 0) Assert.True(remaining[i] < remaining[i - 1], $"remaining {string.Join(", ", remaining)}");
+        }
+
+        // They were admitted under leases (with exact admissions the headers were always there).
+        var rows = await Eventually.ReturnsAsync(async () =>
+        {
+            var mine = (await _h.UsageEventsAsync()).Where(e => e.KeyId == c.Key.KeyId).ToList();
+            return mine.Count >= 12 ? mine : null;
+        }, "a usage event per request");
+        var leased = await _h.Projection.LeasedUsageAsync();
+        Assert.All(rows, r => Assert.True(leased.ContainsKey(r.RequestId), $"request {r.RequestId} was not admitted against a lease"));
     }
 }
