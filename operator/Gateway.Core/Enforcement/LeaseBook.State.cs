@@ -24,6 +24,9 @@ public sealed record LeaseOptions
     public TimeSpan RefusedBackoff { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>How often due leases are looked for (flushes also happen whenever an admission waits).</summary>
     public TimeSpan SweepInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+    /// <summary>How long a settlement (its usage event) waits for an admission's group commit to ride with before it is
+    /// flushed on its own: the bounded linger of the usage batches.</summary>
+    public TimeSpan SettleLinger { get; init; } = TimeSpan.FromMilliseconds(5);
     public int MaxLeasesPerFlush { get; init; } = 64;
 
     public List<string> Validate()
@@ -36,6 +39,8 @@ public sealed record LeaseOptions
         if (IdleReturn <= TimeSpan.Zero) errors.Add($"TokenGate:Leases:IdleReturn must be positive (was {IdleReturn}).");
         if (SweepInterval < TimeSpan.FromMilliseconds(10) || SweepInterval > TimeSpan.FromSeconds(10))
             errors.Add($"TokenGate:Leases:SweepInterval must be between 00:00:00.01 and 00:00:10 (was {SweepInterval}).");
+        if (SettleLinger < TimeSpan.Zero || SettleLinger > SweepInterval)
+            errors.Add($"TokenGate:Leases:SettleLinger must be between 00:00:00 and SweepInterval (was {SettleLinger}).");
         if (MaxLeasesPerFlush is < 1 or > 1_000) errors.Add($"TokenGate:Leases:MaxLeasesPerFlush must be between 1 and 1000 (was {MaxLeasesPerFlush}).");
         return errors;
     }

@@ -43,6 +43,7 @@ public sealed partial class LeaseBook : IAsyncDisposable
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private int _disposed;
     private int _signaled;
+    private int _lingering;
     private long _lastSweep;
 
     public LeaseBook(Enforcer enforcer, LeaseOptions? options = null, TimeProvider? time = null, ILogger<LeaseBook>? logger = null)
@@ -170,6 +171,7 @@ public sealed partial class LeaseBook : IAsyncDisposable
             {
                 slot.Settle(ticket, kind == RecordKind.Settlement ? actualMicros : 0, usage?.Tokens.Total ?? 0, kind == RecordKind.Release);
                 Enqueue(new Record(slot, ticket, kind, usage, actualMicros));
+                WakeAfterLinger();
                 return ValueTask.CompletedTask;
             }
         }
@@ -213,6 +215,27 @@ public sealed partial class LeaseBook : IAsyncDisposable
     private void Wake()
     {
         if (Interlocked.Exchange(ref _signaled, 1) == 0) _wake.Release();
+    }
+
+    // A settlement or release rides with the next admission's flush, or goes after SettleLinger on its own: one timer at a
+    // time, so under traffic settlements cost no flush of their own and a quiet replica's usage still leaves within ms.
+    private void WakeAfterLinger()
+    {
+        if (Volatile.Read(ref _signaled) == 1 || Interlocked.Exchange(ref _lingering, 1) == 1) return;
+        _ = LingerThenWakeAsync();
+    }
+
+    private async Task LingerThenWakeAsync()
+    {
+        try
+        {
+            if (_options.SettleLinger > TimeSpan.Zero) await Task.Delay(_options.SettleLinger, _time).ConfigureAwait(false);
+        }
+        finally
+        {
+            Volatile.Write(ref _lingering, 0);
+            Wake();
+        }
     }
 
     private Task<Slot?> StartRenewal(Pair pair, AdmissionRequest request, DateTimeOffset now)

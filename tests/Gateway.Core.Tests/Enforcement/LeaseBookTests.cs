@@ -429,6 +429,19 @@ public abstract class LeaseBookTests : IAsyncLifetime
         Assert.Equal(0, refused.Requests!.Value.Remaining);
     }
 
+    [Fact]
+    public async Task A_settlement_on_a_quiet_replica_reaches_Redis_after_the_settle_linger_not_the_sweep_interval()
+    {
+        // Nothing else happens on this replica: no admission flush for the usage event to ride with, and due leases are
+        // looked for only every 10 seconds. It leaves after the 5 ms linger.
+        var book = Book(new LeaseOptions { Enabled = true, SweepInterval = TimeSpan.FromSeconds(10), SettleLinger = TimeSpan.FromMilliseconds(5), IdleReturn = TimeSpan.FromMinutes(5) });
+        var request = Request(Key(), User(), reservedMicros: 2_000);
+        var ticket = (await book.TryAdmitAsync(request))!;
+        await book.SettleAsync(ticket, UsageOf(request, 1_500), 1_500);
+        await Eventually.TrueAsync(async () => (await _t.UsageEventsAsync()).Count == 1, "the usage event in Redis", TimeSpan.FromSeconds(3));
+        Assert.Equal(request.RequestId, Assert.Single(await _t.UsageEventsAsync()).RequestId);
+    }
+
     /// <summary>Deletes every key of this test's prefix, as FLUSHALL would.</summary>
     private Task LoseRedisDataAsync() => _t.DeleteAllKeysAsync();
 }
