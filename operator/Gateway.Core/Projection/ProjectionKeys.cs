@@ -16,8 +16,9 @@ namespace Gateway.Core.Projection;
 /// <item>The projection's shared entries (keys, users, upstreams, epoch) carry the tag <c>{meta}</c>, so a key and the
 /// epoch are read in one MGET; the upstream accounts' runtime counters carry <c>{up}</c>, so one script syncs them all.</item>
 /// </list>
-/// <para>A key moved to another owner keeps its counters under the old owner's shard until they expire; its lifetime
-/// spend is seeded again from usage_log by <c>ProjectionSeeder</c> when the new one is missing.</para>
+/// <para>A key given to another owner starts new rate windows in the new owner's shard (the old ones expire); its lifetime
+/// tokens and spend are seeded there from usage_log by the ApiKey reconcile before the projection names the new owner
+/// (usage still in flight or not yet in usage_log at that moment stays counted under the old owner).</para>
 /// </remarks>
 public sealed class ProjectionKeys
 {

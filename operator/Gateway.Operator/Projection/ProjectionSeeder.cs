@@ -31,13 +31,6 @@ public sealed partial class ProjectionSeeder(
     TimeProvider time,
     ILogger<ProjectionSeeder> logger)
 {
-    // HSET only if the key has no lifetime yet.
-    private static readonly LuaScript SeedLifetime = new("""
-        if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-        redis.call('HSET', KEYS[1], 'tokens', ARGV[1], 'spend', ARGV[2])
-        return 1
-        """);
-
     /// <summary>Seeds what is missing; returns the epoch to mark once the rest of the projection is rebuilt.</summary>
     public async Task<string> SeedAsync(CancellationToken ct)
     {
@@ -87,7 +80,7 @@ public sealed partial class ProjectionSeeder(
             while (await r.ReadAsync(ct)) rows.Add((r.GetGuid(0), r.GetGuid(1), r.GetInt64(2), r.GetInt64(3)));
         var seeded = 0;
         foreach (var (key, user, tokens, micros) in rows)
-            if ((await redis.EvalAsync(SeedLifetime, [keys.KeyLifetime(user.ToString(), key.ToString())], [tokens, micros], ct)).AsInt64() == 1) seeded++;
+            if (await projection.SeedKeyLifetimeAsync(user.ToString(), key.ToString(), tokens, micros, ct)) seeded++;
         return seeded;
     }
 

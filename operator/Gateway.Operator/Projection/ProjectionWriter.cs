@@ -29,7 +29,23 @@ public sealed class ProjectionWriter(IRedisClient redis, ProjectionKeys keys, Cr
         return false
         """);
 
+    // Sets a key's lifetime tokens and spend only when absent (a new owner's shard, or a rebuilt Redis).
+    private static readonly LuaScript SeedLifetimeScript = new("""
+        if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+        redis.call('HSET', KEYS[1], 'tokens', ARGV[1], 'spend', ARGV[2])
+        return 1
+        """);
+
     public ProjectionKeys Keys => keys;
+
+    /// <summary>Whether the key's lifetime tokens and spend exist in its owner's shard.</summary>
+    public async Task<bool> HasKeyLifetimeAsync(string userId, string keyId, CancellationToken ct) =>
+        (await redis.ExecuteAsync("EXISTS", [keys.KeyLifetime(userId, keyId)], ct)).AsInt64() == 1;
+
+    /// <summary>Sets the key's lifetime tokens and spend (micro-dollars, each usage row's cost rounded up, as settlement
+    /// counts it) in its owner's shard if they are missing there. Returns true when it set them.</summary>
+    public async Task<bool> SeedKeyLifetimeAsync(string userId, string keyId, long tokens, long spendMicros, CancellationToken ct) =>
+        (await redis.EvalAsync(SeedLifetimeScript, [keys.KeyLifetime(userId, keyId)], [tokens, spendMicros], ct)).AsInt64() == 1;
 
     public async Task WriteKeyAsync(string keyHash, KeyProjection projection, CancellationToken ct)
     {

@@ -480,6 +480,22 @@ public sealed class TokenGateReconciler(
             await db.SaveChangesAsync(ct);
         }
 
+        // The key's lifetime tokens and spend (tokenLimit, spendLimit) live in its owner's Redis shard: for a new owner (or
+        // after Redis lost them) seed them from usage_log before the projection names that owner, so no admission under
+        // the new owner creates them first and the key's limits never restart from zero.
+        var ownerId = owner.Id.ToString();
+        if (!await projection.HasKeyLifetimeAsync(ownerId, row.Id.ToString(), ct))
+        {
+            var used = await db.UsageLog.Where(u => u.ApiKeyId == row.Id).GroupBy(_ => 1)
+                .Select(g => new
+                {
+                    Tokens = g.Sum(u => u.InputTokens + u.CachedInputTokens + u.CacheWriteTokens + u.OutputTokens),
+                    Micros = g.Sum(u => Math.Ceiling(u.Cost * 1_000_000m)),
+                })
+                .SingleOrDefaultAsync(ct);
+            await projection.SeedKeyLifetimeAsync(ownerId, row.Id.ToString(), used?.Tokens ?? 0, (long)(used?.Micros ?? 0m), ct);
+        }
+
         // Project every live version; revoke the ones whose grace period ended.
         var outcome = ReconcileOutcome.Done;
         DateTimeOffset? previousExpiry = null;

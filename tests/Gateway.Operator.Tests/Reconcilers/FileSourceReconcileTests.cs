@@ -104,6 +104,56 @@ public sealed class FileSourceReconcileTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_key_given_to_another_owner_keeps_its_lifetime_spend_in_the_new_owners_shard()
+    {
+        _f.CopyRepositorySamples();
+        await _f.Driver.PassAsync(CancellationToken.None);
+        await using var db = _f.Db();
+        var demo = await db.Users.SingleAsync();
+        var key = await db.ApiKeys.SingleAsync();
+        // A new key starts with its lifetime counters present (zero) in its owner's shard.
+        var life = (await _f.Redis.ExecuteAsync("HMGET", [_f.Keys.KeyLifetime(demo.Id.ToString(), key.Id.ToString()), "tokens", "spend"])).Items;
+        Assert.Equal((0L, 0L), (life[0].AsInt64(), life[1].AsInt64()));
+        await Gateway.Core.Usage.UsageLedgerBatch.WriteAsync(Npgsql.NpgsqlDataSource.Create(_f.Database.ConnectionString), [new Gateway.Core.Usage.UsageEvent
+        {
+            RequestId = "before-the-move", KeyId = key.Id.ToString(), KeyVersion = 1, UserId = demo.Id.ToString(), Upstream = "default/mock",
+            Model = "gpt-4o-mini", Route = "/v1/chat/completions", Tokens = new Gateway.Core.Usage.TokenCounts(100, 0, 0, 20),
+            Cost = 0.0000125m, PriceVersion = "2026-11-01", StartedAt = DateTimeOffset.UtcNow, Status = 200,
+        }]);
+
+        // Settlement counted it in Redis too (the lifetime in the owner's shard).
+        await _f.Redis.ExecuteAsync("HINCRBY", [_f.Keys.KeyLifetime(demo.Id.ToString(), key.Id.ToString()), "tokens", 120]);
+        await _f.Redis.ExecuteAsync("HINCRBY", [_f.Keys.KeyLifetime(demo.Id.ToString(), key.Id.ToString()), "spend", 13]);
+
+        // The key moves to another user whose shard differs from the first's (user ids are random: eight candidates).
+        for (var i = 0; i < 8; i++)
+            _f.WriteManifest($"userquota-other-{i}.yaml", $$"""
+                apiVersion: tokengate.io/v1alpha1
+                kind: UserQuota
+                metadata: { name: other-{{i}}, namespace: default }
+                spec:
+                  user: { name: other-{{i}}, email: other-{{i}}@example.com }
+                """);
+        await _f.Driver.PassAsync(CancellationToken.None);
+        await using (var users = _f.Db())
+        {
+            var candidates = await users.Users.Where(u => u.Name.StartsWith("other-")).ToListAsync();
+            var other = candidates.First(u => ProjectionKeys.ShardOf(u.Id.ToString()) != ProjectionKeys.ShardOf(demo.Id.ToString())).Name;
+            _f.WriteManifest("apikey-demo.yaml", File.ReadAllText(Path.Combine(_f.Folder, "apikey-demo.yaml"))
+                .Replace("  owner: demo\n", $"  owner: {other}\n", StringComparison.Ordinal));
+        }
+        await _f.Driver.PassAsync(CancellationToken.None);
+
+        await using var after = _f.Db();
+        var ownerId = (await after.ApiKeys.SingleAsync()).UserId;
+        var newOwner = await after.Users.SingleAsync(u => u.Id == ownerId);
+        Assert.NotEqual(demo.Id, newOwner.Id);
+        var moved = (await _f.Redis.ExecuteAsync("HMGET", [_f.Keys.KeyLifetime(newOwner.Id.ToString(), key.Id.ToString()), "tokens", "spend"])).Items;
+        Assert.Equal(120L, moved[0].AsInt64());
+        Assert.Equal(13L, moved[1].AsInt64()); // 12.5 µ$ rounded up, as settlement counts it
+    }
+
+    [Fact]
     public async Task Deleting_the_manifest_revokes_the_key_everywhere()
     {
         _f.CopyRepositorySamples();
