@@ -5,8 +5,9 @@ namespace Gateway.Core.Enforcement;
 
 /// <summary>
 /// Keeps the usage stream bounded without losing events. Settlement never trims (a MAXLEN on XADD would
-/// drop entries the ledger writer has not persisted yet when it lags, e.g. while PostgreSQL is down);
-/// instead the ledger writer calls <see cref="TrimAcknowledgedAsync"/> after acknowledging entries. It
+/// drop entries the ledger writer has not persisted yet when it lags, e.g. while PostgreSQL is down).
+/// The ledger writer deletes what it persisted and acknowledged (XDEL); <see cref="TrimAcknowledgedAsync"/> is the
+/// tool for a stream some other consumer group also reads (an operator's own audit group, say). It
 /// removes only entries every consumer group has acknowledged: those below the group's oldest pending
 /// entry, or up to its last delivered entry when nothing is pending. A stream without groups is left whole.
 /// </summary>
