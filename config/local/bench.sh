@@ -266,25 +266,20 @@ start_operator() {
 }
 start_operator
 
-start proxy env \
-  ConnectionStrings__Redis="127.0.0.1:$redis_port" \
-  TokenGate__Redis__KeyPrefix="$prefix" TokenGate__PepperFile="$bench/pepper" \
-  TokenGate__Credentials__KeysDirectory="$bench/credential-keys" \
-  TokenGate__PricesDirectory="$root/config/prices" \
-  TokenGate__Management__Urls="http://127.0.0.1:$proxy_mgmt_port" \
-  TokenGate__Leases__Enabled=false \
-  dotnet "$(bin proxy/Gateway.Proxy)" --urls "http://127.0.0.1:$proxy_port"
-
-# The same proxy admitting through quota leases (TokenGate:Leases:Enabled, the default); the plain one above is exact
-# mode (leases off).
-start proxy_leases env \
-  ConnectionStrings__Redis="127.0.0.1:$redis_port" \
-  TokenGate__Redis__KeyPrefix="$prefix" TokenGate__PepperFile="$bench/pepper" \
-  TokenGate__Credentials__KeysDirectory="$bench/credential-keys" \
-  TokenGate__PricesDirectory="$root/config/prices" \
-  TokenGate__Management__Urls="http://127.0.0.1:$proxy_leases_mgmt_port" \
-  TokenGate__Leases__Enabled=true \
-  dotnet "$(bin proxy/Gateway.Proxy)" --urls "http://127.0.0.1:$proxy_leases_port"
+start_proxy() { # name port management_port leases
+  start "$1" env \
+    ConnectionStrings__Redis="127.0.0.1:$redis_port" \
+    TokenGate__Redis__KeyPrefix="$prefix" TokenGate__PepperFile="$bench/pepper" \
+    TokenGate__Credentials__KeysDirectory="$bench/credential-keys" \
+    TokenGate__PricesDirectory="$root/config/prices" \
+    TokenGate__Management__Urls="http://127.0.0.1:$3" \
+    TokenGate__Leases__Enabled="$4" \
+    dotnet "$(bin proxy/Gateway.Proxy)" --urls "http://127.0.0.1:$2"
+}
+# The proxy in exact mode (leases off), and the same proxy admitting through quota leases (TokenGate:Leases:Enabled,
+# the default).
+start_proxy proxy "$proxy_port" "$proxy_mgmt_port" false
+start_proxy proxy_leases "$proxy_leases_port" "$proxy_leases_mgmt_port" true
 
 wait_http "http://127.0.0.1:$mock_port/healthz" mock
 wait_http "http://127.0.0.1:$nginx_port/healthz" nginx

@@ -72,7 +72,7 @@ public sealed partial class Enforcer
         AddUnstampedFinishArgs(args, nowMs, requestId, "expire", 0, 0);
         UsageStreamFields.AddValuesTo(args, usage);
         var keys = new RedisArgBuffer(10);
-        AddFinishKeys(keys, reservationKey, usage.KeyId, usage.UserId, S("budget_key"));
+        AddFinishKeys(keys, reservationKey, usage.KeyId, _names.ForUser(usage.UserId), S("budget_key"));
         var reply = await _redis.EvalAsync(EnforcementScripts.Finish, keys, args, cancellationToken).ConfigureAwait(false);
         if (reply.Type != RespType.BulkString) return false;
         _outbox?.Written(reply.AsString()!, usage, L("reserved"), S("budget_key"));

@@ -186,7 +186,8 @@ public sealed partial class Enforcer
         RespValue reply;
         try
         {
-            AddFinishKeys(keys, ReservationKeyOf(reservation), reservation.KeyId, reservation.UserId, reservation.BudgetKey);
+            var userNames = _names.ForUser(reservation.UserId);
+            AddFinishKeys(keys, ReservationKeyOf(reservation, userNames), reservation.KeyId, userNames, reservation.BudgetKey);
             AddFinishArgs(args, reservation, "settle", actual, settlement.Usage.Tokens.Total);
             UsageStreamFields.AddValuesTo(args, settlement.Usage);
             reply = await _redis.EvalAsync(EnforcementScripts.Finish, keys, args, cancellationToken).ConfigureAwait(false);
@@ -212,7 +213,8 @@ public sealed partial class Enforcer
     public async Task<SettleOutcome> ReleaseAsync(Reservation reservation, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(reservation);
-        return await ReleaseAsync(reservation, reservation.RequestId, ReservationKeyOf(reservation), reservation.KeyId, reservation.UserId, reservation.BudgetKey, cancellationToken).ConfigureAwait(false);
+        var userNames = _names.ForUser(reservation.UserId);
+        return await ReleaseAsync(reservation, reservation.RequestId, ReservationKeyOf(reservation, userNames), reservation.KeyId, userNames, reservation.BudgetKey, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Like <see cref="ReleaseAsync(Reservation, CancellationToken)"/> when only the user and request id are at hand
@@ -222,7 +224,7 @@ public sealed partial class Enforcer
         var reservationKey = _names.ForUser(userId).ReservationStem + requestId;
         var fields = await ReadReservationAsync(reservationKey, cancellationToken).ConfigureAwait(false);
         if (fields is null) return SettleOutcome.AlreadySettled;
-        return await ReleaseAsync(null, requestId, reservationKey, fields["key_id"], fields["user_id"], fields["budget_key"], cancellationToken).ConfigureAwait(false);
+        return await ReleaseAsync(null, requestId, reservationKey, fields["key_id"], _names.ForUser(fields["user_id"]), fields["budget_key"], cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Moves a live reservation's lease (and its concurrency slots) to now + <paramref name="lease"/>, for
@@ -233,7 +235,7 @@ public sealed partial class Enforcer
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(lease, TimeSpan.Zero);
         var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var userNames = _names.ForUser(reservation.UserId);
-        RedisArg[] keys = [ReservationKeyOf(reservation), userNames.Reservations, _names.ForKey(reservation.UserId, reservation.KeyId).Inflight, userNames.Inflight];
+        RedisArg[] keys = [ReservationKeyOf(reservation, userNames), userNames.Reservations, _names.ForKey(reservation.UserId, reservation.KeyId).Inflight, userNames.Inflight];
         RedisArg[] args = [nowMs, reservation.RequestId, nowMs + (long)lease.TotalMilliseconds];
         var reply = await _redis.EvalAsync(EnforcementScripts.Extend, keys, args, cancellationToken).ConfigureAwait(false);
         return reply.AsInt64() == 1;
@@ -260,14 +262,14 @@ public sealed partial class Enforcer
         return computed;
     }
 
-    private async Task<SettleOutcome> ReleaseAsync(Reservation? reservation, string requestId, string reservationKey, string keyId, string userId, string budgetKey, CancellationToken cancellationToken)
+    private async Task<SettleOutcome> ReleaseAsync(Reservation? reservation, string requestId, string reservationKey, string keyId, UserNames userNames, string budgetKey, CancellationToken cancellationToken)
     {
         var keys = RedisArgBuffer.Rent();
         var args = RedisArgBuffer.Rent();
         RespValue reply;
         try
         {
-            AddFinishKeys(keys, reservationKey, keyId, userId, budgetKey);
+            AddFinishKeys(keys, reservationKey, keyId, userNames, budgetKey);
             if (reservation is null) AddUnstampedFinishArgs(args, _time.GetUtcNow().ToUnixTimeMilliseconds(), requestId, "release", 0, 0);
             else AddFinishArgs(args, reservation, "release", 0, 0);
             reply = await _redis.EvalAsync(EnforcementScripts.Finish, keys, args, cancellationToken).ConfigureAwait(false);
@@ -290,10 +292,9 @@ public sealed partial class Enforcer
         return fields;
     }
 
-    private void AddFinishKeys(RedisArgBuffer keys, string reservationKey, string keyId, string userId, string budgetKey)
+    private void AddFinishKeys(RedisArgBuffer keys, string reservationKey, string keyId, UserNames userNames, string budgetKey)
     {
-        var keyNames = _names.ForKey(userId, keyId);
-        var userNames = _names.ForUser(userId);
+        var keyNames = _names.ForKey(userNames.UserId, keyId);
         keys.Add(reservationKey); keys.Add(userNames.Reservations);
         keys.Add(keyNames.Inflight); keys.Add(userNames.Inflight);
         keys.Add(keyNames.RateCounters); keys.Add(userNames.RateCounters);
@@ -326,9 +327,9 @@ public sealed partial class Enforcer
     }
 
     // A reservation made by this process carries its key name; one built by a caller may not.
-    private string ReservationKeyOf(Reservation reservation)
+    private static string ReservationKeyOf(Reservation reservation, UserNames userNames)
     {
-        var stem = _names.ForUser(reservation.UserId).ReservationStem;
+        var stem = userNames.ReservationStem;
         return reservation.Admitted?.ReservationKey is { } cached && cached.Length == stem.Length + reservation.RequestId.Length
             && cached.EndsWith(reservation.RequestId, StringComparison.Ordinal) && cached.StartsWith(stem, StringComparison.Ordinal)
             ? cached

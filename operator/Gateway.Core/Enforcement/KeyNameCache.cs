@@ -57,6 +57,7 @@ internal sealed class UserNames(ProjectionKeys keys, string userId)
 {
     private BudgetKeyEntry? _budget;
 
+    public string UserId { get; } = userId;
     /// <summary>The user's shard (<see cref="ProjectionKeys.ShardOf"/>): every key below shares its hash tag.</summary>
     public int Shard { get; } = ProjectionKeys.ShardOf(userId);
     public string RateCounters { get; } = keys.UserRateCounters(userId);
@@ -76,7 +77,7 @@ internal sealed class UserNames(ProjectionKeys keys, string userId)
         var start = period.Start.ToUnixTimeSeconds();
         var cached = Volatile.Read(ref _budget);
         if (cached is not null && cached.StartSeconds == start) return cached.Key;
-        var key = keys.BudgetSpent(userId, start.ToString(CultureInfo.InvariantCulture));
+        var key = keys.BudgetSpent(UserId, start.ToString(CultureInfo.InvariantCulture));
         Volatile.Write(ref _budget, new BudgetKeyEntry(start, key));
         return key;
     }

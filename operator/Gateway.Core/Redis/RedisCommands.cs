@@ -1,3 +1,5 @@
+using Gateway.Core.Redis.Cluster;
+
 namespace Gateway.Core.Redis;
 
 /// <summary>Convenience wrappers over <see cref="IRedisClient.ExecuteAsync"/> for common string, key and pub/sub commands.</summary>
@@ -38,13 +40,13 @@ public static class RedisCommands
     }
 
     /// <summary>
-    /// GET of many keys, as MGET per hash tag: keys sharing a tag (<c>{...}</c>) go in one MGET, so no command spans two
-    /// slots on Redis Cluster; the MGETs are sent together. Returns one value per key, in order (null when missing).
+    /// GET of many keys, as one MGET per hash slot (<see cref="RedisKeySlot"/>), so no command spans two slots on Redis
+    /// Cluster; the MGETs are sent together. Returns one value per key, in order (null when missing).
     /// </summary>
-    public static async Task<IReadOnlyList<RespValue>> MGetByTagAsync(this IRedisClient client, IReadOnlyList<string> keys, CancellationToken cancellationToken = default)
+    public static async Task<IReadOnlyList<RespValue>> MGetPerSlotAsync(this IRedisClient client, IReadOnlyList<string> keys, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(keys);
-        var groups = keys.Select((key, index) => (key, index)).GroupBy(k => HashTag(k.key)).ToArray();
+        var groups = keys.Select((key, index) => (key, index)).GroupBy(k => RedisKeySlot.Of(k.key)).ToArray();
         var replies = await Task.WhenAll(groups.Select(g =>
             client.ExecuteAsync("MGET", g.Select(k => (RedisArg)k.key).ToList(), cancellationToken))).ConfigureAwait(false);
         var values = new RespValue[keys.Count];
@@ -54,17 +56,6 @@ public static class RedisCommands
             foreach (var (_, index) in groups[g]) values[index] = replies[g].Items[j++];
         }
         return values;
-    }
-
-    /// <summary>The part of a key Redis Cluster hashes: the text between the first '{' and the next '}' when not empty,
-    /// else the whole key.</summary>
-    public static string HashTag(string key)
-    {
-        ArgumentNullException.ThrowIfNull(key);
-        var open = key.IndexOf('{', StringComparison.Ordinal);
-        if (open < 0) return key;
-        var close = key.IndexOf('}', open + 1);
-        return close > open + 1 ? key.Substring(open + 1, close - open - 1) : key;
     }
 
     /// <summary>INCRBY key delta; returns the new value.</summary>

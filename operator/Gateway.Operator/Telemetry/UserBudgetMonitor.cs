@@ -80,8 +80,8 @@ public sealed partial class UserBudgetMonitor(
         }
         var result = new Dictionary<string, double>(StringComparer.Ordinal);
         if (budgetKeys.Count == 0) return result;
-        // The budget keys live in their users' shards: one MGET per shard.
-        var values = await redis.MGetByTagAsync(budgetKeys, cancellationToken);
+        // The budget keys live in their users' shards: one MGET per slot.
+        var values = await redis.MGetPerSlotAsync(budgetKeys, cancellationToken);
         for (var i = 0; i < names.Count; i++)
         {
             var v = values[i];

@@ -205,8 +205,8 @@ public sealed partial class AccountUsageSync(
             var totals = await UpstreamWindows.AddAndReadAsync(redis, keys, _windowDeltas, cancellationToken).ConfigureAwait(false);
             // Pushed: from here a failure must not put the counts back (they are in Redis).
             _windowDeltas.Clear();
-            // Each OAuth account's keys carry its own hash tag: one MGET per account.
-            var refreshing = _leaseKeys.Count == 0 ? null : await redis.MGetByTagAsync(_leaseKeys, cancellationToken).ConfigureAwait(false);
+            // Each OAuth account's keys carry its own hash tag: one MGET per slot.
+            var refreshing = _leaseKeys.Count == 0 ? null : await redis.MGetPerSlotAsync(_leaseKeys, cancellationToken).ConfigureAwait(false);
             for (var i = 0; i < _windowHealths.Count; i++) _windowHealths[i].ApplyWindows(totals[i]);
             for (var i = 0; i < _oauthHealths.Count; i++)
                 _oauthHealths[i].SetRefreshing(refreshing is not null && i < refreshing.Count && !refreshing[i].IsNull);

@@ -36,7 +36,7 @@ public sealed class ProjectionKeysTests
     {
         const string user = "7d1c0f5e-1111-4a4a-9c9c-000000000042";
         var shard = ProjectionKeys.ShardOf(user);
-        var tag = RedisCommands.HashTag(_keys.Balance(user));
+        var tag = RedisKeySlot.HashTag(_keys.Balance(user));
         Assert.Equal(ProjectionKeys.ShardTag(shard), "{" + tag + "}");
         string[] userKeys =
         [
@@ -47,7 +47,7 @@ public sealed class ProjectionKeysTests
             _keys.Lease(user, "lease-1"), _keys.LeaseInflight(user, "lease-1"), _keys.Leases(shard), _keys.UserLeases(user),
             _keys.UsageStream(shard), _keys.RechargeRefund(user, "r-1"),
         ];
-        Assert.All(userKeys, k => Assert.Equal(tag, RedisCommands.HashTag(k)));
+        Assert.All(userKeys, k => Assert.Equal(tag, RedisKeySlot.HashTag(k)));
         Assert.All(userKeys, k => Assert.StartsWith("tg:", k, StringComparison.Ordinal));
         // Names stay distinct per id.
         Assert.NotEqual(_keys.KeyLifetime(user, "key-1"), _keys.KeyLifetime(user, "key-2"));
@@ -75,13 +75,13 @@ public sealed class ProjectionKeysTests
     public void The_projections_shared_entries_share_one_tag_and_the_upstream_counters_another()
     {
         string[] meta = [_keys.Key("abc"), _keys.User("u1"), _keys.Upstreams, _keys.Epoch, _keys.Rebuilding];
-        Assert.All(meta, k => Assert.Equal("meta", RedisCommands.HashTag(k)));
+        Assert.All(meta, k => Assert.Equal("meta", RedisKeySlot.HashTag(k)));
         string[] up = [_keys.UpstreamUsage("ns/a", 1), _keys.UpstreamUsage("ns/b", 2), _keys.UpstreamInFlight("ns/a"), _keys.UpstreamCooldown("ns/b"),
             _keys.UpstreamWindows("ns/c")];
-        Assert.All(up, k => Assert.Equal("up", RedisCommands.HashTag(k)));
+        Assert.All(up, k => Assert.Equal("up", RedisKeySlot.HashTag(k)));
         // The operator's OAuth keys of one account share that account's tag.
-        Assert.Equal("ns/a", RedisCommands.HashTag(_keys.UpstreamRefreshLease("ns/a")));
-        Assert.Equal("ns/a", RedisCommands.HashTag(_keys.UpstreamRefreshRequest("ns/a")));
+        Assert.Equal("ns/a", RedisKeySlot.HashTag(_keys.UpstreamRefreshLease("ns/a")));
+        Assert.Equal("ns/a", RedisKeySlot.HashTag(_keys.UpstreamRefreshRequest("ns/a")));
     }
 
     [Theory]
@@ -90,5 +90,5 @@ public sealed class ProjectionKeysTests
     [InlineData("a{}b{c}", "a{}b{c}")]
     [InlineData("a{{b}}", "{b")]
     [InlineData("a{b", "a{b")]
-    public void The_hash_tag_is_what_Redis_Cluster_hashes(string key, string hashed) => Assert.Equal(hashed, RedisCommands.HashTag(key));
+    public void The_hash_tag_is_what_Redis_Cluster_hashes(string key, string hashed) => Assert.Equal(hashed, RedisKeySlot.HashTag(key));
 }

@@ -54,14 +54,29 @@ public static class RedisKeySlot
     /// <summary>The slot of a key given as raw bytes.</summary>
     public static int Of(ReadOnlySpan<byte> key)
     {
-        var open = key.IndexOf((byte)'{');
-        if (open >= 0)
+        var (start, length) = Hashed(key, (byte)'{', (byte)'}');
+        return Crc16(key.Slice(start, length)) & (Count - 1);
+    }
+
+    /// <summary>The part of <paramref name="key"/> Redis Cluster hashes: its hash tag, or the whole key without one.</summary>
+    public static string HashTag(string key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        var (start, length) = Hashed(key.AsSpan(), '{', '}');
+        return length == key.Length ? key : key.Substring(start, length);
+    }
+
+    // The text between the first '{' and the next '}' when it is not empty, else the whole key ("{}" does not count).
+    // Both braces are ASCII, so the same positions hold for a key's chars and its UTF-8 bytes.
+    private static (int Start, int Length) Hashed<T>(ReadOnlySpan<T> key, T open, T close) where T : IEquatable<T>
+    {
+        var at = key.IndexOf(open);
+        if (at >= 0)
         {
-            var close = key[(open + 1)..].IndexOf((byte)'}');
-            // "{}" (an empty tag) does not count: the whole key is hashed.
-            if (close > 0) key = key.Slice(open + 1, close);
+            var end = key[(at + 1)..].IndexOf(close);
+            if (end > 0) return (at + 1, end);
         }
-        return Crc16(key) & (Count - 1);
+        return (0, key.Length);
     }
 
     /// <summary>CRC16/XMODEM (polynomial 0x1021, initial value 0, no reflection), as Redis Cluster uses it.</summary>
